@@ -1,0 +1,50 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The audit library is freestanding C: no libc, no Swift runtime, no DT_NEEDED.
+// ld.so resolves an audit library's dependencies through the traced program's
+// RPATH/RUNPATH, so any dependency would add thousands of lookups to the record.
+let freestanding: [String] = [
+    "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector",
+    "-fvisibility=hidden", "-fPIC", "-O2", "-Wall", "-Wextra",
+]
+
+let package = Package(
+    name: "loadprobe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "loadprobe", targets: ["LoadProbe"]),
+        .library(name: "loadprobe-audit", type: .dynamic, targets: ["AuditLib"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "AuditLib",
+            path: "audit-lib",
+            exclude: ["README.md"],
+            cSettings: [.unsafeFlags(freestanding)],
+            linkerSettings: [.unsafeFlags(["-no-toolchain-stdlib-rpath", "-Xclang-linker", "-nostdlib", "-Xlinker", "--as-needed", "-Xlinker", "--no-undefined"])]
+        ),
+        .target(
+            name: "CAudit",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .systemLibrary(name: "CLibElf", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
+        .target(name: "TraceFormat"),
+        .target(name: "Tracer", dependencies: ["CAudit", "TraceFormat"]),
+        .target(name: "Report", dependencies: ["TraceFormat", "CLibElf"]),
+        .executableTarget(
+            name: "LoadProbe",
+            dependencies: [
+                "Tracer", "Report",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
+        .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat"]),
+        .testTarget(name: "ExplainTests", dependencies: ["Report"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+int lp_placeholder(void) { return 0; }

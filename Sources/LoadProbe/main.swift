@@ -1,0 +1,3 @@
+import Tracer
+import Report
+print("loadprobe")

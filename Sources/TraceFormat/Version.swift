@@ -1,0 +1,1 @@
+public enum TraceFormatVersion { public static let current = 1 }
