@@ -1,3 +1,0 @@
-import Tracer
-import Report
-print("loadprobe")
