@@ -1,1 +1,310 @@
-int lp_placeholder(void) { return 0; }
+#ifndef _GNU_SOURCE
+#error "CAudit needs _GNU_SOURCE (set in Package.swift's cSettings)"
+#endif
+#include "CAudit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gnu/libc-version.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+const uint32_t lp_native_audit_arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+const uint32_t lp_native_audit_arch = AUDIT_ARCH_AARCH64;
+#else
+#error "loadprobe supports x86_64 and aarch64"
+#endif
+
+/* Traced system calls of this architecture. aarch64 has only the *at forms. */
+static const struct { long nr; int call; } lp_calls[] = {
+#ifdef SYS_open
+    { SYS_open, LP_CALL_OPEN },
+#endif
+#ifdef SYS_creat
+    { SYS_creat, LP_CALL_CREAT },
+#endif
+#ifdef SYS_stat
+    { SYS_stat, LP_CALL_STAT },
+#endif
+#ifdef SYS_lstat
+    { SYS_lstat, LP_CALL_LSTAT },
+#endif
+#ifdef SYS_access
+    { SYS_access, LP_CALL_ACCESS },
+#endif
+#ifdef SYS_readlink
+    { SYS_readlink, LP_CALL_READLINK },
+#endif
+    { SYS_openat, LP_CALL_OPENAT },
+    { 437 /* openat2 */, LP_CALL_OPENAT2 },
+    { SYS_newfstatat, LP_CALL_NEWFSTATAT },
+    { SYS_statx, LP_CALL_STATX },
+    { SYS_faccessat, LP_CALL_FACCESSAT },
+    { 439 /* faccessat2 */, LP_CALL_FACCESSAT2 },
+    { SYS_readlinkat, LP_CALL_READLINKAT },
+    { SYS_execve, LP_CALL_EXECVE },
+    { SYS_execveat, LP_CALL_EXECVEAT },
+};
+#define LP_NCALLS ((int)(sizeof lp_calls / sizeof lp_calls[0]))
+
+int lp_call_for_nr(uint64_t nr) {
+    if (nr == (uint64_t)SYS_close) return LP_CALL_PREINIT_SIGNAL;
+    for (int i = 0; i < LP_NCALLS; i++)
+        if ((uint64_t)lp_calls[i].nr == nr) return lp_calls[i].call;
+    return 0;
+}
+
+long lp_ptrace(int request, pid_t pid, uintptr_t addr, uintptr_t data) {
+    return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);
+}
+
+int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out) {
+    struct __ptrace_syscall_info info;
+    memset(&info, 0, sizeof info);
+    long n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof info, &info);
+    if (n <= 0) return -1;
+    memset(out, 0, sizeof *out);
+    out->op = info.op;
+    out->arch = info.arch;
+    switch (info.op) {
+    case PTRACE_SYSCALL_INFO_ENTRY:
+        out->nr = info.entry.nr;
+        memcpy(out->args, info.entry.args, sizeof out->args);
+        break;
+    case PTRACE_SYSCALL_INFO_SECCOMP:
+        out->nr = info.seccomp.nr;
+        memcpy(out->args, info.seccomp.args, sizeof out->args);
+        break;
+    case PTRACE_SYSCALL_INFO_EXIT:
+        out->rval = info.exit.rval;
+        out->is_error = info.exit.is_error;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+long lp_read_memory(pid_t pid, uintptr_t addr, void *out, size_t n) {
+    struct iovec local = { out, n }, remote = { (void *)addr, n };
+    ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    return r < 0 ? -1 : (long)r;
+}
+
+long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap) {
+    if (cap == 0) return -1;
+    size_t got = 0;
+    const size_t page = 4096;
+    while (got + 1 < cap) {
+        uintptr_t at = addr + got;
+        size_t chunk = page - (at % page);
+        if (chunk > cap - 1 - got) chunk = cap - 1 - got;
+        struct iovec local = { out + got, chunk }, remote = { (void *)at, chunk };
+        ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (r <= 0) { out[got] = 0; return got ? (long)got : -1; }
+        void *nul = memchr(out + got, 0, (size_t)r);
+        if (nul) return (long)((char *)nul - out);
+        got += (size_t)r;
+    }
+    out[got] = 0;
+    return (long)got;
+}
+
+int lp_wifexited(int s) { return WIFEXITED(s); }
+int lp_wexitstatus(int s) { return WEXITSTATUS(s); }
+int lp_wifsignaled(int s) { return WIFSIGNALED(s); }
+int lp_wtermsig(int s) { return WTERMSIG(s); }
+int lp_wcoredump(int s) { return WCOREDUMP(s); }
+int lp_wifstopped(int s) { return WIFSTOPPED(s); }
+int lp_wstopsig(int s) { return WSTOPSIG(s); }
+
+pid_t lp_wait_all(int *status) {
+    pid_t p;
+    do { p = waitpid(-1, status, __WALL); } while (p < 0 && errno == EINTR);
+    return p;
+}
+
+/* What loadprobe was started with: the program gets the same. Captured before
+ * Swift's runtime or our own handlers can change anything. */
+static sigset_t lp_initial_mask;
+static int lp_initial_ignored[65];
+__attribute__((constructor)) static void lp_capture_initial_signals(void) {
+    sigprocmask(SIG_SETMASK, NULL, &lp_initial_mask);
+    for (int s = 1; s < 65; s++) {
+        struct sigaction sa;
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        if (sigaction(s, NULL, &sa) == 0) lp_initial_ignored[s] = (sa.sa_handler == SIG_IGN);
+    }
+}
+
+/* The seccomp filter: RET_TRACE for the traced calls and for the audit
+ * library's close(LP_PREINIT_MAGIC_FD); everything else, and every call of a
+ * foreign ABI (x32, i386), is allowed without a stop. */
+static int lp_install_filter(void) {
+    struct sock_filter prog[8 + 2 * LP_NCALLS + 8];
+    int n = 0;
+    const int ntraced = LP_NCALLS;
+    /* [0] load arch; [1] if not native, allow. Jumps are patched below. */
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    int arch_check = n;
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, lp_native_audit_arch, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+    int x32_check = n; /* x32 calls have bit 30 set */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 0);
+#endif
+    int first_cmp = n;
+    for (int i = 0; i < ntraced; i++)
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lp_calls[i].nr, 0, 0);
+    int close_cmp = n; /* close: traced only for the magic fd (low 32 bits of arg 0) */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_close, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    int magic_cmp = n;
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)LP_PREINIT_MAGIC_FD, 0, 0);
+    int allow = n;
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    int trace = n;
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+
+    /* BPF jumps go forward only: patch the offsets now that targets are known. */
+    prog[arch_check].jt = 0;
+    prog[arch_check].jf = (uint8_t)(allow - arch_check - 1);
+#if defined(__x86_64__)
+    prog[x32_check].jt = (uint8_t)(allow - x32_check - 1);
+    prog[x32_check].jf = 0;
+#endif
+    for (int i = first_cmp; i < first_cmp + ntraced; i++) {
+        prog[i].jt = (uint8_t)(trace - i - 1);
+        prog[i].jf = 0;
+    }
+    prog[close_cmp].jt = 0;
+    prog[close_cmp].jf = (uint8_t)(allow - close_cmp - 1);
+    prog[magic_cmp].jt = (uint8_t)(trace - magic_cmp - 1);
+    prog[magic_cmp].jf = (uint8_t)(allow - magic_cmp - 1);
+
+    struct sock_fprog fprog = { .len = (unsigned short)n, .filter = prog };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+}
+
+pid_t lp_spawn(const char *path, char *const argv[], char *const envp[],
+               const struct lp_spawn_options *opts, int *result_fd) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) { close(pipefd[0]); close(pipefd[1]); return -1; }
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls from here to exec. */
+        close(pipefd[0]);
+        for (int s = 1; s < 65; s++) {
+            if (s == SIGKILL || s == SIGSTOP) continue;
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = lp_initial_ignored[s] ? SIG_IGN : SIG_DFL;
+            sigaction(s, &sa, NULL);
+        }
+        if (opts->cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(opts->cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        int err = 0;
+        if (opts->install_filter && lp_install_filter() != 0) err = errno ? errno : EINVAL;
+        if (!err) {
+            sigprocmask(SIG_SETMASK, &lp_initial_mask, NULL);
+            if (opts->stop_before_exec) raise(SIGSTOP);
+            execve(path, argv, envp);
+            err = errno;
+        }
+        ssize_t w;
+        do { w = write(pipefd[1], &err, sizeof err); } while (w < 0 && errno == EINTR);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    *result_fd = pipefd[0];
+    return pid;
+}
+
+int lp_spawn_exec_result(int fd) {
+    int err = 0;
+    ssize_t r;
+    do { r = read(fd, &err, sizeof err); } while (r < 0 && errno == EINTR);
+    close(fd);
+    return r == (ssize_t)sizeof err ? err : 0;
+}
+
+int lp_pin_self(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
+int lp_allowed_cpus(int *cpus, int cap) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < cap; c++)
+        if (CPU_ISSET(c, &set)) cpus[n++] = c;
+    return n;
+}
+
+int lp_set_affinity(pid_t tid, const int *cpus, int n) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < n; i++) CPU_SET(cpus[i], &set);
+    return sched_setaffinity(tid, sizeof set, &set) == 0 ? 0 : errno;
+}
+
+static volatile sig_atomic_t lp_forward_pid;
+static volatile sig_atomic_t lp_forwarded;
+static void lp_forward_handler(int sig, siginfo_t *info, void *ctx) {
+    (void)ctx;
+    /* A terminal's signal reaches the whole foreground process group, the
+     * program included: forward only what was sent to loadprobe alone. */
+    if (info && info->si_code == SI_KERNEL) return;
+    pid_t p = (pid_t)lp_forward_pid;
+    if (p > 0) { kill(p, sig); lp_forwarded = sig; }
+}
+
+void lp_forward_signals_to(pid_t pid) {
+    static const int sigs[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM };
+    lp_forward_pid = pid;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        if (pid > 0) {
+            sa.sa_sigaction = lp_forward_handler;
+            sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        } else {
+            sa.sa_handler = lp_initial_ignored[sigs[i]] ? SIG_IGN : SIG_DFL;
+        }
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int lp_last_forwarded_signal(void) { return (int)lp_forwarded; }
+
+uint64_t lp_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *lp_libc_version(void) { return gnu_get_libc_version(); }

@@ -1,5 +1,95 @@
+/*
+ * CAudit: the few system-call shims Swift cannot call directly (variadic
+ * ptrace, fork→seccomp→exec in one async-signal-safe function, seccomp filter
+ * install, signal forwarding), plus the audit wire format shared with audit-lib/.
+ * Every symbol carries the lp_ prefix.
+ */
 #ifndef CAUDIT_H
 #define CAUDIT_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
 #include "loadprobe_wire.h"
-int lp_placeholder(void);
+
+/* The traced calls, numbered independently of the architecture. */
+enum lp_call {
+    LP_CALL_OPEN = 1, LP_CALL_OPENAT, LP_CALL_OPENAT2, LP_CALL_CREAT,
+    LP_CALL_STAT, LP_CALL_LSTAT, LP_CALL_NEWFSTATAT, LP_CALL_STATX,
+    LP_CALL_ACCESS, LP_CALL_FACCESSAT, LP_CALL_FACCESSAT2,
+    LP_CALL_READLINK, LP_CALL_READLINKAT, LP_CALL_EXECVE, LP_CALL_EXECVEAT,
+    LP_CALL_PREINIT_SIGNAL, /* close(LP_PREINIT_MAGIC_FD) from the audit library */
+    LP_CALL_COUNT
+};
+
+/* Architecture syscall number → enum lp_call (0 when not traced). */
+int lp_call_for_nr(uint64_t nr);
+/* The native audit architecture (AUDIT_ARCH_*) of this build. */
+extern const uint32_t lp_native_audit_arch;
+
+/* ptrace without varargs. */
+long lp_ptrace(int request, pid_t pid, uintptr_t addr, uintptr_t data);
+
+/* PTRACE_GET_SYSCALL_INFO, flattened. op: 0 none, 1 entry, 2 exit, 3 seccomp. */
+struct lp_syscall_info {
+    uint8_t op;
+    uint32_t arch;
+    uint64_t nr;
+    uint64_t args[6];
+    int64_t rval;
+    uint8_t is_error;
+};
+int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out);
+
+/* Reads a NUL-terminated string of at most cap-1 bytes from another process,
+ * page by page (process_vm_readv fails as a whole at an unmapped page).
+ * Returns its length, or -1. out is always NUL-terminated when cap > 0. */
+long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap);
+/* Reads n bytes; returns bytes read or -1. */
+long lp_read_memory(pid_t pid, uintptr_t addr, void *out, size_t n);
+
+/* Wait-status macros as functions. */
+int lp_wifexited(int s); int lp_wexitstatus(int s);
+int lp_wifsignaled(int s); int lp_wtermsig(int s); int lp_wcoredump(int s);
+int lp_wifstopped(int s); int lp_wstopsig(int s);
+/* waitpid(-1, &status, __WALL), retrying EINTR. Returns pid or -1 (errno kept). */
+pid_t lp_wait_all(int *status);
+
+/* Spawning. */
+struct lp_spawn_options {
+    int install_filter;   /* seccomp RET_TRACE filter for the traced calls */
+    int stop_before_exec; /* raise SIGSTOP before execve so the parent can PTRACE_SEIZE */
+    int cpu;              /* ≥0: pin the child to this CPU before exec */
+};
+/* fork; in the child: [no_new_privs + seccomp filter], [pin], [SIGSTOP], execve(path, argv, envp).
+ * An exec failure's errno comes back through a CLOEXEC pipe: returns the child
+ * pid and sets *exec_errno to 0 when exec happened, or to its errno (the child
+ * has then exited with 127). When stop_before_exec is set, the caller must
+ * seize and continue the child before the exec outcome is known: pass NULL and
+ * call lp_spawn_exec_result(fd) later with *result_fd. Returns -1 when fork fails. */
+pid_t lp_spawn(const char *path, char *const argv[], char *const envp[],
+               const struct lp_spawn_options *opts, int *result_fd);
+/* Reads the exec outcome from the pipe lp_spawn gave: 0 when exec happened, else errno. Closes fd. */
+int lp_spawn_exec_result(int fd);
+
+/* Pin the calling thread to one CPU; returns 0 or errno. */
+int lp_pin_self(int cpu);
+/* The CPUs the calling thread may run on: fills cpus (up to cap), returns the count. */
+int lp_allowed_cpus(int *cpus, int cap);
+/* Set the affinity mask of tid to the given CPU list; returns 0 or errno. */
+int lp_set_affinity(pid_t tid, const int *cpus, int n);
+
+/* Signals: while tracing, SIGINT/SIGQUIT from the terminal reach the program
+ * directly (same process group); a signal sent to loadprobe itself by kill()
+ * (SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2) is forwarded to the
+ * program. lp_forward_signals_to(pid) installs the handlers; 0 to stop. */
+void lp_forward_signals_to(pid_t pid);
+/* The last signal forwarded (0 if none). */
+int lp_last_forwarded_signal(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t lp_monotonic_ns(void);
+/* The running glibc's version string ("2.36"), or "" on another libc. */
+const char *lp_libc_version(void);
+
 #endif

@@ -1,0 +1,192 @@
+/// The file-lookup system calls loadprobe traces. Raw values are the trace's
+/// (and CAudit's `enum lp_call`) numbering, independent of the architecture.
+public enum FileCall: UInt8, CaseIterable, Sendable {
+    case open = 1, openat, openat2, creat, stat, lstat, newfstatat, statx
+    case access, faccessat, faccessat2, readlink, readlinkat, execve, execveat
+
+    /// The kernel's name for the call, as strace prints it.
+    public var name: String {
+        switch self {
+        case .open: "open"
+        case .openat: "openat"
+        case .openat2: "openat2"
+        case .creat: "creat"
+        case .stat: "stat"
+        case .lstat: "lstat"
+        case .newfstatat: "newfstatat"
+        case .statx: "statx"
+        case .access: "access"
+        case .faccessat: "faccessat"
+        case .faccessat2: "faccessat2"
+        case .readlink: "readlink"
+        case .readlinkat: "readlinkat"
+        case .execve: "execve"
+        case .execveat: "execveat"
+        }
+    }
+
+    public var isOpen: Bool { self == .open || self == .openat || self == .openat2 || self == .creat }
+    public var isStat: Bool { self == .stat || self == .lstat || self == .newfstatat || self == .statx }
+    public var isExec: Bool { self == .execve || self == .execveat }
+}
+
+/// A path in the trace: an interned directory (everything before the last
+/// slash) and an interned base name. `0` means "none".
+public struct PathRef: Hashable, Sendable {
+    public var dir: UInt32
+    public var base: UInt32
+    public init(dir: UInt32, base: UInt32) { self.dir = dir; self.base = base }
+    public static let none = PathRef(dir: 0, base: 0)
+}
+
+/// One traced system call, entry and exit joined.
+public struct SyscallEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var call: FileCall
+    /// The dirfd argument of the *at calls (AT_FDCWD is -100); nil for the others.
+    public var dirfd: Int32?
+    public var path: PathRef
+    /// The path resolved against dirfd or the working directory; nil when the
+    /// path was absolute (then it is `path`) or could not be resolved.
+    public var resolved: PathRef?
+    /// open flags, the AT_* flags of stat calls, the mode of access calls.
+    public var flags: UInt64
+    /// The return value; negative values are -errno.
+    public var result: Int64
+    /// false when the process ended (or was killed) before the call returned.
+    public var completed: Bool
+    /// true for the calls made by loadprobe's own audit library (its open,
+    /// fstat and record files); left out of the program's counts.
+    public var own: Bool
+    public var entryNs: UInt64
+    public var exitNs: UInt64
+
+    public init(pid: Int32, tid: Int32, call: FileCall, dirfd: Int32?, path: PathRef, resolved: PathRef?,
+                flags: UInt64, result: Int64, completed: Bool, own: Bool, entryNs: UInt64, exitNs: UInt64) {
+        self.pid = pid; self.tid = tid; self.call = call; self.dirfd = dirfd; self.path = path
+        self.resolved = resolved; self.flags = flags; self.result = result; self.completed = completed
+        self.own = own; self.entryNs = entryNs; self.exitNs = exitNs
+    }
+
+    public var failed: Bool { completed && result < 0 }
+    public var errno: Int32 { result < 0 ? Int32(truncatingIfNeeded: -result) : 0 }
+}
+
+/// Kinds of audit records, as in loadprobe_wire.h.
+public enum AuditKind: UInt8, Sendable {
+    case image = 1, objsearch, objopen, activity, preinit, objclose
+}
+
+/// Where ld.so took a candidate path from: la_objsearch's flag.
+public enum SearchOrigin: UInt16, Sendable, CaseIterable {
+    case orig = 0x01, libpath = 0x02, runpath = 0x04, config = 0x08, defaultDirs = 0x40, secure = 0x80
+
+    /// The name the report uses (loadprobe-report/1 `byOrigin` keys).
+    public var reportName: String {
+        switch self {
+        case .orig: "ORIG"
+        case .libpath: "LD_LIBRARY_PATH"
+        case .runpath: "RUNPATH"
+        case .config: "CONFIG"
+        case .defaultDirs: "DEFAULT"
+        case .secure: "SECURE"
+        }
+    }
+}
+
+/// One record of the audit library (rtld-audit), moved into the trace.
+public struct AuditEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var kind: AuditKind
+    public var flag: UInt16
+    public var lmid: Int32
+    public var name: PathRef
+    public var seq: UInt32
+    public var timeNs: UInt64
+    public init(pid: Int32, kind: AuditKind, flag: UInt16, lmid: Int32, name: PathRef, seq: UInt32, timeNs: UInt64) {
+        self.pid = pid; self.kind = kind; self.flag = flag; self.lmid = lmid; self.name = name
+        self.seq = seq; self.timeNs = timeNs
+    }
+}
+
+public enum ProcessStart: UInt8, Sendable {
+    case root = 0, fork, vfork, clone, thread
+}
+
+/// A process or thread appearing.
+public struct ProcessEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var parent: Int32
+    public var how: ProcessStart
+    public var timeNs: UInt64
+    public init(pid: Int32, tid: Int32, parent: Int32, how: ProcessStart, timeNs: UInt64) {
+        self.pid = pid; self.tid = tid; self.parent = parent; self.how = how; self.timeNs = timeNs
+    }
+}
+
+/// A successful exec: the process now runs `path` with `argv`.
+public struct ExecEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var formerTid: Int32
+    public var path: PathRef
+    public var argv: [UInt32]
+    public var timeNs: UInt64
+    public init(pid: Int32, formerTid: Int32, path: PathRef, argv: [UInt32], timeNs: UInt64) {
+        self.pid = pid; self.formerTid = formerTid; self.path = path; self.argv = argv; self.timeNs = timeNs
+    }
+}
+
+/// A process (thread group) or a thread ended; `status` is the raw wait status.
+public struct ExitEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var status: Int32
+    public var timeNs: UInt64
+    public init(pid: Int32, tid: Int32, status: Int32, timeNs: UInt64) {
+        self.pid = pid; self.tid = tid; self.status = status; self.timeNs = timeNs
+    }
+    /// The signal that killed it, or nil when it exited.
+    public var signal: Int32? { (status & 0x7f) != 0 && (status & 0x7f) != 0x7f ? status & 0x7f : nil }
+    public var exitCode: Int32? { signal == nil ? (status >> 8) & 0xff : nil }
+}
+
+/// A remark about a process that a reader should show (why audit was off, …).
+public struct NoteEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var text: UInt32
+    public init(pid: Int32, text: UInt32) { self.pid = pid; self.text = text }
+}
+
+public enum TraceEvent: Sendable, Equatable {
+    case syscall(SyscallEvent)
+    case audit(AuditEvent)
+    case process(ProcessEvent)
+    case exec(ExecEvent)
+    case exit(ExitEvent)
+    case note(NoteEvent)
+
+    public var pid: Int32 {
+        switch self {
+        case .syscall(let e): e.pid
+        case .audit(let e): e.pid
+        case .process(let e): e.pid
+        case .exec(let e): e.pid
+        case .exit(let e): e.pid
+        case .note(let e): e.pid
+        }
+    }
+
+    /// The time the event is ordered by (a call's entry time).
+    public var timeNs: UInt64 {
+        switch self {
+        case .syscall(let e): e.entryNs
+        case .audit(let e): e.timeNs
+        case .process(let e): e.timeNs
+        case .exec(let e): e.timeNs
+        case .exit(let e): e.timeNs
+        case .note: 0
+        }
+    }
+}

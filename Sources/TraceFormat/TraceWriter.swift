@@ -1,0 +1,212 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct TraceWriteError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Appends events to a trace file. Records are buffered and written a chunk at
+/// a time, so a kill of loadprobe itself loses at most the last chunk; every
+/// chunk on disk is complete and readable.
+public final class TraceWriter {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private var strings: [String: UInt32] = [:]
+    private var nextString: UInt32 = 1
+    private var lastTime: UInt64 = 0
+    private let chunkBytes: Int
+    public private(set) var bytesWritten: Int = 0
+    public private(set) var eventsWritten: Int = 0
+
+    /// Takes ownership of `fd` (closed by `close()`).
+    public init(fd: Int32, chunkBytes: Int = 1 << 20) throws {
+        self.fd = fd
+        self.chunkBytes = chunkBytes
+        buffer.reserveCapacity(chunkBytes + 4096)
+        var header = TraceWire.magic
+        appendLE32(&header, TraceWire.version)
+        appendLE32(&header, 0)
+        try writeAll(header)
+    }
+
+    // MARK: strings and paths
+
+    public func intern(_ s: String) -> UInt32 {
+        if let id = strings[s] { return id }
+        let id = nextString
+        nextString += 1
+        strings[s] = id
+        buffer.append(TraceWire.Kind.string.rawValue)
+        let utf8 = Array(s.utf8)
+        putVar(UInt64(utf8.count))
+        buffer.append(contentsOf: utf8)
+        return id
+    }
+
+    /// Interns a path as directory + base name (split at the last slash).
+    public func internPath(_ path: String) -> PathRef {
+        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
+            let dir = String(path[path.startIndex..<slash])
+            let base = String(path[path.index(after: slash)...])
+            return PathRef(dir: intern(dir), base: intern(base))
+        }
+        return PathRef(dir: 0, base: intern(path))
+    }
+
+    // MARK: records
+
+    public func meta(_ key: String, _ value: String) throws {
+        let k = intern(key), v = intern(value)
+        buffer.append(TraceWire.Kind.meta.rawValue)
+        putVar(UInt64(k)); putVar(UInt64(v))
+        try record()
+    }
+
+    public func write(_ e: SyscallEvent) throws {
+        buffer.append(TraceWire.Kind.syscall.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putSigned(Int64(e.tid) - Int64(e.pid))
+        buffer.append(e.call.rawValue)
+        var bits: UInt64 = 0
+        if e.own { bits |= TraceWire.sysOwn }
+        if !e.completed { bits |= TraceWire.sysIncomplete }
+        if e.resolved != nil { bits |= TraceWire.sysHasResolved }
+        if e.dirfd != nil { bits |= TraceWire.sysHasDirfd }
+        putVar(bits)
+        if let d = e.dirfd { putSigned(Int64(d)) }
+        putPath(e.path)
+        if let r = e.resolved { putPath(r) }
+        putVar(e.flags)
+        putSigned(e.result)
+        putTime(e.entryNs)
+        putVar(e.exitNs >= e.entryNs ? e.exitNs - e.entryNs : 0)
+        try record()
+    }
+
+    public func write(_ e: AuditEvent) throws {
+        buffer.append(TraceWire.Kind.audit.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        buffer.append(e.kind.rawValue)
+        putVar(UInt64(e.flag))
+        putSigned(Int64(e.lmid))
+        putPath(e.name)
+        putVar(UInt64(e.seq))
+        putTime(e.timeNs)
+        try record()
+    }
+
+    public func write(_ e: ProcessEvent) throws {
+        buffer.append(TraceWire.Kind.process.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putSigned(Int64(e.tid) - Int64(e.pid))
+        putVar(UInt64(UInt32(bitPattern: e.parent)))
+        buffer.append(e.how.rawValue)
+        putTime(e.timeNs)
+        try record()
+    }
+
+    public func write(_ e: ExecEvent) throws {
+        buffer.append(TraceWire.Kind.exec.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putSigned(Int64(e.formerTid) - Int64(e.pid))
+        putPath(e.path)
+        putVar(UInt64(e.argv.count))
+        for a in e.argv { putVar(UInt64(a)) }
+        putTime(e.timeNs)
+        try record()
+    }
+
+    public func write(_ e: ExitEvent) throws {
+        buffer.append(TraceWire.Kind.exit.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putSigned(Int64(e.tid) - Int64(e.pid))
+        putSigned(Int64(e.status))
+        putTime(e.timeNs)
+        try record()
+    }
+
+    public func note(pid: Int32, _ text: String) throws {
+        let t = intern(text)
+        buffer.append(TraceWire.Kind.note.rawValue)
+        putVar(UInt64(UInt32(bitPattern: pid)))
+        putVar(UInt64(t))
+        try record()
+    }
+
+    /// Writes the end record and the last chunk, and closes the file.
+    public func finish(endNs: UInt64) throws {
+        buffer.append(TraceWire.Kind.end.rawValue)
+        putTime(endNs)
+        try flush()
+        if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
+            throw TraceWriteError(description: "fsync failed: \(String(cString: strerror(errno)))")
+        }
+        close()
+    }
+
+    /// Writes what is buffered as one chunk.
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        var chunk = TraceWire.chunkMagic
+        appendLE32(&chunk, UInt32(buffer.count))
+        chunk.append(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+        try writeAll(chunk)
+    }
+
+    public func close() {
+        if fd >= 0 { _ = Glibc.close(fd) }
+    }
+
+    // MARK: encoding
+
+    @inline(__always) private func record() throws {
+        eventsWritten += 1
+        if buffer.count >= chunkBytes { try flush() }
+    }
+
+    @inline(__always) private func putVar(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            buffer.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        buffer.append(UInt8(v))
+    }
+
+    @inline(__always) private func putSigned(_ v: Int64) { putVar(zigzag(v)) }
+
+    @inline(__always) private func putPath(_ p: PathRef) {
+        putVar(UInt64(p.dir)); putVar(UInt64(p.base))
+    }
+
+    @inline(__always) private func putTime(_ t: UInt64) {
+        putSigned(Int64(bitPattern: t &- lastTime))
+        lastTime = t
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw TraceWriteError(description: "write failed: \(String(cString: strerror(errno)))")
+                }
+                off += n
+            }
+        }
+        bytesWritten += bytes.count
+    }
+}
+
+@inline(__always) func appendLE32(_ a: inout [UInt8], _ v: UInt32) {
+    a.append(UInt8(v & 0xff)); a.append(UInt8((v >> 8) & 0xff))
+    a.append(UInt8((v >> 16) & 0xff)); a.append(UInt8(v >> 24))
+}

@@ -1,1 +1,0 @@
-public enum TraceFormatVersion { public static let current = 1 }

@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a command could not be started, with the exit status a shell would give.
+public struct LaunchError: Error, CustomStringConvertible {
+    public let description: String
+    public let exitStatus: Int32
+}
+
+/// Finds a command the way a POSIX shell does: a name with a slash is used as
+/// is, otherwise each PATH entry is tried in order; the first executable
+/// regular file wins, and a non-executable match is remembered for 126.
+public enum CommandLookup {
+    public static func resolve(_ name: String, path: String?) throws(LaunchError) -> String {
+        guard !name.isEmpty else { throw LaunchError(description: "loadprobe: empty command name", exitStatus: 127) }
+        if name.contains("/") {
+            try check(name, as: name)
+            return name
+        }
+        var sawNonExecutable: String?
+        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+            var st = stat()
+            guard stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if access(candidate, X_OK) == 0 { return candidate }
+            sawNonExecutable = sawNonExecutable ?? candidate
+        }
+        if let p = sawNonExecutable {
+            throw LaunchError(description: "loadprobe: \(p): Permission denied", exitStatus: 126)
+        }
+        throw LaunchError(description: "loadprobe: \(name): command not found", exitStatus: 127)
+    }
+
+    private static func check(_ path: String, as shown: String) throws(LaunchError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            throw LaunchError(description: "loadprobe: \(shown): \(String(cString: strerror(e)))",
+                              exitStatus: e == ENOENT || e == ENOTDIR ? 127 : 126)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            throw LaunchError(description: "loadprobe: \(shown): Is a directory", exitStatus: 126)
+        }
+        if access(path, X_OK) != 0 {
+            throw LaunchError(description: "loadprobe: \(shown): Permission denied", exitStatus: 126)
+        }
+    }
+}
+
+/// What the program file is, as far as the loader is concerned: read from the
+/// ELF header and program headers, following one `#!` line.
+public struct ProgramKind: Sendable, Equatable {
+    public enum Linkage: Sendable, Equatable { case glibcDynamic, muslDynamic, otherDynamic(String), staticELF, notELF }
+    public var linkage: Linkage
+    public var interpreter: String?
+    public var setuid: Bool
+    public var foreignArchitecture: String?
+
+    /// Why audit cannot be used for this program, or nil when it can.
+    public var auditUnavailableReason: String? {
+        if setuid { return "the program is set-user-ID or set-group-ID: ld.so ignores LD_AUDIT in secure mode" }
+        switch linkage {
+        case .staticELF: return "the program is statically linked: no dynamic loader runs"
+        case .muslDynamic: return "the program uses musl's loader (\(interpreter ?? "ld-musl")), which has no rtld-audit interface"
+        case .otherDynamic(let i): return "the program's loader \(i) is not glibc's: LD_AUDIT may not be supported"
+        default: return nil
+        }
+    }
+
+    public static func inspect(_ path: String) -> ProgramKind {
+        var kind = ProgramKind(linkage: .notELF, interpreter: nil, setuid: false, foreignArchitecture: nil)
+        var st = stat()
+        if stat(path, &st) == 0 { kind.setuid = (st.st_mode & (S_ISUID | S_ISGID)) != 0 }
+        guard let bytes = readPrefix(path, 65536) else { return kind }
+        if bytes.count > 2, bytes[0] == 0x23, bytes[1] == 0x21 { // "#!"
+            let line = bytes[2...].prefix { $0 != 0x0a }
+            let text = String(decoding: line, as: UTF8.self).trimmingSpaces()
+            if let interp = text.split(separator: " ", maxSplits: 1).first, interp.hasPrefix("/") {
+                var inner = inspect(String(interp))
+                inner.setuid = kind.setuid
+                return inner
+            }
+            return kind
+        }
+        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46 else { return kind }
+        let is64 = bytes[4] == 2
+        guard bytes[5] == 1 else { kind.foreignArchitecture = "big-endian ELF"; kind.linkage = .notELF; return kind }
+        let machine = UInt16(bytes[18]) | UInt16(bytes[19]) << 8
+        #if arch(x86_64)
+        let native: UInt16 = 62
+        #else
+        let native: UInt16 = 183
+        #endif
+        if !is64 || machine != native {
+            kind.foreignArchitecture = is64 ? "ELF machine \(machine)" : "32-bit ELF"
+        }
+        guard is64 else { kind.linkage = .staticELF; return kind }
+        func u16(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 }
+        func u64(_ o: Int) -> Int { var v = 0; for i in 0..<8 { v |= Int(bytes[o + i]) << (8 * i) }; return v }
+        let phoff = u64(32), phentsize = u16(54), phnum = u16(56)
+        kind.linkage = .staticELF
+        for i in 0..<phnum {
+            let o = phoff + i * phentsize
+            guard o + 56 <= bytes.count else { break }
+            let type = Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
+            if type == 3 { // PT_INTERP
+                let off = u64(o + 8), size = u64(o + 32)
+                if off >= 0, size > 0, off + size <= bytes.count {
+                    let interp = String(decoding: bytes[off..<(off + size)].prefix { $0 != 0 }, as: UTF8.self)
+                    kind.interpreter = interp
+                    if interp.contains("ld-musl") { kind.linkage = .muslDynamic }
+                    else if interp.contains("ld-linux") || interp.contains("ld64.so") { kind.linkage = .glibcDynamic }
+                    else { kind.linkage = .otherDynamic(interp) }
+                }
+            }
+        }
+        return kind
+    }
+
+    static func readPrefix(_ path: String, _ n: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: n)
+        let got = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, n) }
+        guard got > 0 else { return nil }
+        buf.removeSubrange(got...)
+        return buf
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
+        return String(s)
+    }
+}

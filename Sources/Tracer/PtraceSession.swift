@@ -1,0 +1,334 @@
+import CAudit
+import TraceFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The stop loop: one thread waits for every traced task, decodes the
+/// file-lookup calls at their seccomp stop, completes them at their exit stop
+/// and writes one event per call. Programs run with a seccomp filter, so only
+/// the traced calls stop them; without it (`filtered == false`, for set-user-ID
+/// programs) every system call stops twice.
+final class PtraceSession {
+    struct Pending {
+        var call: FileCall
+        var dirfd: Int32?
+        var pathText: String
+        var path: PathRef
+        var resolved: PathRef?
+        var flags: UInt64
+        var entryNs: UInt64
+        var argv: [String]?
+    }
+
+    struct ThreadState {
+        var pid: Int32
+        var pending: Pending?
+        var announced: Bool
+    }
+
+    struct ProcessState {
+        /// The fd of the audit library's own openat, until its fstat.
+        var auditLibraryFd: Int64?
+        var pinned: Bool
+    }
+
+    let writer: TraceWriter
+    let rootPid: Int32
+    let filtered: Bool
+    let auditLibrary: String?
+    let auditDirPrefix: String?
+    /// When set, traced programs start on the tracer's CPU (a stop round trip
+    /// is several times cheaper there) and get this mask back at main.
+    let originalAffinity: [Int32]?
+
+    private(set) var threads: [Int32: ThreadState] = [:]
+    private(set) var processes: [Int32: ProcessState] = [:]
+    private(set) var rootStatus: Int32?
+    private(set) var ownCalls = 0
+    private(set) var tracedCalls = 0
+    private var pathBuffer = [CChar](repeating: 0, count: 4097)
+    private let resume: Int32
+
+    init(writer: TraceWriter, rootPid: Int32, filtered: Bool, auditLibrary: String?, auditDir: String?,
+         originalAffinity: [Int32]?) {
+        self.writer = writer
+        self.rootPid = rootPid
+        self.filtered = filtered
+        self.auditLibrary = auditLibrary
+        self.auditDirPrefix = auditDir.map { $0 + "/" }
+        self.originalAffinity = originalAffinity
+        self.resume = filtered ? PT.cont : PT.syscall
+        threads[rootPid] = ThreadState(pid: rootPid, pending: nil, announced: true)
+        processes[rootPid] = ProcessState(auditLibraryFd: nil, pinned: originalAffinity != nil)
+    }
+
+    static var options: UInt {
+        PT.oTraceSysGood | PT.oTraceFork | PT.oTraceVFork | PT.oTraceClone | PT.oTraceExec
+            | PT.oTraceSeccomp | PT.oExitKill
+    }
+
+    /// Runs until every traced task has ended. Returns the root's wait status.
+    func run() throws -> Int32 {
+        var status: Int32 = 0
+        while !threads.isEmpty {
+            let tid = lp_wait_all(&status)
+            if tid < 0 {
+                if errno == ECHILD { break }
+                continue
+            }
+            try handle(tid: tid, status: status)
+        }
+        return rootStatus ?? 0
+    }
+
+    private func handle(tid: Int32, status: Int32) throws {
+        if lp_wifexited(status) != 0 || lp_wifsignaled(status) != 0 {
+            try ended(tid: tid, status: status)
+            return
+        }
+        guard lp_wifstopped(status) != 0 else { return }
+        if threads[tid] == nil { adopt(tid) }
+        let sig = lp_wstopsig(status)
+        let event = (status >> 16) & 0xff
+        switch event {
+        case PT.eventSeccomp:
+            try syscallStop(tid)
+        case PT.eventFork, PT.eventVFork, PT.eventClone:
+            let child = Int32(truncatingIfNeeded: PT.eventMessage(tid))
+            try spawned(child: child, by: tid, event: event)
+            PT.request(resume, tid)
+        case PT.eventExec:
+            let former = Int32(truncatingIfNeeded: PT.eventMessage(tid))
+            try execed(tid: tid, former: former)
+            PT.request(resume, tid)
+        case PT.eventStop:
+            if sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU {
+                PT.request(PT.listen, tid) // a group-stop: stay stopped, as untraced
+            } else {
+                PT.request(resume, tid) // the first stop of an auto-attached task
+            }
+        case 0 where sig == (SIGTRAP | 0x80):
+            try syscallStop(tid)
+        default:
+            // A signal for the program: deliver it unchanged.
+            PT.request(resume, tid, 0, UInt(sig))
+        }
+    }
+
+    // MARK: tasks
+
+    private func adopt(_ tid: Int32) {
+        // A new task can report its first stop before its parent's fork/clone event.
+        let ids = Proc.ids(of: tid)
+        let pid = ids?.tgid ?? tid
+        threads[tid] = ThreadState(pid: pid, pending: nil, announced: false)
+        if processes[pid] == nil {
+            processes[pid] = ProcessState(auditLibraryFd: nil, pinned: originalAffinity != nil)
+        }
+    }
+
+    private func spawned(child: Int32, by parentTid: Int32, event: Int32) throws {
+        guard child > 0 else { return }
+        let parentPid = threads[parentTid]?.pid ?? parentTid
+        var how: ProcessStart = event == PT.eventFork ? .fork : event == PT.eventVFork ? .vfork : .clone
+        var pid = child
+        if event == PT.eventClone, let ids = Proc.ids(of: child), ids.tgid != child {
+            how = .thread
+            pid = ids.tgid
+        }
+        if threads[child] == nil || threads[child]?.announced == false {
+            threads[child] = ThreadState(pid: pid, pending: nil, announced: true)
+        }
+        if pid == child, processes[pid] == nil {
+            processes[pid] = ProcessState(auditLibraryFd: nil, pinned: processes[parentPid]?.pinned ?? false)
+        }
+        try writer.write(ProcessEvent(pid: pid, tid: child, parent: parentPid, how: how, timeNs: lp_monotonic_ns()))
+    }
+
+    private func ended(tid: Int32, status: Int32) throws {
+        guard let state = threads.removeValue(forKey: tid) else { return }
+        let now = lp_monotonic_ns()
+        if let p = state.pending {
+            // The task ended inside the call (killed, or exit from another thread).
+            try emit(tid: tid, pid: state.pid, p, result: 0, completed: false, exitNs: now)
+        }
+        try writer.write(ExitEvent(pid: state.pid, tid: tid, status: status, timeNs: now))
+        if tid == rootPid { rootStatus = status }
+        if tid == state.pid { processes.removeValue(forKey: state.pid) }
+    }
+
+    private func execed(tid: Int32, former: Int32) throws {
+        let now = lp_monotonic_ns()
+        var state = threads[tid] ?? ThreadState(pid: tid, pending: nil, announced: true)
+        if former != tid, let old = threads.removeValue(forKey: former) {
+            // execve from a non-leader thread: it takes over the leader's id.
+            state.pending = old.pending
+        }
+        state.pid = tid
+        var execPath = PathRef.none
+        var argv: [UInt32] = []
+        if let p = state.pending, p.call.isExec {
+            try emit(tid: former, pid: tid, p, result: 0, completed: true, exitNs: now)
+            execPath = p.resolved ?? p.path
+            argv = (p.argv ?? []).map { writer.intern($0) }
+        }
+        state.pending = nil
+        threads[tid] = state
+        processes[tid]?.auditLibraryFd = nil
+        try writer.write(ExecEvent(pid: tid, formerTid: former, path: execPath, argv: argv, timeNs: now))
+    }
+
+    // MARK: system calls
+
+    private func syscallStop(_ tid: Int32) throws {
+        var info = lp_syscall_info()
+        guard lp_get_syscall_info(tid, &info) == 0 else {
+            PT.request(resume, tid)
+            return
+        }
+        switch info.op {
+        case PT.infoSeccomp, PT.infoEntry:
+            try entry(tid, info)
+        case PT.infoExit:
+            try exit(tid, info)
+        default:
+            PT.request(resume, tid)
+        }
+    }
+
+    private func entry(_ tid: Int32, _ info: lp_syscall_info) throws {
+        let now = lp_monotonic_ns()
+        guard info.arch == lp_native_audit_arch else { PT.request(resume, tid); return }
+        let code = lp_call_for_nr(info.nr)
+        if code == Int32(LP_CALL_PREINIT_SIGNAL.rawValue) {
+            if Int32(truncatingIfNeeded: info.args.0) == LP_PREINIT_MAGIC_FD { reachedMain(tid) }
+            PT.request(resume, tid)
+            return
+        }
+        guard code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
+        let a = [info.args.0, info.args.1, info.args.2, info.args.3, info.args.4, info.args.5]
+        var dirfd: Int32? = nil
+        var pathArg: UInt64 = 0
+        var flags: UInt64 = 0
+        switch call {
+        case .open: pathArg = a[0]; flags = a[1]
+        case .creat: pathArg = a[0]; flags = UInt64(O_CREAT | O_WRONLY | O_TRUNC)
+        case .openat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
+        case .openat2:
+            dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]
+            var how: UInt64 = 0
+            _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a[2]), $0.baseAddress, 8) }
+            flags = how
+        case .stat: pathArg = a[0]
+        case .lstat: pathArg = a[0]; flags = 0x100 // AT_SYMLINK_NOFOLLOW
+        case .newfstatat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[3]
+        case .statx: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
+        case .access: pathArg = a[0]; flags = a[1]
+        case .faccessat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
+        case .faccessat2: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2] | (a[3] << 32)
+        case .readlink: pathArg = a[0]
+        case .readlinkat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]
+        case .execve: pathArg = a[0]
+        case .execveat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[4]
+        }
+        let text = readString(tid, pathArg)
+        var resolved: PathRef? = nil
+        if !text.hasPrefix("/") {
+            if let full = resolve(tid: tid, dirfd: dirfd, path: text) { resolved = writer.internPath(full) }
+        }
+        var argv: [String]? = nil
+        if call.isExec { argv = readArgv(tid, call == .execve ? a[1] : a[2]) }
+        let pending = Pending(call: call, dirfd: dirfd, pathText: text, path: writer.internPath(text),
+                              resolved: resolved, flags: flags, entryNs: now, argv: argv)
+        threads[tid, default: ThreadState(pid: tid, pending: nil, announced: false)].pending = pending
+        PT.request(PT.syscall, tid) // on to the exit stop
+    }
+
+    private func exit(_ tid: Int32, _ info: lp_syscall_info) throws {
+        let now = lp_monotonic_ns()
+        guard var state = threads[tid], let p = state.pending else { PT.request(resume, tid); return }
+        state.pending = nil
+        threads[tid] = state
+        try emit(tid: tid, pid: state.pid, p, result: info.rval, completed: true, exitNs: now)
+        PT.request(resume, tid)
+    }
+
+    private func emit(tid: Int32, pid: Int32, _ p: Pending, result: Int64, completed: Bool, exitNs: UInt64) throws {
+        let own = isOwn(pid: pid, p, result: result)
+        if own { ownCalls += 1 } else { tracedCalls += 1 }
+        try writer.write(SyscallEvent(
+            pid: pid, tid: tid, call: p.call, dirfd: p.dirfd, path: p.path, resolved: p.resolved,
+            flags: p.flags, result: result, completed: completed, own: own, entryNs: p.entryNs, exitNs: exitNs))
+    }
+
+    /// The audit library's own calls: ld.so's openat and fstat of the library,
+    /// and the library's openat of its record files.
+    private func isOwn(pid: Int32, _ p: Pending, result: Int64) -> Bool {
+        guard let lib = auditLibrary else { return false }
+        if p.call.isOpen {
+            if p.pathText == lib {
+                processes[pid]?.auditLibraryFd = result >= 0 ? result : nil
+                return true
+            }
+            if let dir = auditDirPrefix, p.pathText.hasPrefix(dir) { return true }
+            return false
+        }
+        if p.call == .newfstatat || p.call == .statx, p.pathText.isEmpty,
+           let fd = processes[pid]?.auditLibraryFd, let d = p.dirfd, Int64(d) == fd {
+            processes[pid]?.auditLibraryFd = nil
+            return true
+        }
+        return false
+    }
+
+    private func reachedMain(_ tid: Int32) {
+        let pid = threads[tid]?.pid ?? tid
+        guard let original = originalAffinity, processes[pid]?.pinned == true else { return }
+        processes[pid]?.pinned = false
+        // Every thread of the process gets its mask back.
+        for (t, s) in threads where s.pid == pid {
+            _ = original.withUnsafeBufferPointer { lp_set_affinity(t, $0.baseAddress, Int32($0.count)) }
+        }
+    }
+
+    // MARK: reading the tracee
+
+    private func readString(_ tid: Int32, _ addr: UInt64) -> String {
+        guard addr != 0 else { return "" }
+        let n = pathBuffer.withUnsafeMutableBufferPointer { lp_read_string(tid, UInt(addr), $0.baseAddress, 4097) }
+        guard n >= 0 else { return "" }
+        return pathBuffer.withUnsafeBufferPointer {
+            String(decoding: UnsafeRawBufferPointer(start: $0.baseAddress, count: n).bindMemory(to: UInt8.self), as: UTF8.self)
+        }
+    }
+
+    private func readArgv(_ tid: Int32, _ addr: UInt64) -> [String] {
+        guard addr != 0 else { return [] }
+        var out: [String] = []
+        var at = UInt(addr)
+        var pointers = [UInt64](repeating: 0, count: 32)
+        while out.count < 4096 {
+            let got = pointers.withUnsafeMutableBytes { lp_read_memory(tid, at, $0.baseAddress, 32 * 8) }
+            if got < 8 { break }
+            for i in 0..<(got / 8) {
+                if pointers[i] == 0 { return out }
+                out.append(readString(tid, pointers[i]))
+            }
+            at += UInt(got)
+        }
+        return out
+    }
+
+    private func resolve(tid: Int32, dirfd: Int32?, path: String) -> String? {
+        let base: String?
+        if let d = dirfd, d != -100 { // AT_FDCWD
+            base = Proc.readLink("/proc/\(tid)/fd/\(d)")
+        } else {
+            base = Proc.readLink("/proc/\(tid)/cwd")
+        }
+        guard let b = base else { return nil }
+        if path.isEmpty { return b } // AT_EMPTY_PATH: the file dirfd refers to
+        return b == "/" ? "/" + path : b + "/" + path
+    }
+}

@@ -1,0 +1,247 @@
+import CAudit
+import TraceFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct RecordOptions: Sendable {
+    public enum Mode: String, Sendable {
+        case full = "ptrace+audit"
+        case auditOnly = "audit"
+        case ptraceOnly = "ptrace"
+    }
+    public var command: [String]
+    /// Output path pattern: %p program pid, %r rank, %j job id, %h short host name, %%.
+    public var outputPattern: String
+    public var mode: Mode
+    /// The audit library; nil to find it next to the executable or in its prefix.
+    public var auditLibrary: String?
+    /// Run traced programs on the tracer's CPU until they reach main.
+    public var pinToTracerCPU: Bool
+
+    public init(command: [String], outputPattern: String = "loadprobe-%p.lpt", mode: Mode = .full,
+                auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
+        self.command = command
+        self.outputPattern = outputPattern
+        self.mode = mode
+        self.auditLibrary = auditLibrary
+        self.pinToTracerCPU = pinToTracerCPU
+    }
+}
+
+public struct RecordResult: Sendable {
+    /// The raw wait status of the program.
+    public var waitStatus: Int32
+    /// The status loadprobe exits with: the program's, or 128+N when killed by signal N.
+    public var exitStatus: Int32
+    public var traceFile: String
+    public var mode: RecordOptions.Mode
+    /// Things the user should know (why audit was off, …), one line each.
+    public var notes: [String]
+    public var ownCallsLeftOut: Int
+}
+
+public struct RecordError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+public enum Recorder {
+    /// Environment variables the loader (or a loader-like search) reads; kept in the trace.
+    static let loaderVariables: Set<String> = [
+        "LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT", "LD_BIND_NOW", "LD_BIND_NOT", "LD_DEBUG", "LD_PROFILE",
+        "LD_DYNAMIC_WEAK", "LD_HWCAP_MASK", "LD_ASSUME_KERNEL", "LD_USE_LOAD_BIAS", "GLIBC_TUNABLES",
+        "PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "MODULEPATH", "LOADEDMODULES",
+        "SPACK_ROOT", "NIX_PROFILES", "LMOD_CMD",
+    ]
+    static let rankVariables = ["OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]
+    static let jobVariables = ["SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID"]
+
+    public static func run(_ options: RecordOptions, environment: [String: String]) throws -> RecordResult {
+        guard let name = options.command.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
+        let path = try CommandLookup.resolve(name, path: environment["PATH"])
+        let kind = ProgramKind.inspect(path)
+        var notes: [String] = []
+        var mode = options.mode
+        var filtered = true
+
+        if let reason = kind.auditUnavailableReason, mode != .ptraceOnly {
+            if mode == .auditOnly {
+                notes.append("audit was not possible: \(reason); with --no-ptrace nothing of the start-up is recorded")
+            } else {
+                notes.append("audit was not possible: \(reason); recorded through ptrace only")
+                mode = .ptraceOnly
+            }
+        }
+        if let foreign = kind.foreignArchitecture {
+            notes.append("the program is \(foreign): its system calls use another ABI and are not traced")
+        }
+        if kind.setuid && mode != .auditOnly {
+            if geteuid() != 0 {
+                throw RecordError("loadprobe: \(path) is set-user-ID or set-group-ID: under ptrace it would run without its privileges; run loadprobe as root, or run the program without loadprobe")
+            }
+            filtered = false
+            notes.append("the program is set-user-ID or set-group-ID: traced without a seccomp filter (every system call stops) so it keeps its privileges")
+        }
+
+        var auditLib: String? = nil
+        var auditDir: String? = nil
+        if mode != .ptraceOnly {
+            guard let lib = options.auditLibrary ?? AuditLibraryLocator.find(environment: environment) else {
+                throw RecordError("loadprobe: cannot find the audit library libloadprobe-audit.so (looked next to the loadprobe binary and in its prefix's lib/; set LOADPROBE_AUDIT_LIB); use --no-audit to record without it")
+            }
+            guard access(lib, R_OK) == 0 else {
+                throw RecordError("loadprobe: audit library \(lib): \(String(cString: strerror(errno)))")
+            }
+            auditLib = lib
+            auditDir = try makeTempDir(environment: environment)
+        }
+        defer { if let d = auditDir { removeTree(d) } }
+
+        // The program's environment: the caller's, plus LD_AUDIT and our own variables.
+        var env = environment
+        if let lib = auditLib, let dir = auditDir {
+            if let existing = env["LD_AUDIT"], !existing.isEmpty { env["LD_AUDIT"] = existing + ":" + lib }
+            else { env["LD_AUDIT"] = lib }
+            env[LP_ENV_AUDIT_DIR] = dir
+            env[LP_ENV_PTRACE] = mode == .full ? "1" : "0"
+        }
+
+        // Where the program and the tracer run until main.
+        var originalAffinity: [Int32]? = nil
+        var cpu: Int32 = -1
+        if options.pinToTracerCPU && mode != .auditOnly {
+            var cpus = [Int32](repeating: 0, count: 1024)
+            let n = Int(lp_allowed_cpus(&cpus, 1024))
+            if n > 1 {
+                originalAffinity = Array(cpus[0..<n])
+                cpu = cpus[n - 1]
+            }
+        }
+
+        let argvC = options.command.map { strdup($0) } + [nil]
+        let envC = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argvC.forEach { free($0) }; envC.forEach { free($0) } }
+        var spawn = lp_spawn_options(install_filter: mode != .auditOnly && filtered ? 1 : 0, stop_before_exec: 1, cpu: cpu)
+        var resultFd: Int32 = -1
+        let pid = lp_spawn(path, argvC, envC, &spawn, &resultFd)
+        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): fork failed: \(String(cString: strerror(errno)))") }
+
+        // The child is stopped before exec: open the trace now that %p is known.
+        var st: Int32 = 0
+        var waited: Int32
+        repeat { waited = waitpid(pid, &st, WUNTRACED) } while waited < 0 && errno == EINTR
+        if lp_wifstopped(st) == 0 {
+            let err = lp_spawn_exec_result(resultFd)
+            throw RecordError("loadprobe: cannot start \(name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
+        }
+        let traceFile = OutputPattern.expand(options.outputPattern, pid: pid, environment: environment)
+        let writer: TraceWriter
+        do {
+            writer = try TraceWriter(fd: try OutputPattern.create(traceFile))
+        } catch {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, nil, 0)
+            throw error
+        }
+
+        let startNs = lp_monotonic_ns()
+        try writeMeta(writer, options: options, mode: mode, path: path, environment: environment,
+                      auditLib: auditLib, auditDir: auditDir, startNs: startNs, notes: notes)
+        try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
+        for n in notes { try writer.note(pid: pid, n) }
+
+        lp_forward_signals_to(pid)
+        defer { lp_forward_signals_to(0) }
+        var waitStatus: Int32 = 0
+        var ownCalls = 0
+        if mode == .auditOnly {
+            kill(pid, SIGCONT)
+            let err = lp_spawn_exec_result(resultFd)
+            if err != 0 { notes.append("exec failed: \(String(cString: strerror(err)))") }
+            repeat {
+                waited = waitpid(pid, &waitStatus, 0)
+            } while (waited < 0 && errno == EINTR) || (waited == pid && lp_wifstopped(waitStatus) != 0)
+            try writer.write(ExitEvent(pid: pid, tid: pid, status: waitStatus, timeNs: lp_monotonic_ns()))
+        } else {
+            guard PT.request(PT.seize, pid, 0, PtraceSession.options) == 0 else {
+                let e = errno
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, nil, 0)
+                writer.close()
+                unlink(traceFile)
+                throw RecordError("loadprobe: cannot trace \(name): ptrace: \(String(cString: strerror(e)))\(e == EPERM ? " (ptrace is not allowed here: check /proc/sys/kernel/yama/ptrace_scope, or use --no-ptrace)" : "")")
+            }
+            if cpu >= 0 { _ = lp_pin_self(cpu) }
+            kill(pid, SIGCONT)
+            close(resultFd) // the exec outcome shows up as the traced execve's result
+            let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
+                                        auditDir: auditDir, originalAffinity: originalAffinity)
+            waitStatus = try session.run()
+            ownCalls = session.ownCalls
+            if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
+        }
+
+        if let dir = auditDir {
+            var drainNotes: [String] = []
+            try AuditFiles.drain(dir: dir, into: writer, processEvents: mode == .auditOnly, notes: &drainNotes)
+            for n in drainNotes { try writer.note(pid: pid, n) }
+            notes += drainNotes
+        }
+        if ownCalls > 0 {
+            try writer.meta("ownCalls", String(ownCalls))
+        }
+        try writer.finish(endNs: lp_monotonic_ns())
+
+        let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
+        return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
+                            notes: notes, ownCallsLeftOut: ownCalls)
+    }
+
+    static func writeMeta(_ w: TraceWriter, options: RecordOptions, mode: RecordOptions.Mode, path: String,
+                          environment: [String: String], auditLib: String?, auditDir: String?,
+                          startNs: UInt64, notes: [String]) throws {
+        try w.meta("loadprobe.version", LoadProbeVersion.string)
+        try w.meta("mode", mode.rawValue)
+        try w.meta("program", path)
+        for a in options.command { try w.meta("argv", a) }
+        if let cwd = Proc.readLink("/proc/self/cwd") { try w.meta("cwd", cwd) }
+        for (k, v) in environment.sorted(by: { $0.key < $1.key }) where loaderVariables.contains(k) || k.hasPrefix("LD_") {
+            try w.meta("env", "\(k)=\(v)")
+        }
+        var uts = utsname()
+        uname(&uts)
+        func field<T>(_ t: T) -> String { withUnsafeBytes(of: t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+        try w.meta("host", field(uts.nodename))
+        try w.meta("machine", field(uts.machine))
+        try w.meta("kernel", field(uts.release))
+        try w.meta("libc", "glibc " + String(cString: lp_libc_version()))
+        if let r = rankVariables.lazy.compactMap({ environment[$0] }).first { try w.meta("rank", r) }
+        if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta("jobid", j) }
+        if let lib = auditLib { try w.meta("auditLibrary", lib) }
+        if let d = auditDir { try w.meta("auditDir", d) }
+        try w.meta("startNs", String(startNs))
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        try w.meta("startUnix", String(ts.tv_sec))
+        if let mounts = Proc.readSmallFile("/proc/self/mountinfo") { try w.meta("mountinfo", mounts) }
+    }
+
+    static func makeTempDir(environment: [String: String]) throws -> String {
+        let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/loadprobe-XXXXXX").utf8CString)
+        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(String(cString: strerror(errno)))")
+        }
+        return String(cString: p)
+    }
+
+    static func removeTree(_ dir: String) {
+        for f in AuditFiles.segmentFiles(in: dir) { unlink(f) }
+        rmdir(dir)
+    }
+}
+
+public enum LoadProbeVersion {
+    public static let string = "0.1.0"
+}

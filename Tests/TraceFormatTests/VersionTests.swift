@@ -1,3 +1,0 @@
-import Testing
-@testable import TraceFormat
-@Test func version() { #expect(TraceFormatVersion.current == 1) }
