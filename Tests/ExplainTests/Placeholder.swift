@@ -1,3 +1,3 @@
 import Testing
 @testable import Report
-@Test func elfLibraryInitialises() { #expect(ReportInfo.v != 0) }
+@Test func jsonQuoting() { #expect(JSON.string("a\"b").serialized() == "\"a\\\"b\"") }
