@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import TraceFormat
+
+/// Runs a command; returns its exit status (128+N when killed by signal N), stdout and stderr.
+struct Run: Equatable {
+    var status: Int32
+    var stdout: Data
+    var stderr: Data
+    var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+@discardableResult
+func run(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil) throws -> Run {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0].contains("/") ? argv[0] : "/usr/bin/env")
+    p.arguments = argv[0].contains("/") ? Array(argv.dropFirst()) : argv
+    if let env { p.environment = env }
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    // Read both pipes concurrently so a chatty program cannot block.
+    nonisolated(unsafe) var errData = Data()
+    let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    while !reader.isFinished { usleep(1000) }
+    let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    return Run(status: status, stdout: outData, stderr: errData)
+}
+
+/// The directory holding the built products (loadprobe, libloadprobe-audit.so).
+let productsDir: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // Swift Testing may run from inside an .xctest bundle directory.
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("loadprobe").path), dir.path != "/" {
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir.path
+}()
+
+var loadprobe: String { productsDir + "/loadprobe" }
+
+/// A fresh scratch directory for one test.
+func scratch(_ name: String) throws -> String {
+    let dir = NSTemporaryDirectory() + "lp-test-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+func write(_ text: String, to path: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+/// Compiles C with gcc; fails the test with gcc's message on error.
+func gcc(_ args: [String]) throws {
+    let r = try run(["gcc"] + args)
+    if r.status != 0 { throw TestFailure("gcc \(args.joined(separator: " ")) failed: \(r.stderrText)") }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// The traced calls, as strace's -e trace= list.
+let tracedCallNames = FileCall.allCases.map(\.name)
+
+/// Calls per name and result from `strace -f`, the independent truth.
+struct CallCounts: Equatable, CustomStringConvertible {
+    var counts: [String: (calls: Int, failed: Int)] = [:]
+    static func == (a: CallCounts, b: CallCounts) -> Bool {
+        Set(a.counts.keys) == Set(b.counts.keys) && a.counts.allSatisfy { k, v in b.counts[k]! == v }
+    }
+    var description: String {
+        counts.keys.sorted().map { "\($0)=\(counts[$0]!.calls)/\(counts[$0]!.failed)" }.joined(separator: " ")
+    }
+}
+
+func straceCounts(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil) throws -> (CallCounts, Run) {
+    let out = try scratch("strace") + "/strace.txt"
+    let r = try run(["strace", "-f", "-qq", "-e", "trace=" + tracedCallNames.joined(separator: ","), "-o", out] + argv,
+                    env: env, cwd: cwd)
+    let text = try String(contentsOfFile: out, encoding: .utf8)
+    var c = CallCounts()
+    let names = Set(tracedCallNames)
+    for raw in text.split(separator: "\n") {
+        var line = Substring(raw)
+        // "1234  openat(...) = 3" with -f and -o: pid first.
+        if let sp = line.firstIndex(where: { $0 == " " }), line[..<sp].allSatisfy(\.isNumber) {
+            line = line[sp...].drop { $0 == " " }
+        }
+        if line.hasPrefix("+++") || line.hasPrefix("---") { continue }
+        let name: Substring
+        if line.hasPrefix("<... ") {
+            // "<... openat resumed>..." completes an unfinished call
+            let rest = line.dropFirst(5)
+            name = rest.prefix { $0 != " " }
+        } else {
+            name = line.prefix { $0 != "(" }
+            if line.hasSuffix("<unfinished ...>") { continue }
+        }
+        guard names.contains(String(name)) else { continue }
+        guard let eq = line.range(of: ") = ", options: .backwards) ?? line.range(of: " = ", options: .backwards) else { continue }
+        let result = line[eq.upperBound...]
+        if result.hasPrefix("?") { // the process ended inside the call
+            c.counts[String(name), default: (0, 0)].calls += 1
+            continue
+        }
+        c.counts[String(name), default: (0, 0)].calls += 1
+        if result.hasPrefix("-1 ") { c.counts[String(name), default: (0, 0)].failed += 1 }
+    }
+    return (c, r)
+}
+
+/// Calls per name and result from loadprobe's JSON report.
+func reportCounts(_ trace: String) throws -> CallCounts {
+    let r = try run([loadprobe, "report", "--format", "json", trace])
+    guard r.status == 0 else { throw TestFailure("report failed: \(r.stderrText)") }
+    let obj = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
+    #expect(obj["format"] as? String == "loadprobe-report/1")
+    let totals = obj["totals"] as! [String: Any]
+    let sys = totals["syscalls"] as! [String: [String: Int]]
+    var c = CallCounts()
+    for (k, v) in sys { c.counts[k] = (v["calls"]!, v["failed"]!) }
+    return c
+}
