@@ -1,5 +1,110 @@
-#include "../Sources/CAudit/include/loadprobe_wire.h"
-__attribute__((visibility("default"))) unsigned int la_version(unsigned int v) { return v; }
+/*
+ * loadprobe rtld-audit library (LD_AUDIT): constructor and la_* hooks.
+ * Freestanding: no libc, no DT_NEEDED; see README.md.
+ */
+#include "lp.h"
+
+/* The public head of glibc's struct link_map (<link.h>); the rest is private. */
+struct lp_link_map {
+    lp_uptr l_addr;
+    char *l_name;
+    void *l_ld;
+    struct lp_link_map *l_next, *l_prev;
+};
+
+/* glibc calls an audit module's constructors from dlmopen with (argc, argv, environ),
+ * before la_version. No system calls here: everything is read from memory. */
+__attribute__((constructor)) static void lp_constructor(int argc, char **argv, char **envp)
+{
+    if (!envp) return;
+    const char *dir = 0;
+    char **e = envp;
+    for (; *e; e++) {
+        const char *v;
+        if ((v = lp_after_prefix(*e, LP_ENV_AUDIT_DIR "=")) != 0)
+            dir = v;
+        else if ((v = lp_after_prefix(*e, LP_ENV_PTRACE "=")) != 0)
+            lp_cfg.ptrace = v[0] == '1' && v[1] == 0;
+    }
+    /* The auxiliary vector follows the environment's terminating NULL. */
+    const void *vdso = 0;
+    lp_cfg.pagesize = 4096;
+    for (lp_uptr *av = (lp_uptr *)(e + 1); av[0] != LP_AT_NULL; av += 2) {
+        if (av[0] == LP_AT_SYSINFO_EHDR) vdso = (const void *)av[1];
+        else if (av[0] == LP_AT_PAGESZ) lp_cfg.pagesize = av[1];
+    }
+#if defined(__x86_64__)
+    lp_cfg.clock = (lp_clock_fn)lp_vdso_sym(vdso, "__vdso_clock_gettime", "LINUX_2.6");
+#else
+    lp_cfg.clock = (lp_clock_fn)lp_vdso_sym(vdso, "__kernel_clock_gettime", "LINUX_2.6.39");
+#endif
+    if (lp_cfg.clock) {
+        struct lp_timespec ts;
+        if (lp_cfg.clock(LP_CLOCK_MONOTONIC, &ts) != 0) lp_cfg.clock = 0;
+    }
+    lp_cfg.clock_source = lp_cfg.clock ? LP_CLOCK_VDSO : LP_CLOCK_SYSCALL;
+    lp_cfg.image_start_ns = lp_now();
+
+    if (argc > 0 && argv && argv[0]) {
+        lp_u64 n = lp_strlen(argv[0]);
+        if (n >= LP_PATH_MAX) n = LP_PATH_MAX - 1;
+        for (lp_u64 i = 0; i < n; i++) lp_cfg.argv0[i] = argv[0][i];
+        lp_cfg.argv0[n] = 0;
+        lp_cfg.argv0len = n;
+    }
+    if (!dir || !dir[0]) return; /* inert: la_version will return 0 */
+    lp_u64 n = lp_strlen(dir);
+    if (n >= LP_PATH_MAX / 2) return; /* leave room for a cwd prefix and the file name */
+    for (lp_u64 i = 0; i <= n; i++) lp_cfg.dir[i] = dir[i];
+    lp_cfg.dirlen = n;
+    lp_cfg.active = 1;
+}
+
+LP_EXPORT unsigned int la_version(unsigned int version)
+{
+    if (!lp_cfg.active) return 0;
+    lp_cfg.la_version = version;
+    if (lp_writer_start() != 0) return 0; /* ld.so then unloads us, silently */
+    return version;
+}
+
+LP_EXPORT char *la_objsearch(const char *name, lp_uptr *cookie, unsigned int flag)
+{
+    (void)cookie;
+    lp_emit(LP_REC_OBJSEARCH, flag, 0, name);
+    return (char *)name;
+}
+
+LP_EXPORT unsigned int la_objopen(struct lp_link_map *map, long lmid, lp_uptr *cookie)
+{
+    const char *name = map ? map->l_name : 0;
+    *cookie = (lp_uptr)name; /* la_objclose names the object from it */
+    lp_emit(LP_REC_OBJOPEN, 0, (int)lmid, name);
+    return 0; /* no symbol-binding audit: keeps PLT calls direct */
+}
+
+LP_EXPORT void la_activity(lp_uptr *cookie, unsigned int flag)
+{
+    (void)cookie;
+    lp_emit(LP_REC_ACTIVITY, flag, 0, "");
+}
+
+LP_EXPORT void la_preinit(lp_uptr *cookie)
+{
+    (void)cookie;
+    lp_emit(LP_REC_PREINIT, 0, 0, "");
+    if (lp_cfg.ptrace) lp_close(LP_PREINIT_MAGIC_FD); /* the tracer stops on it; else EBADF */
+}
+
+LP_EXPORT unsigned int la_objclose(lp_uptr *cookie)
+{
+    lp_emit(LP_REC_OBJCLOSE, 0, 0, (const char *)*cookie);
+    return 0;
+}
+
+/* Build glue for the SwiftPM dynamic-library product (keep): the autolink entry turns
+ * the toolchain's implicit -lswiftCore into an --as-needed no-op, and swiftrt.o's
+ * references are satisfied locally, so the .so gets no DT_NEEDED. */
 __asm__(".section .swift1_autolink_entries,\"e\"\n.asciz \"-Xlinker\"\n.asciz \"--as-needed\"\n.previous\n");
 void swift_addNewDSOImage(const void *image) { (void)image; }
 int _swift_backtrace_isThunkFunction(const char *n) { (void)n; return 0; }

@@ -75,7 +75,10 @@ struct lp_audit_header {
     unsigned long long image_id; /* unique per image: start time ns ^ pid, the same in all its segments */
     unsigned int forked;         /* 1 if this image's segment was made by a forked child */
     unsigned int la_version;     /* the version ld.so offered to la_version */
-    unsigned char pad[56];
+    /* Added in the former padding (still version 1: old writers left it zero). */
+    unsigned long long parent_image_id; /* forked == 1: image_id of the parent image whose
+                                           loaded objects the child inherited; else 0 */
+    unsigned char pad[48];
 };
 
 struct lp_audit_record {

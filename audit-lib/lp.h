@@ -1,0 +1,96 @@
+/*
+ * Internal declarations of the loadprobe audit library (see README.md).
+ */
+#ifndef LP_H
+#define LP_H
+
+#include "lp_sys.h"
+#include "../Sources/CAudit/include/loadprobe_wire.h"
+
+/* ---- configuration and per-image data: ordinary memory (inherited by fork) ---- */
+
+#define LP_PATH_MAX 4096
+
+typedef int (*lp_clock_fn)(int clk, struct lp_timespec *ts);
+
+struct lp_config {
+    int active;                 /* constructor found LOADPROBE_AUDIT_DIR, non-empty */
+    int inert;                  /* a failure happened: record nothing more */
+    int ptrace;                 /* LOADPROBE_PTRACE == "1" */
+    unsigned int la_version;    /* what ld.so offered */
+    lp_clock_fn clock;          /* vDSO clock_gettime, or 0: raw system call */
+    unsigned int clock_source;  /* enum lp_clock_source */
+    unsigned long pagesize;     /* AT_PAGESZ */
+    lp_u64 image_start_ns;      /* CLOCK_MONOTONIC at the constructor */
+    lp_u64 image_id;            /* id of the image this process currently writes as */
+    lp_u64 dirlen;
+    lp_u64 argv0len;
+    char dir[LP_PATH_MAX];      /* LOADPROBE_AUDIT_DIR (made absolute at la_version) */
+    char argv0[LP_PATH_MAX];    /* copy of argv[0] (a program may overwrite its argv area) */
+    char path[LP_PATH_MAX + 64];/* scratch for the segment file name */
+};
+
+extern struct lp_config lp_cfg LP_HIDDEN;
+
+/* ---- per-process state: one page marked MADV_WIPEONFORK ----
+ * A forked child finds it zeroed (cur == 0) and sets itself up again. It lives at a
+ * page-aligned, page-sized array in our own .bss, so the hot path reaches `cur` with a
+ * single PC-relative load. */
+
+#define LP_MAX_SEGS 64
+
+struct lp_seg {
+    char *base;        /* the mapping; struct lp_audit_header at offset 0 */
+    lp_u64 end;        /* header_size + capacity: no record may end past this */
+    lp_u64 populated;  /* bytes from base whose pages are known to be backed (atomic) */
+    lp_u64 mapped;     /* length of the mapping */
+    lp_u32 segment;
+    lp_u32 unused;
+};
+
+struct lp_state {
+    struct lp_seg *cur;   /* current segment, 0 = not set up in this process (atomic) */
+    int pid;              /* cached getpid() */
+    lp_u32 seq;           /* per-process record counter (atomic) */
+    int lock;             /* serialises segment creation and page population (atomic) */
+    lp_u32 next_n;        /* next file number n to try */
+    lp_u32 nsegs;
+    lp_u32 forked;
+    struct lp_seg segs[LP_MAX_SEGS];
+};
+
+#if defined(__aarch64__)
+#define LP_STATE_ALIGN 65536 /* largest aarch64 page size */
+#else
+#define LP_STATE_ALIGN 4096
+#endif
+
+union lp_state_page {
+    struct lp_state s;
+    char bytes[LP_STATE_ALIGN];
+};
+extern union lp_state_page lp_state_page LP_HIDDEN;
+#define LP_S (lp_state_page.s)
+
+/* ---- clock ---- */
+static inline lp_u64 lp_now(void)
+{
+    struct lp_timespec ts;
+    long r;
+    if (LP_LIKELY(lp_cfg.clock != 0))
+        r = lp_cfg.clock(LP_CLOCK_MONOTONIC, &ts);
+    else
+        r = lp_clock_gettime_syscall(LP_CLOCK_MONOTONIC, &ts);
+    if (LP_UNLIKELY(r != 0)) return 0;
+    return (lp_u64)ts.tv_sec * 1000000000ull + (lp_u64)ts.tv_nsec;
+}
+
+/* vdso.c: address of `name` (with version `version`, if the vDSO is versioned) in the
+ * vDSO image at `base`, or 0. */
+LP_HIDDEN void *lp_vdso_sym(const void *base, const char *name, const char *version);
+
+/* writer.c */
+LP_HIDDEN int lp_writer_start(void);     /* at la_version: 0 ok, -1 = stay inert */
+LP_HIDDEN void lp_emit(unsigned kind, unsigned flag, int lmid, const char *name);
+
+#endif
