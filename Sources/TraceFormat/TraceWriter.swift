@@ -16,8 +16,7 @@ public struct TraceWriteError: Error, CustomStringConvertible {
 public final class TraceWriter {
     private let fd: Int32
     private var buffer: [UInt8] = []
-    private var strings: [String: UInt32] = [:]
-    private var nextString: UInt32 = 1
+    private var strings = ByteInterner()
     private var lastTime: UInt64 = 0
     private let chunkBytes: Int
     public private(set) var bytesWritten: Int = 0
@@ -37,25 +36,34 @@ public final class TraceWriter {
     // MARK: strings and paths
 
     public func intern(_ s: String) -> UInt32 {
-        if let id = strings[s] { return id }
-        let id = nextString
-        nextString += 1
-        strings[s] = id
-        buffer.append(TraceWire.Kind.string.rawValue)
-        let utf8 = Array(s.utf8)
-        putVar(UInt64(utf8.count))
-        buffer.append(contentsOf: utf8)
+        var s = s
+        return s.withUTF8 { intern(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Interns raw bytes (a path as read from the traced process).
+    public func intern(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let (id, isNew) = strings.intern(bytes)
+        if isNew {
+            buffer.append(TraceWire.Kind.string.rawValue)
+            putVar(UInt64(bytes.count))
+            buffer.append(contentsOf: bytes)
+        }
         return id
     }
 
     /// Interns a path as directory + base name (split at the last slash).
     public func internPath(_ path: String) -> PathRef {
-        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
-            let dir = String(path[path.startIndex..<slash])
-            let base = String(path[path.index(after: slash)...])
-            return PathRef(dir: intern(dir), base: intern(base))
-        }
-        return PathRef(dir: 0, base: intern(path))
+        var path = path
+        return path.withUTF8 { internPath(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    public func internPath(bytes: UnsafeRawBufferPointer) -> PathRef {
+        var slash = bytes.count - 1
+        while slash >= 0 && bytes[slash] != UInt8(ascii: "/") { slash -= 1 }
+        if slash < 0 { return PathRef(dir: 0, base: intern(bytes: bytes)) }
+        let dir = intern(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<slash]))
+        let base = intern(bytes: UnsafeRawBufferPointer(rebasing: bytes[(slash + 1)...]))
+        return PathRef(dir: dir, base: base)
     }
 
     // MARK: records
@@ -143,9 +151,6 @@ public final class TraceWriter {
         buffer.append(TraceWire.Kind.end.rawValue)
         putTime(endNs)
         try flush()
-        if fsync(fd) != 0 && errno != EINVAL && errno != EROFS {
-            throw TraceWriteError(description: "fsync failed: \(String(cString: strerror(errno)))")
-        }
         close()
     }
 

@@ -13,13 +13,16 @@ final class PtraceSession {
     struct Pending {
         var call: FileCall
         var dirfd: Int32?
-        var pathText: String
+        /// What the path is to loadprobe itself (see isOwn).
+        var pathKind: PathKind
         var path: PathRef
         var resolved: PathRef?
         var flags: UInt64
         var entryNs: UInt64
         var argv: [String]?
     }
+
+    enum PathKind { case other, empty, auditLibrary, auditRecordFile }
 
     struct ThreadState {
         var pid: Int32
@@ -36,8 +39,8 @@ final class PtraceSession {
     let writer: TraceWriter
     let rootPid: Int32
     let filtered: Bool
-    let auditLibrary: String?
-    let auditDirPrefix: String?
+    let auditLibrary: [UInt8]?
+    let auditDirPrefix: [UInt8]?
     /// When set, traced programs start on the tracer's CPU (a stop round trip
     /// is several times cheaper there) and get this mask back at main.
     let originalAffinity: [Int32]?
@@ -55,8 +58,8 @@ final class PtraceSession {
         self.writer = writer
         self.rootPid = rootPid
         self.filtered = filtered
-        self.auditLibrary = auditLibrary
-        self.auditDirPrefix = auditDir.map { $0 + "/" }
+        self.auditLibrary = auditLibrary.map { Array($0.utf8) }
+        self.auditDirPrefix = auditDir.map { Array(($0 + "/").utf8) }
         self.originalAffinity = originalAffinity
         self.resume = filtered ? PT.cont : PT.syscall
         threads[rootPid] = ThreadState(pid: rootPid, pending: nil, announced: true)
@@ -232,14 +235,26 @@ final class PtraceSession {
         case .execve: pathArg = a[0]
         case .execveat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[4]
         }
-        let text = readString(tid, pathArg)
+        let n = pathArg == 0 ? -1 : pathBuffer.withUnsafeMutableBufferPointer {
+            lp_read_string(tid, UInt(pathArg), $0.baseAddress, 4097)
+        }
+        var path = PathRef.none
         var resolved: PathRef? = nil
-        if !text.hasPrefix("/") {
-            if let full = resolve(tid: tid, dirfd: dirfd, path: text) { resolved = writer.internPath(full) }
+        var kind = PathKind.other
+        pathBuffer.withUnsafeBytes { raw in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<max(n, 0)])
+            path = writer.internPath(bytes: bytes)
+            if bytes.isEmpty { kind = .empty }
+            else if let lib = auditLibrary, bytes.elementsEqual(lib) { kind = .auditLibrary }
+            else if let dir = auditDirPrefix, bytes.starts(with: dir) { kind = .auditRecordFile }
+            if bytes.first != UInt8(ascii: "/") {
+                let text = String(decoding: bytes, as: UTF8.self)
+                if let full = resolve(tid: tid, dirfd: dirfd, path: text) { resolved = writer.internPath(full) }
+            }
         }
         var argv: [String]? = nil
         if call.isExec { argv = readArgv(tid, call == .execve ? a[1] : a[2]) }
-        let pending = Pending(call: call, dirfd: dirfd, pathText: text, path: writer.internPath(text),
+        let pending = Pending(call: call, dirfd: dirfd, pathKind: kind, path: path,
                               resolved: resolved, flags: flags, entryNs: now, argv: argv)
         threads[tid, default: ThreadState(pid: tid, pending: nil, announced: false)].pending = pending
         PT.request(PT.syscall, tid) // on to the exit stop
@@ -265,16 +280,17 @@ final class PtraceSession {
     /// The audit library's own calls: ld.so's openat and fstat of the library,
     /// and the library's openat of its record files.
     private func isOwn(pid: Int32, _ p: Pending, result: Int64) -> Bool {
-        guard let lib = auditLibrary else { return false }
+        guard auditLibrary != nil else { return false }
         if p.call.isOpen {
-            if p.pathText == lib {
+            switch p.pathKind {
+            case .auditLibrary:
                 processes[pid]?.auditLibraryFd = result >= 0 ? result : nil
                 return true
+            case .auditRecordFile: return true
+            default: return false
             }
-            if let dir = auditDirPrefix, p.pathText.hasPrefix(dir) { return true }
-            return false
         }
-        if p.call == .newfstatat || p.call == .statx, p.pathText.isEmpty,
+        if p.call == .newfstatat || p.call == .statx, p.pathKind == .empty,
            let fd = processes[pid]?.auditLibraryFd, let d = p.dirfd, Int64(d) == fd {
             processes[pid]?.auditLibraryFd = nil
             return true

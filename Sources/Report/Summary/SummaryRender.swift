@@ -1,7 +1,7 @@
 import TraceFormat
 
 extension TraceSummary {
-    static let originOrder: [SearchOrigin] = [.orig, .libpath, .runpath, .config, .defaultDirs, .secure]
+    static let originOrder: [TraceFormat.SearchOrigin] = [.orig, .libpath, .runpath, .config, .defaultDirs, .secure]
 
     /// The loadprobe-report/1 document (docs/report-format.md).
     public func json() -> JSON {
@@ -10,7 +10,7 @@ extension TraceSummary {
                 d[c].map { (c.name, JSON.object([("calls", .int(Int64($0.calls))), ("failed", .int(Int64($0.failed)))])) }
             })
         }
-        func origins(_ d: [SearchOrigin: Int]) -> JSON {
+        func origins(_ d: [TraceFormat.SearchOrigin: Int]) -> JSON {
             .object(TraceSummary.originOrder.compactMap { o in
                 o == .secure && d[o] == nil ? nil : (o.reportName, JSON.int(Int64(d[o] ?? 0)))
             })

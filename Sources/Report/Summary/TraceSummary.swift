@@ -20,7 +20,7 @@ public struct TraceSummary: Sendable {
         public var signal: Int32?
         public var syscalls: [FileCall: CallCount] = [:]
         public var searchAttempts = 0
-        public var searchesByOrigin: [SearchOrigin: Int] = [:]
+        public var searchesByOrigin: [TraceFormat.SearchOrigin: Int] = [:]
         public var objects = 0
         /// From the start of the (last) image to la_preinit, when both are known.
         public var execToMainNs: UInt64?
@@ -33,7 +33,7 @@ public struct TraceSummary: Sendable {
     public var processes: [Process]
     public var syscalls: [FileCall: CallCount]
     public var searchAttempts: Int
-    public var searchesByOrigin: [SearchOrigin: Int]
+    public var searchesByOrigin: [TraceFormat.SearchOrigin: Int]
     public var objects: Int
     public var ownCalls: Int
     public var events: Int
@@ -83,7 +83,7 @@ public struct TraceSummary: Sendable {
                 p.audited = true
                 switch a.kind {
                 case .objsearch:
-                    if let o = SearchOrigin(rawValue: a.flag & 0x7f) ?? SearchOrigin(rawValue: a.flag) {
+                    if let o = TraceFormat.SearchOrigin(rawValue: a.flag & 0x7f) ?? TraceFormat.SearchOrigin(rawValue: a.flag) {
                         p.searchesByOrigin[o, default: 0] += 1
                     }
                     if a.flag & 0x01 == 0 { p.searchAttempts += 1 }
@@ -111,7 +111,7 @@ public struct TraceSummary: Sendable {
         }
         processes = order.compactMap { byPid[$0] }
         var totals: [FileCall: CallCount] = [:]
-        var origins: [SearchOrigin: Int] = [:]
+        var origins: [TraceFormat.SearchOrigin: Int] = [:]
         for p in processes {
             for (k, v) in p.syscalls { totals[k, default: CallCount()].calls += v.calls; totals[k, default: CallCount()].failed += v.failed }
             for (k, v) in p.searchesByOrigin { origins[k, default: 0] += v }
