@@ -63,6 +63,8 @@ static const struct { long nr; int call; } lp_calls[] = {
 
 int lp_call_for_nr(uint64_t nr) {
     if (nr == (uint64_t)SYS_close) return LP_CALL_PREINIT_SIGNAL;
+    if (nr == (uint64_t)SYS_sched_getaffinity) return LP_CALL_SCHED_GETAFFINITY;
+    if (nr == (uint64_t)SYS_sched_setaffinity) return LP_CALL_SCHED_SETAFFINITY;
     for (int i = 0; i < LP_NCALLS; i++)
         if ((uint64_t)lp_calls[i].nr == nr) return lp_calls[i].call;
     return 0;
@@ -103,6 +105,20 @@ long lp_read_memory(pid_t pid, uintptr_t addr, void *out, size_t n) {
     struct iovec local = { out, n }, remote = { (void *)addr, n };
     ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
     return r < 0 ? -1 : (long)r;
+}
+
+long lp_write_memory(pid_t pid, uintptr_t addr, const void *in, size_t n) {
+    struct iovec local = { (void *)in, n }, remote = { (void *)addr, n };
+    ssize_t r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    return r < 0 ? -1 : (long)r;
+}
+
+int lp_current_cpu(void) { return sched_getcpu(); }
+
+void lp_fill_mask(const int *cpus, int n, unsigned char *mask, size_t bytes) {
+    memset(mask, 0, bytes);
+    for (int i = 0; i < n; i++)
+        if (cpus[i] >= 0 && (size_t)cpus[i] / 8 < bytes) mask[cpus[i] / 8] |= (unsigned char)(1u << (cpus[i] % 8));
 }
 
 long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap) {
@@ -154,8 +170,8 @@ __attribute__((constructor)) static void lp_capture_initial_signals(void) {
 /* The seccomp filter: RET_TRACE for the traced calls and for the audit
  * library's close(LP_PREINIT_MAGIC_FD); everything else, and every call of a
  * foreign ABI (x32, i386), is allowed without a stop. */
-static int lp_install_filter(void) {
-    struct sock_filter prog[8 + 2 * LP_NCALLS + 8];
+static int lp_install_filter(int affinity) {
+    struct sock_filter prog[8 + 2 * LP_NCALLS + 12];
     int n = 0;
     const int ntraced = LP_NCALLS;
     /* [0] load arch; [1] if not native, allow. Jumps are patched below. */
@@ -170,6 +186,12 @@ static int lp_install_filter(void) {
     int first_cmp = n;
     for (int i = 0; i < ntraced; i++)
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lp_calls[i].nr, 0, 0);
+    int ncmp = ntraced;
+    if (affinity) {
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_sched_getaffinity, 0, 0);
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_sched_setaffinity, 0, 0);
+        ncmp += 2;
+    }
     int close_cmp = n; /* close: traced only for the magic fd (low 32 bits of arg 0) */
     prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_close, 0, 0);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
@@ -187,7 +209,7 @@ static int lp_install_filter(void) {
     prog[x32_check].jt = (uint8_t)(allow - x32_check - 1);
     prog[x32_check].jf = 0;
 #endif
-    for (int i = first_cmp; i < first_cmp + ntraced; i++) {
+    for (int i = first_cmp; i < first_cmp + ncmp; i++) {
         prog[i].jt = (uint8_t)(trace - i - 1);
         prog[i].jf = 0;
     }
@@ -224,7 +246,7 @@ pid_t lp_spawn(const char *path, char *const argv[], char *const envp[],
             sched_setaffinity(0, sizeof set, &set);
         }
         int err = 0;
-        if (opts->install_filter && lp_install_filter() != 0) err = errno ? errno : EINVAL;
+        if (opts->install_filter && lp_install_filter(opts->cpu >= 0) != 0) err = errno ? errno : EINVAL;
         if (!err) {
             sigprocmask(SIG_SETMASK, &lp_initial_mask, NULL);
             if (opts->stop_before_exec) raise(SIGSTOP);

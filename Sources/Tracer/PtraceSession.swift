@@ -51,6 +51,17 @@ final class PtraceSession {
     private(set) var ownCalls = 0
     private(set) var tracedCalls = 0
     private var pathBuffer = [CChar](repeating: 0, count: 4097)
+    /// sched_getaffinity calls of pinned processes awaiting their exit stop: tid → user buffer.
+    private var affinityQueries: [Int32: UInt64] = [:]
+    /// The original mask in the kernel's cpu_set_t layout.
+    private lazy var originalMask: [UInt8] = {
+        guard let cpus = originalAffinity else { return [] }
+        var mask = [UInt8](repeating: 0, count: 1024 / 8)
+        cpus.map { Int32($0) }.withUnsafeBufferPointer { c in
+            mask.withUnsafeMutableBufferPointer { lp_fill_mask(c.baseAddress, Int32(c.count), $0.baseAddress, $0.count) }
+        }
+        return mask
+    }()
     private let resume: Int32
 
     init(writer: TraceWriter, rootPid: Int32, filtered: Bool, auditLibrary: String?, auditDir: String?,
@@ -209,6 +220,10 @@ final class PtraceSession {
             PT.request(resume, tid)
             return
         }
+        if code == Int32(LP_CALL_SCHED_GETAFFINITY.rawValue) || code == Int32(LP_CALL_SCHED_SETAFFINITY.rawValue) {
+            affinityCall(tid, info, get: code == Int32(LP_CALL_SCHED_GETAFFINITY.rawValue))
+            return
+        }
         guard code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
         let a = [info.args.0, info.args.1, info.args.2, info.args.3, info.args.4, info.args.5]
         var dirfd: Int32? = nil
@@ -261,6 +276,16 @@ final class PtraceSession {
     }
 
     private func exit(_ tid: Int32, _ info: lp_syscall_info) throws {
+        if let buffer = affinityQueries.removeValue(forKey: tid) {
+            // The program asked for its mask while it runs on the tracer's CPU:
+            // it is shown the mask it will have from main on.
+            if info.is_error == 0, info.rval > 0 {
+                let n = min(Int(info.rval), originalMask.count)
+                _ = originalMask.withUnsafeBytes { lp_write_memory(tid, UInt(buffer), $0.baseAddress, n) }
+            }
+            PT.request(resume, tid)
+            return
+        }
         let now = lp_monotonic_ns()
         guard var state = threads[tid], let p = state.pending else { PT.request(resume, tid); return }
         state.pending = nil
@@ -296,6 +321,20 @@ final class PtraceSession {
             return true
         }
         return false
+    }
+
+    private func affinityCall(_ tid: Int32, _ info: lp_syscall_info, get: Bool) {
+        let target = Int32(truncatingIfNeeded: info.args.0)
+        let pid = threads[target == 0 ? tid : target]?.pid ?? -1
+        guard processes[pid]?.pinned == true else { PT.request(resume, tid); return }
+        if get {
+            affinityQueries[tid] = info.args.2
+            PT.request(PT.syscall, tid)
+        } else {
+            // The program places itself: its choice stands, we restore nothing.
+            processes[pid]?.pinned = false
+            PT.request(resume, tid)
+        }
     }
 
     private func reachedMain(_ tid: Int32) {

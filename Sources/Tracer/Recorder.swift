@@ -114,8 +114,11 @@ public enum Recorder {
             var cpus = [Int32](repeating: 0, count: 1024)
             let n = Int(lp_allowed_cpus(&cpus, 1024))
             if n > 1 {
+                // The CPU loadprobe runs on: under a batch system each rank's
+                // loadprobe starts inside its own binding, so ranks do not pile up.
                 originalAffinity = Array(cpus[0..<n])
-                cpu = cpus[n - 1]
+                let here = lp_current_cpu()
+                cpu = originalAffinity!.contains(here) ? here : cpus[n - 1]
             }
         }
 

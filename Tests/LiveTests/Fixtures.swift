@@ -112,6 +112,23 @@ struct Fixtures: Sendable {
         """
         try write(killed, to: f.dir + "/src/killed.c")
         try gcc([f.dir + "/src/killed.c", "-o", f.path("killed")])
+        let affinity = """
+        #define _GNU_SOURCE
+        #include <sched.h>
+        #include <stdio.h>
+        #include <unistd.h>
+        static int before;
+        __attribute__((constructor)) static void early(void) {
+            cpu_set_t s; sched_getaffinity(0, sizeof s, &s); before = CPU_COUNT(&s);
+        }
+        int main(void) {
+            cpu_set_t s; sched_getaffinity(0, sizeof s, &s);
+            printf("cpus before main %d, in main %d\n", before, CPU_COUNT(&s));
+            return 0;
+        }
+        """
+        try write(affinity, to: f.dir + "/src/affinity.c")
+        try gcc([f.dir + "/src/affinity.c", "-o", f.path("affinity")])
         return f
     }
 }

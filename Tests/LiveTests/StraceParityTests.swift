@@ -21,6 +21,8 @@ let parityCases: [ParityCase] = [
     ParityCase(name: "fork and exec", argv: { [$0.path("forkexec"), $0.path("rpath3")] }),
     ParityCase(name: "exec from a thread", argv: { [$0.path("threadexec"), $0.path("rpath3")] }),
     ParityCase(name: "killed by SIGKILL", argv: { [$0.path("killed")] }),
+    // Programs start on the tracer's CPU: they must still see their own mask, in constructors and in main.
+    ParityCase(name: "affinity mask seen by the program", argv: { [$0.path("affinity")] }),
     ParityCase(name: "shell script", argv: { _ in ["/bin/sh", "-c", "ls /nonexistent-dir 2>/dev/null; cat /etc/hostname >/dev/null; exit 4"] }),
 ]
 

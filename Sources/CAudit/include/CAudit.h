@@ -19,6 +19,8 @@ enum lp_call {
     LP_CALL_ACCESS, LP_CALL_FACCESSAT, LP_CALL_FACCESSAT2,
     LP_CALL_READLINK, LP_CALL_READLINKAT, LP_CALL_EXECVE, LP_CALL_EXECVEAT,
     LP_CALL_PREINIT_SIGNAL, /* close(LP_PREINIT_MAGIC_FD) from the audit library */
+    LP_CALL_SCHED_GETAFFINITY, /* traced only while programs start on the tracer's CPU */
+    LP_CALL_SCHED_SETAFFINITY,
     LP_CALL_COUNT
 };
 
@@ -47,6 +49,12 @@ int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out);
 long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap);
 /* Reads n bytes; returns bytes read or -1. */
 long lp_read_memory(pid_t pid, uintptr_t addr, void *out, size_t n);
+/* Writes n bytes into another process; returns bytes written or -1. */
+long lp_write_memory(pid_t pid, uintptr_t addr, const void *in, size_t n);
+/* The CPU the caller runs on, or -1. */
+int lp_current_cpu(void);
+/* Fills a cpu_set_t-layout mask (bytes, little-endian bit order) with the given CPUs. */
+void lp_fill_mask(const int *cpus, int n, unsigned char *mask, size_t bytes);
 
 /* Wait-status macros as functions. */
 int lp_wifexited(int s); int lp_wexitstatus(int s);
@@ -59,7 +67,9 @@ pid_t lp_wait_all(int *status);
 struct lp_spawn_options {
     int install_filter;   /* seccomp RET_TRACE filter for the traced calls */
     int stop_before_exec; /* raise SIGSTOP before execve so the parent can PTRACE_SEIZE */
-    int cpu;              /* ≥0: pin the child to this CPU before exec */
+    int cpu;              /* ≥0: pin the child to this CPU before exec; the filter then
+                             also stops sched_getaffinity/sched_setaffinity so the
+                             program can be shown its own mask */
 };
 /* fork; in the child: [no_new_privs + seccomp filter], [pin], [SIGSTOP], execve(path, argv, envp).
  * An exec failure's errno comes back through a CLOEXEC pipe: returns the child
