@@ -65,6 +65,8 @@ struct lp_state {
 #define LP_STATE_ALIGN 4096
 #endif
 
+_Static_assert(sizeof(struct lp_state) <= 4096, "lp_state must fit the smallest page");
+
 union lp_state_page {
     struct lp_state s;
     char bytes[LP_STATE_ALIGN];

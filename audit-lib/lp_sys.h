@@ -65,6 +65,7 @@ typedef unsigned short lp_u16;
 #define LP_MAP_FIXED 0x10
 #define LP_MAP_ANONYMOUS 0x20
 #define LP_MADV_RANDOM 1
+#define LP_MADV_HUGEPAGE 14
 #define LP_MADV_WIPEONFORK 18   /* Linux 4.14 */
 #define LP_MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #define LP_EINTR 4
@@ -162,6 +163,56 @@ static inline long lp_clock_gettime_syscall(int clk, struct lp_timespec *ts)
 {
     return lp_sc2(LP_NR_clock_gettime, clk, ts);
 }
+
+/* ---- atomic read-modify-write ----
+ * Plain __atomic loads and stores are fine freestanding, but on aarch64 GCC (and clang
+ * with -moutline-atomics) turns read-modify-write builtins into calls to libgcc helpers
+ * such as __aarch64_ldadd8_relax, which a library with no DT_NEEDED cannot have. So the
+ * three RMW operations we need are written out: LL/SC loops, valid on every ARMv8.0. */
+#if defined(__x86_64__)
+static inline lp_u64 lp_fetch_add64(lp_u64 *p, lp_u64 v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline lp_u32 lp_fetch_add32(lp_u32 *p, lp_u32 v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline int lp_swap_acquire(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE); }
+#else
+static inline lp_u64 lp_fetch_add64(lp_u64 *p, lp_u64 v)
+{
+    lp_u64 old, nw;
+    unsigned fail;
+    __asm__ volatile("1: ldxr %0, %3\n"
+                     "   add %1, %0, %4\n"
+                     "   stxr %w2, %1, %3\n"
+                     "   cbnz %w2, 1b"
+                     : "=&r"(old), "=&r"(nw), "=&r"(fail), "+Q"(*p)
+                     : "r"(v)
+                     : "memory");
+    return old;
+}
+static inline lp_u32 lp_fetch_add32(lp_u32 *p, lp_u32 v)
+{
+    lp_u32 old, nw;
+    unsigned fail;
+    __asm__ volatile("1: ldxr %w0, %3\n"
+                     "   add %w1, %w0, %w4\n"
+                     "   stxr %w2, %w1, %3\n"
+                     "   cbnz %w2, 1b"
+                     : "=&r"(old), "=&r"(nw), "=&r"(fail), "+Q"(*p)
+                     : "r"(v)
+                     : "memory");
+    return old;
+}
+static inline int lp_swap_acquire(int *p, int v)
+{
+    int old;
+    unsigned fail;
+    __asm__ volatile("1: ldaxr %w0, %2\n"
+                     "   stxr %w1, %w3, %2\n"
+                     "   cbnz %w1, 1b"
+                     : "=&r"(old), "=&r"(fail), "+Q"(*p)
+                     : "r"(v)
+                     : "memory");
+    return old;
+}
+#endif
 
 /* ---- tiny string helpers (no libc) ---- */
 static inline lp_u64 lp_strlen(const char *s)

@@ -211,6 +211,11 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
+DLOPEN_MISSING = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+int main(void) { void *h = dlopen("libloadprobe-no-such-lib.so", RTLD_NOW); printf("%s\\n", h ? "found" : "missing"); return 0; }
+"""
 OTHER_AUDIT = r"""
 #define _GNU_SOURCE
 #include <link.h>
@@ -240,6 +245,8 @@ def build_fixtures():
     sh([CC, "-o", T + "/dlopener", write(src + "/dlopener.c", DLOPENER)] + libs + [runpath])
     sh([CC, "-o", T + "/killer", write(src + "/killer.c", KILLER)] + libs + [rpath])
     sh([CC, "-o", T + "/forker", write(src + "/forker.c", FORKER)] + libs + [rpath])
+    sh([CC, "-o", T + "/m_plain", src + "/m.c"] + libs)
+    sh([CC, "-o", T + "/dlopen_missing", write(src + "/missing.c", DLOPEN_MISSING)])
     sh([CC, "-O1", "-pthread", "-o", T + "/stress", write(src + "/stress.c", STRESS), "-ldl"])
     sh([CC, "-shared", "-fPIC", "-o", T + "/libotheraudit.so", write(src + "/other.c", OTHER_AUDIT)])
 
@@ -248,15 +255,38 @@ def build_fixtures():
 
 TRYING = re.compile(r"^\s*(\d+):\s+trying file=(.*)$")
 FIND = re.compile(r"^\s*(\d+):\s+find library=(\S+) \[")
+SEARCH = re.compile(r"^\s*(\d+):\s+search (path|cache)=(.*)$")
 
 
-def ld_debug(argv, audit=None, audit_dir=None):
-    """(trying-file candidates, find-library names) that LD_DEBUG=libs reports."""
-    env = {"LD_DEBUG": "libs"}
-    r = run(argv, audit=audit, audit_dir=audit_dir, extra_env=env)
-    lines = r.stderr.decode(errors="replace").splitlines()
-    trying = [m.group(2) for m in map(TRYING.match, lines) if m]
-    finds = [m.group(2) for m in map(FIND.match, lines) if m]
+def ld_debug(argv, audit=None, audit_dir=None, env=None):
+    """(trying-file candidates as (origin flag, path), find-library names) from LD_DEBUG=libs."""
+    e = dict(env or {})
+    if "LD_DEBUG=libs" not in argv:
+        e["LD_DEBUG"] = "libs"
+    r = run(argv, audit=audit, audit_dir=audit_dir, extra_env=e)
+    trying, finds, origin = [], [], 0
+    for line in r.stderr.decode(errors="replace").splitlines():
+        m = SEARCH.match(line)
+        if m:
+            what = m.group(3)
+            if m.group(2) == "cache":
+                origin = 0x08
+            elif what.endswith("(LD_LIBRARY_PATH)"):
+                origin = 0x02
+            elif "(RPATH from file" in what or "(RUNPATH from file" in what:
+                origin = 0x04
+            elif what.endswith("(system search path)"):
+                origin = 0x40
+            else:
+                origin = -1
+            continue
+        m = TRYING.match(line)
+        if m:
+            trying.append((origin, m.group(2)))
+            continue
+        m = FIND.match(line)
+        if m:
+            finds.append(m.group(2))
     return trying, finds
 
 
@@ -306,7 +336,8 @@ def validate_dir(test, d, single_threaded=True):
 
 
 def candidates(seg_list):
-    return [r["name"] for s in seg_list for r in s.records if r["kind"] == lpa.OBJSEARCH and r["flag"] != 0x01]
+    """(flag, path) of every OBJSEARCH candidate (not LA_SER_ORIG), in order."""
+    return [(r["flag"], r["name"]) for s in seg_list for r in s.records if r["kind"] == lpa.OBJSEARCH and r["flag"] != 0x01]
 
 
 def origs(seg_list):
@@ -345,47 +376,58 @@ def test_elf(so):
     check(t, not und, "undefined dynamic symbols: %s" % und)
 
 
-def test_search_order(so, prog, kind):
+def test_search_order(so, argv, kind, env=None, expect_flags=()):
     t = "search-order-" + kind
     d = fresh_dir(t)
-    plain = run([prog])
-    traced = run([prog], audit=so, audit_dir=d)
+    plain = run(argv, extra_env=env)
+    traced = run(argv, audit=so, audit_dir=d, extra_env=env)
     same_run_result(t, plain, traced)
     by_pid = validate_dir(t, d)
     if not check(t, len(by_pid) == 1, "expected one process, got %s" % sorted(by_pid)):
         return
     segs = list(by_pid.values())[0]
     got = candidates(segs)
-    trying, finds = ld_debug([prog])
-    check(t, got == trying, "OBJSEARCH candidates differ from LD_DEBUG=libs trying lines (%s)\n    audit: %s\n    ld.so: %s"
+    trying, finds = ld_debug(argv, env=env)
+    check(t, got == trying, "OBJSEARCH (flag, candidate) differ from LD_DEBUG=libs (origin, trying file) (%s)\n    audit: %s\n    ld.so: %s"
           % (first_diff(got, trying), got, trying))
     check(t, origs(segs) == finds, "ORIG names %s differ from LD_DEBUG find library %s" % (origs(segs), finds))
     # The same run with both: LD_AUDIT must not change what ld.so tries.
     d2 = fresh_dir(t + "-both")
-    trying2, _ = ld_debug([prog], audit=so, audit_dir=d2)
+    trying2, _ = ld_debug(argv, audit=so, audit_dir=d2, env=env)
     got2 = candidates(segs_all(d2))
     check(t, trying2 == trying, "LD_DEBUG trying lines change under LD_AUDIT (%s)" % first_diff(trying2, trying))
     check(t, got2 == trying2, "candidates differ in the combined LD_DEBUG+LD_AUDIT run (%s)" % first_diff(got2, trying2))
-    hw = [r for s in segs for r in s.records if r["kind"] == lpa.OBJSEARCH and "glibc-hwcaps" in r["name"]]
+    hw = [(f, n) for f, n in got if "glibc-hwcaps" in n]
     check(t, hw, "no glibc-hwcaps candidates recorded")
-    flags = sorted({r["flag"] for r in hw})
-    info("%s: %d candidates match LD_DEBUG=libs one for one; hwcaps candidates carry flag(s) %s; all flags seen: %s"
-         % (kind, len(got), [lpa.LA_SER.get(f, hex(f)) for f in flags],
-            sorted({lpa.LA_SER.get(r["flag"], hex(r["flag"])) for s in segs for r in s.records if r["kind"] == lpa.OBJSEARCH})))
-    kinds = [r["kind_name"] for r in segs[0].records]
-    check(t, "PREINIT" in kinds, "no PREINIT record")
-    check(t, kinds.count("OBJOPEN") >= 5, "expected OBJOPEN for main, ld.so, vdso, liba, libb, libc; got %s" % kinds)
-    opens = [r["name"] for r in segs[0].records if r["kind"] == lpa.OBJOPEN]
-    check(t, os.path.join(T, "d2", "liba.so") in opens and os.path.join(T, "d3", "libb.so") in opens,
-          "OBJOPEN names %s" % opens)
-    closes = [r["name"] for r in segs[0].records if r["kind"] == lpa.OBJCLOSE]
-    check(t, sorted(closes) == sorted(n for n in opens if n != "linux-vdso.so.1") or sorted(closes) == sorted(opens),
-          "OBJCLOSE names %s do not match OBJOPEN %s" % (closes, opens))
+    flagname = lambda f: "|".join(v for k, v in lpa.LA_SER.items() if f & k) or hex(f)
+    seen = sorted({flagname(f) for f, _ in got})
+    for f in expect_flags:
+        check(t, flagname(f) in seen, "no candidate with flag %s (seen %s)" % (flagname(f), seen))
+    info("%s: %d candidates match LD_DEBUG=libs one for one, origin for origin; hwcaps candidates: %d, flag(s) %s; "
+         "candidate flags seen: %s" % (kind, len(got), len(hw), sorted({flagname(f) for f, _ in hw}), seen))
     sizes = [r["size"] for s in segs for r in s.records]
     info("%s: %d records, %d bytes, %.1f bytes/record (OBJSEARCH candidates: %.1f)"
          % (kind, len(sizes), sum(sizes), sum(sizes) / len(sizes),
             sum(r["size"] for s in segs for r in s.records if r["kind"] == lpa.OBJSEARCH and r["flag"] != 1)
             / max(1, len(got))))
+    return segs
+
+
+def test_link_time(so, prog, kind):
+    t = "search-order-" + kind
+    segs = test_search_order(so, [prog], kind, expect_flags=(0x04, 0x08))
+    if not segs:
+        return
+    kinds = [r["kind_name"] for r in segs[0].records]
+    check(t, "PREINIT" in kinds, "no PREINIT record")
+    opens = [r["name"] for r in segs[0].records if r["kind"] == lpa.OBJOPEN]
+    check(t, os.path.join(T, "d2", "liba.so") in opens and os.path.join(T, "d3", "libb.so") in opens,
+          "OBJOPEN names %s" % opens)
+    check(t, opens[:2] == ["", "/lib64/ld-linux-x86-64.so.2"] or not opens[1].startswith("/lib64"),
+          "first OBJOPENs are not main program and ld.so: %s" % opens[:3])
+    closes = [r["name"] for r in segs[0].records if r["kind"] == lpa.OBJCLOSE]
+    check(t, sorted(closes) == sorted(n for n in opens if n != "linux-vdso.so.1") or sorted(closes) == sorted(opens),
+          "OBJCLOSE names %s do not match OBJOPEN %s" % (closes, opens))
 
 
 def segs_all(d):
@@ -433,7 +475,7 @@ def test_dlopen(so):
         "%s%s" % (lpa.KIND_NAMES[k], "(%s)" % (lpa.LA_ACT[f] if k == lpa.ACTIVITY else lpa.LA_SER.get(f, f))
                    if k in (lpa.ACTIVITY, lpa.OBJSEARCH) else "") for k, f, n in after))
     trying, _ = ld_debug([prog])
-    got = [r["name"] for r in recs if r["kind"] == lpa.OBJSEARCH and r["flag"] != 1]
+    got = [(r["flag"], r["name"]) for r in recs if r["kind"] == lpa.OBJSEARCH and r["flag"] != 1]
     check(t, got == trying, "candidates differ from LD_DEBUG (%s)" % first_diff(got, trying))
 
 
@@ -620,7 +662,7 @@ def test_strace(so):
         return out
     cb, ca = counts(base), counts(calls)
     delta = {k: ca.get(k, 0) - cb.get(k, 0) for k in set(ca) | set(cb) if ca.get(k, 0) != cb.get(k, 0)}
-    ours = [c for c in calls if so in c or d in c or re.match(r"(getpid|getppid|prlimit64|ftruncate|madvise)\(", c)
+    ours = [c for c in calls if so in c or d in c or re.match(r"(getpid|getppid|ftruncate|madvise)\(", c) or "RLIMIT_FSIZE" in c
             or "close(-4242)" in c]
     info("system calls added with LD_AUDIT (strace -f, m_rpath, LOADPROBE_PTRACE=1), per name: %s"
          % ", ".join("%s %+d" % kv for kv in sorted(delta.items())))
@@ -636,6 +678,55 @@ def test_strace(so):
     check(t, "clock_gettime" not in delta, "clock_gettime system calls: vDSO clock not used")
     pre = [c for c in calls if "close(-4242)" in c]
     check(t, len(pre) == 1, "close(-4242) %d times" % len(pre))
+
+
+FREESTANDING = ["-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fvisibility=hidden",
+                "-fPIC", "-O2", "-Wall", "-Wextra"]  # as in Package.swift
+
+
+def test_aarch64():
+    """Optional: builds the library for aarch64 with the cross compiler and runs the RPATH
+    fixture under qemu-user (no vDSO there: exercises the syscall clock)."""
+    t = "aarch64"
+    gcc, qemu, sysroot = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64"), "/usr/aarch64-linux-gnu"
+    if not (gcc and qemu and os.path.isdir(sysroot)):
+        info("aarch64 skipped: needs aarch64-linux-gnu-gcc, qemu-aarch64 (Debian: gcc-aarch64-linux-gnu qemu-user)")
+        return
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    a = os.path.join(T, "a64")
+    for d in ("d1", "d2", "d3"):
+        os.makedirs(os.path.join(a, d), exist_ok=True)
+    so = os.path.join(a, "libloadprobe-audit.so")
+    srcs = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".c"))
+    sh([gcc] + FREESTANDING + ["-shared", "-Wl,--no-undefined", "-o", so] + srcs)
+    needed = [l for l in sh(["readelf", "-dW", so]).stdout.splitlines() if "(NEEDED)" in l]
+    check(t, not needed, "aarch64 build has DT_NEEDED: %s" % needed)
+    src = os.path.join(T, "src")
+    d1, d2, d3 = (os.path.join(a, d) for d in ("d1", "d2", "d3"))
+    sh([gcc, "-shared", "-fPIC", "-o", d2 + "/liba.so", src + "/a.c"])
+    sh([gcc, "-shared", "-fPIC", "-o", d3 + "/libb.so", src + "/b.c", "-L" + d2, "-la"])
+    prog = os.path.join(a, "m_rpath")
+    sh([gcc, "-o", prog, src + "/m.c", "-L" + d2, "-L" + d3, "-Wl,--no-as-needed", "-la", "-lb",
+        "-Wl,--disable-new-dtags,-rpath,%s:%s:%s" % (d1, d2, d3)])
+    # qemu-user itself is a dynamically linked x86_64 program: the variables must reach
+    # only the guest, through -E.
+    q = lambda *env: [qemu] + [x for e in env for x in ("-E", e)] + ["-L", sysroot, prog]
+    plain = run(q())
+    d = fresh_dir(t)
+    traced = run(q("LD_AUDIT=" + so, "LOADPROBE_AUDIT_DIR=" + d))
+    same_run_result(t, plain, traced)
+    segs = segs_all(d)
+    if not check(t, len(segs) == 1, "expected one segment, got %d" % len(segs)):
+        return
+    for p in segs[0].problems:
+        fail(t, p)
+    got = candidates(segs)
+    trying, _ = ld_debug(q("LD_DEBUG=libs"))
+    check(t, got == trying, "aarch64 candidates differ from LD_DEBUG (%s)" % first_diff(got, trying))
+    kinds = [r["kind_name"] for r in segs[0].records]
+    check(t, kinds[0] == "IMAGE" and "PREINIT" in kinds, "aarch64 records: %s" % kinds)
+    info("aarch64 (qemu-user): la_version %d, clock_source %d, %d candidates match LD_DEBUG=libs"
+         % (segs[0].la_version, segs[0].clock_source, len(got)))
 
 
 def main():
@@ -656,8 +747,13 @@ def main():
         return 1
     tests = [
         ("elf", lambda: test_elf(so)),
-        ("search-order RPATH", lambda: test_search_order(so, os.path.join(T, "m_rpath"), "RPATH")),
-        ("search-order RUNPATH", lambda: test_search_order(so, os.path.join(T, "m_runpath"), "RUNPATH")),
+        ("search-order RPATH", lambda: test_link_time(so, os.path.join(T, "m_rpath"), "RPATH")),
+        ("search-order RUNPATH", lambda: test_link_time(so, os.path.join(T, "m_runpath"), "RUNPATH")),
+        ("search-order LD_LIBRARY_PATH", lambda: test_search_order(
+            so, [os.path.join(T, "m_plain")], "LD_LIBRARY_PATH", expect_flags=(0x02,),
+            env={"LD_LIBRARY_PATH": ":".join(os.path.join(T, d) for d in ("d1", "d2", "d3"))})),
+        ("search-order default dirs (failed dlopen)", lambda: test_search_order(
+            so, [os.path.join(T, "dlopen_missing")], "DEFAULT", expect_flags=(0x40,))),
         ("dlopen", lambda: test_dlopen(so)),
         ("sigkill", lambda: test_kill(so)),
         ("fork/vfork/spawn/exec", lambda: test_fork_exec(so)),
@@ -665,6 +761,7 @@ def main():
         ("inert and edge cases", lambda: test_inert(so)),
         ("two audit libraries", lambda: test_coexist(so)),
         ("system calls", lambda: test_strace(so)),
+        ("aarch64 under qemu-user (optional)", test_aarch64),
     ]
     for name, fn in tests:
         before = len(FAILURES)
