@@ -123,7 +123,7 @@ struct Fixtures: Sendable {
         }
         int main(void) {
             cpu_set_t s; sched_getaffinity(0, sizeof s, &s);
-            printf("cpus before main %d, in main %d\n", before, CPU_COUNT(&s));
+            printf("cpus before main %d, in main %d\\n", before, CPU_COUNT(&s));
             return 0;
         }
         """
