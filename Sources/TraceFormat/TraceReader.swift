@@ -188,8 +188,9 @@ private struct Decoder {
             let k = b[p]; p += 1
             switch TraceWire.Kind(rawValue: k) {
             case .string:
-                let n = Int(try u())
-                guard n <= end - p else { throw fail("string runs past its chunk") }
+                let len = try u()
+                guard len <= UInt64(end - p) else { throw fail("string runs past its chunk") }
+                let n = Int(len)
                 strings.append(String(decoding: UnsafeBufferPointer(rebasing: b[p..<(p + n)]), as: UTF8.self))
                 p += n
             case .meta:

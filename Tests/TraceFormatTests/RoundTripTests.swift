@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+@testable import TraceFormat
+
+/// Writes a trace with one event of every kind through the real writer, into a
+/// temporary file, and returns its bytes.
+func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true) throws -> (bytes: [UInt8], events: [TraceEvent], writer: String) {
+    let path = NSTemporaryDirectory() + "lp-format-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).lpt"
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    #expect(fd >= 0)
+    let w = try TraceWriter(fd: fd, chunkBytes: chunkBytes)
+    try w.meta("argv", "./app")
+    try w.meta("env", "LD_LIBRARY_PATH=/a:/b")
+    let lib = w.internPath("/opt/pkgs/dep1/lib/glibc-hwcaps/x86-64-v3/libdep1.so")
+    let rel = w.internPath("relative.so")
+    let empty = w.internPath("")
+    var events: [TraceEvent] = []
+    events.append(.process(ProcessEvent(pid: 100, tid: 100, parent: 1, how: .root, timeNs: 1_000)))
+    events.append(.syscall(SyscallEvent(pid: 100, tid: 100, call: .openat, dirfd: -100, path: lib, resolved: nil,
+                                        flags: 0o2000000, result: -2, completed: true, own: false, entryNs: 2_000, exitNs: 2_500)))
+    events.append(.syscall(SyscallEvent(pid: 100, tid: 101, call: .newfstatat, dirfd: 3, path: empty, resolved: lib,
+                                        flags: 0x1000, result: 0, completed: true, own: true, entryNs: 3_000, exitNs: 3_100)))
+    events.append(.syscall(SyscallEvent(pid: 100, tid: 100, call: .access, dirfd: nil, path: rel, resolved: rel,
+                                        flags: 4, result: 0, completed: false, own: false, entryNs: 2_900, exitNs: 2_900)))
+    events.append(.audit(AuditEvent(pid: 100, kind: .objsearch, flag: 0x04, lmid: 0, name: lib, seq: 7, timeNs: 1_500)))
+    events.append(.audit(AuditEvent(pid: 100, kind: .activity, flag: 1, lmid: -1, name: .none, seq: 8, timeNs: 900)))
+    events.append(.exec(ExecEvent(pid: 100, formerTid: 101, path: lib, argv: [w.intern("a"), w.intern("b c")], timeNs: 4_000)))
+    events.append(.exit(ExitEvent(pid: 100, tid: 100, status: 9, timeNs: 5_000)))
+    events.append(.note(NoteEvent(pid: 100, text: w.intern("audit was not possible"))))
+    for e in events {
+        switch e {
+        case .process(let x): try w.write(x)
+        case .syscall(let x): try w.write(x)
+        case .audit(let x): try w.write(x)
+        case .exec(let x): try w.write(x)
+        case .exit(let x): try w.write(x)
+        case .note(let x): try w.note(pid: x.pid, "audit was not possible")
+        }
+    }
+    if finish { try w.finish(endNs: 6_000) } else { try w.flush(); w.close() }
+    let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    unlink(path)
+    return (bytes, events, path)
+}
+
+@Suite("trace format")
+struct RoundTripTests {
+    @Test("every event kind survives a write and a read unchanged")
+    func roundTrip() throws {
+        let (bytes, events, _) = try sampleTrace(chunkBytes: 64) // many small chunks
+        let t = try TraceReader.decode(bytes, file: "t.lpt")
+        #expect(t.complete)
+        #expect(t.endNs == 6_000)
+        #expect(t.events == events)
+        #expect(t.meta("argv") == "./app")
+        #expect(t.metaAll("env") == ["LD_LIBRARY_PATH=/a:/b"])
+        guard case .syscall(let s) = t.events[1] else { Issue.record("not a syscall"); return }
+        #expect(t.path(s.path) == "/opt/pkgs/dep1/lib/glibc-hwcaps/x86-64-v3/libdep1.so")
+        #expect(s.errno == 2 && s.failed)
+        guard case .syscall(let r) = t.events[3] else { Issue.record("not a syscall"); return }
+        #expect(t.path(r.path) == "relative.so")
+        #expect(!r.completed && !r.failed)
+        guard case .exit(let x) = t.events[7] else { Issue.record("not an exit"); return }
+        #expect(x.signal == 9 && x.exitCode == nil)
+        guard case .note(let n) = t.events[8] else { Issue.record("not a note"); return }
+        #expect(t.string(n.text) == "audit was not possible")
+    }
+
+    @Test("interning: the same string gets the same id, a path splits at its last slash")
+    func interning() throws {
+        var i = ByteInterner()
+        var ids: [UInt32] = []
+        for s in ["a", "b", "a", "", "/x/y", "b"] + (0..<5000).map({ "lib\($0).so" }) {
+            var s = s
+            ids.append(s.withUTF8 { i.intern(UnsafeRawBufferPointer($0)).id })
+        }
+        #expect(ids[0] == ids[2] && ids[1] == ids[5] && ids[0] != ids[1])
+        #expect(Set(ids).count == 5004)
+        #expect(i.count == 5004)
+    }
+
+    @Test("a trace cut in the middle of a chunk is refused, or read as far as it goes with allowPartial")
+    func truncated() throws {
+        let (bytes, events, _) = try sampleTrace(chunkBytes: 64)
+        let cut = Array(bytes[0..<(bytes.count - 5)])
+        #expect(throws: TraceReadError.self) { try TraceReader.decode(cut, file: "t.lpt") }
+        do {
+            _ = try TraceReader.decode(cut, file: "t.lpt")
+        } catch {
+            #expect(error.description.hasPrefix("t.lpt: truncated at byte"))
+        }
+        let partial = try TraceReader.decode(cut, file: "t.lpt", allowPartial: true)
+        #expect(!partial.complete)
+        #expect(partial.events.count < events.count + 1)
+        #expect(Array(partial.events) == Array(events.prefix(partial.events.count)))
+    }
+
+    @Test("a trace without its end record is reported as incomplete")
+    func incomplete() throws {
+        let (bytes, events, _) = try sampleTrace(finish: false)
+        do {
+            _ = try TraceReader.decode(bytes, file: "t.lpt")
+            Issue.record("an incomplete trace was accepted")
+        } catch {
+            #expect(error.reason == .incomplete(recovered: events.count))
+        }
+        #expect(try TraceReader.decode(bytes, file: "t.lpt", allowPartial: true).events == events)
+    }
+
+    @Test("not a trace, another version: one clear error")
+    func foreign() throws {
+        #expect(throws: TraceReadError(file: "x", reason: .notATrace)) { try TraceReader.decode(Array("hello".utf8), file: "x") }
+        var (bytes, _, _) = try sampleTrace()
+        bytes[8] = 9
+        #expect(throws: TraceReadError(file: "x", reason: .unsupportedVersion(9))) { try TraceReader.decode(bytes, file: "x") }
+    }
+
+    @Test("corrupted bytes never crash the reader: each mutation decodes or fails with a message")
+    func mutations() throws {
+        let (bytes, _, _) = try sampleTrace(chunkBytes: 128)
+        var rng = SystemRandomNumberGenerator()
+        var failures = 0
+        for _ in 0..<3000 {
+            var b = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let at = Int.random(in: TraceWire.headerSize..<b.count, using: &rng)
+                b[at] = UInt8.random(in: 0...255, using: &rng)
+            }
+            do { _ = try TraceReader.decode(b, file: "m.lpt") } catch {
+                failures += 1
+                #expect(error.description.hasPrefix("m.lpt: "))
+                #expect(!error.description.contains("\n"))
+            }
+        }
+        #expect(failures > 0)
+    }
+}
