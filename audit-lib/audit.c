@@ -64,7 +64,12 @@ LP_EXPORT unsigned int la_version(unsigned int version)
 {
     if (!lp_cfg.active) return 0;
     lp_cfg.la_version = version;
-    if (lp_writer_start() != 0) return 0; /* ld.so then unloads us, silently */
+    if (lp_writer_start() != 0) {
+        lp_cfg.inert = 1;
+        if (!lp_cfg.ptrace) return 0; /* ld.so then unloads us, silently */
+    }
+    /* Under a loadprobe tracer we stay loaded even when recording failed, so that
+     * la_preinit still signals main to it; the hooks then record nothing. */
     return version;
 }
 

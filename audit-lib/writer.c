@@ -300,7 +300,7 @@ static __attribute__((noinline)) struct lp_seg *next_segment(struct lp_seg *d)
     struct lp_seg *cur = __atomic_load_n(&LP_S.cur, __ATOMIC_ACQUIRE);
     if (cur == d) {
         struct lp_audit_header *h = (struct lp_audit_header *)d->base;
-        cur = new_segment(d->segment + 1, h->ppid, h->parent_image_id);
+        cur = new_segment(d->segment + 1, lp_getppid(), h->parent_image_id);
         if (cur)
             __atomic_store_n(&LP_S.cur, cur, __ATOMIC_RELEASE);
         else

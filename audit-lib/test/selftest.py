@@ -678,6 +678,14 @@ def test_strace(so):
     check(t, "clock_gettime" not in delta, "clock_gettime system calls: vDSO clock not used")
     pre = [c for c in calls if "close(-4242)" in c]
     check(t, len(pre) == 1, "close(-4242) %d times" % len(pre))
+    # recording impossible (no such directory) but a tracer is attached: main is still signalled
+    missing = os.path.join(T, "no-such-dir")
+    calls = strace_calls([prog], {"LD_AUDIT": so, "LOADPROBE_AUDIT_DIR": missing, "LOADPROBE_PTRACE": "1"})
+    check(t, sum("close(-4242)" in c for c in calls) == 1, "LOADPROBE_PTRACE=1, unusable directory: no close(-4242)")
+    check(t, sum(missing in c for c in calls) == 1, "unusable directory tried more than once: %s" % [c for c in calls if missing in c])
+    plain = run([prog])
+    r = run([prog], audit=so, audit_dir=missing, extra_env={"LOADPROBE_PTRACE": "1"})
+    same_run_result(t + "-ptrace-inert", plain, r)
 
 
 FREESTANDING = ["-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fvisibility=hidden",
