@@ -38,6 +38,9 @@ struct Record: ParsableCommand {
 
     func validate() throws {
         if noPtrace && noAudit { throw ValidationError("'--no-ptrace' and '--no-audit' are mutually exclusive") }
+        if let first = command.first, first.hasPrefix("-"), first != "--" {
+            throw ValidationError("unknown option '\(first)'")
+        }
         if commandLine.isEmpty { throw ValidationError("no command given: loadprobe [options] -- COMMAND [ARGS...]") }
     }
 

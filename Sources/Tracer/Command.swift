@@ -56,6 +56,8 @@ public struct ProgramKind: Sendable, Equatable {
     public var interpreter: String?
     public var setuid: Bool
     public var foreignArchitecture: String?
+    /// Neither ELF nor "#!": execve fails with ENOEXEC and a shell runs it with /bin/sh.
+    public var isPlainText = false
 
     /// Why audit cannot be used for this program, or nil when it can.
     public var auditUnavailableReason: String? {
@@ -83,7 +85,10 @@ public struct ProgramKind: Sendable, Equatable {
             }
             return kind
         }
-        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46 else { return kind }
+        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46 else {
+            kind.isPlainText = !(bytes.count >= 4 && bytes[0] == 0x7f && bytes[1] == 0x45)
+            return kind
+        }
         let is64 = bytes[4] == 2
         guard bytes[5] == 1 else { kind.foreignArchitecture = "big-endian ELF"; kind.linkage = .notELF; return kind }
         let machine = UInt16(bytes[18]) | UInt16(bytes[19]) << 8
@@ -96,24 +101,27 @@ public struct ProgramKind: Sendable, Equatable {
             kind.foreignArchitecture = is64 ? "ELF machine \(machine)" : "32-bit ELF"
         }
         guard is64 else { kind.linkage = .staticELF; return kind }
-        func u16(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 }
-        func u64(_ o: Int) -> Int { var v = 0; for i in 0..<8 { v |= Int(bytes[o + i]) << (8 * i) }; return v }
-        let phoff = u64(32), phentsize = u16(54), phnum = u16(56)
+        // Every offset is checked: the file may be truncated or hostile.
+        func u16(_ o: Int) -> Int? { o >= 0 && o + 2 <= bytes.count ? Int(bytes[o]) | Int(bytes[o + 1]) << 8 : nil }
+        func u64(_ o: Int) -> Int? {
+            guard o >= 0, o + 8 <= bytes.count else { return nil }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(bytes[o + i]) << (8 * UInt64(i)) }
+            return v > UInt64(Int32.max) ? nil : Int(v)
+        }
         kind.linkage = .staticELF
+        guard let phoff = u64(32), let phentsize = u16(54), let phnum = u16(56), phentsize >= 56 else { return kind }
         for i in 0..<phnum {
             let o = phoff + i * phentsize
             guard o + 56 <= bytes.count else { break }
             let type = Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
-            if type == 3 { // PT_INTERP
-                let off = u64(o + 8), size = u64(o + 32)
-                if off >= 0, size > 0, off + size <= bytes.count {
-                    let interp = String(decoding: bytes[off..<(off + size)].prefix { $0 != 0 }, as: UTF8.self)
-                    kind.interpreter = interp
-                    if interp.contains("ld-musl") { kind.linkage = .muslDynamic }
-                    else if interp.contains("ld-linux") || interp.contains("ld64.so") { kind.linkage = .glibcDynamic }
-                    else { kind.linkage = .otherDynamic(interp) }
-                }
-            }
+            guard type == 3, let off = u64(o + 8), let size = u64(o + 32) else { continue } // PT_INTERP
+            guard size > 0, off + size <= bytes.count else { continue }
+            let interp = String(decoding: bytes[off..<(off + size)].prefix { $0 != 0 }, as: UTF8.self)
+            kind.interpreter = interp
+            if interp.contains("ld-musl") { kind.linkage = .muslDynamic }
+            else if interp.contains("ld-linux") || interp.contains("ld64.so") { kind.linkage = .glibcDynamic }
+            else { kind.linkage = .otherDynamic(interp) }
         }
         return kind
     }

@@ -59,8 +59,15 @@ public enum Recorder {
 
     public static func run(_ options: RecordOptions, environment: [String: String]) throws -> RecordResult {
         guard let name = options.command.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
-        let path = try CommandLookup.resolve(name, path: environment["PATH"])
-        let kind = ProgramKind.inspect(path)
+        var path = try CommandLookup.resolve(name, path: environment["PATH"])
+        var argv = options.command
+        var kind = ProgramKind.inspect(path)
+        if kind.isPlainText {
+            // Like execvp and the shell: an executable text file without "#!" runs under /bin/sh.
+            argv = ["/bin/sh", path] + argv.dropFirst()
+            path = "/bin/sh"
+            kind = ProgramKind.inspect(path)
+        }
         var notes: [String] = []
         var mode = options.mode
         var filtered = true
@@ -122,7 +129,7 @@ public enum Recorder {
             }
         }
 
-        let argvC = options.command.map { strdup($0) } + [nil]
+        let argvC = argv.map { strdup($0) } + [nil]
         let envC = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argvC.forEach { free($0) }; envC.forEach { free($0) } }
         var spawn = lp_spawn_options(install_filter: mode != .auditOnly && filtered ? 1 : 0, stop_before_exec: 1, cpu: cpu)
@@ -161,7 +168,13 @@ public enum Recorder {
         if mode == .auditOnly {
             kill(pid, SIGCONT)
             let err = lp_spawn_exec_result(resultFd)
-            if err != 0 { notes.append("exec failed: \(String(cString: strerror(err)))") }
+            if err != 0 {
+                _ = waitpid(pid, nil, 0)
+                let why = "cannot execute \(path): \(String(cString: strerror(err)))"
+                try writer.note(pid: pid, why)
+                try writer.finish(endNs: lp_monotonic_ns())
+                throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
+            }
             repeat {
                 waited = waitpid(pid, &waitStatus, 0)
             } while (waited < 0 && errno == EINTR) || (waited == pid && lp_wifstopped(waitStatus) != 0)
@@ -177,11 +190,17 @@ public enum Recorder {
             }
             if cpu >= 0 { _ = lp_pin_self(cpu) }
             kill(pid, SIGCONT)
-            close(resultFd) // the exec outcome shows up as the traced execve's result
             let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
                                         auditDir: auditDir, originalAffinity: originalAffinity)
             waitStatus = try session.run()
             ownCalls = session.ownCalls
+            let err = lp_spawn_exec_result(resultFd)
+            if err != 0 {
+                let why = "cannot execute \(path): \(String(cString: strerror(err)))"
+                try writer.note(pid: pid, why)
+                try writer.finish(endNs: lp_monotonic_ns())
+                throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
+            }
             if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
         }
 

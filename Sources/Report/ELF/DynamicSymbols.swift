@@ -1,0 +1,158 @@
+import CLibElf
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The dynamic symbol table of one object, with symbol versions: what it defines
+/// for others and what it needs from them. The symbol-conflict hazard compares
+/// these across the loaded objects.
+public struct DynamicSymbols: Sendable, Hashable {
+    public enum Binding: Sendable, Hashable { case global, weak, unique }
+
+    public struct Symbol: Sendable, Hashable {
+        public var name: String
+        /// The version node name (GLIBC_2.2.5), nil for unversioned symbols.
+        public var version: String?
+        public var binding: Binding
+        public init(name: String, version: String?, binding: Binding) {
+            self.name = name
+            self.version = version
+            self.binding = binding
+        }
+    }
+
+    /// Defined, exported functions and objects (hidden versions excluded: nothing binds to them by default).
+    public var definitions: [Symbol]
+    /// Undefined symbols this object needs another object to provide.
+    public var references: [Symbol]
+
+    public init(definitions: [Symbol], references: [Symbol]) {
+        self.definitions = definitions
+        self.references = references
+    }
+
+    public init(contentsOf path: String) throws(ELFReadError) {
+        let fd = try ELFFileDescriptor.open(path)
+        defer { close(fd.raw) }
+        try ELFFile.checkIdentity(fd: fd, path: path)
+        guard libelfReady, let elf = elf_begin(fd.raw, ELF_C_READ_MMAP, nil) else {
+            throw ELFFile.beginError(path: path, size: fd.size)
+        }
+        defer { elf_end(elf) }
+        self = DynamicSymbols.read(elf: elf)
+    }
+
+    public init(bytes: [UInt8]) throws(ELFReadError) {
+        if let problem = ELFFile.identityProblem(prefix: bytes) {
+            throw ELFReadError(path: "<memory>", reason: problem)
+        }
+        var image = bytes
+        let result: DynamicSymbols? = image.withUnsafeMutableBytes { raw in
+            guard libelfReady, let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self),
+                  let elf = elf_memory(base, raw.count) else { return nil }
+            defer { elf_end(elf) }
+            return DynamicSymbols.read(elf: elf)
+        }
+        guard let result else { throw ELFFile.beginError(path: "<memory>", size: bytes.count) }
+        self = result
+    }
+
+    static let maxSymbols = 2_000_000
+
+    static func read(elf: OpaquePointer) -> DynamicSymbols {
+        var dynsym: (data: UnsafeMutablePointer<Elf_Data>, strings: Int, count: Int)?
+        var versym: UnsafeMutablePointer<Elf_Data>?
+        var versionNames: [UInt16: String] = [:]
+        var scn = elf_nextscn(elf, nil)
+        var visited = 0
+        while let section = scn, visited < 65_536 {
+            visited += 1
+            defer { scn = elf_nextscn(elf, section) }
+            var shdr = GElf_Shdr()
+            guard gelf_getshdr(section, &shdr) != nil, shdr.sh_type != ELFConstant.shtNobits,
+                  let data = elf_getdata(section, nil) else { continue }
+            switch shdr.sh_type {
+            case ELFConstant.shtDynsym:
+                let entry = gelf_fsize(elf, ELF_T_SYM, 1, UInt32(EV_CURRENT))
+                if entry > 0 { dynsym = (data, Int(shdr.sh_link), min(data.pointee.d_size / entry, maxSymbols)) }
+            case ELFConstant.shtGNUVersym:
+                versym = data
+            case ELFConstant.shtGNUVerdef:
+                var offset = 0
+                for _ in 0..<ELFConstant.maxVersionEntries {
+                    var def = GElf_Verdef()
+                    guard offset < data.pointee.d_size, gelf_getverdef(data, Int32(clamping: offset), &def) != nil else { break }
+                    var aux = GElf_Verdaux()
+                    let auxOffset = offset + Int(def.vd_aux)
+                    if auxOffset < data.pointee.d_size, gelf_getverdaux(data, Int32(clamping: auxOffset), &aux) != nil,
+                       def.vd_flags & ELFConstant.verFlagBase == 0,
+                       let name = ELFFile.sectionString(elf, Int(shdr.sh_link), aux.vda_name) {
+                        versionNames[def.vd_ndx] = name
+                    }
+                    if def.vd_next == 0 { break }
+                    offset += Int(def.vd_next)
+                }
+            case ELFConstant.shtGNUVerneed:
+                var offset = 0
+                var steps = 0
+                while steps < ELFConstant.maxVersionEntries {
+                    var need = GElf_Verneed()
+                    guard offset < data.pointee.d_size, gelf_getverneed(data, Int32(clamping: offset), &need) != nil else { break }
+                    var auxOffset = offset + Int(need.vn_aux)
+                    for _ in 0..<Int(need.vn_cnt) {
+                        steps += 1
+                        var aux = GElf_Vernaux()
+                        guard steps < ELFConstant.maxVersionEntries, auxOffset < data.pointee.d_size,
+                              gelf_getvernaux(data, Int32(clamping: auxOffset), &aux) != nil else { break }
+                        if let name = ELFFile.sectionString(elf, Int(shdr.sh_link), aux.vna_name) {
+                            versionNames[aux.vna_other] = name
+                        }
+                        if aux.vna_next == 0 { break }
+                        auxOffset += Int(aux.vna_next)
+                    }
+                    steps += 1
+                    if need.vn_next == 0 { break }
+                    offset += Int(need.vn_next)
+                }
+            default: break
+            }
+        }
+        guard let dynsym else { return DynamicSymbols(definitions: [], references: []) }
+        var definitions: [Symbol] = []
+        var references: [Symbol] = []
+        for index in 1..<max(1, dynsym.count) {
+            var sym = GElf_Sym()
+            guard gelf_getsym(dynsym.data, Int32(clamping: index), &sym) != nil else { break }
+            let bindingRaw = sym.st_info >> 4
+            let type = sym.st_info & 0xf
+            let binding: Binding
+            switch bindingRaw {
+            case 1: binding = .global
+            case 2: binding = .weak
+            case 10: binding = .unique
+            default: continue
+            }
+            // STT_NOTYPE(0), OBJECT(1), FUNC(2), TLS(6), GNU_IFUNC(10)
+            guard [0, 1, 2, 6, 10].contains(type), sym.st_name != 0,
+                  let name = ELFFile.sectionString(elf, dynsym.strings, sym.st_name) else { continue }
+            var version: String?
+            var hidden = false
+            if let versym {
+                var vs = GElf_Versym()
+                if gelf_getversym(versym, Int32(clamping: index), &vs) != nil {
+                    hidden = vs & 0x8000 != 0
+                    let ndx = vs & 0x7fff
+                    if ndx > 1 { version = versionNames[ndx] }
+                }
+            }
+            let symbol = Symbol(name: name, version: version, binding: binding)
+            if sym.st_shndx == 0 {
+                references.append(symbol)
+            } else if !hidden && type != 0 {
+                definitions.append(symbol)
+            }
+        }
+        return DynamicSymbols(definitions: definitions, references: references)
+    }
+}

@@ -1,0 +1,616 @@
+/// glibc's ld.so, simulated from the ELF files and the file system: the order in
+/// which it processes DT_NEEDED entries (breadth first), the search for each name
+/// (`_dl_map_object` in elf/dl-load.c) and the system calls each step costs.
+///
+/// Rules simulated, with the glibc versions that have them (see docs/explain.md):
+/// RPATH of the loader and its loaders up to the program, unless the loader has
+/// RUNPATH; LD_LIBRARY_PATH; the loader's own RUNPATH; ld.so.cache (skipping
+/// system-directory entries under DF_1_NODEFLIB); the default directories (not
+/// under NODEFLIB); $ORIGIN, $LIB, $PLATFORM; glibc-hwcaps subdirectories (≥ 2.33)
+/// and the legacy tls/platform/hwcap subdirectories (< 2.37) in every directory;
+/// the per-directory existence cache with its stat; a path list dropped when none
+/// of its directories exists; wrong-class and wrong-machine files skipped; names
+/// and sonames already loaded reused; a file already loaded (same device and
+/// inode) reused.
+public struct GlibcLoaderSimulation: Sendable {
+    public var profile: GlibcProfile
+    public var environment: LoaderEnvironment
+    /// nil when /etc/ld.so.cache is absent or unreadable (glibc then skips it).
+    public var cache: LDSOCache?
+    public var fileSystem: any LoaderFileSystem
+
+    public init(profile: GlibcProfile, environment: LoaderEnvironment, cache: LDSOCache?,
+                fileSystem: any LoaderFileSystem = HostFileSystem()) {
+        self.profile = profile
+        self.environment = environment
+        self.cache = cache
+        self.fileSystem = fileSystem
+    }
+
+    /// The host's loader, cache and environment.
+    public static func host(environment: LoaderEnvironment = .current()) -> GlibcLoaderSimulation {
+        let fs = HostFileSystem()
+        let profile = GlibcProfile.host(fileSystem: fs)
+        return GlibcLoaderSimulation(profile: profile, environment: environment,
+                                     cache: LDSOCache.load(path: profile.cachePath, fileSystem: fs), fileSystem: fs)
+    }
+
+    /// Simulates the start-up of `program` (already read from `program.path`).
+    public func run(program: ELFFile) -> LoadResult {
+        let engine = GlibcEngine(simulation: self, program: program)
+        return engine.run()
+    }
+
+    /// The directories glibc searches, in order, for the dependencies of the object
+    /// at `index` of `load.loaded` (without the existence cache, which only skips).
+    public func searchPlan(forDependenciesOf index: Int, in load: LoadResult) -> SearchPlan {
+        var plan = SearchPlan()
+        let objects = load.loaded
+        func origin(_ i: Int) -> String? {
+            let path = objects[i].role == .program ? (fileSystem.realPath(objects[i].path) ?? objects[i].path) : objects[i].path
+            return LoaderPath.glibcOrigin(of: path, workingDirectory: environment.workingDirectory)
+        }
+        func dirs(_ raw: String?, _ i: Int) -> [String] {
+            guard let raw, !raw.isEmpty else { return [] }
+            return GlibcPaths.decompose(raw, separators: ":", origin: origin(i), profile: profile)
+        }
+        guard objects.indices.contains(index) else { return plan }
+        let elf = objects[index].elf
+        if elf?.runpath == nil {
+            var current: Int? = index
+            var didMain = false
+            while let i = current {
+                // The program's RPATH is hidden by its own RUNPATH; a library's is not.
+                let hidden = objects[i].role == .program && objects[i].elf?.runpath != nil
+                if !hidden {
+                    let list = dirs(objects[i].elf?.rpath, i)
+                    if !list.isEmpty {
+                        plan.entries += list.map { SearchPlan.Entry(directory: $0, origin: .rpath, owner: objects[i].path) }
+                        didMain = didMain || objects[i].role == .program
+                    }
+                }
+                current = objects[i].loader
+            }
+            if !didMain, let main = objects.firstIndex(where: { $0.role == .program }), objects[main].elf?.runpath == nil {
+                plan.entries += dirs(objects[main].elf?.rpath, main).map {
+                    SearchPlan.Entry(directory: $0, origin: .rpath, owner: objects[main].path)
+                }
+            }
+        }
+        if !environment.secure, let llp = environment.ldLibraryPath, !llp.isEmpty {
+            let main = objects.firstIndex(where: { $0.role == .program }) ?? 0
+            plan.entries += GlibcPaths.decompose(llp, separators: ":;", origin: origin(main), profile: profile).map {
+                SearchPlan.Entry(directory: $0, origin: .ldLibraryPath, owner: nil)
+            }
+        }
+        plan.entries += dirs(elf?.runpath, index).map { SearchPlan.Entry(directory: $0, origin: .runpath, owner: objects[index].path) }
+        plan.noDefaultLib = elf?.noDefaultLib ?? false
+        if !plan.noDefaultLib {
+            plan.defaultEntries = profile.systemDirectories.map { SearchPlan.Entry(directory: $0, origin: .defaultPath, owner: nil) }
+        }
+        return plan
+    }
+
+    /// Where `name` would be found if `loaderPath` (with `ancestors`, nearest first)
+    /// searched for it with nothing loaded yet: the question behind the
+    /// latent-missing and rpath hazards. Costs nothing; changes nothing.
+    public func probe(name: String, rpathDirectories: [String], ldLibraryPath: [String],
+                      runpathDirectories: [String], noDefaultLib: Bool) -> (path: String, origin: LookupOrigin)? {
+        let caps = profile.capabilitySubdirectories
+        func firstHit(_ dirs: [String]) -> String? {
+            for dir in dirs {
+                for cap in caps {
+                    let path = dir + cap + name
+                    if case .opened(_, let header, nil) = fileSystem.open(path),
+                       LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) == .accepted {
+                        return path
+                    }
+                }
+            }
+            return nil
+        }
+        if let hit = firstHit(rpathDirectories) { return (hit, .rpath) }
+        if let hit = firstHit(ldLibraryPath) { return (hit, .ldLibraryPath) }
+        if let hit = firstHit(runpathDirectories) { return (hit, .runpath) }
+        if let entry = cache?.lookup(name, profile: profile),
+           !(noDefaultLib && profile.systemDirectories.contains(where: { entry.path.hasPrefix($0) })),
+           case .opened(_, let header, nil) = fileSystem.open(entry.path),
+           LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) == .accepted {
+            return (entry.path, .cache)
+        }
+        if !noDefaultLib, let hit = firstHit(profile.systemDirectories) { return (hit, .defaultPath) }
+        return nil
+    }
+}
+
+/// The ordered directories of one object's dependency search.
+public struct SearchPlan: Sendable, Hashable {
+    public struct Entry: Sendable, Hashable {
+        public var directory: String
+        public var origin: LookupOrigin
+        public var owner: String?
+    }
+    /// RPATH chain, LD_LIBRARY_PATH and RUNPATH, in search order (before the cache).
+    public var entries: [Entry] = []
+    /// The default directories (after the cache); empty under DF_1_NODEFLIB.
+    public var defaultEntries: [Entry] = []
+    public var noDefaultLib = false
+
+    public var allEntries: [Entry] { entries + defaultEntries }
+}
+
+/// One run's mutable state: the directory-status cache, the loaded objects and
+/// their decomposed path lists. Lives only inside `GlibcLoaderSimulation.run`.
+final class GlibcEngine {
+    enum DirState { case unknown, existing, nonexisting }
+    enum PathList { case disabled, dirs([String]) }
+
+    let sim: GlibcLoaderSimulation
+    let fs: any LoaderFileSystem
+    let profile: GlibcProfile
+    let caps: [String]
+    let program: ELFFile
+
+    var dirStatus: [String: [DirState]] = [:]
+    var loaded: [LoadedObject] = []
+    var origins: [Int: String?] = [:]
+    var rpathLists: [Int: PathList] = [:]
+    var runpathLists: [Int: PathList] = [:]
+    var envList: PathList = .disabled
+    var cacheRead = false
+    var objects: [ResolvedObject] = []
+    var total = SyscallCounts()
+    var predicted = SyscallCounts()
+    var failure: StartupFailure?
+    var depth: [Int: Int] = [:]
+    var elfCache: [String: Result<ELFFile, ELFReadError>] = [:]
+    let mainIndex = 0
+
+    init(simulation: GlibcLoaderSimulation, program: ELFFile) {
+        self.sim = simulation
+        self.fs = simulation.fileSystem
+        self.profile = simulation.profile
+        self.caps = simulation.profile.capabilitySubdirectories
+        self.program = program
+    }
+
+    // MARK: Start-up
+
+    func run() -> LoadResult {
+        let interpreter = program.interpreter ?? profile.interpreterPath
+        var programObject = LoadedObject(path: program.path, role: .program, names: [], soname: program.soname,
+                                         fileID: nil, loader: nil, elf: program)
+        programObject.names = []
+        loaded.append(programObject)
+        depth[mainIndex] = 0
+        let mainPath = fs.realPath(program.path) ?? program.path
+        origins[mainIndex] = LoaderPath.glibcOrigin(of: mainPath, workingDirectory: sim.environment.workingDirectory)
+
+        // rtld's map answers to the PT_INTERP string and to its soname.
+        var interpreterNames = [interpreter]
+        var interpreterSoname = profile.interpreterSoname
+        if let elf = try? fs.readELF(interpreter), let soname = elf.soname { interpreterSoname = soname }
+        if !interpreterNames.contains(interpreterSoname) { interpreterNames.append(interpreterSoname) }
+        loaded.append(LoadedObject(path: interpreter, role: .interpreter, names: interpreterNames,
+                                   soname: interpreterSoname, fileID: nil, loader: nil, elf: nil))
+        loaded.append(LoadedObject(path: "linux-vdso.so.1", role: .vdso, names: ["linux-vdso.so.1"],
+                                   soname: "linux-vdso.so.1", fileID: nil, loader: nil, elf: nil))
+
+        for dir in profile.systemDirectories where dirStatus[dir] == nil {
+            dirStatus[dir] = Array(repeating: .unknown, count: caps.count)
+        }
+        // _dl_init_paths: the program's RUNPATH (which hides its RPATH), then LD_LIBRARY_PATH.
+        if program.runpath != nil {
+            rpathLists[mainIndex] = .disabled
+            _ = pathList(for: mainIndex, runpath: true)
+        } else {
+            runpathLists[mainIndex] = .disabled
+            _ = pathList(for: mainIndex, runpath: false)
+        }
+        if !sim.environment.secure, let llp = sim.environment.ldLibraryPath, !llp.isEmpty {
+            let dirs = decompose(llp, separators: ":;", origin: origins[mainIndex] ?? nil)
+            envList = dirs.isEmpty ? .disabled : .dirs(dirs)
+        }
+
+        var queue: [Int] = [mainIndex]
+        var reserved: Set<Int> = [mainIndex]
+        if !sim.environment.secure, let preload = sim.environment.ldPreload {
+            for name in preload.split(whereSeparator: { $0 == " " || $0 == ":" }) where !name.isEmpty {
+                if let index = mapObject(loader: mainIndex, name: String(name), neededBy: "LD_PRELOAD"), !reserved.contains(index) {
+                    reserved.insert(index)
+                    queue.append(index)
+                }
+            }
+        }
+        var position = 0
+        while position < queue.count {
+            let index = queue[position]
+            position += 1
+            guard let elf = loaded[index].elf else { continue }
+            for raw in elf.needed {
+                guard let name = expandNeeded(raw, object: index) else {
+                    record(ResolvedObject(needed: raw, neededBy: loaded[index].path, path: nil, origin: nil, originObject: nil,
+                                          attempts: [], depth: (depth[index] ?? 0) + 1, loadedNewObject: false,
+                                          soname: nil, failure: "empty dynamic string token substitution"),
+                           failureKind: .missingLibrary)
+                    continue
+                }
+                if let dep = mapObject(loader: index, name: name, neededBy: loaded[index].path), !reserved.contains(dep) {
+                    reserved.insert(dep)
+                    queue.append(dep)
+                    if depth[dep] == nil { depth[dep] = (depth[index] ?? 0) + 1 }
+                }
+            }
+        }
+        return LoadResult(flavor: .glibc(profile.version), program: program, interpreter: interpreter,
+                          objects: objects, loaded: loaded, total: total, predicted: predicted, failure: failure,
+                          environment: sim.environment, glibcProfile: profile)
+    }
+
+    // MARK: One DT_NEEDED name (_dl_map_object)
+
+    /// Resolves `name` for the object at `loader`; returns the index of the object
+    /// that serves it, nil when none does.
+    func mapObject(loader: Int, name: String, neededBy: String) -> Int? {
+        let objectDepth = (depth[loader] ?? 0) + 1
+        // Already loaded under this name, or with this soname.
+        for (index, object) in loaded.enumerated() {
+            // _dl_name_match_p: the object's name (its path; "" for the program) or any name it was loaded under.
+            if object.names.contains(name) || (object.role != .program && object.path == name) {
+                record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
+                return index
+            }
+            if let soname = object.soname, soname == name {
+                if !loaded[index].names.contains(name) { loaded[index].names.append(name) }
+                record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
+                return index
+            }
+        }
+
+        var attempts: [SearchAttempt] = []
+        var foundOtherClass = false
+        var hit: (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?
+        var fatal: String?
+
+        if name.contains("/") {
+            let path = expand(name, origin: origins[loader] ?? nil) ?? name
+            let (verdict, attempt) = openVerify(path, origin: .absolute, originObject: nil)
+            attempts.append(attempt)
+            switch verdict {
+            case .accepted(let id): hit = (path, id, .absolute, nil)
+            case .fatal(let reason): fatal = reason
+            case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
+            }
+        } else {
+            func search(_ dirs: [String], origin: LookupOrigin, owner: String?, list: (index: Int, runpath: Bool)?) {
+                guard hit == nil, fatal == nil else { return }
+                let outcome = openPath(name: name, dirs: dirs, origin: origin, owner: owner, attempts: &attempts)
+                foundOtherClass = foundOtherClass || outcome.otherClass
+                switch outcome.result {
+                case .found(let path, let id): hit = (path, id, origin, owner)
+                case .fatal(let reason): fatal = reason
+                case .notFound(let anyDirectoryExists):
+                    if !anyDirectoryExists, let list {
+                        if list.runpath { runpathLists[list.index] = .disabled } else { rpathLists[list.index] = .disabled }
+                    }
+                }
+            }
+            let loaderObject = loaded[loader]
+            if loaderObject.elf?.runpath == nil {
+                var didMain = false
+                var current: Int? = loader
+                while let l = current, hit == nil, fatal == nil {
+                    if case .dirs(let dirs) = pathList(for: l, runpath: false) {
+                        search(dirs, origin: .rpath, owner: loaded[l].path, list: (l, false))
+                        didMain = didMain || l == mainIndex
+                    }
+                    current = loaded[l].loader
+                }
+                if hit == nil, fatal == nil, !didMain, case .dirs(let dirs) = pathList(for: mainIndex, runpath: false) {
+                    search(dirs, origin: .rpath, owner: loaded[mainIndex].path, list: (mainIndex, false))
+                }
+            }
+            if hit == nil, fatal == nil, case .dirs(let dirs) = envList {
+                search(dirs, origin: .ldLibraryPath, owner: nil, list: nil)
+            }
+            if hit == nil, fatal == nil, case .dirs(let dirs) = pathList(for: loader, runpath: true) {
+                search(dirs, origin: .runpath, owner: loaderObject.path, list: (loader, true))
+            }
+            let nodeflib = loaderObject.elf?.noDefaultLib ?? false
+            if hit == nil, fatal == nil {
+                lookupCache(name: name, nodeflib: nodeflib, attempts: &attempts, hit: &hit, fatal: &fatal,
+                            foundOtherClass: &foundOtherClass)
+            }
+            if hit == nil, fatal == nil, !nodeflib {
+                search(profile.systemDirectories, origin: .defaultPath, owner: nil, list: nil)
+            }
+        }
+
+        guard let hit else {
+            // Skipped directories explain a miss; on a hit they are noise.
+            let message = fatal ?? (foundOtherClass ? "wrong ELF class: ELFCLASS32" : "cannot open shared object file: No such file or directory")
+            record(ResolvedObject(needed: name, neededBy: neededBy, path: nil, origin: nil, originObject: nil,
+                                  attempts: attempts, depth: objectDepth, loadedNewObject: false, soname: nil,
+                                  failure: message),
+                   failureKind: fatal != nil ? .rejectedLibrary : (foundOtherClass ? .wrongClass : .missingLibrary))
+            return nil
+        }
+        attempts.removeAll { $0.outcome == .skippedMissingDirectory }
+
+        // _dl_map_object_from_fd: fstat, then compare with every loaded file.
+        if let last = attempts.indices.last { attempts[last].cost.fstat += 1 }
+        if let index = loaded.firstIndex(where: { $0.fileID == hit.id }) {
+            if let last = attempts.indices.last { attempts[last].outcome = .sameFileAsLoaded(loaded[index].path) }
+            if !loaded[index].names.contains(name) { loaded[index].names.append(name) }
+            record(ResolvedObject(needed: name, neededBy: neededBy, path: loaded[index].path, origin: hit.origin,
+                                  originObject: hit.originObject, attempts: attempts, depth: objectDepth,
+                                  loadedNewObject: false, soname: loaded[index].soname, failure: nil))
+            return index
+        }
+        let elf: ELFFile?
+        var problem: String?
+        switch readELF(hit.path) {
+        case .success(let file): elf = file
+        case .failure(let error): elf = nil; problem = error.reasonText
+        }
+        let index = loaded.count
+        loaded.append(LoadedObject(path: hit.path, role: .library, names: [name], soname: elf?.soname,
+                                   fileID: hit.id, loader: loader, elf: elf))
+        origins[index] = LoaderPath.glibcOrigin(of: hit.path, workingDirectory: sim.environment.workingDirectory)
+        depth[index] = objectDepth
+        record(ResolvedObject(needed: name, neededBy: neededBy, path: hit.path, origin: hit.origin,
+                              originObject: hit.originObject, attempts: attempts, depth: objectDepth,
+                              loadedNewObject: true, soname: elf?.soname, failure: problem),
+               failureKind: problem != nil ? .rejectedLibrary : nil)
+        return index
+    }
+
+    func reuse(index: Int, name: String, neededBy: String, depth: Int) -> ResolvedObject {
+        ResolvedObject(needed: name, neededBy: neededBy, path: loaded[index].path, origin: .loaded, originObject: nil,
+                       attempts: [], depth: depth, loadedNewObject: false, soname: loaded[index].soname, failure: nil)
+    }
+
+    func record(_ object: ResolvedObject, failureKind: StartupFailure.Kind? = nil) {
+        let cost = object.cost
+        total += cost
+        if failure == nil { predicted += cost }
+        if failure == nil, let failureKind, let message = object.failure {
+            failure = StartupFailure(kind: failureKind, object: object.neededBy,
+                                     message: "\(object.needed): \(message)")
+        }
+        objects.append(object)
+    }
+
+    func readELF(_ path: String) -> Result<ELFFile, ELFReadError> {
+        if let cached = elfCache[path] { return cached }
+        let result: Result<ELFFile, ELFReadError>
+        do throws(ELFReadError) { result = .success(try fs.readELF(path)) } catch { result = .failure(error) }
+        elfCache[path] = result
+        return result
+    }
+
+    // MARK: ld.so.cache
+
+    func lookupCache(name: String, nodeflib: Bool, attempts: inout [SearchAttempt],
+                     hit: inout (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?,
+                     fatal: inout String?, foundOtherClass: inout Bool) {
+        if !cacheRead {
+            cacheRead = true
+            // _dl_sysdep_read_whole_file: openat, then fstat only when the open worked.
+            let exists: Bool
+            if case .opened = fs.open(profile.cachePath) { exists = true } else { exists = false }
+            attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .readCache,
+                                          cost: SyscallCounts(openat: 1, fstat: exists ? 1 : 0)))
+        }
+        guard let entry = sim.cache?.lookup(name, profile: profile) else {
+            attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .notInCache, cost: SyscallCounts()))
+            return
+        }
+        if nodeflib, profile.systemDirectories.contains(where: { entry.path.hasPrefix($0) }) {
+            attempts.append(SearchAttempt(path: entry.path, origin: .cache,
+                                          outcome: .cacheEntryIgnoredByNodeflib(entry.path), cost: SyscallCounts()))
+            return
+        }
+        let (verdict, attempt) = openVerify(entry.path, origin: .cache, originObject: nil)
+        attempts.append(attempt)
+        switch verdict {
+        case .accepted(let id): hit = (entry.path, id, .cache, nil)
+        case .fatal(let reason): fatal = reason
+        case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
+        }
+    }
+
+    // MARK: open_path
+
+    enum Verdict { case accepted(FileID), skip(otherClass: Bool), fatal(String) }
+    enum PathResult { case found(String, FileID), notFound(anyDirectoryExists: Bool), fatal(String) }
+
+    /// open_verify: one openat, and the header checks.
+    func openVerify(_ path: String, origin: LookupOrigin, originObject: String?) -> (Verdict, SearchAttempt) {
+        var attempt = SearchAttempt(path: path, origin: origin, originObject: originObject,
+                                    outcome: .missing(errno: ENOENT), cost: SyscallCounts(openat: 1))
+        switch fs.open(path) {
+        case .failed(let error):
+            attempt.outcome = .missing(errno: error)
+            return (.skip(otherClass: false), attempt)
+        case .opened(let id, let header, let readErrno):
+            if readErrno != nil {
+                attempt.outcome = .rejected(reason: "cannot read file data")
+                return (.fatal("cannot read file data: Is a directory"), attempt)
+            }
+            switch LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) {
+            case .accepted:
+                attempt.outcome = .found
+                return (.accepted(id), attempt)
+            case .wrongClass:
+                attempt.outcome = .wrongClass
+                return (.skip(otherClass: true), attempt)
+            case .wrongMachine:
+                attempt.outcome = .wrongMachine
+                return (.skip(otherClass: false), attempt)
+            case .rejected(let reason):
+                attempt.outcome = .rejected(reason: reason)
+                return (.fatal(reason), attempt)
+            }
+        }
+    }
+
+    /// open_path: every capability subdirectory of every directory, skipping those
+    /// known not to exist, and a stat of the subdirectory after the first miss in it.
+    func openPath(name: String, dirs: [String], origin: LookupOrigin, owner: String?,
+                  attempts: inout [SearchAttempt]) -> (result: PathResult, otherClass: Bool) {
+        var any = false
+        var otherClass = false
+        for dir in dirs {
+            var status = dirStatus[dir] ?? Array(repeating: dir.hasPrefix("/") ? .unknown : .existing, count: caps.count)
+            var hereAny = false
+            var lastErrno: Int32 = ENOENT
+            var allSkipped = true
+            defer { dirStatus[dir] = status }
+            for (cnt, cap) in caps.enumerated() {
+                if status[cnt] == .nonexisting { continue }
+                allSkipped = false
+                let path = dir + cap + name
+                var (verdict, attempt) = openVerify(path, origin: origin, originObject: owner)
+                var opened = false
+                switch verdict {
+                case .accepted: opened = true
+                case .fatal(let reason):
+                    attempts.append(attempt)
+                    return (.fatal(reason), otherClass)
+                case .skip(let oc):
+                    otherClass = otherClass || oc
+                    if case .missing(let e) = attempt.outcome { lastErrno = e } else { lastErrno = ENOENT }
+                }
+                if status[cnt] == .unknown {
+                    if opened {
+                        status[cnt] = .existing
+                    } else {
+                        // The subdirectory path: "dir/cap" without the slash before the name.
+                        let subdirectory = String((dir + cap).dropLast())
+                        attempt.cost.statPath += 1
+                        switch subdirectory.isEmpty ? .failed(errno: ENOENT) : fs.stat(subdirectory) {
+                        case .directory: status[cnt] = .existing
+                        case .notDirectory: status[cnt] = .nonexisting
+                        case .failed(let e): status[cnt] = .nonexisting; lastErrno = e
+                        }
+                    }
+                }
+                hereAny = hereAny || status[cnt] != .nonexisting
+                attempts.append(attempt)
+                if opened, case .accepted(let id) = verdict { return (.found(path, id), otherClass) }
+            }
+            if allSkipped {
+                attempts.append(SearchAttempt(path: dir, origin: origin, originObject: owner,
+                                              outcome: .skippedMissingDirectory, cost: SyscallCounts()))
+            }
+            // A directory that exists but fails with an unexpected error ends this list.
+            if hereAny && lastErrno != ENOENT && lastErrno != EACCES {
+                return (.notFound(anyDirectoryExists: true), otherClass)
+            }
+            any = any || hereAny
+        }
+        return (.notFound(anyDirectoryExists: any), otherClass)
+    }
+
+    // MARK: Path lists and dynamic string tokens
+
+    /// The object's RPATH or RUNPATH list, decomposed on first use (cache_rpath).
+    func pathList(for index: Int, runpath: Bool) -> PathList {
+        if let existing = runpath ? runpathLists[index] : rpathLists[index] { return existing }
+        let raw = runpath ? loaded[index].elf?.runpath : loaded[index].elf?.rpath
+        var list = PathList.disabled
+        if let raw, !raw.isEmpty {
+            let dirs = decompose(raw, separators: ":", origin: origins[index] ?? nil)
+            if !dirs.isEmpty { list = .dirs(dirs) }
+        }
+        if runpath { runpathLists[index] = list } else { rpathLists[index] = list }
+        return list
+    }
+
+    /// Decomposes a path list and registers new directories in the status cache.
+    func decompose(_ raw: String, separators: String, origin: String?) -> [String] {
+        let result = GlibcPaths.decompose(raw, separators: separators, origin: origin, profile: profile)
+        for dir in result where dirStatus[dir] == nil {
+            // Relative directories are never marked missing: the working directory may change.
+            dirStatus[dir] = Array(repeating: dir.hasPrefix("/") ? .unknown : .existing, count: caps.count)
+        }
+        return result
+    }
+
+    func expand(_ input: String, origin: String?) -> String? {
+        GlibcPaths.expand(input, origin: origin, profile: profile)
+    }
+
+    /// expand_dst for DT_NEEDED: names with tokens are expanded; a token without a
+    /// value makes the whole name empty, which ld.so reports as an error.
+    func expandNeeded(_ name: String, object: Int) -> String? {
+        guard name.contains("$") else { return name }
+        guard let expanded = expand(name, origin: origins[object] ?? nil), !expanded.isEmpty else { return nil }
+        return expanded
+    }
+}
+
+/// glibc's path-list and dynamic-string-token rules, as pure functions.
+public enum GlibcPaths {
+    /// fillin_rpath: expand tokens, drop unexpandable entries, normalise trailing
+    /// slashes, keep the first of duplicates; "" (an empty entry) is the working directory.
+    public static func decompose(_ raw: String, separators: String, origin: String?, profile: GlibcProfile) -> [String] {
+        var result: [String] = []
+        for component in raw.split(omittingEmptySubsequences: false, whereSeparator: { separators.contains($0) }) {
+            var dir = ""
+            if !component.isEmpty {
+                guard let expanded = expand(String(component), origin: origin, profile: profile), !expanded.isEmpty else { continue }
+                var trimmed = Substring(expanded)
+                while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+                dir = trimmed.hasSuffix("/") ? String(trimmed) : trimmed + "/"
+            }
+            if !result.contains(dir) { result.append(dir) }
+        }
+        return result
+    }
+
+    /// _dl_dst_substitute: $ORIGIN, $PLATFORM, $LIB (also in braces). nil when a
+    /// known token has no value, which discards the entry.
+    public static func expand(_ input: String, origin: String?, profile: GlibcProfile) -> String? {
+        guard input.contains("$") else { return input }
+        var result = ""
+        var rest = Substring(input)
+        while let dollar = rest.firstIndex(of: "$") {
+            result += rest[..<dollar]
+            let after = rest[rest.index(after: dollar)...]
+            if let (token, length) = dynamicToken(after) {
+                let value: String?
+                switch token {
+                case "ORIGIN": value = origin
+                case "PLATFORM": value = profile.platform
+                default: value = profile.libToken
+                }
+                guard let value else { return nil }
+                result += value
+                rest = after.dropFirst(length)
+            } else {
+                result += "$"
+                rest = after
+            }
+        }
+        return result + rest
+    }
+
+    /// is_dst: a known name, either braced or not followed by an identifier character.
+    static func dynamicToken(_ text: Substring) -> (String, Int)? {
+        for name in ["ORIGIN", "PLATFORM", "LIB"] {
+            if text.hasPrefix("{" + name + "}") { return (name, name.count + 2) }
+            if text.hasPrefix(name) {
+                let next = text.dropFirst(name.count).first
+                if let next, next.isASCII, next.isLetter || next.isNumber || next == "_" { continue }
+                return (name, name.count)
+            }
+        }
+        return nil
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file's identity as the loaders compare it (glibc's r_file_id, musl's dev/ino).
+public struct FileID: Hashable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+}
+
+/// What `open(path, O_RDONLY|O_CLOEXEC)` followed by a read of the ELF header returns.
+public enum OpenOutcome: Sendable, Equatable {
+    case failed(errno: Int32)
+    /// `header` is the first bytes of the file (up to 64); `readErrno` is set when
+    /// the read failed, as it does with EISDIR for a directory.
+    case opened(FileID, header: [UInt8], readErrno: Int32?)
+}
+
+public enum StatOutcome: Sendable, Equatable {
+    case directory
+    case notDirectory
+    case failed(errno: Int32)
+}
+
+/// The file-system questions the loader simulations ask. The host implementation
+/// asks the real file system; tests and "what if" scenarios can substitute another.
+public protocol LoaderFileSystem: Sendable {
+    func open(_ path: String) -> OpenOutcome
+    func stat(_ path: String) -> StatOutcome
+    func readELF(_ path: String) throws(ELFReadError) -> ELFFile
+    func readDynamicSymbols(_ path: String) -> DynamicSymbols?
+    func readBytes(_ path: String) -> [UInt8]?
+    /// The path with symlinks, "." and ".." resolved, as the kernel's /proc/self/exe shows it.
+    func realPath(_ path: String) -> String?
+    /// The names in a directory; nil when it cannot be read.
+    func listDirectory(_ path: String) -> Set<String>?
+    var workingDirectory: String { get }
+}
+
+extension LoaderFileSystem {
+    public func readText(_ path: String) -> String? {
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// The machine's own file system, through plain system calls.
+public struct HostFileSystem: LoaderFileSystem {
+    public init() {}
+
+    public func open(_ path: String) -> OpenOutcome {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return .failed(errno: errno) }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { return .failed(errno: errno) }
+        var header = [UInt8](repeating: 0, count: 64)
+        let n = header.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 64) }
+        let id = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        if n < 0 { return .opened(id, header: [], readErrno: errno) }
+        return .opened(id, header: Array(header.prefix(n)), readErrno: nil)
+    }
+
+    public func stat(_ path: String) -> StatOutcome {
+        // fstatat(AT_FDCWD, …, 0) is the newfstatat call glibc makes for stat().
+        var st = Glibc.stat()
+        if fstatat(AT_FDCWD, path, &st, 0) != 0 { return .failed(errno: errno) }
+        return st.st_mode & S_IFMT == S_IFDIR ? .directory : .notDirectory
+    }
+
+    public func readELF(_ path: String) throws(ELFReadError) -> ELFFile {
+        try ELFFile(contentsOf: path)
+    }
+
+    public func readDynamicSymbols(_ path: String) -> DynamicSymbols? {
+        try? DynamicSymbols(contentsOf: path)
+    }
+
+    public func readBytes(_ path: String) -> [UInt8]? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            result += chunk.prefix(n)
+        }
+        return result
+    }
+
+    public func realPath(_ path: String) -> String? {
+        guard let resolved = Glibc.realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    public func listDirectory(_ path: String) -> Set<String>? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names = Set<String>()
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.insert(name) }
+        }
+        return names
+    }
+
+    public var workingDirectory: String {
+        guard let cwd = getcwd(nil, 0) else { return "/" }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+}
+
+/// Path helpers with the loaders' exact semantics (no normalisation beyond theirs).
+enum LoaderPath {
+    /// glibc's l_origin: the directory part of a loaded object's name, made
+    /// absolute against the working directory; "/foo" gives "/".
+    static func glibcOrigin(of realname: String, workingDirectory: String) -> String {
+        var full = realname
+        if !realname.hasPrefix("/") {
+            full = workingDirectory.hasSuffix("/") ? workingDirectory + realname : workingDirectory + "/" + realname
+        }
+        guard let slash = full.lastIndex(of: "/") else { return full }
+        if slash == full.startIndex { return "/" }
+        return String(full[..<slash])
+    }
+
+    static func basename(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    static func directory(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+}

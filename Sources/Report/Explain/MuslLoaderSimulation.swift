@@ -1,0 +1,296 @@
+/// musl's dynamic linker (ldso/dynlink.c, `load_library`), simulated: the reserved
+/// names that mean musl itself; names already loaded (by the short name a search
+/// found them under); LD_LIBRARY_PATH first; then the RPATH/RUNPATH (musl treats
+/// them alike and prefers RUNPATH) of the needing object and of every object up its
+/// needed-by chain; then /etc/ld-musl-ARCH.path, whose contents replace the
+/// default "/lib:/usr/local/lib:/usr/lib"; files already loaded (same device and
+/// inode) reused. musl has no cache, no hardware subdirectories, no stat of
+/// directories, and it does not skip a wrong-class file: the load fails.
+public struct MuslLoaderSimulation: Sendable {
+    public var profile: MuslProfile
+    public var environment: LoaderEnvironment
+    public var fileSystem: any LoaderFileSystem
+
+    public init(profile: MuslProfile, environment: LoaderEnvironment, fileSystem: any LoaderFileSystem = HostFileSystem()) {
+        self.profile = profile
+        self.environment = environment
+        self.fileSystem = fileSystem
+    }
+
+    public func run(program: ELFFile) -> LoadResult {
+        MuslEngine(simulation: self, program: program).run()
+    }
+
+    /// "lib" + c., pthread., rt., m., dl., util., xnet.: names musl answers itself.
+    public static func isReservedName(_ name: String) -> Bool {
+        guard name.hasPrefix("lib") else { return false }
+        let rest = name.dropFirst(3)
+        return ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."].contains { rest.hasPrefix($0) }
+    }
+}
+
+final class MuslEngine {
+    struct DSO {
+        var name: String
+        var shortname: String?
+        var id: FileID?
+        var neededBy: Int?
+        var elf: ELFFile?
+        var isLoader = false
+        var rpath: String??
+    }
+
+    let sim: MuslLoaderSimulation
+    let fs: any LoaderFileSystem
+    let program: ELFFile
+    var dsos: [DSO] = []
+    /// Indices in musl's dso chain order (the loader's list).
+    var chain: [Int] = []
+    var loaderIndex: Int?
+    var systemPath: String?
+    var objects: [ResolvedObject] = []
+    var total = SyscallCounts()
+    var predicted = SyscallCounts()
+    var failure: StartupFailure?
+    var depth: [Int: Int] = [0: 0]
+
+    init(simulation: MuslLoaderSimulation, program: ELFFile) {
+        self.sim = simulation
+        self.fs = simulation.fileSystem
+        self.program = program
+    }
+
+    func run() -> LoadResult {
+        dsos.append(DSO(name: program.path, shortname: nil, id: nil, neededBy: nil, elf: program))
+        chain.append(0)
+        if !sim.environment.secure, let preload = sim.environment.ldPreload {
+            for name in preload.split(whereSeparator: { $0 == " " || $0 == ":" || $0 == "\t" || $0 == "\n" }) {
+                _ = loadLibrary(String(name), neededBy: nil, requester: "LD_PRELOAD")
+            }
+        }
+        var position = 0
+        while position < chain.count {
+            let index = chain[position]
+            position += 1
+            guard let elf = dsos[index].elf, !dsos[index].isLoader else { continue }
+            for name in elf.needed {
+                _ = loadLibrary(name, neededBy: index, requester: dsos[index].name)
+            }
+        }
+        let loaded = chain.map { index -> LoadedObject in
+            let dso = dsos[index]
+            let role: LoadedObject.Role = index == 0 ? .program : (dso.isLoader ? .interpreter : .library)
+            return LoadedObject(path: dso.name, role: role, names: dso.shortname.map { [$0] } ?? [],
+                                soname: dso.elf?.soname, fileID: dso.id, loader: dso.neededBy, elf: dso.elf)
+        }
+        return LoadResult(flavor: .musl, program: program, interpreter: sim.profile.interpreterPath, objects: objects,
+                          loaded: loaded, total: total, predicted: predicted, failure: failure,
+                          environment: sim.environment, glibcProfile: nil)
+    }
+
+    func selfObject() -> Int {
+        if let loaderIndex { return loaderIndex }
+        let index = dsos.count
+        dsos.append(DSO(name: sim.profile.interpreterPath, shortname: "libc.so", id: nil, neededBy: nil, elf: nil, isLoader: true))
+        chain.append(index)
+        loaderIndex = index
+        return index
+    }
+
+    func record(_ object: ResolvedObject) {
+        total += object.cost
+        if failure == nil { predicted += object.cost }
+        if failure == nil, let message = object.failure {
+            failure = StartupFailure(kind: .missingLibrary, object: object.neededBy,
+                                     message: "Error loading shared library \(object.needed): \(message) (needed by \(object.neededBy))")
+        }
+        objects.append(object)
+    }
+
+    func loadLibrary(_ name: String, neededBy: Int?, requester: String) -> Int? {
+        let objectDepth = (neededBy.flatMap { depth[$0] } ?? 0) + 1
+        func reused(_ index: Int) -> Int {
+            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: .loaded,
+                                  originObject: nil, attempts: [], depth: objectDepth, loadedNewObject: false,
+                                  soname: dsos[index].elf?.soname, failure: nil))
+            return index
+        }
+        func failed(_ message: String, _ attempts: [SearchAttempt]) -> Int? {
+            record(ResolvedObject(needed: name, neededBy: requester, path: nil, origin: nil, originObject: nil,
+                                  attempts: attempts, depth: objectDepth, loadedNewObject: false, soname: nil,
+                                  failure: message))
+            return nil
+        }
+        if name.isEmpty { return failed("Invalid argument", []) }
+        if MuslLoaderSimulation.isReservedName(name) || name == sim.profile.interpreterPath {
+            return reused(selfObject())
+        }
+        var attempts: [SearchAttempt] = []
+        var hit: (path: String, id: FileID, header: [UInt8], origin: LookupOrigin, owner: String?)?
+        var inhibited = false
+        if name.contains("/") {
+            let (result, attempt) = open(name, origin: .absolute, owner: nil)
+            attempts.append(attempt)
+            if case .opened(let id, let header, _) = result { hit = (name, id, header, .absolute, nil) }
+        } else {
+            for index in chain where dsos[index].shortname == name { return reused(index) }
+            if name.utf8.count > 255 { return failed("File name too long", []) }
+            func search(_ path: String, origin: LookupOrigin, owner: String?) {
+                guard hit == nil, !inhibited else { return }
+                let outcome = pathOpen(name: name, path: path, origin: origin, owner: owner, attempts: &attempts)
+                switch outcome {
+                case .found(let path, let id, let header): hit = (path, id, header, origin, owner)
+                case .stop: inhibited = true
+                case .notFound: break
+                }
+            }
+            if !sim.environment.secure, let llp = sim.environment.ldLibraryPath {
+                search(llp, origin: .ldLibraryPath, owner: nil)
+            }
+            var current = neededBy
+            while let p = current, hit == nil, !inhibited {
+                if let rpath = fixedRpath(p) {
+                    search(rpath, origin: dsos[p].elf?.runpath != nil ? .runpath : .rpath, owner: dsos[p].name)
+                }
+                current = dsos[p].neededBy
+            }
+            if hit == nil, !inhibited {
+                search(readSystemPath(attempts: &attempts), origin: .defaultPath, owner: nil)
+            }
+        }
+        guard let hit else {
+            let message = attempts.contains { if case .missing(let e) = $0.outcome { e != ENOENT } else { false } }
+                ? "Permission denied" : "No such file or directory"
+            return failed(message, attempts)
+        }
+        if let last = attempts.indices.last { attempts[last].cost.fstat += 1 }
+        if let index = chain.first(where: { dsos[$0].id == hit.id }) {
+            if dsos[index].shortname == nil && hit.path != name {
+                dsos[index].shortname = LoaderPath.basename(dsos[index].name)
+            }
+            if let last = attempts.indices.last { attempts[last].outcome = .sameFileAsLoaded(dsos[index].name) }
+            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: hit.origin,
+                                  originObject: hit.owner, attempts: attempts, depth: objectDepth,
+                                  loadedNewObject: false, soname: dsos[index].elf?.soname, failure: nil))
+            return index
+        }
+        if case .rejected(let reason) = LoaderHeaderCheck.musl(header: hit.header) {
+            if let last = attempts.indices.last { attempts[last].outcome = .rejected(reason: reason) }
+            return failed(reason, attempts)
+        }
+        // A second C library (glibc's or musl's own, found by path) is replaced by musl itself.
+        if let symbols = fs.readDynamicSymbols(hit.path),
+           symbols.definitions.contains(where: { $0.name == "__libc_start_main" }),
+           symbols.definitions.contains(where: { $0.name == "stdin" }) {
+            let index = selfObject()
+            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: .loaded,
+                                  originObject: nil, attempts: attempts, depth: objectDepth, loadedNewObject: false,
+                                  soname: nil, failure: nil))
+            return index
+        }
+        let elf = try? fs.readELF(hit.path)
+        let index = dsos.count
+        dsos.append(DSO(name: hit.path, shortname: hit.path != name ? LoaderPath.basename(hit.path) : nil, id: hit.id,
+                        neededBy: neededBy, elf: elf))
+        chain.append(index)
+        depth[index] = objectDepth
+        record(ResolvedObject(needed: name, neededBy: requester, path: hit.path, origin: hit.origin,
+                              originObject: hit.owner, attempts: attempts, depth: objectDepth, loadedNewObject: true,
+                              soname: elf?.soname, failure: elf == nil ? "Exec format error" : nil))
+        return index
+    }
+
+    func open(_ path: String, origin: LookupOrigin, owner: String?) -> (OpenOutcome, SearchAttempt) {
+        let result = fs.open(path)
+        var attempt = SearchAttempt(path: path, origin: origin, originObject: owner, outcome: .found,
+                                    cost: SyscallCounts(openat: 1))
+        if case .failed(let e) = result { attempt.outcome = .missing(errno: e) }
+        return (result, attempt)
+    }
+
+    enum PathOutcome { case found(String, FileID, [UInt8]), notFound, stop }
+
+    /// path_open: "dir/name" for each non-empty entry split at ':' and newline.
+    func pathOpen(name: String, path: String, origin: LookupOrigin, owner: String?,
+                  attempts: inout [SearchAttempt]) -> PathOutcome {
+        for dir in path.split(whereSeparator: { $0 == ":" || $0 == "\n" }) {
+            let candidate = "\(dir)/\(name)"
+            // snprintf into a 2*NAME_MAX+2 buffer: longer candidates are silently skipped.
+            if candidate.utf8.count >= 512 { continue }
+            let (result, attempt) = open(candidate, origin: origin, owner: owner)
+            attempts.append(attempt)
+            switch result {
+            case .opened(let id, let header, _): return .found(candidate, id, header)
+            case .failed(let e):
+                if e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG { continue }
+                return .stop
+            }
+        }
+        return .notFound
+    }
+
+    /// fixup_rpath: RUNPATH else RPATH; only $ORIGIN / ${ORIGIN} are understood, and
+    /// any other '$' makes musl ignore the whole list.
+    func fixedRpath(_ index: Int) -> String? {
+        if let cached = dsos[index].rpath { return cached }
+        var result: String?
+        if let raw = dsos[index].elf?.runpath ?? dsos[index].elf?.rpath {
+            if !raw.contains("$") {
+                result = raw
+            } else {
+                var valid = true
+                var rest = Substring(raw)
+                while let dollar = rest.firstIndex(of: "$") {
+                    let after = rest[dollar...]
+                    if !after.hasPrefix("$ORIGIN") && !after.hasPrefix("${ORIGIN}") { valid = false; break }
+                    rest = rest[rest.index(after: dollar)...]
+                }
+                if valid && !(sim.environment.secure && index == 0) {
+                    // The program's origin comes from /proc/self/exe, a library's from its path.
+                    let name = index == 0 ? (fs.realPath(dsos[index].name) ?? dsos[index].name) : dsos[index].name
+                    let origin = name.contains("/") ? String(name[..<name.lastIndex(of: "/")!]) : "."
+                    result = raw.replacingOccurrences("${ORIGIN}", with: origin).replacingOccurrences("$ORIGIN", with: origin)
+                }
+            }
+        }
+        dsos[index].rpath = .some(result)
+        return result
+    }
+
+    /// The first search that reaches the system path reads /etc/ld-musl-ARCH.path.
+    func readSystemPath(attempts: inout [SearchAttempt]) -> String {
+        if let systemPath { return systemPath }
+        let file = sim.profile.pathFile
+        var value: String
+        switch fs.open(file) {
+        case .opened:
+            attempts.append(SearchAttempt(path: file, origin: .defaultPath, outcome: .readPathFile(found: true),
+                                          cost: SyscallCounts(openat: 1, fstat: 1)))
+            value = fs.readText(file) ?? ""
+        case .failed(let e):
+            attempts.append(SearchAttempt(path: file, origin: .defaultPath, outcome: .readPathFile(found: false),
+                                          cost: SyscallCounts(openat: 1)))
+            value = e == ENOENT ? sim.profile.defaultPath : ""
+        }
+        systemPath = value
+        return value
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

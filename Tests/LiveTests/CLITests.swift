@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+import TraceFormat
+
+/// Bad invocations and bad files: one clear line on stderr, a non-zero status.
+@Suite("command line")
+struct CLITests {
+    func oneLine(_ r: Run, contains: String, status: Int32, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == status, "status \(r.status): \(r.stderrText)", sourceLocation: sourceLocation)
+        let lines = r.stderrText.split(separator: "\n")
+        #expect(lines.count == 1, "one line, got: \(r.stderrText)", sourceLocation: sourceLocation)
+        #expect(r.stderrText.contains(contains), "\(r.stderrText)", sourceLocation: sourceLocation)
+        #expect(!r.stderrText.contains("Fatal error"), sourceLocation: sourceLocation)
+    }
+
+    @Test func noCommand() throws { oneLine(try run([loadprobe]), contains: "no command given", status: 64) }
+    @Test func exclusiveModes() throws {
+        oneLine(try run([loadprobe, "--no-ptrace", "--no-audit", "--", "/bin/true"]), contains: "mutually exclusive", status: 64)
+    }
+    @Test func unknownOption() throws { oneLine(try run([loadprobe, "--bogus"]), contains: "unknown option '--bogus'", status: 64) }
+
+    @Test("a command that is not found exits 127, like a shell")
+    func notFound() throws {
+        let dir = try scratch("cli")
+        oneLine(try run([loadprobe, "-o", dir + "/t.lpt", "--", "no-such-command-xyz"]), contains: "command not found", status: 127)
+        oneLine(try run([loadprobe, "-o", dir + "/t.lpt", "--", dir + "/missing"]), contains: "No such file", status: 127)
+    }
+
+    @Test("a file that cannot be executed exits 126, like a shell")
+    func notExecutable() throws {
+        let dir = try scratch("cli")
+        try write("data", to: dir + "/data")
+        oneLine(try run([loadprobe, "-o", dir + "/t.lpt", "--", dir + "/data"]), contains: "Permission denied", status: 126)
+        oneLine(try run([loadprobe, "-o", dir + "/t.lpt", "--", dir]), contains: "Is a directory", status: 126)
+        var junk: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]
+        junk += (0..<200).map { _ in UInt8.random(in: 0...255) }
+        FileManager.default.createFile(atPath: dir + "/junk", contents: Data(junk), attributes: [.posixPermissions: 0o755])
+        for mode in [[], ["--no-ptrace"], ["--no-audit"]] {
+            oneLine(try run([loadprobe, "-q", "-o", dir + "/t.lpt"] + mode + ["--", dir + "/junk"]), contains: "Exec format error", status: 126)
+        }
+    }
+
+    @Test("an executable text file without #! runs under /bin/sh, as execvp does")
+    func plainScript() throws {
+        let dir = try scratch("cli")
+        FileManager.default.createFile(atPath: dir + "/s", contents: Data("echo from sh $1\nexit 6\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+        let r = try run([loadprobe, "-q", "-o", dir + "/t.lpt", "--", dir + "/s", "arg"])
+        #expect(r.status == 6)
+        #expect(r.stdoutText == "from sh arg\n")
+    }
+
+    @Test("the trace is never written through a symlink; missing directories are made; %p %r %j %h %% expand")
+    func outputPattern() throws {
+        let dir = try scratch("cli")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.lpt", withDestinationPath: dir + "/target")
+        oneLine(try run([loadprobe, "-q", "-o", dir + "/link.lpt", "--", "/bin/true"]), contains: "symbolic link", status: 1)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/target"))
+
+        var env = baseEnvironment()
+        env["SLURM_JOB_ID"] = "4242"
+        env["PMI_RANK"] = "7"
+        let r = try run([loadprobe, "-q", "-o", dir + "/job-%j/r%r-%%-%h.lpt", "--", "/bin/true"], env: env)
+        #expect(r.status == 0, "\(r.stderrText)")
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let expected = dir + "/job-4242/r7-%-\(host).lpt"
+        let made = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/job-4242")) ?? []
+        #expect(FileManager.default.fileExists(atPath: expected), "\(made)")
+        let t = try TraceReader.read(file: expected)
+        #expect(t.meta("jobid") == "4242" && t.meta("rank") == "7")
+        #expect(t.meta("mountinfo")?.contains(" / ") == true)
+        #expect(t.meta("libc")?.hasPrefix("glibc ") == true)
+        #expect(t.meta("cwd") != nil && t.meta("host") != nil)
+    }
+
+    @Test("report: missing, not a trace, a directory, truncated — one line each, status 1")
+    func badTraces() throws {
+        let dir = try scratch("cli")
+        oneLine(try run([loadprobe, "report", dir + "/missing.lpt"]), contains: "No such file", status: 1)
+        try write("hello", to: dir + "/text")
+        oneLine(try run([loadprobe, "report", dir + "/text"]), contains: "not a loadprobe trace", status: 1)
+        oneLine(try run([loadprobe, "report", dir]), contains: "is a directory", status: 1)
+
+        let trace = dir + "/t.lpt"
+        let f = try Fixtures.get()
+        #expect(try run([loadprobe, "-q", "-o", trace, "--", f.path("rpath3")]).status == 3)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: trace))
+        try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: dir + "/cut.lpt"))
+        oneLine(try run([loadprobe, "report", dir + "/cut.lpt"]), contains: "truncated at byte", status: 1)
+        let partial = try run([loadprobe, "report", "--partial", "--format", "json", dir + "/cut.lpt"])
+        #expect(partial.status == 0)
+        #expect(partial.stdoutText.contains("\"complete\": false"))
+    }
+
+    @Test("loadprobe exits with the program's status, 128+N when it is killed by signal N")
+    func exitStatus() throws {
+        let dir = try scratch("cli")
+        #expect(try run([loadprobe, "-q", "-o", dir + "/a.lpt", "--", "/bin/sh", "-c", "exit 42"]).status == 42)
+        let killed = try run(unblocked([loadprobe, "-q", "-o", dir + "/b.lpt", "--", "/bin/sh", "-c", "kill -TERM $$"]))
+        #expect(killed.status == 128 + 15, "\(killed.stderrText)")
+        #expect(try TraceReader.read(file: dir + "/b.lpt").complete)
+    }
+
+    @Test("SIGTERM sent to loadprobe reaches the program; the trace is complete")
+    func forwardedSignal() throws {
+        let dir = try scratch("cli")
+        let p = Process()
+        let argv = unblocked([loadprobe, "-q", "-o", dir + "/t.lpt", "--", "/bin/sleep", "30"])
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        try p.run()
+        usleep(1_000_000) // python3 execs loadprobe in place: same pid
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 128 + 15)
+        let t = try TraceReader.read(file: dir + "/t.lpt")
+        #expect(t.complete)
+        #expect(t.events.contains { if case .exit(let e) = $0 { e.signal == 15 } else { false } })
+    }
+}
+
+/// The test runner's threads block some signals and children inherit the mask;
+/// a user's shell blocks none. Starts argv with an empty signal mask.
+func unblocked(_ argv: [String]) -> [String] {
+    ["/usr/bin/python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"] + argv
+}
