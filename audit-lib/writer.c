@@ -21,7 +21,9 @@ union lp_state_page lp_state_page __attribute__((aligned(LP_STATE_ALIGN)));
 
 #define LP_FIRST_CHUNK (16u * 1024)
 #define LP_MAX_CHUNK (2048u * 1024)
+#ifndef LP_SMALL_REGION /* -D for experiments */
 #define LP_SMALL_REGION (2048ull * 1024)
+#endif
 /* Capacity used when the kernel lacks MADV_POPULATE_WRITE (< 5.14): that many bytes are
  * fallocate'd up front so that a full disk can never turn a page fault into SIGBUS. */
 #define LP_FALLOCATE_BYTES (8ull * 1024 * 1024)

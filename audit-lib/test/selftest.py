@@ -692,6 +692,33 @@ FREESTANDING = ["-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-prote
                 "-fPIC", "-O2", "-Wall", "-Wextra"]  # as in Package.swift
 
 
+def test_enospc(so):
+    """Optional (needs mount): a full file system makes the library inert, never SIGBUS."""
+    t = "enospc"
+    mnt = os.path.join(T, "small-fs")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", mnt], capture_output=True).returncode != 0:
+        info("enospc skipped: cannot mount a small tmpfs (needs root)")
+        return
+    try:
+        r = run([os.path.join(T, "stress"), so, "1", "20000"], audit_dir=mnt)
+        check(t, r.returncode == 0 and b"done 20000" in r.stdout, "stress on a full file system: %d %r %r"
+              % (r.returncode, r.stdout, r.stderr))
+        by_pid = validate_dir(t, mnt, single_threaded=False)
+        recs = [x for segs in by_pid.values() for s in segs for x in s.records]
+        check(t, 100 < len(recs) < 20000, "records on a 192 KiB file system: %d" % len(recs))
+        before = sorted(os.listdir(mnt))
+        prog = os.path.join(T, "m_rpath")
+        plain = run([prog])
+        r = run([prog], audit=so, audit_dir=mnt)
+        same_run_result(t, plain, r)
+        check(t, sorted(os.listdir(mnt)) == before, "a file that could not be backed was left: %s"
+              % sorted(set(os.listdir(mnt)) - set(before)))
+        info("full file system: %d records kept, then inert; later processes unaffected" % len(recs))
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+
+
 def test_aarch64():
     """Optional: builds the library for aarch64 with the cross compiler and runs the RPATH
     fixture under qemu-user (no vDSO there: exercises the syscall clock)."""
@@ -769,6 +796,7 @@ def main():
         ("inert and edge cases", lambda: test_inert(so)),
         ("two audit libraries", lambda: test_coexist(so)),
         ("system calls", lambda: test_strace(so)),
+        ("full file system (optional)", lambda: test_enospc(so)),
         ("aarch64 under qemu-user (optional)", test_aarch64),
     ]
     for name, fn in tests:
