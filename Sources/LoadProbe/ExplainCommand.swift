@@ -1,12 +1,66 @@
 import ArgumentParser
 import Report
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what the dynamic loader will do for PROGRAM, from its ELF files alone."
+        abstract: "Show what the dynamic loader will do for PROGRAM, from its ELF files alone.",
+        discussion: """
+            Simulates glibc's ld.so (or musl's, for programs whose interpreter is ld-musl-*): which file each \
+            needed library resolves to, through which rule, after how many tries, the openat/stat calls the \
+            start-up will make, and the hazards in the set-up. Nothing is run. The JSON format is documented \
+            in docs/explain.md.
+            """
     )
-    @Argument(help: "The program to analyse.") var program: String
+
+    @Argument(help: "The program (or shared library) to analyse.") var program: String
+    @Flag(help: "Print JSON (format loadprobe-explain/1).") var json = false
+    @Flag(help: "List every candidate path tried, not only those of failed lookups.") var candidates = false
+    @Option(name: .customLong("ld-library-path"), help: "Simulate with this LD_LIBRARY_PATH instead of the current one.")
+    var ldLibraryPath: String?
+    @Option(name: .customLong("env-from"), help: "Take the environment from a file of NAME=value entries (NUL or newline separated, e.g. /proc/PID/environ).")
+    var environmentFile: String?
+    @Option(name: .customLong("glibc"), help: "Simulate this glibc version (e.g. 2.38) with this machine's CPU and directories.")
+    var glibcVersion: String?
+    @Flag(name: .customLong("no-hazards"), help: "Skip the hazard analysis.") var noHazards = false
+
+    func validate() throws {
+        if let glibcVersion, GlibcVersion(string: glibcVersion) == nil {
+            throw ValidationError("'--glibc' wants a version such as 2.36, not '\(glibcVersion)'")
+        }
+    }
+
     func run() throws {
-        throw ValidationError("explain is not built yet")
+        var environment = LoaderEnvironment.current()
+        if let environmentFile {
+            guard let bytes = HostFileSystem().readBytes(environmentFile) else {
+                fail("\(environmentFile): cannot read the environment file")
+            }
+            environment = LoaderEnvironment(variables: LoaderEnvironment.parse(environmentFile: bytes))
+        }
+        if let ldLibraryPath { environment.ldLibraryPath = ldLibraryPath }
+        let options = ExplainOptions(environment: environment, glibcVersion: glibcVersion.flatMap(GlibcVersion.init(string:)),
+                                     findHazards: !noHazards)
+        let explanation: Explanation
+        do {
+            explanation = try Explainer.explain(program, options: options)
+        } catch {
+            fail(error.description)
+        }
+        if json {
+            print(ExplanationJSON.render(explanation, includeCandidates: candidates))
+        } else {
+            print(ExplanationText.render(explanation, verbose: candidates), terminator: "")
+        }
+    }
+
+    /// One line on stderr and exit status 1: the contract for bad input.
+    private func fail(_ message: String) -> Never {
+        let line = Array("loadprobe explain: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        Explain.exit(withError: ExitCode(1))
     }
 }

@@ -21,6 +21,35 @@ public struct MuslLoaderSimulation: Sendable {
         MuslEngine(simulation: self, program: program).run()
     }
 
+    /// The directories musl searches for the dependencies of `load.loaded[index]`:
+    /// LD_LIBRARY_PATH, the RPATH/RUNPATH up the needed-by chain, the system path.
+    public func searchPlan(forDependenciesOf index: Int, in load: LoadResult) -> SearchPlan {
+        var plan = SearchPlan()
+        func split(_ path: String) -> [String] { path.split(whereSeparator: { $0 == ":" || $0 == "\n" }).map(String.init) }
+        if !environment.secure, let llp = environment.ldLibraryPath {
+            plan.entries += split(llp).map { SearchPlan.Entry(directory: $0, origin: .ldLibraryPath, owner: nil) }
+        }
+        var current: Int? = load.loaded.indices.contains(index) ? index : nil
+        while let i = current {
+            let object = load.loaded[i]
+            if let raw = object.elf?.runpath ?? object.elf?.rpath,
+               let fixed = MuslEngine.expandOrigin(raw, objectPath: object.role == .program
+                    ? (fileSystem.realPath(object.path) ?? object.path) : object.path) {
+                let origin: LookupOrigin = object.elf?.runpath != nil ? .runpath : .rpath
+                plan.entries += split(fixed).map { SearchPlan.Entry(directory: $0, origin: origin, owner: object.path) }
+            }
+            current = object.loader
+        }
+        let systemPath: String
+        if let text = fileSystem.readText(profile.pathFile) {
+            systemPath = text
+        } else {
+            systemPath = profile.defaultPath
+        }
+        plan.defaultEntries = split(systemPath).map { SearchPlan.Entry(directory: $0, origin: .defaultPath, owner: nil) }
+        return plan
+    }
+
     /// "lib" + c., pthread., rt., m., dl., util., xnet.: names musl answers itself.
     public static func isReservedName(_ name: String) -> Bool {
         guard name.hasPrefix("lib") else { return false }
@@ -68,20 +97,23 @@ final class MuslEngine {
                 _ = loadLibrary(String(name), neededBy: nil, requester: "LD_PRELOAD")
             }
         }
-        var position = 0
-        while position < chain.count {
-            let index = chain[position]
-            position += 1
+        var next = 0
+        while next < chain.count {
+            let index = chain[next]
+            next += 1
             guard let elf = dsos[index].elf, !dsos[index].isLoader else { continue }
             for name in elf.needed {
                 _ = loadLibrary(name, neededBy: index, requester: dsos[index].name)
             }
         }
+        var position = [Int: Int]()
+        for (i, index) in chain.enumerated() { position[index] = i }
         let loaded = chain.map { index -> LoadedObject in
             let dso = dsos[index]
             let role: LoadedObject.Role = index == 0 ? .program : (dso.isLoader ? .interpreter : .library)
             return LoadedObject(path: dso.name, role: role, names: dso.shortname.map { [$0] } ?? [],
-                                soname: dso.elf?.soname, fileID: dso.id, loader: dso.neededBy, elf: dso.elf)
+                                soname: dso.elf?.soname, fileID: dso.id, loader: dso.neededBy.flatMap { position[$0] },
+                                elf: dso.elf)
         }
         return LoadResult(flavor: .musl, program: program, interpreter: sim.profile.interpreterPath, objects: objects,
                           loaded: loaded, total: total, predicted: predicted, failure: failure,
@@ -248,13 +280,25 @@ final class MuslEngine {
                 if valid && !(sim.environment.secure && index == 0) {
                     // The program's origin comes from /proc/self/exe, a library's from its path.
                     let name = index == 0 ? (fs.realPath(dsos[index].name) ?? dsos[index].name) : dsos[index].name
-                    let origin = name.contains("/") ? String(name[..<name.lastIndex(of: "/")!]) : "."
-                    result = raw.replacingOccurrences("${ORIGIN}", with: origin).replacingOccurrences("$ORIGIN", with: origin)
+                    result = MuslEngine.expandOrigin(raw, objectPath: name)
                 }
             }
         }
         dsos[index].rpath = .some(result)
         return result
+    }
+
+    /// $ORIGIN and ${ORIGIN} only; nil when another '$' appears (musl then ignores the list).
+    static func expandOrigin(_ raw: String, objectPath: String) -> String? {
+        guard raw.contains("$") else { return raw }
+        var rest = Substring(raw)
+        while let dollar = rest.firstIndex(of: "$") {
+            let after = rest[dollar...]
+            if !after.hasPrefix("$ORIGIN") && !after.hasPrefix("${ORIGIN}") { return nil }
+            rest = rest[rest.index(after: dollar)...]
+        }
+        let origin = objectPath.contains("/") ? String(objectPath[..<objectPath.lastIndex(of: "/")!]) : "."
+        return raw.replacingOccurrences("${ORIGIN}", with: origin).replacingOccurrences("$ORIGIN", with: origin)
     }
 
     /// The first search that reaches the system path reads /etc/ld-musl-ARCH.path.

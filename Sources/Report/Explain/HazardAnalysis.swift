@@ -1,0 +1,498 @@
+/// Finds the hazards of one simulated start-up. It re-asks the file system
+/// ("would this object's own search find it?", "which other copies exist?") but
+/// never changes the recorded load.
+public struct HazardAnalysis {
+    /// The loader the load was simulated with, for what-if questions.
+    public enum Loader: Sendable {
+        case glibc(GlibcLoaderSimulation)
+        case musl(MuslLoaderSimulation)
+    }
+
+    public let load: LoadResult
+    public let loader: Loader
+    let fs: any LoaderFileSystem
+
+    public init(load: LoadResult, loader: Loader) {
+        self.load = load
+        self.loader = loader
+        switch loader {
+        case .glibc(let sim): fs = sim.fileSystem
+        case .musl(let sim): fs = sim.fileSystem
+        }
+    }
+
+    /// Sonames of the C library's own parts: they define the same symbols on
+    /// purpose (libm's frexp is libc's), so they are not a symbol conflict.
+    static let cLibrarySonames: Set<String> = [
+        "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
+        "libresolv.so.2", "libanl.so.1", "libmvec.so.1", "ld-linux-x86-64.so.2", "libc.so", "libBrokenLocale.so.1",
+        "libnsl.so.1", "libcrypt.so.1",
+    ]
+
+    public func hazards() -> [Hazard] {
+        var result: [Hazard] = []
+        result += missingLibraries()
+        result += symbolVersions()
+        result += latentMissing()
+        result += rpathIgnored()
+        result += ldLibraryPathOverrides()
+        result += shadowing()
+        result += symbolConflicts()
+        result += shrinkwrapSafety()
+        var seen = Set<Hazard>()
+        return result.filter { seen.insert($0).inserted }
+    }
+
+    // MARK: Helpers
+
+    func index(ofObject path: String) -> Int? {
+        if path == "LD_PRELOAD" { return load.loaded.firstIndex { $0.role == .program } }
+        return load.loaded.firstIndex { $0.path == path }
+    }
+
+    func fileID(_ path: String) -> FileID? {
+        if case .opened(let id, _, _) = fs.open(path) { return id }
+        return nil
+    }
+
+    /// Same file, or different files with the same bytes (a copy is not a conflict).
+    func sameContents(_ a: String, _ b: String) -> Bool {
+        if let x = fileID(a), let y = fileID(b), x == y { return true }
+        guard let x = fs.readBytes(a), let y = fs.readBytes(b) else { return false }
+        return x == y
+    }
+
+    func accepts(_ path: String) -> Bool {
+        guard case .opened(_, let header, nil) = fs.open(path) else { return false }
+        switch loader {
+        case .glibc(let sim):
+            return LoaderHeaderCheck.glibc(header: header, fileClass: sim.profile.fileClass, machine: sim.profile.machine) == .accepted
+        case .musl:
+            return LoaderHeaderCheck.musl(header: header) == .accepted
+        }
+    }
+
+    /// The directories searched for the dependencies of the object at `index`, in order.
+    func plan(for index: Int) -> SearchPlan {
+        switch loader {
+        case .glibc(let sim):
+            return sim.searchPlan(forDependenciesOf: index, in: load)
+        case .musl(let sim):
+            return sim.searchPlan(forDependenciesOf: index, in: load)
+        }
+    }
+
+    /// Where the object's own search (nothing loaded yet) finds `name`.
+    func locate(_ name: String, plan: SearchPlan) -> (path: String, origin: LookupOrigin)? {
+        switch loader {
+        case .glibc(let sim):
+            let caps = sim.profile.capabilitySubdirectories
+            for entry in plan.entries {
+                for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
+            }
+            if let cached = sim.cache?.lookup(name, profile: sim.profile),
+               !(plan.noDefaultLib && sim.profile.systemDirectories.contains { cached.path.hasPrefix($0) }),
+               accepts(cached.path) {
+                return (cached.path, .cache)
+            }
+            for entry in plan.defaultEntries {
+                for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
+            }
+            return nil
+        case .musl:
+            for entry in plan.allEntries {
+                let path = entry.directory + "/" + name
+                if case .opened = fs.open(path) { return (path, entry.origin) }
+            }
+            return nil
+        }
+    }
+
+    func short(_ path: String) -> String { path }
+
+    func describe(_ plan: SearchPlan) -> String {
+        var parts: [String] = []
+        var index = 0
+        let entries = plan.allEntries
+        while index < entries.count {
+            let entry = entries[index]
+            var dirs: [String] = []
+            var j = index
+            while j < entries.count, entries[j].origin == entry.origin, entries[j].owner == entry.owner {
+                dirs.append(entries[j].directory)
+                j += 1
+            }
+            let owner = entry.owner.map { " of \($0)" } ?? ""
+            parts.append("\(entry.origin.rawValue)\(owner) [\(dirs.joined(separator: ":"))]")
+            index = j
+        }
+        if case .glibc = loader { parts.append(plan.noDefaultLib ? "no cache or default directories (NODEFLIB)" : "ld.so.cache") }
+        return parts.isEmpty ? "no directories" : parts.joined(separator: ", ")
+    }
+
+    // MARK: missing-library
+
+    func missingLibraries() -> [Hazard] {
+        var hazards: [Hazard] = []
+        for object in load.objects where object.path == nil {
+            var groups: [(String, Int)] = []
+            var notes: [String] = []
+            for attempt in object.attempts {
+                let label: String
+                switch attempt.origin {
+                case .rpath, .runpath: label = "\(attempt.origin.rawValue) of \(attempt.originObject ?? "?")"
+                case .cache: label = "ld.so.cache"
+                case .defaultPath: label = "default directories"
+                default: label = attempt.origin.rawValue
+                }
+                switch attempt.outcome {
+                case .wrongClass: notes.append("\(attempt.path) is a 32-bit (ELFCLASS32) file, skipped")
+                case .wrongMachine: notes.append("\(attempt.path) is for another machine, skipped")
+                case .rejected(let reason): notes.append("\(attempt.path): \(reason)")
+                case .notInCache: notes.append("ld.so.cache has no entry")
+                case .cacheEntryIgnoredByNodeflib(let path): notes.append("cache entry \(path) ignored (DF_1_NODEFLIB)")
+                case .skippedMissingDirectory: notes.append("\(attempt.path) does not exist")
+                default: break
+                }
+                guard attempt.isTry else { continue }
+                if let last = groups.last, last.0 == label {
+                    groups[groups.count - 1].1 += 1
+                } else {
+                    groups.append((label, 1))
+                }
+            }
+            let searched = groups.map { "\($0.0) (\($0.1) candidate\($0.1 == 1 ? "" : "s"))" }
+            var message = "\(object.needed), needed by \(short(object.neededBy)), is not found"
+            if let failure = object.failure, !failure.contains("No such file") { message += " (\(failure))" }
+            message += searched.isEmpty ? "; no directory to search" : "; searched " + searched.joined(separator: ", ")
+            if !notes.isEmpty { message += "; " + notes.joined(separator: "; ") }
+            hazards.append(Hazard(kind: .missingLibrary, message: message, objects: [object.neededBy]))
+        }
+        return hazards
+    }
+
+    // MARK: symbol-version
+
+    func provider(named name: String) -> LoadedObject? {
+        load.loaded.first { $0.names.contains(name) || $0.soname == name || ($0.role != .program && $0.path == name) }
+    }
+
+    func symbolVersions() -> [Hazard] {
+        var hazards: [Hazard] = []
+        var definitions: [String: [VersionDefinition]] = [:]
+        for object in load.loaded {
+            guard let elf = object.elf ?? (object.role == .program ? load.program : nil) else { continue }
+            for need in elf.versionNeeds {
+                guard let provider = provider(named: need.file) else { continue }
+                let defs: [VersionDefinition]
+                if let cached = definitions[provider.path] {
+                    defs = cached
+                } else {
+                    let read = provider.elf ?? (try? fs.readELF(provider.path))
+                    defs = read?.versionDefinitions ?? []
+                    definitions[provider.path] = defs
+                }
+                // glibc only warns when the provider has no version information at all.
+                guard !defs.isEmpty else { continue }
+                let names = Set(defs.map(\.name))
+                for version in need.versions where !version.isWeak && !names.contains(version.name) {
+                    let newest = GlibcVersionName.newest(matching: version.name, in: defs.map(\.name))
+                    let has = newest.map { ", which provides up to \($0)" } ?? ", which does not define it"
+                    hazards.append(Hazard(kind: .symbolVersion,
+                                          message: "\(object.path) requires \(version.name) from \(need.file) (\(provider.path))\(has): "
+                                              + "version `\(version.name)' not found",
+                                          objects: [object.path, provider.path]))
+                }
+            }
+        }
+        return hazards
+    }
+
+    // MARK: latent-missing
+
+    func latentMissing() -> [Hazard] {
+        var hazards: [Hazard] = []
+        var firstLoader: [String: String] = [:]
+        for object in load.objects where object.loadedNewObject {
+            if let path = object.path, firstLoader[path] == nil { firstLoader[path] = object.neededBy }
+        }
+        var plans: [Int: SearchPlan] = [:]
+        for object in load.objects where object.origin == .loaded {
+            guard let path = object.path, let needer = index(ofObject: object.neededBy),
+                  let served = load.loaded.first(where: { $0.path == path }), served.role == .library,
+                  !object.needed.contains("/") else { continue }
+            if case .musl = loader, MuslLoaderSimulation.isReservedName(object.needed) { continue }
+            let plan = plans[needer] ?? self.plan(for: needer)
+            plans[needer] = plan
+            if locate(object.needed, plan: plan) == nil {
+                let by = firstLoader[path] ?? "another object"
+                hazards.append(Hazard(kind: .latentMissing,
+                                      message: "\(object.neededBy) needs \(object.needed), which its own search would not find "
+                                          + "(\(describe(plan))); it works only because \(by) loaded \(path) first",
+                                      objects: [object.neededBy, path, by]))
+            }
+        }
+        return hazards
+    }
+
+    // MARK: rpath-ignored
+
+    func rpathIgnored() -> [Hazard] {
+        var hazards: [Hazard] = []
+        for object in load.loaded {
+            guard let elf = object.elf, let rpath = elf.rpath, let runpath = elf.runpath, rpath != runpath else { continue }
+            let musl = if case .musl = loader { true } else { false }
+            hazards.append(Hazard(kind: .rpathIgnored,
+                                  message: "\(object.path) has both RPATH (\(rpath)) and RUNPATH (\(runpath)): "
+                                      + "\(musl ? "musl" : "glibc") ignores the RPATH for its dependencies",
+                                  objects: [object.path]))
+        }
+        guard case .glibc(let sim) = loader else { return hazards }
+        // A RUNPATH object's dependencies miss the RPATH of its loaders.
+        for object in load.objects where object.loadedNewObject {
+            guard let path = object.path, let needer = index(ofObject: object.neededBy),
+                  load.loaded[needer].elf?.runpath != nil, !object.needed.contains("/") else { continue }
+            var entries: [SearchPlan.Entry] = []
+            var current = load.loaded[needer].loader
+            var didMain = false
+            while let i = current {
+                let item = load.loaded[i]
+                let hidden = item.role == .program && item.elf?.runpath != nil
+                if !hidden, let rpath = item.elf?.rpath, !rpath.isEmpty {
+                    let origin = LoaderPath.glibcOrigin(of: item.role == .program ? (fs.realPath(item.path) ?? item.path) : item.path,
+                                                        workingDirectory: sim.environment.workingDirectory)
+                    entries += GlibcPaths.decompose(rpath, separators: ":", origin: origin, profile: sim.profile).map {
+                        SearchPlan.Entry(directory: $0, origin: .rpath, owner: item.path)
+                    }
+                    didMain = didMain || item.role == .program
+                }
+                current = item.loader
+            }
+            if !didMain, let main = load.loaded.firstIndex(where: { $0.role == .program }), main != needer,
+               load.program.runpath == nil, let rpath = load.program.rpath, !rpath.isEmpty {
+                let origin = LoaderPath.glibcOrigin(of: fs.realPath(load.program.path) ?? load.program.path,
+                                                    workingDirectory: sim.environment.workingDirectory)
+                entries += GlibcPaths.decompose(rpath, separators: ":", origin: origin, profile: sim.profile).map {
+                    SearchPlan.Entry(directory: $0, origin: .rpath, owner: load.program.path)
+                }
+            }
+            guard !entries.isEmpty else { continue }
+            var plan = SearchPlan()
+            plan.entries = entries
+            plan.noDefaultLib = true
+            guard let wouldBe = locate(object.needed, plan: plan), wouldBe.path != path,
+                  !sameContents(wouldBe.path, path) else { continue }
+            let owner = entries.first { wouldBe.path.hasPrefix($0.directory) }?.owner ?? load.program.path
+            hazards.append(Hazard(kind: .rpathIgnored,
+                                  message: "\(object.neededBy) has RUNPATH, so the RPATH of \(owner) is not searched for its "
+                                      + "dependency \(object.needed): that RPATH holds \(wouldBe.path), but \(path) was loaded "
+                                      + "(\(object.origin?.rawValue ?? "?"))",
+                                  objects: [object.neededBy, owner, wouldBe.path, path]))
+        }
+        return hazards
+    }
+
+    // MARK: ld-library-path-override
+
+    func ldLibraryPathOverrides() -> [Hazard] {
+        guard load.environment.ldLibraryPath?.isEmpty == false,
+              load.objects.contains(where: { $0.origin == .ldLibraryPath }) else { return [] }
+        var environment = load.environment
+        environment.ldLibraryPath = nil
+        let alternative: LoadResult
+        switch loader {
+        case .glibc(var sim):
+            sim.environment = environment
+            alternative = sim.run(program: load.program)
+        case .musl(var sim):
+            sim.environment = environment
+            alternative = sim.run(program: load.program)
+        }
+        var without: [String: ResolvedObject] = [:]
+        for object in alternative.objects where object.path != nil {
+            let key = object.needed + "\u{0}" + object.neededBy
+            if without[key] == nil { without[key] = object }
+        }
+        var hazards: [Hazard] = []
+        for object in load.objects where object.origin == .ldLibraryPath {
+            guard let path = object.path, let other = without[object.needed + "\u{0}" + object.neededBy],
+                  let otherPath = other.path, otherPath != path, !sameContents(otherPath, path) else { continue }
+            let neederHasRunpath = index(ofObject: object.neededBy).flatMap { load.loaded[$0].elf?.runpath } != nil
+            let via = other.origin.map { origin -> String in
+                switch origin {
+                case .rpath, .runpath: "\(origin.rawValue) of \(other.originObject ?? "?")"
+                case .cache: "ld.so.cache"
+                case .defaultPath: "the default directories"
+                default: origin.rawValue
+                }
+            } ?? "its own search"
+            let what = neederHasRunpath && other.origin == .runpath ? "overrides the RUNPATH of \(object.neededBy)" : "is searched first"
+            hazards.append(Hazard(kind: .ldLibraryPathOverride,
+                                  message: "LD_LIBRARY_PATH \(what): \(object.needed) loads as \(path), "
+                                      + "where \(via) would give \(otherPath)",
+                                  objects: [object.neededBy, path, otherPath]))
+        }
+        return hazards
+    }
+
+    // MARK: shadowed-soname and unsatisfiable-order
+
+    func shadowing() -> [Hazard] {
+        var hazards: [Hazard] = []
+        var listings: [String: Set<String>?] = [:]
+        func contains(_ dir: String, _ name: String) -> Bool {
+            if listings[dir] == nil { listings[dir] = .some(fs.listDirectory(dir.isEmpty ? "." : dir)) }
+            return (listings[dir] ?? nil)?.contains(name) ?? false
+        }
+        func path(_ dir: String, _ name: String) -> String {
+            if case .musl = loader { return dir + "/" + name }
+            return dir + name
+        }
+        // Per search path: name → directories holding a copy, in path order.
+        var copiesByPlan: [[String]: [String: [String]]] = [:]
+        var reported = Set<String>()
+        var plans: [Int: SearchPlan] = [:]
+        for object in load.objects where object.loadedNewObject {
+            guard let loadedPath = object.path, let origin = object.origin,
+                  [.rpath, .runpath, .ldLibraryPath, .defaultPath, .cache].contains(origin),
+                  let needer = index(ofObject: object.neededBy) else { continue }
+            let plan = plans[needer] ?? self.plan(for: needer)
+            plans[needer] = plan
+            let directories = plan.allEntries.map(\.directory).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            var holders: [String] = []
+            for dir in directories where contains(dir, object.needed) && accepts(path(dir, object.needed)) {
+                holders.append(dir)
+            }
+            copiesByPlan[directories, default: [:]][object.needed] = holders
+            // Distinct contents among the copies.
+            var distinct: [String] = [loadedPath]
+            for dir in holders {
+                let candidate = path(dir, object.needed)
+                if !distinct.contains(where: { sameContents($0, candidate) }) { distinct.append(candidate) }
+            }
+            guard distinct.count > 1, reported.insert(object.needed + "\u{0}" + distinct.joined(separator: ":")).inserted else { continue }
+            hazards.append(Hazard(kind: .shadowedSoname,
+                                  message: "\(object.needed) exists with different contents in \(distinct.count) places on the search path of "
+                                      + "\(object.neededBy): \(loadedPath) loads (\(origin.rawValue)); "
+                                      + "\(distinct.dropFirst().joined(separator: ", ")) \(distinct.count == 2 ? "is" : "are") shadowed, "
+                                      + "and a change of directory order or of one directory's contents switches the version",
+                                  objects: distinct))
+        }
+        // Figure 4: two directories that each hold different copies of the same two names.
+        var pairs = Set<String>()
+        for (directories, copies) in copiesByPlan {
+            let names = copies.keys.sorted()
+            for (i, first) in names.enumerated() {
+                for second in names[(i + 1)...] {
+                    let common = directories.filter { copies[first]!.contains($0) && copies[second]!.contains($0) }
+                    guard common.count >= 2 else { continue }
+                    for (a, dirA) in common.enumerated() {
+                        for dirB in common[(a + 1)...] {
+                            guard !sameContents(path(dirA, first), path(dirB, first)),
+                                  !sameContents(path(dirA, second), path(dirB, second)),
+                                  pairs.insert([dirA, dirB, first, second].joined(separator: "\u{0}")).inserted else { continue }
+                            hazards.append(Hazard(kind: .unsatisfiableOrder,
+                                                  message: "\(dirA) and \(dirB) both hold different copies of \(first) and \(second): "
+                                                      + "a search path with both takes both libraries from whichever comes first, so no "
+                                                      + "order gives \(first) from one and \(second) from the other",
+                                                  objects: [path(dirA, first), path(dirB, first), path(dirA, second), path(dirB, second)]))
+                        }
+                    }
+                }
+            }
+        }
+        return hazards
+    }
+
+    // MARK: symbol-conflict
+
+    func symbolConflicts() -> [Hazard] {
+        var tables: [(object: LoadedObject, symbols: DynamicSymbols)] = []
+        for object in load.loaded where object.role == .program || object.role == .library {
+            if let symbols = fs.readDynamicSymbols(object.path) { tables.append((object, symbols)) }
+        }
+        var referenced = Set<String>()
+        for table in tables { for symbol in table.symbols.references { referenced.insert(symbol.name) } }
+        var definers: [String: [Int]] = [:]
+        for (i, table) in tables.enumerated() {
+            var seen = Set<String>()
+            for symbol in table.symbols.definitions where symbol.binding != .weak && referenced.contains(symbol.name) {
+                let key = symbol.name + "@" + (symbol.version ?? "")
+                if seen.insert(key).inserted { definers[key, default: []].append(i) }
+            }
+        }
+        var byPair: [[Int]: [String]] = [:]
+        for (key, list) in definers where list.count > 1 {
+            let name = String(key.prefix { $0 != "@" })
+            for other in list.dropFirst() {
+                let a = tables[list[0]].object, b = tables[other].object
+                if let sa = a.soname, let sb = b.soname,
+                   HazardAnalysis.cLibrarySonames.contains(sa), HazardAnalysis.cLibrarySonames.contains(sb) { continue }
+                byPair[[list[0], other], default: []].append(name)
+            }
+        }
+        return byPair.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { pair in
+            let names = byPair[pair]!.sorted()
+            let a = tables[pair[0]].object.path, b = tables[pair[1]].object.path
+            let shown = names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", …" : "")
+            return Hazard(kind: .symbolConflict,
+                          message: "\(a) and \(b) both define \(names.count) symbol\(names.count == 1 ? "" : "s") that loaded objects use "
+                              + "(\(shown)); \(a) comes first in the load order, so every reference binds to its copy",
+                          objects: [a, b])
+        }
+    }
+
+    // MARK: shrinkwrap-unsafe
+
+    func shrinkwrapSafety() -> [Hazard] {
+        var hazards: [Hazard] = []
+        if load.flavor == .musl {
+            hazards.append(Hazard(kind: .shrinkwrapUnsafe,
+                                  message: "\(load.program.path) uses musl's loader: Shrinkwrap relies on glibc's soname dedup, "
+                                      + "which musl does not do (it matches the name a search found, and files by inode)",
+                                  objects: [load.program.path]))
+        }
+        var bySoname: [String: [String]] = [:]
+        for object in load.loaded where object.role == .library {
+            if let soname = object.soname { bySoname[soname, default: []].append(object.path) }
+        }
+        for (soname, paths) in bySoname.sorted(by: { $0.key < $1.key }) where paths.count > 1 {
+            hazards.append(Hazard(kind: .shrinkwrapUnsafe,
+                                  message: "two files with soname \(soname) are loaded (\(paths.joined(separator: ", "))): "
+                                      + "absolute DT_NEEDED paths cannot express which one each object should get",
+                                  objects: paths))
+        }
+        for object in load.objects where object.origin == .ldLibraryPath {
+            guard let path = object.path else { continue }
+            hazards.append(Hazard(kind: .shrinkwrapUnsafe,
+                                  message: "\(object.needed) comes from LD_LIBRARY_PATH (\(path)): Shrinkwrap would pin this file "
+                                      + "and ignore the variable users set to swap it (GPU drivers, MPI)",
+                                  objects: [object.neededBy, path]))
+        }
+        for object in load.objects where object.loadedNewObject && !object.needed.contains("/") {
+            guard let soname = object.soname, soname != object.needed, let path = object.path else { continue }
+            hazards.append(Hazard(kind: .shrinkwrapUnsafe,
+                                  message: "\(object.neededBy) needs \(object.needed), but the file it resolves to has soname \(soname): "
+                                      + "other objects asking for \(soname) are not matched by name, so their search happens anyway",
+                                  objects: [object.neededBy, path]))
+        }
+        return hazards
+    }
+}
+
+/// Symbol version names such as GLIBC_2.34 or GLIBCXX_3.4.30.
+enum GlibcVersionName {
+    static func split(_ name: String) -> (prefix: String, numbers: [Int])? {
+        guard let underscore = name.lastIndex(of: "_") else { return nil }
+        let numbers = name[name.index(after: underscore)...].split(separator: ".").map { Int($0) }
+        guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else { return nil }
+        return (String(name[..<underscore]), numbers.map { $0! })
+    }
+
+    /// The newest version in `names` of the same family as `wanted` (GLIBC_…).
+    static func newest(matching wanted: String, in names: [String]) -> String? {
+        guard let family = split(wanted)?.prefix else { return nil }
+        return names.compactMap { name in split(name).flatMap { $0.prefix == family ? (name, $0.numbers) : nil } }
+            .max { $0.1.lexicographicallyPrecedes($1.1) }?.0
+    }
+}
