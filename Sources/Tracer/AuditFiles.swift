@@ -41,6 +41,10 @@ public enum AuditFiles {
             readHeader(f).map { (f, $0) }
         }
         headers.sort { ($0.1.imageStartNs, $0.1.segment) < ($1.1.imageStartNs, $1.1.segment) }
+        // A segment that rolled over ends in reserved-but-unused bytes by design;
+        // only an image's last segment can end in a record cut by a kill.
+        var lastSegment: [UInt64: UInt32] = [:]
+        for (_, seg) in headers { lastSegment[seg.imageId] = max(lastSegment[seg.imageId] ?? 0, seg.segment) }
         for (file, seg) in headers {
             if processEvents && seg.segment == 0 && !announced.contains(seg.pid) {
                 announced.insert(seg.pid)
@@ -71,7 +75,7 @@ public enum AuditFiles {
                     off += size
                 }
             }
-            if cutShort {
+            if cutShort && lastSegment[seg.imageId] == seg.segment {
                 notes.append("pid \(seg.pid): the audit record being written when the process ended was incomplete and is left out")
             }
         }
