@@ -46,6 +46,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report"]),
