@@ -84,6 +84,25 @@ struct StraceParityTests {
         try checkPtraceOnly(exe, expectNote: "musl")
     }
 
+    @Test("a set-user-ID program is traced without audit and without the seccomp filter, and says so")
+    func setuidProgram() throws {
+        let f = try Fixtures.get()
+        guard geteuid() == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { throw TestFailure("CI must run as root for the set-user-ID test") }
+            print("skipped: not root, so loadprobe refuses set-user-ID programs (checked by the message test)")
+            return
+        }
+        let exe = f.path("suid")
+        if !FileManager.default.fileExists(atPath: exe) {
+            try FileManager.default.copyItem(atPath: f.path("rpath3"), toPath: exe)
+            chmod(exe, 0o4755)
+        }
+        try checkPtraceOnly(exe, expectNote: "set-user-ID")
+        let trace = try scratch("suid") + "/t.lpt"
+        let r = try run([loadprobe, "-o", trace, "--", exe], env: baseEnvironment())
+        #expect(r.stderrText.contains("without a seccomp filter"))
+    }
+
     func checkPtraceOnly(_ exe: String, expectNote: String) throws {
         let env = baseEnvironment()
         let untraced = try run([exe], env: env)
