@@ -34,9 +34,10 @@ public enum AuditFiles {
     /// place (a 900-library start-up leaves ~415,000 of them per process).
     /// Returns the number of records.
     @discardableResult
-    static func drain(dir: String, into writer: TraceWriter, processEvents: Bool, notes: inout [String]) throws -> Int {
+    static func drain(dir: String, into writer: TraceWriter, processEvents: Bool, rootPid: Int32,
+                      notes: inout [String]) throws -> Int {
         var count = 0
-        var announced = Set<Int32>()
+        var announced: Set<Int32> = [rootPid]
         var headers = segmentFiles(in: dir).compactMap { f -> (String, Segment)? in
             readHeader(f).map { (f, $0) }
         }

@@ -206,7 +206,8 @@ public enum Recorder {
 
         if let dir = auditDir {
             var drainNotes: [String] = []
-            try AuditFiles.drain(dir: dir, into: writer, processEvents: mode == .auditOnly, notes: &drainNotes)
+            try AuditFiles.drain(dir: dir, into: writer, processEvents: mode == .auditOnly, rootPid: pid,
+                                  notes: &drainNotes)
             for n in drainNotes { try writer.note(pid: pid, n) }
             notes += drainNotes
         }

@@ -59,8 +59,12 @@ extension TraceSummary {
             guard let v = syscalls[c] else { return nil }
             return "\(c.name) \(Self.group(v.calls))" + (v.failed > 0 ? " (\(Self.group(v.failed)) failed)" : "")
         }
-        if kinds.isEmpty { kinds = ["none recorded"] }
-        lines.append("  file calls: \(Self.group(totalCalls)), \(Self.group(totalFailed)) failed — " + kinds.joined(separator: ", "))
+        if mode == "audit" {
+            lines.append("  file calls: not recorded (audit only: --no-ptrace)")
+        } else {
+            if kinds.isEmpty { kinds = ["none recorded"] }
+            lines.append("  file calls: \(Self.group(totalCalls)), \(Self.group(totalFailed)) failed — " + kinds.joined(separator: ", "))
+        }
         if processes.contains(where: \.audited) {
             let libs = searchesByOrigin[.orig] ?? 0
             let by = Self.originOrder.dropFirst().compactMap { o -> String? in

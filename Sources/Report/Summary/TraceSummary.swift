@@ -48,7 +48,11 @@ public struct TraceSummary: Sendable {
         self.file = file
         var byPid: [Int32: Process] = [:]
         var order: [Int32] = []
+        // exec → main: from the exec the tracer saw, else (audit only) from the
+        // audit library's first record of the image.
         var lastExec: [Int32: UInt64] = [:]
+        var lastImage: [Int32: UInt64] = [:]
+        var lastPreinit: [Int32: UInt64] = [:]
         var own = 0
         func proc(_ pid: Int32) -> Process {
             if let p = byPid[pid] { return p }
@@ -64,7 +68,6 @@ public struct TraceSummary: Sendable {
                     var x = proc(p.pid)
                     x.parent = p.parent; x.how = p.how
                     byPid[p.pid] = x
-                    if lastExec[p.pid] == nil { lastExec[p.pid] = p.timeNs }
                 }
             case .exec(let x):
                 var p = proc(x.pid)
@@ -90,9 +93,12 @@ public struct TraceSummary: Sendable {
                 case .objopen: p.objects += 1
                 case .preinit:
                     p.reachedMain = true
-                    if let start = lastExec[a.pid], a.timeNs >= start { p.execToMainNs = a.timeNs - start }
+                    let previous = lastPreinit[a.pid] ?? 0
+                    let start = lastExec[a.pid].flatMap { $0 > previous ? $0 : nil } ?? lastImage[a.pid]
+                    if let start, a.timeNs >= start { p.execToMainNs = a.timeNs - start }
+                    lastPreinit[a.pid] = a.timeNs
                 case .image:
-                    if lastExec[a.pid] == nil { lastExec[a.pid] = a.timeNs }
+                    lastImage[a.pid] = a.timeNs
                     if p.images.isEmpty { p.images.append(trace.path(a.name)) }
                 default: break
                 }
