@@ -191,6 +191,12 @@ final class PtraceSession {
         threads[tid] = state
         processes[tid]?.auditLibraryFd = nil
         try writer.write(ExecEvent(pid: tid, formerTid: former, path: execPath, argv: argv, timeNs: now))
+        if filtered, let exe = Proc.readLink("/proc/\(tid)/exe") {
+            var st = stat()
+            if stat(exe, &st) == 0, st.st_mode & (S_ISUID | S_ISGID) != 0, st.st_uid != geteuid() || st.st_mode & S_ISGID != 0 {
+                try writer.note(pid: tid, "\(exe) is set-user-ID or set-group-ID: under the seccomp filter (no_new_privs) it ran without those privileges")
+            }
+        }
     }
 
     // MARK: system calls
