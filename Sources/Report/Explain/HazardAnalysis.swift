@@ -414,7 +414,9 @@ public struct HazardAnalysis {
         var referenced = Set<String>()
         for table in tables { for symbol in table.symbols.references { referenced.insert(symbol.name) } }
         var definers: [String: [Int]] = [:]
-        for (i, table) in tables.enumerated() {
+        // The program comes first whatever the DT_NEEDED order, so its definitions
+        // (copy relocations of stdout, deliberate interposition) are not order-dependent.
+        for (i, table) in tables.enumerated() where table.object.role != .program {
             var seen = Set<String>()
             for symbol in table.symbols.definitions where symbol.binding != .weak && referenced.contains(symbol.name) {
                 let key = symbol.name + "@" + (symbol.version ?? "")

@@ -51,10 +51,13 @@ public struct MuslLoaderSimulation: Sendable {
     }
 
     /// "lib" + c., pthread., rt., m., dl., util., xnet.: names musl answers itself.
-    public static func isReservedName(_ name: String) -> Bool {
-        guard name.hasPrefix("lib") else { return false }
+    public static func isReservedName(_ name: String) -> Bool { reservedFamily(name) != nil }
+
+    /// The reserved prefix a name matches ("c.", "m.", …), nil for ordinary names.
+    public static func reservedFamily(_ name: String) -> String? {
+        guard name.hasPrefix("lib") else { return nil }
         let rest = name.dropFirst(3)
-        return ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."].contains { rest.hasPrefix($0) }
+        return ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."].first { rest.hasPrefix($0) }
     }
 }
 
