@@ -165,6 +165,7 @@ public enum Recorder {
         defer { lp_forward_signals_to(0) }
         var waitStatus: Int32 = 0
         var ownCalls = 0
+        let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
         if mode == .auditOnly {
             kill(pid, SIGCONT)
             let err = lp_spawn_exec_result(resultFd)
@@ -175,9 +176,15 @@ public enum Recorder {
                 try writer.finish(endNs: lp_monotonic_ns())
                 throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
             }
-            repeat {
-                waited = waitpid(pid, &waitStatus, 0)
-            } while (waited < 0 && errno == EINTR) || (waited == pid && lp_wifstopped(waitStatus) != 0)
+            // Move audit records while the program runs (the other CPUs are
+            // otherwise idle at start-up), checking every 2 ms for its end.
+            while true {
+                waited = waitpid(pid, &waitStatus, WNOHANG)
+                if waited == pid && lp_wifstopped(waitStatus) == 0 { break }
+                if waited < 0 && errno != EINTR { break }
+                try drain?.poll()
+                usleep(2000)
+            }
             try writer.write(ExitEvent(pid: pid, tid: pid, status: waitStatus, timeNs: lp_monotonic_ns()))
         } else {
             guard PT.request(PT.seize, pid, 0, PtraceSession.options) == 0 else {
@@ -204,12 +211,10 @@ public enum Recorder {
             if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
         }
 
-        if let dir = auditDir {
-            var drainNotes: [String] = []
-            try AuditFiles.drain(dir: dir, into: writer, processEvents: mode == .auditOnly, rootPid: pid,
-                                  notes: &drainNotes)
-            for n in drainNotes { try writer.note(pid: pid, n) }
-            notes += drainNotes
+        if let drain {
+            try drain.poll(final: true)
+            for n in drain.notes { try writer.note(pid: pid, n) }
+            notes += drain.notes
         }
         if ownCalls > 0 {
             try writer.meta("ownCalls", String(ownCalls))
@@ -260,7 +265,7 @@ public enum Recorder {
     }
 
     static func removeTree(_ dir: String) {
-        for f in AuditFiles.segmentFiles(in: dir) { unlink(f) }
+        for f in AuditDrain.segmentFiles(in: dir) { unlink(f) }
         rmdir(dir)
     }
 }
