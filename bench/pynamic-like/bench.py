@@ -40,12 +40,14 @@ ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
 SIZES = {
     # name: matrix program, big program (paper scale) and what to measure
     "smoke": dict(libs=20, utils=4, big=0, delays=[100], procs=[1], python=False,
-                  programs=["app", "app.shrinkwrap", "app.view"], variants=False),
+                  programs=["app", "app.shrinkwrap", "app.view"], variants=False, fs_extras=[]),
     "quick": dict(libs=50, utils=5, big=0, delays=[0, 100, 1000], procs=[1, 2], python=True,
-                  programs=["app", "app.shrinkwrap", "app.view"], variants=True),
+                  programs=["app", "app.shrinkwrap", "app.view"], variants=True,
+                  fs_extras=[("poscache", 100, [1]), ("poscache+negcache", 100, [1]), ("1thread", 100, [1, 2])]),
     "default": dict(libs=300, utils=10, big=900, big_utils=30, big_delays=[0, 100], delays=[0, 100, 1000],
                     procs=[1, 2, 4, 8], python=True, programs=["app", "app.shrinkwrap", "app.view"],
-                    variants=True),
+                    variants=True,
+                    fs_extras=[("poscache", 100, [1]), ("poscache+negcache", 100, [1]), ("1thread", 100, [1, 2, 4])]),
 }
 
 
@@ -99,6 +101,21 @@ class Mount:
         self.unmount()
         return False
 
+    def snapshot(self):
+        """The counters so far (latfs writes them on SIGUSR1)."""
+        if os.path.exists(self.stats_path):
+            os.unlink(self.stats_path)
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.stats_path):
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: latfs wrote no snapshot on SIGUSR1")
+            time.sleep(0.005)
+        with open(self.stats_path) as f:
+            snap = json.load(f)
+        os.unlink(self.stats_path)
+        return snap
+
     def unmount(self):
         if self.proc is None:
             return
@@ -140,6 +157,11 @@ def command(man, prog):
 
 def start_wave(cmd, n):
     """Start n copies of cmd at once; return (wall seconds, per-process seconds)."""
+    if not cmd[0].startswith("/"):
+        exe = shutil.which(cmd[0], path=ENV["PATH"])
+        if not exe:
+            raise SystemExit(f"bench: {cmd[0]} not found")
+        cmd = [exe] + cmd[1:]
     devnull = os.open(os.devnull, os.O_WRONLY)
     errs = []
     pids = {}
@@ -400,21 +422,46 @@ def build(libs, utils, args, python):
     return man
 
 
-def section_startup(man, programs, delays, procs, results, label):
-    """(b) start-up wall time on latfs: programs x delays x concurrent processes."""
+FS_VARIANTS = {
+    # label: latfs options (the default is no caching, many threads)
+    "nocache": [],
+    "poscache": ["--cache-positive"],
+    "poscache+negcache": ["--cache-positive", "--cache-negative"],
+    "1thread": ["-s"],
+}
+
+
+def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
+    """(b) start-up wall time on latfs: programs x delays x concurrent processes.
+
+    With kernel caching on, the first wave (cold caches) is reported apart
+    (cold_wall_s, cold_ops_per_start) and the median is over the warm waves.
+    """
     rows = []
+    caching = any(o.startswith("--cache") for o in FS_VARIANTS[fs])
     for d in delays:
         for prog in programs:
             for p in procs:
-                with Mount(man["tree"], d) as m:
+                cold = None
+                with Mount(man["tree"], d, extra=FS_VARIANTS[fs]) as m:
+                    if caching:
+                        cw, _ = start_wave(command(man, prog), p)
+                        cold = {"wall_s": round(cw, 4), "ops": m.snapshot()["ops"]}
                     r = measure(command(man, prog), p)
                 starts = p * r["reps"]
-                ops = {k: round(v / starts, 1) for k, v in m.stats["ops"].items() if v}
-                row = {"size": label, "program": prog, "delay_us": d, "procs": p, **r,
+                ops = dict(m.stats["ops"])
+                if cold:
+                    ops = {k: v - cold["ops"].get(k, 0) for k, v in ops.items()}
+                ops = {k: round(v / starts, 1) for k, v in ops.items() if v}
+                row = {"size": label, "fs": fs, "program": prog, "delay_us": d, "procs": p, **r,
                        "ops_per_start": ops, "mean_actual_delay_us": m.stats["mean_actual_delay_us"]}
+                if cold:
+                    row["cold_wall_s"] = cold["wall_s"]
+                    row["cold_ops_per_start"] = {k: round(v / p, 1) for k, v in cold["ops"].items() if v}
                 rows.append(row)
-                log(f"  {label:>8} {prog:<22} {d:>5} us  P={p}  wall {r['wall_s']:8.3f} s"
-                    f"  (reps {r['reps']})  lookups/start {ops.get('lookup', 0):>9}")
+                log(f"  {label:>6} {fs:<17} {prog:<22} {d:>5} us  P={p}  wall {r['wall_s']:8.3f} s"
+                    f"  (reps {r['reps']})  lookups/start {ops.get('lookup', 0):>9}"
+                    + (f"  [cold: {cold['wall_s']:.3f} s]" if cold else ""))
     results.setdefault("startup", []).extend(rows)
     return rows
 
@@ -451,8 +498,8 @@ def section_tracer_overhead(man, args, results):
     trace = os.path.join(tdir, "t.lpt")
     modes = [
         ("untraced", [prog]),
-        ("loadprobe --no-ptrace", [lp, "--no-ptrace", "-o", trace, "--", prog]),
-        ("loadprobe", [lp, "-o", trace, "--", prog]),
+        ("loadprobe --no-ptrace", [lp, "--no-ptrace", "-q", "-o", trace, "--", prog]),
+        ("loadprobe", [lp, "-q", "-o", trace, "--", prog]),
         ("strace -f -o /dev/null", ["strace", "-f", "-o", "/dev/null", prog]),
         ("strace --seccomp-bpf -f -e trace=%file -o /dev/null",
          ["strace", "--seccomp-bpf", "-f", "-e", "trace=%file", "-o", "/dev/null", prog]),
@@ -488,33 +535,38 @@ def section_model_accuracy(results):
 
 # ---------------------------------------------------------------- table
 
+MAIN = ["app", "app.shrinkwrap", "app.view"]
+
+
 def table(results):
     rows = results.get("startup", [])
-    lines = []
+    by = {(r["size"], r["fs"], r["delay_us"], r["procs"], r["program"]): r for r in rows}
     keys = []
     for r in rows:
-        k = (r["size"], r["delay_us"], r["procs"])
-        if k not in keys:
+        k = (r["size"], r["fs"], r["delay_us"], r["procs"])
+        if r["program"] in MAIN and k not in keys:
             keys.append(k)
-    progs = []
-    for r in rows:
-        if r["program"] not in progs:
-            progs.append(r["program"])
-    by = {(r["size"], r["delay_us"], r["procs"], r["program"]): r for r in rows}
-    head = f"| size | delay/op | procs | " + " | ".join(f"{p} (s)" for p in progs) + " | speed-up vs app |"
-    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    lines = ["| size | latfs | delay/op | procs | app (s) | shrinkwrap (s) | view (s) | shrinkwrap speed-up | view speed-up |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
-        cells = []
-        for p in progs:
-            r = by.get(k + (p,))
-            cells.append(f"{r['wall_s']:.3f}" if r else "")
-        base = by.get(k + ("app",))
-        sp = []
-        for p in progs:
-            r = by.get(k + (p,))
-            if r and base and p != "app" and not p.startswith("app-dlopen") and not p.startswith("python"):
-                sp.append(f"{p.split('.')[-1]} {base['wall_s'] / r['wall_s']:.1f}x")
-        lines.append(f"| {k[0]} | {k[1]} us | {k[2]} | " + " | ".join(cells) + " | " + ", ".join(sp) + " |")
+        w = {p: by[k + (p,)]["wall_s"] if k + (p,) in by else None for p in MAIN}
+        cell = lambda v: f"{v:.3f}" if v is not None else ""
+        sp = lambda p: f"{w['app'] / w[p]:.1f}x" if w["app"] and w[p] else ""
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} us | {k[3]} | {cell(w['app'])} | {cell(w['app.shrinkwrap'])} | "
+                     f"{cell(w['app.view'])} | {sp('app.shrinkwrap')} | {sp('app.view')} |")
+        if k + ("app",) in by and "cold_wall_s" in by[k + ("app",)]:
+            c = {p: by[k + (p,)].get("cold_wall_s") if k + (p,) in by else None for p in MAIN}
+            spc = lambda p: f"{c['app'] / c[p]:.1f}x" if c["app"] and c[p] else ""
+            lines.append(f"| {k[0]} | {k[1]}, first start | {k[2]} us | {k[3]} | {cell(c['app'])} | "
+                         f"{cell(c['app.shrinkwrap'])} | {cell(c['app.view'])} | {spc('app.shrinkwrap')} | {spc('app.view')} |")
+    other = [r for r in rows if r["program"] not in MAIN]
+    if other:
+        lines += ["", "| size | program | latfs | delay/op | procs | wall (s) | lookups/start | misses/start |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in other:
+            o = r["ops_per_start"]
+            lines.append(f"| {r['size']} | {r['program']} | {r['fs']} | {r['delay_us']} us | {r['procs']} | "
+                         f"{r['wall_s']:.3f} | {o.get('lookup', 0):g} | {o.get('lookup_miss', 0):g} |")
     return "\n".join(lines)
 
 
@@ -597,6 +649,8 @@ def main():
     section_startup(man, progs, cfg["delays"], cfg["procs"], results, label)
     if extra:
         section_startup(man, extra, [max(cfg["delays"][:2])], [1], results, label)
+    for fs, d, procs in cfg["fs_extras"]:
+        section_startup(man, progs, [d], procs, results, label, fs=fs)
 
     if cfg.get("big"):
         log(f"== build paper-scale program ({cfg['big']} modules, {cfg['big_utils']} utilities)")
@@ -632,6 +686,10 @@ def main():
 
 
 def _on_signal(signum, frame):
+    # the first signal starts the clean-up (kill the programs, unmount); later ones
+    # must not interrupt it
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     for pid in list(_children):
         try:
             os.kill(pid, signal.SIGKILL)

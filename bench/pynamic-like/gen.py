@@ -122,14 +122,34 @@ def c_mod(g, name, python=False):
     out.append("    return (int)s;")
     out.append("}")
     if python:
-        out.append("#define PY_SSIZE_T_CLEAN")
-        out.append("#include <Python.h>")
-        out.append(f"static PyObject *py_entry(PyObject *self, PyObject *arg) {{ (void)self;"
-                   f" return PyLong_FromLong({name}_entry((int)PyLong_AsLong(arg))); }}")
-        out.append('static PyMethodDef methods[] = {{"entry", py_entry, METH_O, NULL}, {NULL, NULL, 0, NULL}};')
-        out.append(f'static struct PyModuleDef def = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, methods}};')
-        out.append(f"PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&def); }}")
+        # the Python glue (pyglue.o, the only file that includes Python.h) makes the module
+        out.append("extern void *pynamic_pyglue_module(const char *name, int (*entry)(int));")
+        out.append(f'void *PyInit_{name}(void) {{ return pynamic_pyglue_module("{name}", {name}_entry); }}')
     return "\n".join(out) + "\n"
+
+
+PYGLUE = r"""/* generated: builds an extension module around one entry function */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+typedef int (*entry_fn)(int);
+static entry_fn the_entry;
+static PyObject *py_entry(PyObject *self, PyObject *arg) {
+    (void)self;
+    long x = PyLong_AsLong(arg);
+    if (x == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromLong(the_entry((int)x));
+}
+static PyMethodDef methods[] = {{"entry", py_entry, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+__attribute__((visibility("hidden"))) void *pynamic_pyglue_module(const char *name, entry_fn entry) {
+    static struct PyModuleDef def;
+    the_entry = entry;
+    memset(&def, 0, sizeof def);
+    def = (struct PyModuleDef){PyModuleDef_HEAD_INIT, name, NULL, -1, methods, NULL, NULL, NULL, NULL};
+    return PyModule_Create(&def);
+}
+"""
 
 
 def c_main(g, dlopen):
@@ -197,10 +217,12 @@ def generate(a):
     out = os.path.abspath(a.out or default_out(a))
     params = {k: getattr(a, k) for k in ("libs", "funcs", "utils", "deps", "seed", "path_kind", "shuffle_rpath", "python")}
     man_path = os.path.join(out, "manifest.json")
+    with open(os.path.abspath(__file__), "rb") as f:
+        gen_sha = hashlib.sha256(f.read()).hexdigest()
     if not a.force and os.path.exists(man_path):
         with open(man_path) as f:
             man = json.load(f)
-        if man.get("params") == params and man.get("complete"):
+        if man.get("params") == params and man.get("generator_sha256") == gen_sha and man.get("complete"):
             print(f"gen: {out} is up to date (use --force to rebuild)")
             return man
     if os.path.exists(out):
@@ -265,6 +287,10 @@ def generate(a):
         inc = sysconfig.get_paths()["include"]
         pysrc = os.path.join(out, "src", "py")
         os.makedirs(pysrc)
+        glue_c, glue_o = os.path.join(pysrc, "pyglue.c"), os.path.join(pysrc, "pyglue.o")
+        with open(glue_c, "w") as f:
+            f.write(PYGLUE)
+        run([CC, *cflags, f"-I{inc}", "-c", "-o", glue_o, glue_c])
 
         def build_ext(x):
             d = os.path.join(tree, "py", x)
@@ -272,7 +298,7 @@ def generate(a):
             c = os.path.join(pysrc, x + ".c")
             with open(c, "w") as f:
                 f.write(c_mod(g, x, python=True))
-            cmd = [CC, *cflags, f"-I{inc}", "-shared", "-o", os.path.join(d, x + ".so"), c]
+            cmd = [CC, *cflags, "-shared", "-o", os.path.join(d, x + ".so"), c, glue_o]
             cmd += [os.path.join(libdir[u], f"lib{u}.so") for u in g.mod_deps[x]]
             cmd += path_flags(a.path_kind, [libdir[u] for u in g.mod_deps[x]])
             run(cmd)
@@ -287,6 +313,7 @@ def generate(a):
     man = {
         "format": "pynamic-like-manifest/1",
         "params": params,
+        "generator_sha256": gen_sha,
         "out": out,
         "tree": tree,
         "python_exe": sys.executable if a.python else None,

@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -133,7 +134,7 @@ static void usage(const char *prog)
 "  --cache-positive[=S]  let the kernel cache entries and attributes for S s (default off; S=3600)\n"
 "  --cache-negative[=S]  let the kernel cache failed lookups for S s (default off; S=3600)\n"
 "  --keep-cache          keep file data in the page cache across opens (default: dropped at open)\n"
-"  --stats=FILE          write operation counts as JSON to FILE at unmount\n"
+"  --stats=FILE          write operation counts as JSON to FILE at unmount (and on SIGUSR1)\n"
 "  --max-threads=N       worker threads (default 64)\n"
 "  -s                    single-threaded: one request at a time (a server with finite capacity)\n"
 "  -f                    foreground;  -d  debug (implies -f);  -o OPT  libfuse mount options\n"
@@ -577,6 +578,24 @@ static int write_stats(const char *path, const char *source, const char *mnt,
 	return 0;
 }
 
+/* SIGUSR1: write the counters so far to the stats file (a snapshot; the
+ * final counts overwrite it at unmount).  A thread waits for the signal, so
+ * the file is not written from a signal handler. */
+static char g_stats[2 * PATH_MAX + 2], g_src[PATH_MAX], g_mnt[PATH_MAX];
+static int g_single;
+static uint64_t g_start;
+
+static void *snapshot_thread(void *arg)
+{
+	sigset_t *set = arg;
+	for (;;) {
+		int sig;
+		if (sigwait(set, &sig) == 0 && sig == SIGUSR1)
+			write_stats(g_stats, g_src, g_mnt, g_single, (double)(now_ns() - g_start) / 1e9);
+	}
+	return NULL;
+}
+
 /* ---------- main ---------- */
 
 static int dir_is_empty(const char *path)
@@ -690,6 +709,21 @@ int main(int argc, char *argv[])
 	double seconds = 0;
 	if (fuse_daemonize(cl.foreground) != 0)
 		goto out_unmount;
+
+	static sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);   /* inherited by the workers */
+	if (stats_real[0]) {
+		snprintf(g_stats, sizeof g_stats, "%s", stats_real);
+		snprintf(g_src, sizeof g_src, "%s", src_real);
+		snprintf(g_mnt, sizeof g_mnt, "%s", mnt_real);
+		g_single = cl.singlethread;
+		g_start = t_start;
+		pthread_t th;
+		pthread_create(&th, NULL, snapshot_thread, &usr1);
+		pthread_detach(th);
+	}
 
 	if (cl.singlethread) {
 		ret = fuse_session_loop(se);
