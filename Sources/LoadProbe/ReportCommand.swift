@@ -1,36 +1,237 @@
 import ArgumentParser
 import Report
 import TraceFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file-system and job options shared by `report` and `diff`.
+struct ModelOptions: ParsableArguments {
+    @Option(name: [.customLong("fs"), .customLong("profile")],
+            help: "File-system profile: \(FileSystemProfile.named.map(\.name).joined(separator: ", ")) (docs/cost-model.md).")
+    var fs: String = "nfs"
+
+    @Option(help: ArgumentHelp("Latency of one operation of each kind: lookup=1ms,miss=…,getattr=…,access=…,open=…,readlink=…,read=… or all=….",
+                               valueName: "kind=duration,…"))
+    var latency: String?
+
+    @Option(name: .customLong("round-trip"), help: ArgumentHelp("Transport overhead added to every operation (e.g. 20us).", valueName: "duration"))
+    var roundTrip: String?
+
+    @Flag(name: .customLong("negative-cache"), help: "The client caches failed lookups (NFS lookupcache=all).")
+    var negativeCache = false
+
+    @Flag(name: .customLong("no-negative-cache"), help: "The client does not cache failed lookups (NFS lookupcache=positive).")
+    var noNegativeCache = false
+
+    @Option(name: .customLong("positive-cache"), help: ArgumentHelp("The client caches names and attributes for this long (0: off).", valueName: "seconds"))
+    var positiveCache: Double?
+
+    @Option(name: .customLong("server-ops"), help: ArgumentHelp("Metadata operations per second the server completes, all clients together.", valueName: "N"))
+    var serverOps: Double?
+
+    @Option(name: .customLong("remote"), help: ArgumentHelp("A tree on the modeled file system (repeatable); overrides the recorded mount table.", valueName: "prefix"))
+    var remote: [String] = []
+
+    @Flag(name: .customLong("no-mount-table"), help: "Ignore the recorded mount table: only --remote trees are modeled.")
+    var noMountTable = false
+
+    @Option(help: "Processes in the job.") var procs: Int = 1
+    @Option(help: "Nodes the processes run on (client caches are per node).") var nodes: Int = 1
+
+    @Option(help: ArgumentHelp("Seconds of computation per process outside file calls (default: an audit-only trace's exec→main, else an estimate).",
+                               valueName: "seconds"))
+    var compute: Double?
+
+    @Flag(name: .customLong("lift-dlopen"), help: "Shrinkwrap also lifts dlopen'ed names into DT_NEEDED.")
+    var liftDlopen = false
+
+    @Option(name: .customLong("view-dir"), help: ArgumentHelp("Where the view scenario's symlink directory would be.", valueName: "path"))
+    var viewDir: String?
+
+    @Flag(name: .customLong("no-host"), help: "Do not consult this machine's files (model from the trace alone).")
+    var noHost = false
+
+    func validate() throws {
+        guard FileSystemProfile.named(fs) != nil else {
+            throw ValidationError("unknown file-system profile '\(fs)' (known: \(FileSystemProfile.named.map(\.name).joined(separator: ", ")))")
+        }
+        if negativeCache && noNegativeCache { throw ValidationError("'--negative-cache' and '--no-negative-cache' are mutually exclusive") }
+        if procs < 1 { throw ValidationError("'--procs' must be at least 1") }
+        if nodes < 1 { throw ValidationError("'--nodes' must be at least 1") }
+        if nodes > procs { throw ValidationError("'--nodes' (\(nodes)) cannot exceed '--procs' (\(procs))") }
+        if let s = serverOps, !(s > 0) { throw ValidationError("'--server-ops' must be positive") }
+        if let p = positiveCache, p < 0 { throw ValidationError("'--positive-cache' cannot be negative") }
+        if let c = compute, c < 0 { throw ValidationError("'--compute' cannot be negative") }
+        if let rt = roundTrip, FileSystemProfile.parseDuration(rt) == nil { throw ValidationError("'\(rt)' is not a duration (e.g. 20us)") }
+        var p = FileSystemProfile.named(fs)!
+        if let l = latency {
+            do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
+        }
+    }
+
+    func reportOptions() throws -> ReportOptions {
+        var o = ReportOptions()
+        var p = FileSystemProfile.named(fs)!
+        if let l = latency {
+            do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
+        }
+        if let rt = roundTrip, let v = FileSystemProfile.parseDuration(rt) { p.roundTrip = v }
+        if negativeCache { p.negativeCacheSeconds = max(p.negativeCacheSeconds, 30) }
+        if noNegativeCache { p.negativeCacheSeconds = 0 }
+        if let pc = positiveCache { p.positiveCacheSeconds = pc }
+        if let s = serverOps { p.serverOpsPerSecond = s }
+        o.profile = p
+        o.job = JobShape(processes: procs, nodes: nodes)
+        o.remotePrefixes = remote
+        o.ignoreMountTable = noMountTable
+        o.computeSeconds = compute
+        o.liftDlopen = liftDlopen
+        o.viewDirectory = viewDir
+        o.consultHost = noHost ? .never : .sameHost
+        o.useELF = !noHost
+        return o
+    }
+}
 
 struct ReportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "report", abstract: "Summarise recorded traces.")
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Where the start-up went, what wasted it, and what Shrinkwrap, a view or a loader cache would give back.",
+        discussion: """
+        Examples:
+          loadprobe report app.lpt
+          loadprobe report lp-123456/ --fs nfs-noneg --procs 512 --nodes 4
+          loadprobe report app.lpt --remote /nfs/apps --latency all=1ms --format html -o report.html
+        """
+    )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, html, perfetto }
 
-    @Option(help: "Output format: text or json.") var format: Format = .text
+    @Option(help: "Output format: text, json, html (one self-contained file) or perfetto (Chrome trace-event JSON).")
+    var format: Format = .text
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the report to this file instead of stdout.", valueName: "file"))
+    var output: String?
     @Flag(help: "Read traces that were cut short (no end record) as far as they go.") var partial = false
-    @Argument(help: "Trace files (.lpt).") var traces: [String]
+    @Flag(help: "Take several traces as one job (a directory always is).") var job = false
+    @Option(help: "Rows per ranking.") var top: Int = 10
+    @OptionGroup var model: ModelOptions
+    @Argument(help: "Trace files (.lpt) or directories of them.") var traces: [String]
 
     func validate() throws {
         if traces.isEmpty { throw ValidationError("give at least one trace file") }
+        if top < 1 { throw ValidationError("'--top' must be at least 1") }
     }
 
     func run() throws {
-        var docs: [JSON] = []
-        for file in traces {
+        var options = try model.reportOptions()
+        options.top = top
+        let (files, isJob) = try TraceFiles.expand(traces)
+        let analyses = try TraceFiles.load(files, partial: partial)
+        var text: String
+        if isJob || job || analyses.count == 1 {
+            if options.job.processes == 1 && analyses.count > 1 && model.procs == 1 {
+                options.job = JobShape(processes: analyses.count, nodes: Set(analyses.compactMap(\.host)).count)
+            }
+            let report = Report(analyses: analyses, options: options)
+            text = render(report)
+        } else {
+            // Several traces: one document per trace, as an array (JSON), or one after the other.
+            var docs: [JSON] = []
+            var parts: [String] = []
+            for a in analyses {
+                let report = Report(analyses: [a], options: options)
+                if format == .json { docs.append(ReportJSON.document(report)) } else { parts.append(render(report)) }
+            }
+            text = format == .json ? JSON.array(docs).serialized() : parts.joined(separator: "\n\n")
+        }
+        try Output.write(text, to: output)
+    }
+
+    func render(_ r: Report) -> String {
+        switch format {
+        case .json: ReportJSON.document(r).serialized()
+        case .text: ReportText.render(r, style: TextStyle(color: output == nil && Output.colorOnStdout()))
+        case .html: ReportHTML.render(r)
+        case .perfetto: PerfettoTrace.render(r.analyses)
+        }
+    }
+}
+
+enum TraceFiles {
+    /// Files as given; a directory stands for its *.lpt files (a job).
+    static func expand(_ args: [String]) throws -> ([String], Bool) {
+        var files: [String] = []
+        var job = false
+        for a in args {
+            var st = stat()
+            if stat(a, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                job = true
+                guard let d = opendir(a) else {
+                    printError("loadprobe: \(a): cannot read the directory: \(String(cString: strerror(errno)))")
+                    throw ExitCode(1)
+                }
+                var names: [String] = []
+                while let e = readdir(d) {
+                    let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name.hasSuffix(".lpt") { names.append(name) }
+                }
+                closedir(d)
+                if names.isEmpty {
+                    printError("loadprobe: \(a): no trace files (*.lpt) in the directory")
+                    throw ExitCode(1)
+                }
+                files += names.sorted().map { (a.hasSuffix("/") ? a : a + "/") + $0 }
+            } else {
+                files.append(a)
+            }
+        }
+        return (files, job)
+    }
+
+    static func load(_ files: [String], partial: Bool) throws -> [TraceAnalysis] {
+        var out: [TraceAnalysis] = []
+        for file in files {
             let trace: Trace
             do { trace = try TraceReader.read(file: file, allowPartial: partial) } catch {
                 printError("loadprobe: \(error.description)")
                 throw ExitCode(1)
             }
-            let summary = TraceSummary(trace: trace, file: file)
-            switch format {
-            case .json: docs.append(summary.json())
-            case .text:
-                print("\(file): \(summary.events) events, mode \(summary.mode)\(summary.complete ? "" : " (incomplete)")")
-                print(summary.text())
-            }
+            out.append(TraceAnalysis(trace: trace, file: file))
         }
-        if format == .json { print(docs.count == 1 ? docs[0].serialized() : JSON.array(docs).serialized()) }
+        return out
+    }
+}
+
+enum Output {
+    static func colorOnStdout() -> Bool {
+        isatty(1) != 0 && getenv("NO_COLOR").map { String(cString: $0).isEmpty } ?? true
+    }
+
+    static func write(_ text: String, to path: String?) throws {
+        var bytes = Array(text.utf8)
+        if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+        let fd: Int32
+        if let path {
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                printError("loadprobe: \(path): cannot write: \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+        } else {
+            fd = 1
+        }
+        defer { if path != nil { close(fd) } }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                if errno == EPIPE { throw ExitCode(0) }
+                printError("loadprobe: \(path ?? "stdout"): write failed: \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            off += n
+        }
     }
 }

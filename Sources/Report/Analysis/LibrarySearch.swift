@@ -1,0 +1,77 @@
+import TraceFormat
+
+/// One candidate path ld.so tried for a name (one la_objsearch call after the
+/// bare name), and what the tries cost.
+public struct SearchCandidate: Sendable {
+    public enum Outcome: String, Sendable {
+        /// Opened and loaded (or matched an object already loaded).
+        case hit
+        /// The open failed.
+        case miss
+        /// Opened, then rejected (wrong ELF class or machine): the search went on.
+        case skipped
+        /// No open was seen (the process ended, or the audit record had no call).
+        case untried
+    }
+    public var path: String
+    /// The search directory it came from (the RPATH/RUNPATH/… entry), without the
+    /// hwcaps or legacy subdirectory.
+    public var directory: String
+    /// "glibc-hwcaps/x86-64-v3", "tls/x86_64", … or "" for the directory itself.
+    public var subdirectory: String
+    public var origin: CandidateOrigin
+    public var outcome: Outcome
+    /// Calls made for it (its open, the directory stat after a miss, the hit's fstat).
+    public var calls: Int
+    public var failedCalls: Int
+}
+
+/// Where a search looked first: la_objsearch's flag, plus the cases without a flag.
+public enum CandidateOrigin: String, Sendable, Hashable, CaseIterable {
+    case ldLibraryPath = "LD_LIBRARY_PATH"
+    /// LA_SER_RUNPATH covers both DT_RPATH and DT_RUNPATH.
+    case rpath = "RPATH/RUNPATH"
+    case cache = "ld.so.cache"
+    case defaultDirs = "default dirs"
+    /// The name has a slash (absolute DT_NEEDED, dlopen of a path): opened as is.
+    case absolute
+    case unknown
+
+    init(flag: UInt16) {
+        switch flag & 0x7f {
+        case 0x02: self = .ldLibraryPath
+        case 0x04: self = .rpath
+        case 0x08: self = .cache
+        case 0x40: self = .defaultDirs
+        default: self = .unknown
+        }
+    }
+}
+
+/// One name ld.so looked for (la_objsearch with LA_SER_ORIG) and everything it tried.
+public struct LibrarySearch: Sendable {
+    public var name: String
+    public var phase: Phase
+    public var timeNs: UInt64
+    public var candidates: [SearchCandidate] = []
+    /// The path that served the name, when the search found one.
+    public var found: String?
+    public var foundOrigin: CandidateOrigin?
+    /// The directory of the hit (search directory, without subdirectory).
+    public var foundDirectory: String?
+    /// The first use of ld.so.cache (its open and read) happened inside this search.
+    public var readCache = false
+    /// Calls attributed to this search (candidates, directory stats, cache reads).
+    public var calls = 0
+    public var failedCalls = 0
+
+    /// Candidate paths tried, the hit included (the unit of "tries before the hit").
+    public var attempts: Int { candidates.filter { $0.outcome != .untried }.count }
+    /// Distinct search directories the search went through.
+    public var directoriesSearched: Int {
+        var seen = Set<String>()
+        for c in candidates where c.origin != .cache { seen.insert(c.directory) }
+        return seen.count
+    }
+    public var isAbsolute: Bool { name.contains("/") }
+}

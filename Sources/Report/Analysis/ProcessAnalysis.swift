@@ -1,0 +1,52 @@
+import TraceFormat
+
+/// An object ld.so reported loaded (la_objopen), in load order.
+public struct LoadedObjectRecord: Sendable, Equatable {
+    /// The path ld.so knows it by ("" for the program itself, as l_name is).
+    public var path: String
+    public var phase: Phase
+    public var timeNs: UInt64
+    public var namespace: Int32
+}
+
+/// A load group: ld.so's start-up load, or one dlopen after main (la_activity
+/// add … consistent), with its time span.
+public struct LoadGroup: Sendable, Equatable {
+    public var phase: Phase
+    public var startNs: UInt64
+    public var endNs: UInt64
+    /// Names searched in the group (la_objsearch LA_SER_ORIG), first one first.
+    public var names: [String]
+}
+
+/// One program image run by one process (a process that execs twice has two),
+/// with each of its calls attributed.
+public struct ProcessAnalysis: Sendable {
+    public var pid: Int32
+    public var parent: Int32
+    /// The program path of the image ("" when the trace never saw an exec for it).
+    public var image: String
+    public var argv: [String]
+    /// The image's number within its process (0 for the first).
+    public var imageIndex: Int
+    public var forkedWithoutExec: Bool
+    public var startNs: UInt64
+    public var endNs: UInt64
+    /// la_preinit's time: main was reached.
+    public var mainNs: UInt64?
+    public var exitStatus: Int32?
+    public var signal: Int32?
+    public var audited = false
+    public var calls: [AttributedCall] = []
+    public var searches: [LibrarySearch] = []
+    public var objects: [LoadedObjectRecord] = []
+    public var groups: [LoadGroup] = []
+    public var notes: [String] = []
+
+    public var label: String {
+        let name = image.isEmpty ? (argv.first ?? "?") : SearchDirectory.basename(image)
+        return "\(name) (pid \(pid)\(imageIndex > 0 ? ", image \(imageIndex + 1)" : ""))"
+    }
+    public var failedCalls: Int { calls.reduce(0) { $0 + ($1.failed ? 1 : 0) } }
+    public var isPython: Bool { SearchDirectory.basename(image).hasPrefix("python") }
+}

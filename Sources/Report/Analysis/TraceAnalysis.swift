@@ -1,0 +1,373 @@
+import TraceFormat
+
+/// A trace with every call of the program attributed: which search, candidate,
+/// directory probe or other purpose it served, in which phase.
+///
+/// Within a process, audit records and system calls are merged by time (both
+/// CLOCK_MONOTONIC); the calls between two audit records belong to the earlier
+/// record. la_objsearch is called once with the bare name (LA_SER_ORIG) and then
+/// once per candidate path just before ld.so opens it (elf/dl-load.c,
+/// open_verify), so a candidate's open, the directory stat glibc makes after a
+/// miss, and the fstat of a hit all follow its record.
+public struct TraceAnalysis: Sendable {
+    public var file: String
+    public var trace: Trace
+    public var processes: [ProcessAnalysis]
+    /// Calls made by loadprobe's own audit library: left out of every count.
+    public var ownCalls: Int
+    public var mounts: MountTable
+
+    public init(trace: Trace, file: String) {
+        self.file = file
+        self.trace = trace
+        var builder = AttributionBuilder(trace: trace)
+        builder.run()
+        processes = builder.units
+        ownCalls = builder.ownCalls
+        mounts = MountTable(mountinfo: trace.meta("mountinfo") ?? "")
+    }
+
+    public var host: String? { trace.meta("host") }
+    public var mode: String { trace.meta("mode") ?? "unknown" }
+    public var allCalls: Int { processes.reduce(0) { $0 + $1.calls.count } }
+    public var allFailed: Int { processes.reduce(0) { $0 + $1.failedCalls } }
+
+    /// The environment the program was started with (from the trace's `env` metadata).
+    public var environment: [String: String] {
+        var env: [String: String] = [:]
+        for entry in trace.metaAll("env") {
+            guard let eq = entry.firstIndex(of: "=") else { continue }
+            env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        }
+        return env
+    }
+}
+
+private struct AttributionBuilder {
+    let trace: Trace
+    var units: [ProcessAnalysis] = []
+    var ownCalls = 0
+
+    init(trace: Trace) { self.trace = trace }
+
+    /// Per process: the indices of its events, merged by time.
+    mutating func run() {
+        var byPid: [Int32: [Int]] = [:]
+        var order: [Int32] = []
+        var parents: [Int32: (parent: Int32, how: ProcessStart, time: UInt64)] = [:]
+        var exits: [Int32: ExitEvent] = [:]
+        for (i, e) in trace.events.enumerated() {
+            switch e {
+            case .process(let p):
+                if p.how != .thread && parents[p.pid] == nil { parents[p.pid] = (p.parent, p.how, p.timeNs) }
+            case .exit(let x):
+                if x.tid == x.pid { exits[x.pid] = x }
+            default: break
+            }
+            if byPid[e.pid] == nil { order.append(e.pid) }
+            byPid[e.pid, default: []].append(i)
+        }
+        for pid in order {
+            let indices = byPid[pid]!
+            var sorted = indices
+            // Audit records reach the trace in batches, after the calls around them;
+            // a stable sort by time restores the order they happened in.
+            var inOrder = true
+            var last: UInt64 = 0
+            for i in indices {
+                if case .note = trace.events[i] { continue }
+                let t = trace.events[i].timeNs
+                if t < last { inOrder = false; break }
+                last = t
+            }
+            if !inOrder {
+                sorted = indices.enumerated().sorted { a, b in
+                    let ta = time(a.element), tb = time(b.element)
+                    return ta != tb ? ta < tb : a.offset < b.offset
+                }.map(\.element)
+            }
+            let info = parents[pid]
+            var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.how != .root } ?? false,
+                                  startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0))
+            for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
+            var done = proc.finish()
+            if let x = exits[pid], var lastUnit = done.popLast() {
+                lastUnit.exitStatus = x.exitCode
+                lastUnit.signal = x.signal
+                lastUnit.endNs = max(lastUnit.endNs, x.timeNs)
+                done.append(lastUnit)
+            }
+            units += done
+        }
+    }
+
+    func time(_ i: Int) -> UInt64 {
+        if case .note = trace.events[i] { return 0 }
+        return trace.events[i].timeNs
+    }
+}
+
+/// The state machine of one process: the current image, phase, search and candidate.
+private struct ProcessRun {
+    var units: [ProcessAnalysis] = []
+    var cur: ProcessAnalysis
+    var phase: Phase
+    var search = -1
+    var candidate = -1
+    /// The candidate's directory part (dir string id of its PathRef) for stat matching.
+    var candidateDir: UInt32 = 0
+    var dlopenCount = 0
+    var inDelete = false
+    var groupStart: UInt64?
+    var groupNames: [String] = []
+    var pendingNotes: [String] = []
+
+    init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64) {
+        cur = ProcessAnalysis(pid: pid, parent: parent, image: "", argv: [], imageIndex: 0,
+                              forkedWithoutExec: forked, startNs: startNs, endNs: startNs)
+        phase = forked ? .main : .exec
+    }
+
+    var hasContent: Bool { !cur.calls.isEmpty || !cur.objects.isEmpty || !cur.searches.isEmpty || !cur.image.isEmpty }
+
+    mutating func newImage(path: String, argv: [String], at t: UInt64) {
+        if hasContent {
+            closeGroup(at: t)
+            units.append(cur)
+            cur = ProcessAnalysis(pid: cur.pid, parent: cur.parent, image: "", argv: [], imageIndex: cur.imageIndex + 1,
+                                  forkedWithoutExec: false, startNs: t, endNs: t)
+        } else {
+            cur.forkedWithoutExec = false
+            cur.startNs = min(cur.startNs == 0 ? t : cur.startNs, t)
+        }
+        cur.image = path
+        cur.argv = argv
+        phase = .startup
+        search = -1; candidate = -1
+        dlopenCount = 0
+        groupStart = nil
+    }
+
+    mutating func closeGroup(at t: UInt64) {
+        guard let s = groupStart else { return }
+        cur.groups.append(LoadGroup(phase: phase == .exec ? .startup : phase, startNs: s, endNs: max(s, t), names: groupNames))
+        groupStart = nil
+        groupNames = []
+    }
+
+    mutating func consume(_ e: TraceEvent, trace: Trace, own: inout Int) {
+        switch e {
+        case .syscall(let s):
+            if s.own { own += 1; return }
+            syscall(s, trace: trace)
+            cur.endNs = max(cur.endNs, s.exitNs)
+        case .audit(let a):
+            cur.audited = true
+            audit(a, trace: trace)
+            cur.endNs = max(cur.endNs, a.timeNs)
+        case .exec(let x):
+            // The successful execve call was seen just before: it opened this image.
+            let path = trace.path(x.path)
+            let argv = x.argv.map { trace.string($0) }
+            if cur.image.isEmpty && phase == .startup {
+                cur.image = path; cur.argv = argv
+            } else if !(cur.image == path && phase == .startup && cur.searches.isEmpty) {
+                newImage(path: path, argv: argv, at: x.timeNs)
+            }
+        case .note(let n):
+            cur.notes.append(trace.string(n.text))
+        case .process, .exit:
+            break
+        }
+    }
+
+    mutating func syscall(_ s: SyscallEvent, trace: Trace) {
+        if s.call.isExec && s.completed && s.result == 0 {
+            // A successful execve starts a new image; the call belongs to it.
+            let path = trace.path(s.resolved ?? s.path)
+            newImage(path: path, argv: [], at: s.entryNs)
+            phase = .exec
+            cur.calls.append(AttributedCall(event: s, purpose: .exec, phase: .exec, search: -1, candidate: -1))
+            phase = .startup
+            return
+        }
+        var purpose = CallPurpose.other
+        var sIdx: Int32 = -1, cIdx: Int32 = -1
+        let path = s.resolved ?? s.path
+        if s.call.isExec {
+            purpose = .exec
+        } else if isLoaderConfig(path, trace) {
+            purpose = .loaderConfig
+            if search >= 0 {
+                sIdx = Int32(search)
+                if trace.string(path.base) == "ld.so.cache" { cur.searches[search].readCache = true }
+            }
+        } else if search >= 0 {
+            sIdx = Int32(search)
+            if candidate >= 0 {
+                let c = cur.searches[search].candidates[candidate]
+                cIdx = Int32(candidate)
+                if s.call.isOpen && s.path == candidatePath {
+                    purpose = c.subdirectory.isEmpty ? .searchCandidate : .hwcapsProbe
+                    cur.searches[search].candidates[candidate].outcome = s.failed ? .miss : .hit
+                } else if s.call.isStat && isEmptyPath(s, trace) {
+                    purpose = .objectStat
+                } else if s.call.isStat && matchesDirectory(s.path, candidateDir, trace) {
+                    purpose = c.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe
+                } else {
+                    purpose = classifyOther(s, trace: trace)
+                    if purpose == .other || purpose == .pythonImport { sIdx = -1; cIdx = -1 }
+                }
+            } else if cur.searches[search].isAbsolute && s.call.isOpen {
+                purpose = .absoluteOpen
+            } else if s.call.isStat && isEmptyPath(s, trace) {
+                purpose = .objectStat
+            } else {
+                purpose = classifyOther(s, trace: trace)
+                sIdx = -1
+            }
+        } else if s.call.isStat && isEmptyPath(s, trace) && (phase == .startup || phase.kind == "dlopen") {
+            purpose = .objectStat
+        } else {
+            purpose = classifyOther(s, trace: trace)
+        }
+        if sIdx >= 0 {
+            cur.searches[Int(sIdx)].calls += 1
+            if s.failed { cur.searches[Int(sIdx)].failedCalls += 1 }
+            if purpose == .absoluteOpen && !s.failed {
+                cur.searches[Int(sIdx)].found = trace.path(path)
+                cur.searches[Int(sIdx)].foundOrigin = .absolute
+                cur.searches[Int(sIdx)].foundDirectory = SearchDirectory.dirname(trace.path(path))
+            }
+            if cIdx >= 0 {
+                cur.searches[Int(sIdx)].candidates[Int(cIdx)].calls += 1
+                if s.failed { cur.searches[Int(sIdx)].candidates[Int(cIdx)].failedCalls += 1 }
+            }
+        }
+        cur.calls.append(AttributedCall(event: s, purpose: purpose, phase: phase, search: sIdx, candidate: cIdx))
+    }
+
+    var candidatePath = PathRef.none
+
+    mutating func audit(_ a: AuditEvent, trace: Trace) {
+        switch a.kind {
+        case .objsearch:
+            if a.flag & 0x01 != 0 {
+                let name = trace.path(a.name)
+                if groupStart == nil { groupStart = a.timeNs }
+                groupNames.append(name)
+                cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
+                search = cur.searches.count - 1
+                candidate = -1
+                candidatePath = a.name
+            } else {
+                if search < 0 {
+                    let base = trace.string(a.name.base)
+                    cur.searches.append(LibrarySearch(name: base, phase: phase, timeNs: a.timeNs))
+                    search = cur.searches.count - 1
+                }
+                // A candidate after a successful open: that file was rejected (wrong class).
+                if candidate >= 0, cur.searches[search].candidates[candidate].outcome == .hit {
+                    cur.searches[search].candidates[candidate].outcome = .skipped
+                }
+                let full = trace.path(a.name)
+                let name = cur.searches[search].name
+                let dirPart = full.hasSuffix("/" + name) ? String(full.dropLast(name.utf8.count + 1)) : SearchDirectory.dirname(full)
+                let (dir, sub) = SearchDirectory.split(dirPart)
+                cur.searches[search].candidates.append(SearchCandidate(
+                    path: full, directory: dir, subdirectory: sub, origin: CandidateOrigin(flag: a.flag),
+                    outcome: .untried, calls: 0, failedCalls: 0))
+                candidate = cur.searches[search].candidates.count - 1
+                candidatePath = a.name
+                candidateDir = a.name.dir
+            }
+        case .objopen:
+            let path = trace.path(a.name)
+            cur.objects.append(LoadedObjectRecord(path: path, phase: phase, timeNs: a.timeNs, namespace: a.lmid))
+            if search >= 0 { settle(objectPath: path) }
+            search = -1; candidate = -1
+        case .activity:
+            switch a.flag {
+            case 1: // LA_ACT_ADD
+                if phase == .main {
+                    dlopenCount += 1
+                    phase = .dlopen(dlopenCount)
+                }
+                if groupStart == nil { groupStart = a.timeNs }
+                inDelete = false
+            case 2: // LA_ACT_DELETE
+                inDelete = true
+            default: // LA_ACT_CONSISTENT
+                if search >= 0 { settle(objectPath: nil) }
+                if !inDelete { closeGroup(at: a.timeNs) }
+                if case .dlopen = phase { phase = .main }
+                inDelete = false
+                search = -1; candidate = -1
+            }
+        case .preinit:
+            if search >= 0 { settle(objectPath: nil) }
+            closeGroup(at: a.timeNs)
+            cur.mainNs = a.timeNs
+            phase = .main
+            search = -1; candidate = -1
+        case .objclose:
+            if !inDelete && phase == .main { phase = .exit }
+        case .image:
+            if cur.image.isEmpty { cur.image = trace.path(a.name) }
+        }
+    }
+
+    /// Records where the current search ended up.
+    mutating func settle(objectPath: String?) {
+        guard search >= 0 else { return }
+        var s = cur.searches[search]
+        if s.found == nil, let hit = s.candidates.lastIndex(where: { $0.outcome == .hit }) {
+            s.found = s.candidates[hit].path
+            s.foundOrigin = s.candidates[hit].origin
+            s.foundDirectory = s.candidates[hit].directory
+        } else if s.found == nil, s.isAbsolute, let p = objectPath {
+            s.found = p
+            s.foundOrigin = .absolute
+            s.foundDirectory = SearchDirectory.dirname(p)
+        }
+        cur.searches[search] = s
+    }
+
+    func isLoaderConfig(_ p: PathRef, _ trace: Trace) -> Bool {
+        guard trace.string(p.dir) == "/etc" else { return false }
+        let b = trace.string(p.base)
+        return b == "ld.so.cache" || b == "ld.so.preload"
+    }
+
+    func isEmptyPath(_ s: SyscallEvent, _ trace: Trace) -> Bool {
+        s.path.dir == 0 && trace.string(s.path.base).isEmpty
+    }
+
+    /// The stat of the candidate's directory: its path is the candidate's directory part.
+    func matchesDirectory(_ p: PathRef, _ dirId: UInt32, _ trace: Trace) -> Bool {
+        let want = trace.string(dirId).utf8
+        let d = trace.string(p.dir).utf8, b = trace.string(p.base).utf8
+        guard want.count == d.count + 1 + b.count else { return false }
+        return want.starts(with: d) && want.dropFirst(d.count + 1).elementsEqual(b)
+    }
+
+    func classifyOther(_ s: SyscallEvent, trace: Trace) -> CallPurpose {
+        if s.call.isExec { return .exec }
+        guard cur.isPython, phase != .startup else { return .other }
+        let base = trace.string((s.resolved ?? s.path).base)
+        let dir = trace.string((s.resolved ?? s.path).dir)
+        if base.hasSuffix(".py") || base.hasSuffix(".pyc") || base.hasSuffix(".so") || base == "__pycache__"
+            || base.hasSuffix(".pth") || dir.contains("/python3") || dir.contains("site-packages")
+            || dir.hasSuffix("__pycache__") || (s.call.isOpen && s.flags & 0o200000 != 0) {
+            return .pythonImport
+        }
+        return .other
+    }
+
+    mutating func finish() -> [ProcessAnalysis] {
+        if search >= 0 { settle(objectPath: nil) }
+        closeGroup(at: cur.endNs)
+        units.append(cur)
+        return units
+    }
+}

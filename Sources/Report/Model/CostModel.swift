@@ -1,0 +1,154 @@
+import TraceFormat
+
+/// How many processes start together, on how many nodes.
+public struct JobShape: Sendable, Equatable {
+    public var processes: Int
+    public var nodes: Int
+    public init(processes: Int = 1, nodes: Int = 1) {
+        self.processes = max(1, processes)
+        self.nodes = max(1, min(nodes, max(1, processes)))
+    }
+    public var perNode: Int { (processes + nodes - 1) / nodes }
+}
+
+/// One scenario priced: calls, server operations, seconds for one process and for the job.
+public struct ScenarioResult: Sendable {
+    public var scenario: Scenario
+    /// File calls one process (one trace) would make.
+    public var calls: Int
+    public var failedCalls: Int
+    public var callsBySyscall: [FileCall: Int]
+    public var callsByPurpose: [CallPurpose: Int]
+    /// Calls on the modeled (remote) file system.
+    public var remoteCalls: Int
+    /// Operations the file system serves for one process on a cold client.
+    public var operations: OperationCounts
+    /// … for a process on a node where another one already ran (client caches warm).
+    public var warmOperations: OperationCounts
+    /// Seconds of one process: file-system time plus the compute time.
+    public var predictedSeconds: Double
+    public var fileSystemSeconds: Double
+    public var localSeconds: Double
+    public var computeSeconds: Double
+    /// Server operations of the whole job.
+    public var jobOperations: Int
+    /// Seconds the server needs for them at its rate (0 when unlimited).
+    public var serverBoundSeconds: Double
+    public var jobSeconds: Double
+    public var speedup: Double
+    public var assumptions: ScenarioAssumptions
+}
+
+/// Prices scenarios: the walker per process, then the job shape.
+///
+/// One process: seconds = compute + Σ local call costs + Σ over server operations
+/// of their latency (one process makes its calls one after the other).
+/// The job: every node's first process runs with cold client caches, the others
+/// find what the client caches (positive and negative entries, per the profile)
+/// already there; the server sees the sum. Job seconds = max(one cold process,
+/// job server operations ÷ server rate) — the slowest chain or the server's
+/// throughput, whichever binds.
+public struct CostModel: Sendable {
+    public var profile: FileSystemProfile
+    public var job: JobShape
+    /// Seconds per process outside file calls (relocation, constructors, main's
+    /// work up to the end of the trace); nil: estimated.
+    public var computeSeconds: Double?
+    /// Estimated compute per loaded object when `computeSeconds` is nil.
+    public var computePerObject: Double = 40e-6
+
+    public init(profile: FileSystemProfile, job: JobShape, computeSeconds: Double? = nil) {
+        self.profile = profile
+        self.job = job
+        self.computeSeconds = computeSeconds
+    }
+
+    public func price(_ scenario: Scenario, processes: [[ModelProcess]], tree: PathTree,
+                      assumptions: ScenarioAssumptions) -> ScenarioResult {
+        var prof = profile
+        if scenario == .negativeCache && prof.negativeCacheSeconds == 0 { prof.negativeCacheSeconds = 30 }
+        var walker = PathWalker(tree: tree, profile: prof)
+        var cold = PathWalker.Cost(), warm = PathWalker.Cost()
+        var calls = 0, failed = 0, remoteCalls = 0
+        var bySys: [FileCall: Int] = [:]
+        var byPurpose: [CallPurpose: Int] = [:]
+        var objects = 0
+        let traces = max(1, processes.count)
+        for trace in processes {
+            walker.coldCaches()
+            for p in trace {
+                objects += p.objects
+                for c in p.calls {
+                    calls += 1
+                    if c.failed { failed += 1 }
+                    bySys[c.call, default: 0] += 1
+                    byPurpose[c.purpose, default: 0] += 1
+                    cold = cold + walker.price(c)
+                }
+            }
+            // The same start-up again on the warm node.
+            for p in trace { for c in p.calls { warm = warm + walker.price(c) } }
+        }
+        remoteCalls = cold.remoteCalls
+        // Per trace (one rank's recording) averages.
+        func avg(_ o: OperationCounts) -> OperationCounts {
+            var r = o
+            for i in r.counts.indices { r.counts[i] = (r.counts[i] + traces / 2) / traces }
+            return r
+        }
+        let compute = computeSeconds ?? Double(objects / traces) * computePerObject
+        let fsSeconds = cold.remoteSeconds / Double(traces)
+        let localSeconds = cold.localSeconds / Double(traces)
+        let one = compute + fsSeconds + localSeconds
+        let perNode = job.perNode
+        let coldOps = Double(cold.ops.total) / Double(traces)
+        let warmOps = Double(warm.ops.total) / Double(traces)
+        let nodeOps = coldOps + Double(perNode - 1) * warmOps
+        let jobOps = Int((nodeOps * Double(job.nodes)).rounded())
+        let serverBound = prof.serverOpsPerSecond.map { Double(jobOps) / $0 } ?? 0
+        let jobSeconds = max(one, serverBound)
+        var a = assumptions
+        a.add("file system", "\(prof.name): " + latencyText(prof))
+        a.add("client caching", "positive \(prof.positiveCacheSeconds > 0 ? "on" : "off"), negative \(prof.negativeCacheSeconds > 0 ? "on" : "off")")
+        a.add("compute per process", computeSeconds != nil ? "\(seconds(compute)) (given)"
+              : "\(seconds(compute)) (estimate: \(objects / traces) objects × \(seconds(computePerObject)))")
+        a.add("job", "\(job.processes) processes on \(job.nodes) node\(job.nodes == 1 ? "" : "s") (\(perNode) per node); "
+              + "server \(prof.serverOpsPerSecond.map { "\(group(Int($0))) ops/s" } ?? "unlimited")")
+        return ScenarioResult(
+            scenario: scenario, calls: calls / traces, failedCalls: failed / traces,
+            callsBySyscall: bySys.mapValues { $0 / traces }, callsByPurpose: byPurpose.mapValues { $0 / traces },
+            remoteCalls: remoteCalls / traces, operations: avg(cold.ops), warmOperations: avg(warm.ops),
+            predictedSeconds: one, fileSystemSeconds: fsSeconds, localSeconds: localSeconds, computeSeconds: compute,
+            jobOperations: jobOps, serverBoundSeconds: serverBound, jobSeconds: jobSeconds, speedup: 1,
+            assumptions: a)
+    }
+
+    func latencyText(_ p: FileSystemProfile) -> String {
+        let kinds: [ServerOperation] = [.lookup, .lookupMiss, .getattr, .access, .open, .readlink, .read]
+        let vals = kinds.map { "\($0.name) \(seconds(p.latency($0)))" }
+        return vals.joined(separator: ", ") + (p.roundTrip > 0 ? " (round trip \(seconds(p.roundTrip)) included)" : "")
+    }
+}
+
+/// "1.23 s", "12.3 ms", "45 µs".
+func seconds(_ s: Double) -> String {
+    if s == 0 { return "0 s" }
+    if s >= 1 { return String(rounding: s, places: s >= 100 ? 1 : 3) + " s" }
+    if s >= 1e-3 { return String(rounding: s * 1e3, places: s >= 0.1 ? 1 : 2) + " ms" }
+    return String(rounding: s * 1e6, places: s >= 1e-5 ? 0 : 1) + " µs"
+}
+
+extension String {
+    init(rounding v: Double, places: Int) {
+        var k = 1.0
+        for _ in 0..<places { k *= 10 }
+        let r = (v * k).rounded() / k
+        if places == 0 { self = String(Int(r)); return }
+        var s = String(r)
+        if let dot = s.firstIndex(of: ".") {
+            let have = s.distance(from: dot, to: s.endIndex) - 1
+            if have < places { s += String(repeating: "0", count: places - have) }
+        }
+        self = s
+    }
+}

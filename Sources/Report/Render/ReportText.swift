@@ -1,0 +1,128 @@
+import TraceFormat
+
+/// Terminal styling: colour only when asked (a tty without NO_COLOR).
+public struct TextStyle: Sendable {
+    public var color: Bool
+    public init(color: Bool) { self.color = color }
+    func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
+    func dim(_ s: String) -> String { color ? "\u{1B}[2m\(s)\u{1B}[0m" : s }
+    func red(_ s: String) -> String { color ? "\u{1B}[31m\(s)\u{1B}[0m" : s }
+    func green(_ s: String) -> String { color ? "\u{1B}[32m\(s)\u{1B}[0m" : s }
+}
+
+/// A table with aligned columns; numbers right-aligned, text left-aligned.
+struct TextTable {
+    var header: [String]
+    var rightAligned: Set<Int>
+    var rows: [[String]] = []
+
+    func render(indent: String = "  ", style: TextStyle) -> [String] {
+        var widths = header.map { $0.count }
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            var parts: [String] = []
+            for (i, c) in cells.enumerated() {
+                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+                parts.append(rightAligned.contains(i) ? pad + c : (i == cells.count - 1 ? c : c + pad))
+            }
+            return indent + parts.joined(separator: "  ")
+        }
+        return [style.dim(line(header))] + rows.map(line)
+    }
+}
+
+public enum ReportText {
+    public static func render(_ r: Report, style: TextStyle) -> String {
+        var out: [String] = []
+        for s in r.summaries {
+            out.append(style.bold("\(s.file): \(s.events) events, mode \(s.mode)\(s.complete ? "" : " (incomplete)")"))
+            out.append(s.text())
+        }
+        let w = r.waste
+        out.append("")
+        out.append(style.bold("Where the calls went") + " (\(group(w.totalCalls)) calls, \(group(w.totalFailed)) found nothing — \(percent(w.totalCalls == 0 ? 0 : Double(w.totalFailed) / Double(w.totalCalls))))")
+        var t = TextTable(header: ["calls", "failed", "share", "purpose"], rightAligned: [0, 1, 2])
+        for b in w.byPurpose { t.rows.append([group(b.calls), group(b.failed), percent(b.share), purposeText(b.name)]) }
+        out += t.render(style: style)
+        let phases = w.byPhase.map { "\($0.name) \(group($0.calls))" + ($0.failed > 0 ? " (\(group($0.failed)) failed)" : "") }
+        out.append("  by phase: " + phases.joined(separator: ", "))
+        if !w.byLoadGroup.isEmpty {
+            let g = w.byLoadGroup.prefix(5).map { "\($0.name) \(group($0.failed))" }
+            out.append("  dlopen groups (by first name; the caller is not recorded): " + g.joined(separator: ", ")
+                       + (w.byLoadGroup.count > 5 ? ", … \(w.byLoadGroup.count - 5) more" : ""))
+        }
+        let heads = w.headlines()
+        if !heads.isEmpty {
+            out.append("")
+            out.append(style.bold("In short"))
+            for h in heads { out.append("  • " + h) }
+        }
+        if !w.byDirectory.isEmpty {
+            out.append("")
+            out.append(style.bold("Wasted lookups by directory") + " (top \(min(r.options.top, w.byDirectory.count)) of \(group(w.byDirectory.count)))")
+            var d = TextTable(header: ["failed", "share", "hwcaps", "names", "directory", "origin"], rightAligned: [0, 1, 2, 3])
+            for x in w.byDirectory.prefix(r.options.top) {
+                d.rows.append([group(x.failed), percent(x.share), group(x.hwcapsFailed), group(x.namesMissed), x.directory, x.origin])
+            }
+            out += d.render(style: style)
+        }
+        let libs = w.byLibrary.filter { $0.attempts > 0 || $0.failed > 0 }
+        if !libs.isEmpty {
+            out.append("")
+            out.append(style.bold("Tries before the hit, by library") + " (top \(min(r.options.top, libs.count)) of \(group(libs.count)))")
+            var l = TextTable(header: ["tries", "failed", "dirs", "library", "found in"], rightAligned: [0, 1, 2])
+            for x in libs.prefix(r.options.top) {
+                l.rows.append([group(x.attempts), group(x.failed), group(x.directoriesSearched), x.name,
+                               x.foundIn.isEmpty ? style.red("not found") : "\(x.foundIn) (\(x.foundOrigin))"])
+            }
+            out += l.render(style: style)
+        }
+        if !r.scenarios.isEmpty {
+            out.append("")
+            let p = r.options.profile
+            out.append(style.bold("What the fixes would give back") + " — \(p.name), \(r.options.job.processes) process\(r.options.job.processes == 1 ? "" : "es") on \(r.options.job.nodes) node\(r.options.job.nodes == 1 ? "" : "s")")
+            out.append("  modeled file system: " + (r.remoteRoots.isEmpty ? style.red("none (no remote mount in the trace; use --remote PREFIX)")
+                                                    : r.remoteRoots.map { "\($0.path) (\($0.why))" }.joined(separator: ", ")))
+            var s = TextTable(header: ["scenario", "calls", "server ops", "lookups", "misses", "per process", "job", "speed-up"],
+                              rightAligned: [1, 2, 3, 4, 5, 6, 7])
+            for x in r.scenarios {
+                let sp = String(rounding: x.speedup, places: x.speedup >= 10 ? 0 : 1) + "×"
+                s.rows.append([x.scenario.rawValue, group(x.calls), group(x.operations.total), group(x.operations[.lookup]),
+                               group(x.operations[.lookupMiss]), seconds(x.predictedSeconds), seconds(x.jobSeconds),
+                               x.speedup > 1.05 ? style.green(sp) : sp])
+            }
+            out += s.render(style: style)
+            out.append("")
+            out.append(style.bold("Inputs") + " (each prediction can be checked by hand)")
+            if let first = r.scenarios.first {
+                for (k, v) in first.assumptions.lines.suffix(4) { out.append("  \(k): \(v)") }
+            }
+            for x in r.scenarios {
+                let specific = x.assumptions.lines.dropLast(4)
+                let ops = ServerOperation.allCases.filter { x.operations[$0] > 0 }.map { "\($0.name) \(group(x.operations[$0]))" }
+                out.append("  \(x.scenario.rawValue): \(x.scenario.summary)")
+                for (k, v) in specific { out.append("    \(k): \(v)") }
+                out.append("    server operations per process: " + (ops.isEmpty ? "none" : ops.joined(separator: ", "))
+                           + "; warm node \(group(x.warmOperations.total)); job \(group(x.jobOperations))")
+                out.append("    seconds: compute \(seconds(x.computeSeconds)) + local calls \(seconds(x.localSeconds)) + file system \(seconds(x.fileSystemSeconds)) = \(seconds(x.predictedSeconds))"
+                           + (x.serverBoundSeconds > 0 ? "; server-bound job \(seconds(x.serverBoundSeconds))" : ""))
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func purposeText(_ raw: String) -> String {
+        switch CallPurpose(rawValue: raw) {
+        case .exec: "exec"
+        case .loaderConfig: "loader configuration (ld.so.cache, ld.so.preload)"
+        case .searchCandidate: "library search: candidate paths"
+        case .hwcapsProbe: "library search: glibc-hwcaps and legacy subdirectories"
+        case .directoryStat: "library search: directory-existence stats"
+        case .absoluteOpen: "library opened by absolute path"
+        case .objectStat: "fstat of a loaded object"
+        case .pythonImport: "python import path scan"
+        case .other: "other (the program's own files)"
+        case nil: raw
+        }
+    }
+}
