@@ -136,6 +136,9 @@ public enum Recorder {
         var resultFd: Int32 = -1
         let pid = lp_spawn(path, argvC, envC, &spawn, &resultFd)
         guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): fork failed: \(String(cString: strerror(errno)))") }
+        // From now on a signal sent to loadprobe goes to the program.
+        lp_forward_signals_to(pid)
+        defer { lp_forward_signals_to(0) }
 
         // The child is stopped before exec: open the trace now that %p is known.
         var st: Int32 = 0
@@ -161,8 +164,6 @@ public enum Recorder {
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
         for n in notes { try writer.note(pid: pid, n) }
 
-        lp_forward_signals_to(pid)
-        defer { lp_forward_signals_to(0) }
         var waitStatus: Int32 = 0
         var ownCalls = 0
         let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }

@@ -109,7 +109,9 @@ struct CLITests {
         p.executableURL = URL(fileURLWithPath: argv[0])
         p.arguments = Array(argv.dropFirst())
         try p.run()
-        usleep(1_000_000) // python3 execs loadprobe in place: same pid
+        // python3 execs loadprobe in place (same pid); the trace exists once the program is started.
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: dir + "/t.lpt") { usleep(100_000) }
+        usleep(300_000)
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         #expect(p.terminationStatus == 128 + 15)
