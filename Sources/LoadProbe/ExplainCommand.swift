@@ -21,7 +21,7 @@ struct Explain: ParsableCommand {
     @Flag(help: "List every candidate path tried, not only those of failed lookups.") var candidates = false
     @Option(name: .customLong("ld-library-path"), help: "Simulate with this LD_LIBRARY_PATH instead of the current one.")
     var ldLibraryPath: String?
-    @Option(name: .customLong("env-from"), help: "Take the environment from a file of NAME=value entries (NUL or newline separated, e.g. /proc/PID/environ).")
+    @Option(name: .customLong("env-from"), help: "Take the environment (and glibc version, working directory) from a recorded trace, or from a file of NAME=value entries such as /proc/PID/environ.")
     var environmentFile: String?
     @Option(name: .customLong("glibc"), help: "Simulate this glibc version (e.g. 2.38) with this machine's CPU and directories.")
     var glibcVersion: String?
@@ -35,15 +35,16 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         var environment = LoaderEnvironment.current()
+        var version = glibcVersion.flatMap(GlibcVersion.init(string:))
         if let environmentFile {
-            guard let bytes = HostFileSystem().readBytes(environmentFile) else {
-                fail("\(environmentFile): cannot read the environment file")
+            guard let recorded = RecordedConditions.load(path: environmentFile) else {
+                fail("\(environmentFile): cannot read the trace or environment file")
             }
-            environment = LoaderEnvironment(variables: LoaderEnvironment.parse(environmentFile: bytes))
+            environment = recorded.environment
+            if version == nil { version = recorded.glibcVersion }
         }
         if let ldLibraryPath { environment.ldLibraryPath = ldLibraryPath }
-        let options = ExplainOptions(environment: environment, glibcVersion: glibcVersion.flatMap(GlibcVersion.init(string:)),
-                                     findHazards: !noHazards)
+        let options = ExplainOptions(environment: environment, glibcVersion: version, findHazards: !noHazards)
         let explanation: Explanation
         do {
             explanation = try Explainer.explain(program, options: options)

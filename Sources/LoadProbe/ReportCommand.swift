@@ -115,6 +115,9 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Read traces that were cut short (no end record) as far as they go.") var partial = false
     @Flag(help: "Take several traces as one job (a directory always is).") var job = false
     @Option(help: "Rows per ranking.") var top: Int = 10
+    @Flag(help: "List every call with what it was for (text format), instead of the report.") var calls = false
+    @Option(help: ArgumentHelp("With --calls: list this scenario's calls with the server operations each costs.", valueName: "name"))
+    var scenario: String?
     @OptionGroup var model: ModelOptions
     @Argument(help: "Trace files (.lpt) or directories of them.") var traces: [String]
 
@@ -128,6 +131,17 @@ struct ReportCommand: ParsableCommand {
         options.top = top
         let (files, isJob) = try TraceFiles.expand(traces)
         let analyses = try TraceFiles.load(files, partial: partial)
+        if calls, let name = scenario {
+            guard let s = Scenario(rawValue: name) else {
+                throw ValidationError("unknown scenario '\(name)' (\(Scenario.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            try Output.write(ReportText.scenarioListing(analyses, scenario: s, options: options), to: output)
+            return
+        }
+        if calls {
+            try Output.write(analyses.map { ReportText.callListing($0) }.joined(separator: "\n"), to: output)
+            return
+        }
         var text: String
         if isJob || job || analyses.count == 1 {
             if options.job.processes == 1 && analyses.count > 1 && model.procs == 1 {

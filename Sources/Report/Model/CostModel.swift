@@ -123,6 +123,24 @@ public struct CostModel: Sendable {
             assumptions: a)
     }
 
+    /// Each call of a scenario with the operations it costs (cold client).
+    static func list(_ processes: [[ModelProcess]], tree: PathTree, profile: FileSystemProfile, sink: (String) -> Void) {
+        var walker = PathWalker(tree: tree, profile: profile)
+        for trace in processes {
+            walker.coldCaches()
+            for p in trace {
+                sink("# \(p.label)")
+                for c in p.calls {
+                    let cost = walker.price(c)
+                    let ops = ServerOperation.allCases.filter { cost.ops[$0] > 0 }.map { "\($0.name) \(cost.ops[$0])" }
+                    let path = walker.tree.path(c.dir, c.name)
+                    sink("\(c.call.name) \(path)\(c.failed ? " (fails)" : "")  [\(c.purpose.rawValue)]  "
+                         + (cost.localCalls > 0 ? "local" : ops.joined(separator: ", ")))
+                }
+            }
+        }
+    }
+
     func latencyText(_ p: FileSystemProfile) -> String {
         let kinds: [ServerOperation] = [.lookup, .lookupMiss, .getattr, .access, .open, .readlink, .read]
         let vals = kinds.map { "\($0.name) \(seconds(p.latency($0)))" }

@@ -82,7 +82,7 @@ public struct FileSystemProfile: Sendable, Equatable {
             serverOpsPerSecond: 100_000, readBytes: 1 << 20,
             summary: "IBM Storage Scale (GPFS): token-cached metadata, ~150 µs per uncached lookup"),
         FileSystemProfile(
-            name: "fuse", lookup: 0, roundTrip: 22e-6, fstatReachesServer: true,
+            name: "fuse", lookup: 0, roundTrip: 22e-6, openRevalidates: true, fstatReachesServer: true,
             summary: "a FUSE file system with entry/attribute timeouts 0 (bench latfs): every lookup reaches the daemon; --latency adds its delay"),
     ]
 

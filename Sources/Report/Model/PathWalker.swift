@@ -82,6 +82,12 @@ public struct PathWalker {
         case .open, .exec:
             op(.open, &c)
             if profile.openRevalidates { op(.getattr, &c); if positive { cachedAttrs.insert(k) } }
+            // execve asks for the file's attributes three more times on FUSE
+            // (permission, set-id bits, the loader's fstat of AT_EXECFD-less
+            // start) and reads its first page before the loader maps the rest:
+            // measured with the bench's latfs (docs/cost-model.md).
+            if call.kind == .exec && profile.fstatReachesServer { for _ in 0..<3 { op(.getattr, &c) } }
+            if call.kind == .exec { op(.read, &c) }
             // The page cache keeps the data for the node when the client caches
             // (NFS revalidates it with the GETATTR above); FUSE without keep_cache drops it.
             if !(positive && cachedData.contains(k)) {

@@ -89,11 +89,18 @@ public struct ScenarioBuilder {
         let r = Set(searchPath)
         guard !r.isEmpty else { return rec }
         index(p)
+        // The first of the program's directories that exists starts its block.
+        let firstProgramDir = searchPath.first { world.tree.exists(dirNode($0)) } ?? searchPath[0]
         let viewDir = viewDirectory ?? (SearchDirectory.dirname(searchPath[0]) == "/" ? "/view" : SearchDirectory.dirname(searchPath[0]) + "/view")
         let v = world.tree.directory(viewDir)
         world.tree.markExists(v)
+        // The view holds symlinks only: no capability subdirectories.
         for cap in world.capabilitySubdirectories where !cap.isEmpty {
-            world.tree.markMissing(world.tree.directory(viewDir + "/" + cap))
+            var node = v
+            for comp in cap.split(separator: "/") {
+                node = world.tree.child(node, world.tree.name(String(comp)))
+                world.tree.markMissing(node)
+            }
         }
         if a.lines.isEmpty {
             a.add("view directory", viewDir)
@@ -109,21 +116,33 @@ public struct ScenarioBuilder {
             guard c.search >= 0 else { out.append(rec[i]); continue }
             guard done.insert(c.search).inserted else { continue }
             let s = p.searches[Int(c.search)]
-            if s.isAbsolute || !s.candidates.contains(where: { r.contains($0.directory) }) {
+            if s.isAbsolute {
                 out += callsOf(search: c.search, p, rec)
                 continue
             }
-            var dirs: [(String, CandidateOrigin)] = []
-            var placed = false
-            for (d, o) in searchDirectories(s) {
-                if r.contains(d) {
-                    if !placed { dirs.append((viewDir, o)); placed = true }
-                } else {
-                    dirs.append((d, o))
-                }
+            // The program's directories form one block in the search, in their
+            // order, starting at the first of them; directories before the block
+            // come from the needing library's own RPATH and stay.
+            let recordedDirs = searchDirectories(s)
+            guard let start = recordedDirs.firstIndex(where: { $0.0 == firstProgramDir }) else {
+                // Not through the program's directories: the same directories,
+                // but with this scenario's directory statuses.
+                replay(s, search: c.search, p, rec, replayer: &replayer, override: nil, into: &out)
+                continue
             }
+            var end = start
+            var k = 0
+            while end < recordedDirs.count, let at = searchPath[k...].firstIndex(of: recordedDirs[end].0) {
+                k = at + 1
+                end += 1
+                if k >= searchPath.count { break }
+            }
+            var dirs = Array(recordedDirs[..<start])
+            dirs.append((viewDir, recordedDirs[start].1))
+            dirs += recordedDirs[end...]
+            let block = Set(recordedDirs[start..<end].map(\.0))
             var hit: (dir: String, sub: String)?
-            if let fd = s.foundDirectory, r.contains(fd), let found = s.found {
+            if let fd = s.foundDirectory, block.contains(fd), let found = s.found {
                 let nameId = world.tree.name(s.name)
                 world.tree.setSymlink(v, nameId, target: found)
                 hit = (viewDir, "")

@@ -34,6 +34,10 @@ public struct Report: Sendable {
     public var usedHost: Bool
 
     public init(analyses: [TraceAnalysis], options: ReportOptions) {
+        self.init(analyses: analyses, options: options, scenarioListing: nil)
+    }
+
+    init(analyses: [TraceAnalysis], options: ReportOptions, scenarioListing: (Scenario, (String) -> Void)?) {
         self.analyses = analyses
         self.options = options
         summaries = analyses.map { TraceSummary(trace: $0.trace, file: $0.file) }
@@ -64,6 +68,10 @@ public struct Report: Sendable {
         for s in options.scenarios {
             var a = ScenarioAssumptions()
             let procs = builder.build(s, assumptions: &a)
+            if let (want, sink) = scenarioListing {
+                if want == s { CostModel.list(procs, tree: builder.world.tree, profile: options.profile, sink: sink) }
+                continue
+            }
             results.append(model.price(s, processes: procs, tree: builder.world.tree, assumptions: a))
         }
         if let base = results.first(where: { $0.scenario == .recorded }) {

@@ -126,3 +126,42 @@ public enum ReportText {
         }
     }
 }
+
+extension ReportText {
+    /// Every call of the program, one per line, with its attribution
+    /// (`loadprobe report --calls`): time from the image start, call, result,
+    /// purpose, phase, and the search and directory it served.
+    public static func callListing(_ a: TraceAnalysis) -> String {
+        var out: [String] = []
+        for p in a.processes {
+            out.append("# \(p.label) \(p.image)")
+            for c in p.calls {
+                let e = c.event
+                let t = e.entryNs >= p.startNs ? Double(e.entryNs - p.startNs) / 1e6 : 0
+                var line = String(rounding: t, places: 3) + " ms  " + e.call.name + " " + a.trace.path(e.resolved ?? e.path)
+                line += e.failed ? "  = -\(e.errno)" : "  = \(e.result)"
+                line += "  [\(c.purpose.rawValue), \(c.phase.name)"
+                if c.search >= 0 {
+                    let s = p.searches[Int(c.search)]
+                    line += ", search \(s.name)"
+                    if c.candidate >= 0 {
+                        let cand = s.candidates[Int(c.candidate)]
+                        line += " in \(cand.directory)" + (cand.subdirectory.isEmpty ? "" : " (\(cand.subdirectory))") + " \(cand.origin.rawValue)"
+                    }
+                }
+                out.append(line + "]")
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+extension ReportText {
+    /// A scenario's calls, one per line, with the server operations each costs
+    /// (`loadprobe report --calls --scenario NAME`): the by-hand check of a prediction.
+    public static func scenarioListing(_ analyses: [TraceAnalysis], scenario: Scenario, options: ReportOptions) -> String {
+        var listing: [String] = []
+        _ = Report(analyses: analyses, options: options, scenarioListing: (scenario, { line in listing.append(line) }))
+        return listing.joined(separator: "\n")
+    }
+}
