@@ -126,3 +126,41 @@ struct CLITests {
 func unblocked(_ argv: [String]) -> [String] {
     ["/usr/bin/python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"] + argv
 }
+
+@Suite("terminal")
+struct TerminalTests {
+    @Test("Ctrl-C on a terminal stops the program as it would untraced: 130, and a complete trace")
+    func controlC() throws {
+        let dir = try scratch("tty")
+        let trace = dir + "/t.lpt"
+        // A pseudo-terminal whose foreground process group is loadprobe and the program.
+        let script = """
+        import os, pty, sys, time
+        trace = sys.argv[1]
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(sys.argv[2], sys.argv[2:])
+        deadline = time.time() + 30
+        while not os.path.exists(trace) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.write(fd, b"\\x03")
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """
+        let r = try run(["/usr/bin/python3", "-c", script, trace, loadprobe, "-o", trace, "--", "/bin/sleep", "30"])
+        #expect(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "130", "\(r.stdoutText) \(r.stderrText)")
+        let t = try TraceReader.read(file: trace)
+        #expect(t.complete)
+        #expect(t.events.contains { if case .exit(let e) = $0 { e.signal == 2 } else { false } })
+    }
+}
