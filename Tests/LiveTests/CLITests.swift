@@ -135,10 +135,14 @@ struct TerminalTests {
         let trace = dir + "/t.lpt"
         // A pseudo-terminal whose foreground process group is loadprobe and the program.
         let script = """
-        import os, pty, sys, time
+        import os, pty, signal, sys, time
         trace = sys.argv[1]
         pid, fd = pty.fork()
         if pid == 0:
+            # As from a login shell: nothing blocked or ignored (the test runner blocks some).
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_DFL)
             os.execv(sys.argv[2], sys.argv[2:])
         deadline = time.time() + 30
         while not os.path.exists(trace) and time.time() < deadline:
