@@ -112,6 +112,37 @@ struct LDSOCacheTests {
         #expect(cache.lookup("libdoesnotexist.so.9", profile: profile) == nil)
     }
 
+    @Test("a cache ldconfig writes with glibc-hwcaps entries: parsed as ldconfig -p lists it, the CPU's best level wins")
+    func ldconfigHwcaps() throws {
+        let f = try Fixture("ldconfig")
+        defer { f.remove() }
+        let profile = GlibcProfile.host()
+        let levels = profile.hwcapsSubdirectories
+        try #require(!levels.isEmpty)
+        try f.library("hw", in: "lib", value: 0, soname: "libhw.so.1")
+        for (i, level) in levels.enumerated() { try f.library("hw", in: "lib/glibc-hwcaps/\(level)", value: i + 1, soname: "libhw.so.1") }
+        // x86-64-v4 entries exist in the cache even on CPUs without it; they must be passed over.
+        try f.library("hw", in: "lib/glibc-hwcaps/x86-64-v4", value: 9, soname: "libhw.so.1")
+        for dir in ["lib"] + (levels + ["x86-64-v4"]).map({ "lib/glibc-hwcaps/\($0)" }) {
+            try FileManager.default.moveItem(atPath: f.path("\(dir)/libhw.so"), toPath: f.path("\(dir)/libhw.so.1"))
+        }
+        try f.write("ld.so.conf", f.path("lib") + "\n")
+        let made = try shell(["/sbin/ldconfig", "-X", "-C", f.path("ld.so.cache"), "-f", f.path("ld.so.conf")], environment: cleanEnvironment)
+        try #require(made.status == 0, "\(made.stderr)")
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: f.path("ld.so.cache"))))
+        let cache = try LDSOCache(bytes: bytes)
+        #expect(Set(cache.hwcapsNames).isSuperset(of: Set(levels)))
+        let listed = try shell(["/sbin/ldconfig", "-p", "-C", f.path("ld.so.cache")], environment: cleanEnvironment)
+        let listedPaths = listed.stdout.split(separator: "\n").filter { $0.contains(" => ") }.compactMap { $0.components(separatedBy: " => ").last }
+        #expect(cache.entries.map(\.path) == listedPaths.map { String($0) })
+        let hit = cache.lookup("libhw.so.1", profile: profile)
+        let preferred = profile.hwcapsSubdirectories.contains("x86-64-v4") ? "x86-64-v4" : levels[0]
+        #expect(hit?.path == f.path("lib/glibc-hwcaps/\(preferred)/libhw.so.1"))
+        var old = profile
+        old.version = GlibcVersion(2, 32)
+        #expect(cache.lookup("libhw.so.1", profile: old)?.path == f.path("lib/libhw.so.1"))
+    }
+
     @Test("_dl_cache_libcmp orders digits numerically and after letters")
     func comparison() {
         #expect(LDSOCache.compare("libfoo.so.10", "libfoo.so.9") > 0)

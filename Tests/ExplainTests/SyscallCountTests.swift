@@ -179,6 +179,23 @@ struct SyscallCountTests {
         #expect(e.load.total.openat > e.load.predicted.openat)
     }
 
+    @Test("libraries in glibc-hwcaps and legacy subdirectories, found before the directory itself")
+    func hardwareSubdirectories() throws {
+        let f = try Fixture("hwcaps")
+        defer { f.remove() }
+        let profile = GlibcProfile.host()
+        let best = try #require(profile.hwcapsSubdirectories.last, "no glibc-hwcaps level on this CPU")
+        try f.library("fast", in: "lib/glibc-hwcaps/\(best)")
+        try f.library("old", in: "lib/tls")
+        try f.library("plain", in: "lib")
+        try f.program("prog", calls: ["fast", "old", "plain"], linkFlags: ["-Llib/glibc-hwcaps/\(best)", "-Llib/tls", "-Llib",
+            "-lfast", "-lold", "-lplain", "-Wl,--disable-new-dtags,-rpath,\(f.path("lib"))"])
+        let (e, _) = try check(f.path("prog"), fixture: f)
+        #expect(e.resolution["libfast.so"] == f.path("lib/glibc-hwcaps/\(best)/libfast.so"))
+        #expect(e.resolution["libold.so"] == f.path("lib/tls/libold.so"))
+        #expect(e.resolution["libplain.so"] == f.path("lib/libplain.so"))
+    }
+
     @Test("100 libraries, each in its own RPATH directory")
     func hundredRpath() throws {
         let set = try HundredLibraries.shared.get()
