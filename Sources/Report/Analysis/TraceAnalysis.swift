@@ -118,6 +118,7 @@ private struct ProcessRun {
     var candidateDir: UInt32 = 0
     var dlopenCount = 0
     var inDelete = false
+    var addSeen = false
     var groupStart: UInt64?
     var groupNames: [String] = []
     var pendingNotes: [String] = []
@@ -254,6 +255,15 @@ private struct ProcessRun {
         case .objsearch:
             if a.flag & 0x01 != 0 {
                 let name = trace.path(a.name)
+                // After main, a search opens a dlopen group: ld.so searches before it
+                // reports la_activity(LA_ACT_ADD) (that comes when the first new
+                // object is mapped). A search after a failed dlopen opens the next.
+                if phase == .main || (phase.kind == "dlopen" && !addSeen && search >= 0 && cur.searches[search].found == nil) {
+                    if phase.kind == "dlopen" { closeGroup(at: a.timeNs) }
+                    dlopenCount += 1
+                    phase = .dlopen(dlopenCount)
+                    addSeen = false
+                }
                 if groupStart == nil { groupStart = a.timeNs }
                 groupNames.append(name)
                 cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
@@ -293,6 +303,7 @@ private struct ProcessRun {
                     dlopenCount += 1
                     phase = .dlopen(dlopenCount)
                 }
+                addSeen = true
                 if groupStart == nil { groupStart = a.timeNs }
                 inDelete = false
             case 2: // LA_ACT_DELETE
@@ -302,6 +313,7 @@ private struct ProcessRun {
                 if !inDelete { closeGroup(at: a.timeNs) }
                 if case .dlopen = phase { phase = .main }
                 inDelete = false
+                addSeen = false
                 search = -1; candidate = -1
             }
         case .preinit:
