@@ -15,7 +15,7 @@ struct BadInputTests {
             let f = fixture
             try f.write("text.txt", "hello, not an ELF file\n")
             try f.write("script.sh", "#!/bin/sh\necho hi\n")
-            FileManager.default.createFile(atPath: f.path("empty"), contents: Data())
+            _ = FileManager.default.createFile(atPath: f.path("empty"), contents: Data())
             try f.program("prog", linkFlags: [])
             let program = try Data(contentsOf: URL(fileURLWithPath: f.path("prog")))
             try program.prefix(30).write(to: URL(fileURLWithPath: f.path("truncated-ident")))
@@ -28,7 +28,7 @@ struct BadInputTests {
             try BadInputFixture.elf32Header().write(to: URL(fileURLWithPath: f.path("i386")))
             try f.write("src/obj.c", "int f(void) { return 1; }\n")
             try f.compile(["-c", "-o", "obj.o", "src/obj.c"])
-            FileManager.default.createFile(atPath: f.path("unreadable"), contents: program)
+            _ = FileManager.default.createFile(atPath: f.path("unreadable"), contents: program)
             chmod(f.path("unreadable"), 0)
         }
 

@@ -54,6 +54,43 @@ struct HazardTests {
         }
     }
 
+    @Test("rpath-ignored: an object with both RPATH and RUNPATH uses only the RUNPATH")
+    func rpathAndRunpath() throws {
+        for control in [false, true] {
+            let f = try Fixture("rpath-and-runpath")
+            defer { f.remove() }
+            try f.library("dep", in: "old", value: 1)
+            try f.library("dep", in: "new", value: 2)
+            // GNU ld never writes both tags: link an auxiliary filter name, then turn its
+            // DT_AUXILIARY (0x7ffffffd) entry into DT_RUNPATH (29) in the file.
+            try f.library("both", in: "lib", needs: ["dep"], linkFlags: ["-Lold", "-Wl,--disable-new-dtags,-rpath,\(f.path("old"))"]
+                + (control ? [] : ["-Wl,-f,\(f.path("new"))"]))
+            if !control {
+                var bytes = try Data(contentsOf: URL(fileURLWithPath: f.path("lib/libboth.so")))
+                let auxiliary = Data([0xfd, 0xff, 0xff, 0x7f, 0, 0, 0, 0])
+                let range = try #require(bytes.range(of: auxiliary))
+                bytes.replaceSubrange(range, with: Data([29, 0, 0, 0, 0, 0, 0, 0]))
+                try bytes.write(to: URL(fileURLWithPath: f.path("lib/libboth.so")))
+            }
+            try f.program("prog", calls: ["both"], linkFlags: ["-Llib", "-lboth", "-Wl,-rpath-link,\(f.path("old"))",
+                "-Wl,--enable-new-dtags,-rpath,\(f.path("lib"))"])
+            let e = try explain(f.path("prog"), directory: f.root)
+            let both = try ELFFile(contentsOf: f.path("lib/libboth.so"))
+            if control {
+                #expect(both.runpath == nil)
+                #expect(e.hazards(.rpathIgnored).isEmpty)
+                #expect(e.resolution["libdep.so"] == f.path("old/libdep.so"))
+            } else {
+                #expect(both.rpath == f.path("old") && both.runpath == f.path("new"))
+                #expect(e.hazards(.rpathIgnored).count == 1)
+                #expect(e.resolution["libdep.so"] == f.path("new/libdep.so"))
+                // ld.so agrees: the RUNPATH wins.
+                let listed = try shell(["/lib64/ld-linux-x86-64.so.2", "--list", f.path("prog")], environment: cleanEnvironment)
+                #expect(listed.stdout.contains("libdep.so => \(f.path("new/libdep.so"))"))
+            }
+        }
+    }
+
     @Test("ld-library-path-override: LD_LIBRARY_PATH beats a library's RUNPATH and another version loads")
     func ldLibraryPathOverride() throws {
         let f = try Fixture("llp-override")

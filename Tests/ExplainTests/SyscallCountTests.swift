@@ -95,6 +95,22 @@ struct SyscallCountTests {
         #expect(foo.attempts.contains { $0.outcome == .wrongClass && $0.path == f.path("bad/libfoo.so") })
     }
 
+    @Test("only a 32-bit file of the name: ld.so fails with 'wrong ELF class'")
+    func wrongClassOnly() throws {
+        let f = try Fixture("class-only")
+        defer { f.remove() }
+        try f.library("foo", in: "good")
+        try f.program("prog", calls: ["foo"], linkFlags: ["-Lgood", "-lfoo", "-Wl,--enable-new-dtags,-rpath,\(f.path("good"))"])
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: f.path("good/libfoo.so")))
+        bytes[4] = 1
+        try bytes.write(to: URL(fileURLWithPath: f.path("good/libfoo.so")))
+        let (e, _) = try check(f.path("prog"), fixture: f)
+        #expect(e.failure?.kind == .wrongClass)
+        #expect(e.failure?.message == "libfoo.so: wrong ELF class: ELFCLASS32")
+        let run = try shell([f.path("prog")], environment: cleanEnvironment)
+        #expect(run.stderr.contains("libfoo.so: wrong ELF class: ELFCLASS32"))
+    }
+
     @Test("$ORIGIN, $LIB and $PLATFORM in RPATH")
     func dynamicStringTokens() throws {
         let f = try Fixture("dst")

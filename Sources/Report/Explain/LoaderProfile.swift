@@ -114,7 +114,7 @@ public struct GlibcProfile: Sendable, Hashable {
         var buffer = [CChar](repeating: 0, count: 64)
         let n = confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count)
         guard n > 0 else { return nil }
-        let text = String(cString: buffer)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return GlibcVersion(string: String(text.split(separator: " ").last ?? ""))
     }
 
