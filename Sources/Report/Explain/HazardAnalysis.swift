@@ -348,22 +348,30 @@ public struct HazardAnalysis {
             if case .musl = loader { return dir + "/" + name }
             return dir + name
         }
-        // Per search path: name → directories holding a copy, in path order.
-        var copiesByPlan: [[String]: [String: [String]]] = [:]
+        // Per search path (by its directory list): name → directories holding a copy, in path order.
+        var planKeys: [[String]: Int] = [:]
+        var planDirectories: [[String]] = []
+        var copiesByPlan: [Int: [String: [String]]] = [:]
         var reported = Set<String>()
-        var plans: [Int: SearchPlan] = [:]
+        var plans: [Int: (directories: [String], key: Int)] = [:]
         for object in load.objects where object.loadedNewObject {
             guard let loadedPath = object.path, let origin = object.origin,
                   [.rpath, .runpath, .ldLibraryPath, .defaultPath, .cache].contains(origin),
                   let needer = index(ofObject: object.neededBy) else { continue }
-            let plan = plans[needer] ?? self.plan(for: needer)
-            plans[needer] = plan
-            let directories = plan.allEntries.map(\.directory).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            if plans[needer] == nil {
+                var seen = Set<String>()
+                let directories = plan(for: needer).allEntries.map(\.directory).filter { seen.insert($0).inserted }
+                let key = planKeys[directories] ?? planDirectories.count
+                if key == planDirectories.count { planKeys[directories] = key; planDirectories.append(directories) }
+                plans[needer] = (directories, key)
+            }
+            let (directories, key) = plans[needer]!
             var holders: [String] = []
             for dir in directories where contains(dir, object.needed) && accepts(path(dir, object.needed)) {
                 holders.append(dir)
             }
-            copiesByPlan[directories, default: [:]][object.needed] = holders
+            guard holders.count > 1 || (holders.count == 1 && path(holders[0], object.needed) != loadedPath) else { continue }
+            copiesByPlan[key, default: [:]][object.needed] = holders
             // Distinct contents among the copies.
             var distinct: [String] = [loadedPath]
             for dir in holders {
@@ -380,11 +388,14 @@ public struct HazardAnalysis {
         }
         // Figure 4: two directories that each hold different copies of the same two names.
         var pairs = Set<String>()
-        for (directories, copies) in copiesByPlan {
-            let names = copies.keys.sorted()
+        for (key, copies) in copiesByPlan.sorted(by: { $0.key < $1.key }) {
+            let directories = planDirectories[key]
+            let names = copies.keys.filter { copies[$0]!.count >= 2 }.sorted()
             for (i, first) in names.enumerated() {
+                let firstHolders = Set(copies[first]!)
                 for second in names[(i + 1)...] {
-                    let common = directories.filter { copies[first]!.contains($0) && copies[second]!.contains($0) }
+                    let secondHolders = Set(copies[second]!)
+                    let common = directories.filter { firstHolders.contains($0) && secondHolders.contains($0) }
                     guard common.count >= 2 else { continue }
                     for (a, dirA) in common.enumerated() {
                         for dirB in common[(a + 1)...] {
