@@ -64,6 +64,11 @@ public enum Explainer {
                 ? "statically linked: the kernel starts it directly and no loader search happens"
                 : "has PT_INTERP but no dynamic section")
         }
+        if case .glibc(let sim) = loader, let interpreter = program.interpreter, interpreter != sim.profile.interpreterPath,
+           options.fileSystem.realPath(interpreter) != options.fileSystem.realPath(sim.profile.interpreterPath) {
+            notes.append("the interpreter \(interpreter) is not this system's \(sim.profile.interpreterPath); "
+                + "simulated with this system's glibc \(sim.profile.version) rules, cache and default directories")
+        }
         let load: LoadResult = switch loader {
         case .glibc(let sim): sim.run(program: program)
         case .musl(let sim): sim.run(program: program)
