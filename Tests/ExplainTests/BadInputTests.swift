@@ -30,6 +30,7 @@ struct BadInputTests {
             try f.compile(["-c", "-o", "obj.o", "src/obj.c"])
             _ = FileManager.default.createFile(atPath: f.path("unreadable"), contents: program)
             chmod(f.path("unreadable"), 0)
+            mkfifo(f.path("fifo"), 0o644)
         }
 
         /// A minimal i386 executable header: ELFCLASS32, EM_386, no program headers.
@@ -82,6 +83,8 @@ struct BadInputTests {
         let f = try Self.fixture.get().fixture
         try expectOneLineError(f.root, mentioning: ["is a directory"])
         try expectOneLineError(f.path("does-not-exist"), mentioning: ["no such file"])
+        // Opening a FIFO must not wait for a writer.
+        try expectOneLineError(f.path("fifo"), mentioning: ["not a regular file"])
         // Root reads anything; run as nobody so that mode 000 means unreadable.
         try expectOneLineError(f.path("unreadable"), mentioning: ["permission denied"], asUser: getuid() == 0)
     }

@@ -405,7 +405,7 @@ struct ELFFileDescriptor {
     var size: Int
 
     static func open(_ path: String) throws(ELFReadError) -> ELFFileDescriptor {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) // a FIFO must not block explain
         if fd < 0 {
             let error = errno
             switch error {

@@ -52,7 +52,7 @@ public struct HostFileSystem: LoaderFileSystem {
     public init() {}
 
     public func open(_ path: String) -> OpenOutcome {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) // never block on a FIFO
         if fd < 0 { return .failed(errno: errno) }
         defer { close(fd) }
         var st = Glibc.stat()
@@ -80,7 +80,7 @@ public struct HostFileSystem: LoaderFileSystem {
     }
 
     public func readBytes(_ path: String) -> [UInt8]? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { return nil }
         defer { close(fd) }
         var result: [UInt8] = []
