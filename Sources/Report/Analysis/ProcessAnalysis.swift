@@ -42,6 +42,11 @@ public struct ProcessAnalysis: Sendable {
     public var objects: [LoadedObjectRecord] = []
     public var groups: [LoadGroup] = []
     public var notes: [String] = []
+    /// Time from the last object mapped to the end of its load group (start-up:
+    /// la_preinit; dlopen: la_activity consistent), summed over groups: the
+    /// loader's relocation and initialiser work. No file calls happen in it, so
+    /// the tracer did not slow it down: it is the untraced compute time.
+    public var relocationNs: UInt64 = 0
 
     public var label: String {
         let name = image.isEmpty ? (argv.first ?? "?") : SearchDirectory.basename(image)

@@ -149,7 +149,18 @@ private struct ProcessRun {
         groupStart = nil
     }
 
+    var lastObjectNs: UInt64?
+    var firstCallAfterObject: UInt64?
+
     mutating func closeGroup(at t: UInt64) {
+        // Relocation runs between the last object mapped and the first
+        // initialiser's call (or the end of the group).
+        if let o = lastObjectNs {
+            let end = min(firstCallAfterObject ?? t, t)
+            if end > o { cur.relocationNs += end - o }
+        }
+        lastObjectNs = nil
+        firstCallAfterObject = nil
         guard let s = groupStart else { return }
         cur.groups.append(LoadGroup(phase: phase == .exec ? .startup : phase, startNs: s, endNs: max(s, t), names: groupNames))
         groupStart = nil
@@ -160,6 +171,7 @@ private struct ProcessRun {
         switch e {
         case .syscall(let s):
             if s.own { own += 1; return }
+            if lastObjectNs != nil && firstCallAfterObject == nil { firstCallAfterObject = s.entryNs }
             syscall(s, trace: trace)
             cur.endNs = max(cur.endNs, s.exitNs)
         case .audit(let a):
@@ -294,6 +306,8 @@ private struct ProcessRun {
         case .objopen:
             let path = trace.path(a.name)
             cur.objects.append(LoadedObjectRecord(path: path, phase: phase, timeNs: a.timeNs, namespace: a.lmid))
+            lastObjectNs = a.timeNs
+            firstCallAfterObject = nil
             if search >= 0 { settle(objectPath: path) }
             search = -1; candidate = -1
         case .activity:

@@ -56,6 +56,8 @@ public struct CostModel: Sendable {
     public var computeSeconds: Double?
     /// Estimated compute per loaded object when `computeSeconds` is nil.
     public var computePerObject: Double = 40e-6
+    /// How `computeSeconds` was obtained, when it was not given.
+    public var computeMethod: String?
 
     public init(profile: FileSystemProfile, job: JobShape, computeSeconds: Double? = nil) {
         self.profile = profile
@@ -110,8 +112,8 @@ public struct CostModel: Sendable {
         var a = assumptions
         a.add("file system", "\(prof.name): " + latencyText(prof))
         a.add("client caching", "positive \(prof.positiveCacheSeconds > 0 ? "on" : "off"), negative \(prof.negativeCacheSeconds > 0 ? "on" : "off")")
-        a.add("compute per process", computeSeconds != nil ? "\(seconds(compute)) (given)"
-              : "\(seconds(compute)) (estimate: \(objects / traces) objects × \(seconds(computePerObject)))")
+        a.add("compute per process", computeSeconds == nil ? "\(seconds(compute)) (estimate: \(objects / traces) objects × \(seconds(computePerObject)))"
+              : "\(seconds(compute)) (\(computeMethod ?? "given"))")
         a.add("job", "\(job.processes) processes on \(job.nodes) node\(job.nodes == 1 ? "" : "s") (\(perNode) per node); "
               + "server \(prof.serverOpsPerSecond.map { "\(group(Int($0))) ops/s" } ?? "unlimited")")
         return ScenarioResult(

@@ -72,6 +72,8 @@ public struct PathWalker {
             break
         }
         c.remoteCalls += 1
+        // The kernel's and ld.so's own work for the call, as on local disk.
+        c.localSeconds += call.failed ? profile.localMissSeconds : profile.localHitSeconds
         var depth = 0
         guard let (d, n) = walk(dir: call.dir, name: call.name, follow: call.kind != .lstat && call.kind != .readlink,
                                 failed: call.failed, cost: &c, depth: &depth) else {

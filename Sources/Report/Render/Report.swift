@@ -63,7 +63,20 @@ public struct Report: Sendable {
         builder.liftDlopen = options.liftDlopen
         builder.viewDirectory = options.viewDirectory
         var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
-        if options.computeSeconds == nil, let audited = Report.auditOnlyCompute(analyses) { model.computeSeconds = audited }
+        if options.computeSeconds == nil {
+            // The traced run's own compute time: gaps between calls less the tracer's stops.
+            var total = 0.0
+            var method = ""
+            for a in analyses {
+                for p in a.processes {
+                    let e = ComputeEstimate(p, mode: a.mode)
+                    total += e.seconds
+                    if method.isEmpty { method = e.method }
+                }
+            }
+            model.computeSeconds = total / Double(max(1, analyses.count))
+            model.computeMethod = method
+        }
         var results: [ScenarioResult] = []
         for s in options.scenarios {
             var a = ScenarioAssumptions()
@@ -93,19 +106,6 @@ public struct Report: Sendable {
         return GlibcPaths.decompose(raw, separators: ":", origin: SearchDirectory.dirname(real), profile: profile).map {
             $0.count > 1 && $0.hasSuffix("/") ? String($0.dropLast()) : $0
         }
-    }
-
-    /// An audit-only trace (no system calls) times the start-up without a tracer:
-    /// exec → main is then a real local start-up, used as the compute time.
-    static func auditOnlyCompute(_ analyses: [TraceAnalysis]) -> Double? {
-        guard analyses.allSatisfy({ $0.mode == "audit" || $0.mode == "audit-only" }) else { return nil }
-        var total = 0.0, n = 0
-        for a in analyses {
-            for p in a.processes {
-                if let m = p.mainNs, m > p.startNs { total += Double(m - p.startNs) / 1e9; n += 1 }
-            }
-        }
-        return n > 0 ? total / Double(analyses.count) : nil
     }
 
     static func hostName() -> String? {

@@ -138,6 +138,7 @@ public enum ReportJSON {
                         purposes[k].map { (k.rawValue, JSON.object([("calls", .int(Int64($0.0))), ("failed", .int(Int64($0.1)))])) } })),
                     ("searches", .int(Int64(p.searches.count))),
                     ("objectsLoaded", .int(Int64(p.objects.count))),
+                    ("relocationSeconds", num(Double(p.relocationNs) / 1e9)),
                     ("loadGroups", .array(p.groups.map { g in
                         .object([("phase", .string(g.phase.name)), ("names", .int(Int64(g.names.count))),
                                  ("first", g.names.first.map { .string($0) } ?? .null),

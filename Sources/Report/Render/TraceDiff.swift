@@ -1,0 +1,268 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TraceFormat
+
+/// `loadprobe diff BEFORE AFTER`: two start-ups side by side — calls by kind
+/// and purpose, search origins, server operations and predicted times under
+/// one model, the measured (traced) times, which directories and libraries
+/// stopped or started costing lookups, and whether the same objects (path and
+/// content hash) were loaded in the same order.
+public struct TraceDiff: Sendable {
+    public struct Side: Sendable {
+        public var file: String
+        public var calls: Int
+        public var failed: Int
+        public var bySyscall: [FileCall: (Int, Int)]
+        public var byPurpose: [CallPurpose: Int]
+        public var byOrigin: [String: Int]
+        public var recorded: ScenarioResult?
+        /// exec → main of the first audited process, as traced (slower than untraced).
+        public var tracedStartupSeconds: Double?
+        public var computeSeconds: Double
+        public var objects: [LoadedObjectIdentity]
+    }
+
+    public struct LoadedObjectIdentity: Sendable, Equatable {
+        public var path: String
+        /// The path with symlinks resolved (when the file is on this machine).
+        public var realPath: String?
+        /// FNV-1a 64 of the file's bytes (when readable here).
+        public var contentHash: UInt64?
+        public var soname: String { SearchDirectory.basename(realPath ?? path) }
+    }
+
+    public struct DirectoryChange: Sendable {
+        public var directory: String
+        public var before: Int
+        public var after: Int
+    }
+
+    public enum ObjectComparison: Sendable, Equatable {
+        case sameOrder
+        case sameSetDifferentOrder(firstDifference: Int)
+        case different(added: [String], removed: [String])
+    }
+
+    public var before: Side
+    public var after: Side
+    public var directories: [DirectoryChange]
+    public var libraries: [(name: String, before: Int, after: Int)]
+    public var objects: ObjectComparison
+    /// Objects with the same identity but a different path (a view's symlink, an absolute DT_NEEDED).
+    public var samePathCount: Int
+    public var options: ReportOptions
+
+    public init(before b: TraceAnalysis, after a: TraceAnalysis, options: ReportOptions) {
+        self.options = options
+        var o = options
+        o.scenarios = [.recorded]
+        func side(_ t: TraceAnalysis) -> Side {
+            let r = Report(analyses: [t], options: o)
+            var bySys: [FileCall: (Int, Int)] = [:]
+            var byPurpose: [CallPurpose: Int] = [:]
+            var byOrigin: [String: Int] = [:]
+            var calls = 0, failed = 0
+            for p in t.processes {
+                for c in p.calls {
+                    calls += 1
+                    if c.failed { failed += 1 }
+                    bySys[c.event.call, default: (0, 0)].0 += 1
+                    if c.failed { bySys[c.event.call, default: (0, 0)].1 += 1 }
+                    byPurpose[c.purpose, default: 0] += 1
+                    let origin = c.candidate >= 0 ? p.searches[Int(c.search)].candidates[Int(c.candidate)].origin.rawValue
+                        : (c.search >= 0 ? "search" : "not a search")
+                    byOrigin[origin, default: 0] += 1
+                }
+            }
+            let first = t.processes.first { $0.mainNs != nil }
+            let traced = first.map { Double($0.mainNs! - $0.startNs) / 1e9 }
+            let compute = r.scenario(.recorded)?.computeSeconds ?? 0
+            var objs: [LoadedObjectIdentity] = []
+            if let p = t.processes.first(where: { !$0.objects.isEmpty }) {
+                for ob in p.objects where !ob.path.isEmpty && ob.phase == .startup {
+                    objs.append(TraceDiff.identity(ob.path))
+                }
+                for ob in p.objects where !ob.path.isEmpty && ob.phase != .startup {
+                    objs.append(TraceDiff.identity(ob.path))
+                }
+            }
+            return Side(file: t.file, calls: calls, failed: failed, bySyscall: bySys, byPurpose: byPurpose, byOrigin: byOrigin,
+                        recorded: r.scenario(.recorded), tracedStartupSeconds: traced, computeSeconds: compute, objects: objs)
+        }
+        before = side(b)
+        after = side(a)
+        let wb = WasteRanking([b]), wa = WasteRanking([a])
+        var dirs: [String: (Int, Int)] = [:]
+        for d in wb.byDirectory { dirs[d.directory, default: (0, 0)].0 = d.failed }
+        for d in wa.byDirectory { dirs[d.directory, default: (0, 0)].1 = d.failed }
+        directories = dirs.map { DirectoryChange(directory: $0.key, before: $0.value.0, after: $0.value.1) }
+            .filter { $0.before != $0.after }
+            .sorted { abs($0.before - $0.after) != abs($1.before - $1.after) ? abs($0.before - $0.after) > abs($1.before - $1.after) : $0.directory < $1.directory }
+        var libs: [String: (Int, Int)] = [:]
+        var order: [String] = []
+        for l in wb.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: (0, 0)].0 = l.attempts }
+        for l in wa.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: (0, 0)].1 = l.attempts }
+        libraries = order.map { ($0, libs[$0]!.0, libs[$0]!.1) }.filter { $0.1 != $0.2 }
+            .sorted { abs($0.1 - $0.2) > abs($1.1 - $1.2) }
+        // Objects: identity is the content hash when both sides have it, else the real path.
+        func key(_ o: LoadedObjectIdentity) -> String {
+            if let h = o.contentHash { return "hash:\(h)" }
+            return "path:" + (o.realPath ?? o.path)
+        }
+        let kb = before.objects.map(key), ka = after.objects.map(key)
+        samePathCount = zip(before.objects, after.objects).filter { $0.0.path == $0.1.path }.count
+        if kb == ka {
+            objects = .sameOrder
+        } else if kb.sorted() == ka.sorted() {
+            let i = zip(kb, ka).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
+            objects = .sameSetDifferentOrder(firstDifference: i)
+        } else {
+            let sb = Set(kb), sa = Set(ka)
+            let added = after.objects.filter { !sb.contains(key($0)) }.map(\.path)
+            let removed = before.objects.filter { !sa.contains(key($0)) }.map(\.path)
+            objects = .different(added: added, removed: removed)
+        }
+    }
+
+    static func identity(_ path: String) -> LoadedObjectIdentity {
+        var real: String?
+        if let r = realpath(path, nil) { real = String(cString: r); free(r) }
+        return LoadedObjectIdentity(path: path, realPath: real, contentHash: fnv1a(file: path))
+    }
+
+    /// FNV-1a, 64 bits, of a file's bytes; nil when it cannot be read.
+    static func fnv1a(file: String) -> UInt64? {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            for i in 0..<n { h = (h ^ UInt64(buf[i])) &* 0x100_0000_01b3 }
+        }
+        return h
+    }
+
+    // MARK: output
+
+    public func text(style: TextStyle) -> String {
+        var out: [String] = []
+        out.append(style.bold("before: ") + before.file)
+        out.append(style.bold("after:  ") + after.file)
+        out.append("")
+        var t = TextTable(header: ["", "before", "after", "change"], rightAligned: [1, 2, 3])
+        func row(_ name: String, _ b: Int, _ a: Int) { t.rows.append([name, group(b), group(a), delta(b, a)]) }
+        row("file calls", before.calls, after.calls)
+        row("  found nothing", before.failed, after.failed)
+        t.rows.append(["by call", "", "", ""])
+        for c in FileCall.allCases where before.bySyscall[c] != nil || after.bySyscall[c] != nil {
+            row("  \(c.name)", before.bySyscall[c]?.0 ?? 0, after.bySyscall[c]?.0 ?? 0)
+        }
+        t.rows.append(["by purpose", "", "", ""])
+        for p in CallPurpose.allCases where before.byPurpose[p] != nil || after.byPurpose[p] != nil {
+            row("  \(p.rawValue)", before.byPurpose[p] ?? 0, after.byPurpose[p] ?? 0)
+        }
+        let origins = Set(before.byOrigin.keys).union(after.byOrigin.keys).sorted()
+        t.rows.append(["by origin of the directory", "", "", ""])
+        for o in origins { row("  \(o)", before.byOrigin[o] ?? 0, after.byOrigin[o] ?? 0) }
+        if let rb = before.recorded, let ra = after.recorded {
+            row("server operations", rb.operations.total, ra.operations.total)
+            for op in ServerOperation.allCases where rb.operations[op] + ra.operations[op] > 0 {
+                row("  \(op.name)", rb.operations[op], ra.operations[op])
+            }
+            t.rows.append(["predicted per process", seconds(rb.predictedSeconds), seconds(ra.predictedSeconds), ratio(rb.predictedSeconds, ra.predictedSeconds)])
+            t.rows.append(["predicted job", seconds(rb.jobSeconds), seconds(ra.jobSeconds), ratio(rb.jobSeconds, ra.jobSeconds)])
+        }
+        if let b = before.tracedStartupSeconds, let a = after.tracedStartupSeconds {
+            t.rows.append(["measured exec → main (traced)", seconds(b), seconds(a), ratio(b, a)])
+        }
+        t.rows.append(["compute (estimated from the trace)", seconds(before.computeSeconds), seconds(after.computeSeconds), ratio(before.computeSeconds, after.computeSeconds)])
+        out += t.render(indent: "  ", style: style)
+        out.append("  model: \(options.profile.name) — \(options.profile.summary); \(options.job.processes) process(es) on \(options.job.nodes) node(s)")
+        out.append("")
+        out.append(style.bold("Objects loaded") + " (\(before.objects.count) before, \(after.objects.count) after; identity = content hash when readable, else real path)")
+        switch objects {
+        case .sameOrder:
+            out.append("  " + style.green("the same objects in the same order") + (samePathCount < before.objects.count ? " (\(before.objects.count - samePathCount) under a different path, e.g. a view's symlink or an absolute DT_NEEDED)" : ""))
+        case .sameSetDifferentOrder(let i):
+            out.append("  the same objects, in a different order: first difference at #\(i + 1) (\(before.objects[i].path) before, \(after.objects[i].path) after)")
+        case .different(let added, let removed):
+            out.append("  " + style.red("different objects") + ": \(added.count) only after, \(removed.count) only before")
+            for p in removed.prefix(5) { out.append("    - \(p)") }
+            for p in added.prefix(5) { out.append("    + \(p)") }
+        }
+        if !directories.isEmpty {
+            out.append("")
+            out.append(style.bold("Failed lookups by directory that changed") + " (top \(min(options.top, directories.count)) of \(directories.count))")
+            var d = TextTable(header: ["before", "after", "directory"], rightAligned: [0, 1])
+            for x in directories.prefix(options.top) { d.rows.append([group(x.before), group(x.after), x.directory]) }
+            out += d.render(style: style)
+            let gone = directories.filter { $0.after == 0 }.count, new = directories.filter { $0.before == 0 }.count
+            out.append("  \(gone) director\(gone == 1 ? "y" : "ies") no longer cost a failed lookup; \(new) started to")
+        }
+        if !libraries.isEmpty {
+            out.append("")
+            out.append(style.bold("Tries per library that changed") + " (top \(min(options.top, libraries.count)) of \(libraries.count))")
+            var l = TextTable(header: ["before", "after", "library"], rightAligned: [0, 1])
+            for x in libraries.prefix(options.top) { l.rows.append([group(x.before), group(x.after), x.name]) }
+            out += l.render(style: style)
+        }
+        return out.joined(separator: "\n")
+    }
+
+    public func json() -> JSON {
+        func side(_ s: Side) -> JSON {
+            var f: [(String, JSON)] = [
+                ("trace", .string(s.file)),
+                ("calls", .int(Int64(s.calls))),
+                ("failed", .int(Int64(s.failed))),
+                ("bySyscall", .object(FileCall.allCases.compactMap { c in s.bySyscall[c].map { (c.name, JSON.object([("calls", .int(Int64($0.0))), ("failed", .int(Int64($0.1)))])) } })),
+                ("byPurpose", .object(CallPurpose.allCases.compactMap { p in s.byPurpose[p].map { (p.rawValue, JSON.int(Int64($0))) } })),
+                ("byOrigin", .object(s.byOrigin.keys.sorted().map { ($0, JSON.int(Int64(s.byOrigin[$0]!))) })),
+                ("tracedStartupSeconds", s.tracedStartupSeconds.map { .double($0) } ?? .null),
+                ("computeSeconds", .double(s.computeSeconds)),
+                ("objects", .array(s.objects.map { o in
+                    .object([("path", .string(o.path)), ("realPath", o.realPath.map { .string($0) } ?? .null),
+                             ("contentHash", o.contentHash.map { .string(String($0, radix: 16)) } ?? .null)])
+                })),
+            ]
+            if let r = s.recorded {
+                f.append(("serverOperations", .int(Int64(r.operations.total))))
+                f.append(("serverOperationsByKind", .object(ServerOperation.allCases.map { ($0.name, JSON.int(Int64(r.operations[$0]))) })))
+                f.append(("predictedSeconds", .double(r.predictedSeconds)))
+                f.append(("jobSeconds", .double(r.jobSeconds)))
+            }
+            return .object(f)
+        }
+        let cmp: JSON
+        switch objects {
+        case .sameOrder: cmp = .object([("result", .string("same-order"))])
+        case .sameSetDifferentOrder(let i): cmp = .object([("result", .string("same-set-different-order")), ("firstDifference", .int(Int64(i)))])
+        case .different(let a, let r): cmp = .object([("result", .string("different")), ("added", .array(a.map { .string($0) })), ("removed", .array(r.map { .string($0) }))])
+        }
+        return .object([
+            ("format", .string("loadprobe-diff/1")),
+            ("before", side(before)),
+            ("after", side(after)),
+            ("speedup", before.recorded.flatMap { b in after.recorded.map { a in JSON.double(a.jobSeconds > 0 ? b.jobSeconds / a.jobSeconds : 0) } } ?? .null),
+            ("objects", cmp),
+            ("directories", .array(directories.map { .object([("directory", .string($0.directory)), ("before", .int(Int64($0.before))), ("after", .int(Int64($0.after)))]) })),
+            ("libraries", .array(libraries.map { .object([("name", .string($0.name)), ("before", .int(Int64($0.before))), ("after", .int(Int64($0.after)))]) })),
+        ])
+    }
+
+    func delta(_ b: Int, _ a: Int) -> String {
+        if b == a { return "=" }
+        let d = a - b
+        return (d > 0 ? "+" : "") + group(d) + (b > 0 ? " (\(d > 0 ? "+" : "")\(percent(Double(d) / Double(b))))" : "")
+    }
+
+    func ratio(_ b: Double, _ a: Double) -> String {
+        guard a > 0 else { return "" }
+        return String(rounding: b / a, places: b / a >= 10 ? 0 : 1) + "× faster"
+    }
+}
