@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TraceFormat"]),
     ],
     swiftLanguageModes: [.v6]
 )

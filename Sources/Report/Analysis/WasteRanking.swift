@@ -86,7 +86,11 @@ public struct WasteRanking: Sendable {
                         let cand = p.searches[Int(c.search)].candidates[Int(c.candidate)]
                         dir = cand.directory
                         origin = cand.origin.rawValue
-                        if c.failed { dirs[dir, default: Dir()].missed.insert(p.searches[Int(c.search)].name) }
+                        // A name "missed" a directory when its plain candidate there failed
+                        // (hwcaps probes fail for names found in the directory too).
+                        if c.failed && c.purpose == .searchCandidate {
+                            dirs[dir, default: Dir()].missed.insert(p.searches[Int(c.search)].name)
+                        }
                     } else {
                         let path = a.trace.path(c.event.resolved ?? c.event.path)
                         dir = SearchDirectory.dirname(path)
@@ -146,7 +150,17 @@ public struct WasteRanking: Sendable {
     /// The sentences a user should read first: the worst library and directory.
     public func headlines(limit: Int = 3) -> [String] {
         var out: [String] = []
-        for l in byLibrary.prefix(limit) where l.failed > 0 {
+        // The name searched through the most directories first, then the costliest ones.
+        var picks: [LibraryWaste] = []
+        // Ties go to a name found elsewhere (ld.so.cache, default dirs) or not at
+        // all: every directory it went through was wasted.
+        func elsewhere(_ l: LibraryWaste) -> Bool { l.foundOrigin != CandidateOrigin.rpath.rawValue && l.foundOrigin != CandidateOrigin.ldLibraryPath.rawValue }
+        if let widest = byLibrary.max(by: { ($0.directoriesSearched, elsewhere($0) ? 1 : 0) < ($1.directoriesSearched, elsewhere($1) ? 1 : 0) }),
+           widest.directoriesSearched > 1 {
+            picks.append(widest)
+        }
+        for l in byLibrary where picks.count < limit && !picks.contains(where: { $0.name == l.name }) { picks.append(l) }
+        for l in picks where l.failed > 0 {
             let through = l.directoriesSearched > 0 ? " through \(group(l.directoriesSearched)) director\(l.directoriesSearched == 1 ? "y" : "ies")" : ""
             let how: String
             if l.foundIn.isEmpty {
