@@ -411,6 +411,19 @@ def machine():
             "strace": first(["strace", "-V"]), "gcc": first(["gcc", "--version"]), "python": sys.version.split()[0]}
 
 
+def busy_cpu_seconds():
+    """CPU time all CPUs spent busy since boot (/proc/stat), in seconds."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v[:8]) - v[3] - v[4]) / hz  # all but idle and iowait (guest time is inside user)
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def build(libs, utils, args, python):
     a = genmod.parse_args(["--libs", str(libs), "--utils", str(utils), "--funcs", str(args.funcs),
                            "--seed", str(args.seed), "--path-kind", args.path_kind] + (["--python"] if python else []))
@@ -624,6 +637,7 @@ def main():
         raise SystemExit(f"bench: {LATFS} missing: run make -C {HERE}")
 
     t_start = time.monotonic()
+    cpu0, own0 = busy_cpu_seconds(), own_cpu_seconds()
     results = {"format": "pynamic-like-results/1", "size": size, "config": cfg, "machine": machine(),
                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "programs": {}}
@@ -667,6 +681,11 @@ def main():
     section_model_accuracy(results)
 
     results["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    # other work on the machine skews the timings: how much CPU did it take?
+    busy, own = busy_cpu_seconds() - cpu0, own_cpu_seconds() - own0
+    results["cpu_seconds"] = {"machine_busy": round(busy, 1), "this_run": round(own, 1),
+                              "others": round(max(0.0, busy - own), 1),
+                              "capacity": round(results["elapsed_s"] * (os.cpu_count() or 1), 1)}
     results["counts_agree"] = bool(ok)
     shutil.rmtree(tmpdir, ignore_errors=True)
     path = os.path.join(OUT, "results", f"{size}.json")
@@ -678,7 +697,10 @@ def main():
     log("")
     log(count_table(results))
     log("")
+    c = results["cpu_seconds"]
     log(f"bench: {size} run took {results['elapsed_s']} s; results in {path}")
+    log(f"bench: CPU time: this run {c['this_run']} s, other work on the machine {c['others']} s, "
+        f"of {c['capacity']} s available" + (" (timings skewed by other work)" if c["others"] > 0.1 * c["capacity"] else ""))
     if not ok:
         log("bench: FAILED: strace and latfs counts disagree (see the table)")
         return 1
