@@ -73,7 +73,8 @@ class Mount:
             for line in f:
                 parts = line.split()
                 sep = parts.index("-")
-                if parts[4] == self.tree and parts[sep + 1] == "fuse.latfs":
+                mnt = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4])
+                if mnt == self.tree and parts[sep + 1] == "fuse.latfs":
                     return True
         return False
 
@@ -425,6 +426,12 @@ def own_cpu_seconds():
 
 
 def build(libs, utils, args, python):
+    if python:
+        import sysconfig
+        h = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+        if not os.path.exists(h):
+            log(f"gen: Python variant skipped: {h} missing (install python3-dev)")
+            python = False
     a = genmod.parse_args(["--libs", str(libs), "--utils", str(utils), "--funcs", str(args.funcs),
                            "--seed", str(args.seed), "--path-kind", args.path_kind] + (["--python"] if python else []))
     man = genmod.generate(a)
