@@ -30,6 +30,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("server-ops"), help: ArgumentHelp("Metadata operations per second the server completes, all clients together.", valueName: "N"))
     var serverOps: Double?
 
+    @Option(name: .customLong("server-bandwidth"), help: ArgumentHelp("Data the server delivers, all clients together, in MiB/s.", valueName: "MiB/s"))
+    var serverBandwidth: Double?
+
+    @Option(name: .customLong("extra-data"), help: ArgumentHelp("Data per node the trace does not show (a big executable's pages, input decks), in MiB, read once per node.", valueName: "MiB"))
+    var extraData: Double?
+
     @Option(name: .customLong("remote"), help: ArgumentHelp("A tree on the modeled file system (repeatable); overrides the recorded mount table.", valueName: "prefix"))
     var remote: [String] = []
 
@@ -61,6 +67,8 @@ struct ModelOptions: ParsableArguments {
         if nodes < 1 { throw ValidationError("'--nodes' must be at least 1") }
         if nodes > procs { throw ValidationError("'--nodes' (\(nodes)) cannot exceed '--procs' (\(procs))") }
         if let s = serverOps, !(s > 0) { throw ValidationError("'--server-ops' must be positive") }
+        if let b = serverBandwidth, !(b > 0) { throw ValidationError("'--server-bandwidth' must be positive") }
+        if let e = extraData, e < 0 { throw ValidationError("'--extra-data' cannot be negative") }
         if let p = positiveCache, p < 0 { throw ValidationError("'--positive-cache' cannot be negative") }
         if let c = compute, c < 0 { throw ValidationError("'--compute' cannot be negative") }
         if let rt = roundTrip, FileSystemProfile.parseDuration(rt) == nil { throw ValidationError("'\(rt)' is not a duration (e.g. 20us)") }
@@ -81,11 +89,13 @@ struct ModelOptions: ParsableArguments {
         if noNegativeCache { p.negativeCacheSeconds = 0 }
         if let pc = positiveCache { p.positiveCacheSeconds = pc }
         if let s = serverOps { p.serverOpsPerSecond = s }
+        if let b = serverBandwidth { p.serverBytesPerSecond = b * 1_048_576 }
         o.profile = p
         o.job = JobShape(processes: procs, nodes: nodes)
         o.remotePrefixes = remote
         o.ignoreMountTable = noMountTable
         o.computeSeconds = compute
+        o.extraBytesPerNode = (extraData ?? 0) * 1_048_576
         o.liftDlopen = liftDlopen
         o.viewDirectory = viewDir
         o.consultHost = noHost ? .never : .sameHost

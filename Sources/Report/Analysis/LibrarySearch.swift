@@ -13,7 +13,12 @@ public struct SearchCandidate: Sendable {
         /// No open was seen (the process ended, or the audit record had no call).
         case untried
     }
-    public var path: String
+    /// The directory part of the candidate path (search directory plus subdirectory).
+    public var directoryPart: String
+    /// The name tried (the file name of the candidate path).
+    public var name: String
+    /// The trace's string id of `directoryPart`: a cheap key for grouping.
+    public var directoryPartId: UInt32
     /// The search directory it came from (the RPATH/RUNPATH/… entry), without the
     /// hwcaps or legacy subdirectory.
     public var directory: String
@@ -24,6 +29,8 @@ public struct SearchCandidate: Sendable {
     /// Calls made for it (its open, the directory stat after a miss, the hit's fstat).
     public var calls: Int
     public var failedCalls: Int
+
+    public var path: String { (directoryPart == "/" ? "" : directoryPart) + "/" + name }
 }
 
 /// Where a search looked first: la_objsearch's flag, plus the cases without a flag.
@@ -67,10 +74,15 @@ public struct LibrarySearch: Sendable {
 
     /// Candidate paths tried, the hit included (the unit of "tries before the hit").
     public var attempts: Int { candidates.filter { $0.outcome != .untried }.count }
-    /// Distinct search directories the search went through.
+    /// Distinct search directories the search went through (LD_LIBRARY_PATH,
+    /// RPATH/RUNPATH and default directories; ld.so.cache is not one).
     public var directoriesSearched: Int {
         var seen = Set<String>()
-        for c in candidates where c.origin != .cache { seen.insert(c.directory) }
+        var last = ""
+        for c in candidates where c.origin != .cache && c.directory != last {
+            seen.insert(c.directory)
+            last = c.directory
+        }
         return seen.count
     }
     public var isAbsolute: Bool { name.contains("/") }

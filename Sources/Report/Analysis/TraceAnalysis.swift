@@ -261,6 +261,7 @@ private struct ProcessRun {
     }
 
     var candidatePath = PathRef.none
+    var splits = SplitCache()
 
     mutating func audit(_ a: AuditEvent, trace: Trace) {
         switch a.kind {
@@ -292,12 +293,12 @@ private struct ProcessRun {
                 if candidate >= 0, cur.searches[search].candidates[candidate].outcome == .hit {
                     cur.searches[search].candidates[candidate].outcome = .skipped
                 }
-                let full = trace.path(a.name)
-                let name = cur.searches[search].name
-                let dirPart = full.hasSuffix("/" + name) ? String(full.dropLast(name.utf8.count + 1)) : SearchDirectory.dirname(full)
-                let (dir, sub) = SearchDirectory.split(dirPart)
+                // Candidate paths are interned as (directory part, name): the split
+                // into search directory and subdirectory is made once per directory part.
+                let parts = splits.split(a.name.dir, trace)
                 cur.searches[search].candidates.append(SearchCandidate(
-                    path: full, directory: dir, subdirectory: sub, origin: CandidateOrigin(flag: a.flag),
+                    directoryPart: parts.part, name: trace.string(a.name.base), directoryPartId: a.name.dir,
+                    directory: parts.directory, subdirectory: parts.subdirectory, origin: CandidateOrigin(flag: a.flag),
                     outcome: .untried, calls: 0, failedCalls: 0))
                 candidate = cur.searches[search].candidates.count - 1
                 candidatePath = a.name
@@ -395,5 +396,18 @@ private struct ProcessRun {
         closeGroup(at: cur.endNs)
         units.append(cur)
         return units
+    }
+}
+
+/// Directory parts of candidate paths, split once each.
+struct SplitCache {
+    var byId: [UInt32: (part: String, directory: String, subdirectory: String)] = [:]
+    mutating func split(_ id: UInt32, _ trace: Trace) -> (part: String, directory: String, subdirectory: String) {
+        if let v = byId[id] { return v }
+        let part = trace.string(id)
+        let (d, s) = SearchDirectory.split(part.isEmpty ? "/" : part)
+        let v = (part.isEmpty ? "/" : part, d, s)
+        byId[id] = v
+        return v
     }
 }

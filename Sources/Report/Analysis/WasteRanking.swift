@@ -52,60 +52,69 @@ public struct WasteRanking: Sendable {
 
     public init(_ analyses: [TraceAnalysis]) {
         var total = 0, failed = 0
-        struct Dir { var failed = 0, calls = 0, hw = 0; var origin = ""; var missed = Set<String>() }
+        struct Dir { var failed = 0, calls = 0, hw = 0, missed = 0; var origin = "" }
         var dirs: [String: Dir] = [:]
         struct Lib { var attempts = 0, failed = 0, dirs = 0, searches = 0; var found = "", path = "", origin = "" }
         var libs: [String: Lib] = [:]
         var libOrder: [String] = []
         var origins: [String: (Int, Int)] = [:]
-        var phases: [String: (Int, Int)] = [:]
-        var purposes: [String: (Int, Int)] = [:]
+        let phaseNames = ["exec", "libraries", "main", "dlopen", "exit"]
+        var phases = [(Int, Int)](repeating: (0, 0), count: phaseNames.count)
+        var purposes = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
+        let purposeIndex = Dictionary(uniqueKeysWithValues: CallPurpose.allCases.enumerated().map { ($0.element, $0.offset) })
         var groups: [String: (Int, Int)] = [:]
         var hwCalls = 0, hwFailed = 0
+        func phaseIndex(_ p: Phase) -> Int {
+            switch p {
+            case .exec: 0
+            case .startup: 1
+            case .main: 2
+            case .dlopen: 3
+            case .exit: 4
+            }
+        }
         for a in analyses {
+            // Per trace, keyed by the trace's string ids; folded into strings at the end.
+            var byPart: [UInt32: (calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)] = [:]
+            var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
             for p in a.processes {
                 var groupName: [Int: String] = [:]
                 for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
+                var groupCounts: [Int: (Int, Int)] = [:]
                 for c in p.calls {
                     total += 1
                     let f = c.failed ? 1 : 0
                     failed += f
-                    phases[c.phase.kind, default: (0, 0)].0 += 1
-                    phases[c.phase.kind, default: (0, 0)].1 += f
-                    purposes[c.purpose.rawValue, default: (0, 0)].0 += 1
-                    purposes[c.purpose.rawValue, default: (0, 0)].1 += f
-                    if case .dlopen(let n) = c.phase {
-                        let g = groupName[n] ?? "dlopen #\(n)"
-                        groups[g, default: (0, 0)].0 += 1
-                        groups[g, default: (0, 0)].1 += f
-                    }
+                    let ph = phaseIndex(c.phase)
+                    phases[ph].0 += 1; phases[ph].1 += f
+                    let pu = purposeIndex[c.purpose]!
+                    purposes[pu].0 += 1; purposes[pu].1 += f
+                    if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
                     if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }
-                    var dir: String
-                    var origin: String
                     if c.search >= 0 && c.candidate >= 0 {
                         let cand = p.searches[Int(c.search)].candidates[Int(c.candidate)]
-                        dir = cand.directory
-                        origin = cand.origin.rawValue
+                        var e = byPart[cand.directoryPartId] ?? (0, 0, 0, 0, cand.origin)
+                        e.calls += 1
+                        e.failed += f
+                        if c.purpose == .hwcapsProbe { e.hw += f }
                         // A name "missed" a directory when its plain candidate there failed
                         // (hwcaps probes fail for names found in the directory too).
-                        if c.failed && c.purpose == .searchCandidate {
-                            dirs[dir, default: Dir()].missed.insert(p.searches[Int(c.search)].name)
-                        }
+                        if c.failed && c.purpose == .searchCandidate { e.missed += 1 }
+                        byPart[cand.directoryPartId] = e
                     } else {
-                        let path = a.trace.path(c.event.resolved ?? c.event.path)
-                        dir = SearchDirectory.dirname(path)
-                        origin = c.search >= 0 ? "search" : "not a search"
+                        let ref = c.event.resolved ?? c.event.path
+                        var origin = c.search >= 0 ? "search" : "not a search"
                         if c.purpose == .loaderConfig { origin = "loader configuration" }
-                        if path.isEmpty { dir = "(open file)" }
+                        var e = byDir[ref.dir] ?? (0, 0, origin)
+                        e.calls += 1
+                        e.failed += f
+                        byDir[ref.dir] = e
                     }
-                    origins[origin, default: (0, 0)].0 += 1
-                    origins[origin, default: (0, 0)].1 += f
-                    var d = dirs[dir] ?? Dir()
-                    d.calls += 1
-                    d.failed += f
-                    if c.purpose == .hwcapsProbe { d.hw += f }
-                    if d.origin.isEmpty { d.origin = origin }
-                    dirs[dir] = d
+                }
+                for (n, v) in groupCounts {
+                    let g = groupName[n] ?? "dlopen #\(n)"
+                    groups[g, default: (0, 0)].0 += v.0
+                    groups[g, default: (0, 0)].1 += v.1
                 }
                 for s in p.searches {
                     if libs[s.name] == nil { libOrder.append(s.name) }
@@ -122,13 +131,33 @@ public struct WasteRanking: Sendable {
                     libs[s.name] = l
                 }
             }
+            var splits = SplitCache()
+            for (part, v) in byPart {
+                let dir = splits.split(part, a.trace).directory
+                var d = dirs[dir] ?? Dir()
+                d.calls += v.calls; d.failed += v.failed; d.hw += v.hw; d.missed += v.missed
+                if d.origin.isEmpty { d.origin = v.origin.rawValue }
+                dirs[dir] = d
+                origins[v.origin.rawValue, default: (0, 0)].0 += v.calls
+                origins[v.origin.rawValue, default: (0, 0)].1 += v.failed
+            }
+            for (id, v) in byDir {
+                var dir = a.trace.string(id)
+                if dir.isEmpty { dir = id == 0 ? "(open file or relative path)" : "/" }
+                var d = dirs[dir] ?? Dir()
+                d.calls += v.calls; d.failed += v.failed
+                if d.origin.isEmpty { d.origin = v.origin }
+                dirs[dir] = d
+                origins[v.origin, default: (0, 0)].0 += v.calls
+                origins[v.origin, default: (0, 0)].1 += v.failed
+            }
         }
         func share(_ n: Int) -> Double { total == 0 ? 0 : Double(n) / Double(total) }
         totalCalls = total
         totalFailed = failed
         byDirectory = dirs.filter { $0.value.failed > 0 }.map { k, v in
             DirectoryWaste(directory: k, failed: v.failed, calls: v.calls, hwcapsFailed: v.hw, origin: v.origin,
-                           namesMissed: v.missed.count, share: share(v.failed))
+                           namesMissed: v.missed, share: share(v.failed))
         }.sorted { $0.failed != $1.failed ? $0.failed > $1.failed : $0.directory < $1.directory }
         byLibrary = libOrder.map { name in
             let l = libs[name]!
@@ -141,8 +170,12 @@ public struct WasteRanking: Sendable {
                 .sorted { $0.failed != $1.failed ? $0.failed > $1.failed : ($0.calls != $1.calls ? $0.calls > $1.calls : $0.name < $1.name) }
         }
         byOrigin = buckets(origins)
-        byPhase = buckets(phases)
-        byPurpose = buckets(purposes)
+        var ph: [String: (Int, Int)] = [:]
+        for (i, v) in phases.enumerated() where v.0 > 0 { ph[phaseNames[i]] = v }
+        byPhase = buckets(ph)
+        var pu: [String: (Int, Int)] = [:]
+        for (i, v) in purposes.enumerated() where v.0 > 0 { pu[CallPurpose.allCases[i].rawValue] = v }
+        byPurpose = buckets(pu)
         byLoadGroup = buckets(groups)
         hwcaps = Bucket(name: "glibc-hwcaps and legacy subdirectories", calls: hwCalls, failed: hwFailed, share: share(hwFailed))
     }

@@ -32,6 +32,8 @@ public struct ScenarioResult: Sendable {
     public var computeSeconds: Double
     /// Server operations of the whole job.
     public var jobOperations: Int
+    /// Bytes the server delivers for the whole job.
+    public var jobBytes: Double
     /// Seconds the server needs for them at its rate (0 when unlimited).
     public var serverBoundSeconds: Double
     public var jobSeconds: Double
@@ -58,6 +60,9 @@ public struct CostModel: Sendable {
     public var computePerObject: Double = 40e-6
     /// How `computeSeconds` was obtained, when it was not given.
     public var computeMethod: String?
+    /// Data each process reads from the modeled file system that the trace does
+    /// not show (a big executable's pages, input decks): once per node.
+    public var extraBytesPerNode: Double = 0
 
     public init(profile: FileSystemProfile, job: JobShape, computeSeconds: Double? = nil) {
         self.profile = profile
@@ -107,21 +112,29 @@ public struct CostModel: Sendable {
         let warmOps = Double(warm.ops.total) / Double(traces)
         let nodeOps = coldOps + Double(perNode - 1) * warmOps
         let jobOps = Int((nodeOps * Double(job.nodes)).rounded())
-        let serverBound = prof.serverOpsPerSecond.map { Double(jobOps) / $0 } ?? 0
-        let jobSeconds = max(one, serverBound)
+        // Bytes: the node's first process reads what the page cache does not hold.
+        let coldBytes = Double(cold.bytesRead) / Double(traces), warmBytes = Double(warm.bytesRead) / Double(traces)
+        let jobBytes = (coldBytes + Double(perNode - 1) * warmBytes + extraBytesPerNode) * Double(job.nodes)
+        let serverBound = (prof.serverOpsPerSecond.map { Double(jobOps) / $0 } ?? 0)
+            + (prof.serverBytesPerSecond.map { jobBytes / $0 } ?? 0)
+        // The slowest process's chain, or the server's throughput, whichever binds;
+        // computation overlaps neither (a process computes between its calls).
+        let jobSeconds = compute + max(one - compute, serverBound)
         var a = assumptions
         a.add("file system", "\(prof.name): " + latencyText(prof))
         a.add("client caching", "positive \(prof.positiveCacheSeconds > 0 ? "on" : "off"), negative \(prof.negativeCacheSeconds > 0 ? "on" : "off")")
         a.add("compute per process", computeSeconds == nil ? "\(seconds(compute)) (estimate: \(objects / traces) objects × \(seconds(computePerObject)))"
               : "\(seconds(compute)) (\(computeMethod ?? "given"))")
         a.add("job", "\(job.processes) processes on \(job.nodes) node\(job.nodes == 1 ? "" : "s") (\(perNode) per node); "
-              + "server \(prof.serverOpsPerSecond.map { "\(group(Int($0))) ops/s" } ?? "unlimited")")
+              + "server \(prof.serverOpsPerSecond.map { "\(group(Int($0))) ops/s" } ?? "unlimited")"
+              + (prof.serverBytesPerSecond.map { ", \(group(Int($0 / 1_048_576))) MiB/s" } ?? "")
+              + (extraBytesPerNode > 0 ? "; \(group(Int(extraBytesPerNode / 1_048_576))) MiB more data per node" : ""))
         return ScenarioResult(
             scenario: scenario, calls: calls / traces, failedCalls: failed / traces,
             callsBySyscall: bySys.mapValues { $0 / traces }, callsByPurpose: byPurpose.mapValues { $0 / traces },
             remoteCalls: remoteCalls / traces, operations: avg(cold.ops), warmOperations: avg(warm.ops),
             predictedSeconds: one, fileSystemSeconds: fsSeconds, localSeconds: localSeconds, computeSeconds: compute,
-            jobOperations: jobOps, serverBoundSeconds: serverBound, jobSeconds: jobSeconds, speedup: 1,
+            jobOperations: jobOps, jobBytes: jobBytes, serverBoundSeconds: serverBound, jobSeconds: jobSeconds, speedup: 1,
             assumptions: a)
     }
 

@@ -14,6 +14,8 @@ public struct FileSystemProfile: Sendable, Equatable {
     public var negativeCacheSeconds: Double
     /// Metadata operations the server completes per second, all clients together; nil: unlimited.
     public var serverOpsPerSecond: Double?
+    /// Bytes per second the server delivers, all clients together; nil: unlimited.
+    public var serverBytesPerSecond: Double?
     /// An open makes the client revalidate the file's attributes (NFS close-to-open: a GETATTR).
     public var openRevalidates: Bool
     /// The fstat after an open goes to the server (FUSE with attribute timeout 0).
@@ -47,6 +49,7 @@ public struct FileSystemProfile: Sendable, Equatable {
         self.positiveCacheSeconds = positiveCacheSeconds
         self.negativeCacheSeconds = negativeCacheSeconds
         self.serverOpsPerSecond = serverOpsPerSecond
+        self.serverBytesPerSecond = nil
         self.openRevalidates = openRevalidates
         self.fstatReachesServer = fstatReachesServer
         self.readBytes = readBytes

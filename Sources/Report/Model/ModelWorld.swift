@@ -58,13 +58,14 @@ public struct ModelWorld: Sendable {
         var caps: [String] = []
         var consultFiles: [(Int32, Int32)] = []
         for a in analyses {
+            var ids = IdMap()
             var perTrace: [[ModelCall]] = []
             for p in a.processes {
                 var calls: [ModelCall] = []
                 calls.reserveCapacity(p.calls.count)
                 let cwd = a.trace.meta("cwd")
                 for c in p.calls {
-                    let mc = ModelWorld.modelCall(c, trace: a.trace, cwd: cwd, tree: &tree)
+                    let mc = ModelWorld.modelCall(c, trace: a.trace, cwd: cwd, tree: &tree, ids: &ids)
                     calls.append(mc)
                     if !c.failed {
                         switch mc.kind {
@@ -140,10 +141,31 @@ public struct ModelWorld: Sendable {
         return best
     }
 
-    static func modelCall(_ c: AttributedCall, trace: Trace, cwd: String?, tree: inout PathTree) -> ModelCall {
+    /// Trace string ids → tree nodes and names, so each directory string is parsed once.
+    struct IdMap {
+        var dirs: [UInt32: Int32] = [:]
+        var names: [UInt32: Int32] = [:]
+    }
+
+    static func modelCall(_ c: AttributedCall, trace: Trace, cwd: String?, tree: inout PathTree, ids: inout IdMap) -> ModelCall {
         let e = c.event
         let p = e.resolved ?? e.path
         var unresolved = false
+        let kind = kindOf(e, trace)
+        if p.dir != 0 {
+            var d = ids.dirs[p.dir]
+            if d == nil {
+                let s = trace.string(p.dir)
+                d = s.hasPrefix("/") ? tree.directory(s) : -1
+                ids.dirs[p.dir] = d
+            }
+            if let d, d >= 0 {
+                var n = ids.names[p.base]
+                if n == nil { n = tree.name(trace.string(p.base)); ids.names[p.base] = n }
+                return ModelCall(kind: kind, call: e.call, dir: d, name: n!, failed: e.failed,
+                                 unresolved: kind == .fstat && e.resolved == nil, purpose: c.purpose)
+            }
+        }
         var full = trace.path(p)
         if !full.hasPrefix("/") {
             if let cwd, e.dirfd == nil || e.dirfd == -100 {
@@ -152,6 +174,12 @@ public struct ModelWorld: Sendable {
                 unresolved = true
             }
         }
+        if kind == .fstat && e.resolved == nil { unresolved = true }
+        let (d, n) = tree.file(full)
+        return ModelCall(kind: kind, call: e.call, dir: d, name: n, failed: e.failed, unresolved: unresolved, purpose: c.purpose)
+    }
+
+    static func kindOf(_ e: SyscallEvent, _ trace: Trace) -> ModelCall.Kind {
         let kind: ModelCall.Kind
         switch e.call {
         case .open, .openat, .openat2, .creat:
@@ -167,8 +195,6 @@ public struct ModelWorld: Sendable {
         case .readlink, .readlinkat: kind = .readlink
         case .execve, .execveat: kind = .exec
         }
-        if kind == .fstat && e.resolved == nil { unresolved = true }
-        let (d, n) = tree.file(full)
-        return ModelCall(kind: kind, call: e.call, dir: d, name: n, failed: e.failed, unresolved: unresolved, purpose: c.purpose)
+        return kind
     }
 }

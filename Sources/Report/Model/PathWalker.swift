@@ -22,10 +22,12 @@ public struct PathWalker {
         public var localSeconds: Double = 0
         public var localCalls = 0
         public var remoteCalls = 0
+        /// Bytes read from the server (object data not in the client's page cache).
+        public var bytesRead = 0
         public var seconds: Double { remoteSeconds + localSeconds }
         public static func + (a: Cost, b: Cost) -> Cost {
             Cost(ops: a.ops + b.ops, remoteSeconds: a.remoteSeconds + b.remoteSeconds, localSeconds: a.localSeconds + b.localSeconds,
-                 localCalls: a.localCalls + b.localCalls, remoteCalls: a.remoteCalls + b.remoteCalls)
+                 localCalls: a.localCalls + b.localCalls, remoteCalls: a.remoteCalls + b.remoteCalls, bytesRead: a.bytesRead + b.bytesRead)
         }
     }
 
@@ -93,8 +95,10 @@ public struct PathWalker {
             // The page cache keeps the data for the node when the client caches
             // (NFS revalidates it with the GETATTR above); FUSE without keep_cache drops it.
             if !(positive && cachedData.contains(k)) {
-                let reads = tree.size(d, n).map { max(1, ($0 + profile.readBytes - 1) / profile.readBytes) } ?? profile.readsPerObjectDefault
+                let size = tree.size(d, n)
+                let reads = size.map { max(1, ($0 + profile.readBytes - 1) / profile.readBytes) } ?? profile.readsPerObjectDefault
                 for _ in 0..<reads { op(.read, &c) }
+                c.bytesRead += size ?? reads * profile.readBytes
             }
             if positive { cachedData.insert(k) }
         case .openDirectory:

@@ -16,6 +16,8 @@ public struct ReportOptions: Sendable {
     /// Read the program's ELF file (when present) for its exact RPATH/RUNPATH.
     public var useELF = true
     public var scenarios: [Scenario] = Scenario.allCases
+    /// Data per node the trace does not show (MiB read once per node).
+    public var extraBytesPerNode: Double = 0
     public var top = 10
     public init() {}
 }
@@ -63,6 +65,7 @@ public struct Report: Sendable {
         builder.liftDlopen = options.liftDlopen
         builder.viewDirectory = options.viewDirectory
         var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
+        model.extraBytesPerNode = options.extraBytesPerNode
         if options.computeSeconds == nil {
             // The traced run's own compute time: gaps between calls less the tracer's stops.
             var total = 0.0

@@ -104,6 +104,7 @@ public enum ReportJSON {
                 ("localSeconds", num(s.localSeconds)),
                 ("computeSeconds", num(s.computeSeconds)),
                 ("jobServerOperations", .int(Int64(s.jobOperations))),
+                ("jobServerBytes", num(s.jobBytes)),
                 ("serverBoundSeconds", num(s.serverBoundSeconds)),
                 ("inputs", .object(s.assumptions.lines.map { ($0.0, JSON.string($0.1)) })),
             ])
@@ -116,6 +117,7 @@ public enum ReportJSON {
             ("positiveCacheSeconds", num(p.positiveCacheSeconds)),
             ("negativeCacheSeconds", num(p.negativeCacheSeconds)),
             ("serverOpsPerSecond", p.serverOpsPerSecond.map { .double($0) } ?? .null),
+            ("serverBytesPerSecond", p.serverBytesPerSecond.map { .double($0) } ?? .null),
             ("processes", .int(Int64(r.options.job.processes))),
             ("nodes", .int(Int64(r.options.job.nodes))),
             ("remote", .array(r.remoteRoots.map { .object([("path", .string($0.path)), ("why", .string($0.why))]) })),
