@@ -7,7 +7,9 @@ import Testing
 /// must give a value or an error, never a crash or a hang.
 ///
 /// `LOADPROBE_FUZZ_ITERATIONS` sets the number of mutants per seed file (default
-/// 400, a few seconds); `LOADPROBE_FUZZ_SEED` the random seed.
+/// 400, a few seconds), or `LOADPROBE_FUZZ_SECONDS` a duration to keep mutating
+/// for; `LOADPROBE_FUZZ_SEED` the random seed. Each mutant must be handled in
+/// well under a second: a slow one is reported as a hang.
 @Suite("fuzzing the ELF reading")
 struct FuzzTests {
     /// SplitMix64: reproducible from the seed printed on failure.
@@ -62,6 +64,10 @@ struct FuzzTests {
         ProcessInfo.processInfo.environment["LOADPROBE_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 400
     }
 
+    static var seconds: Double? {
+        ProcessInfo.processInfo.environment["LOADPROBE_FUZZ_SECONDS"].flatMap(Double.init)
+    }
+
     static var seed: UInt64 {
         ProcessInfo.processInfo.environment["LOADPROBE_FUZZ_SEED"].flatMap(UInt64.init) ?? 0x1234_5678
     }
@@ -78,13 +84,27 @@ struct FuzzTests {
         }
     }
 
-    @Test("mutated ELF files: ELFFile, DynamicSymbols and the header check never crash", .timeLimit(.minutes(30)))
+    @Test("mutated ELF files: ELFFile, DynamicSymbols and the header check never crash")
     func mutateELF() throws {
         var random = Random(state: Self.seed)
         var parsed = 0, rejected = 0
-        for (path, seed) in try Self.seedFiles() {
-            for iteration in 0..<Self.iterations {
+        var slowest = 0.0
+        let seeds = try Self.seedFiles()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = Self.seconds.map { start + .milliseconds(Int($0 * 1000)) }
+        var round = 0
+        while deadline.map({ clock.now < $0 }) ?? (round < Self.iterations) {
+            round += 1
+            for (path, seed) in seeds {
+                let iteration = round
                 let mutant = Self.mutate(seed, &random)
+                let began = clock.now
+                defer {
+                    let elapsed = clock.now - began
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    slowest = max(slowest, seconds)
+                }
                 do {
                     let file = try ELFFile(bytes: mutant)
                     // Reading is deterministic: the same bytes give the same answer.
@@ -99,8 +119,11 @@ struct FuzzTests {
                 _ = LoaderHeaderCheck.musl(header: Array(mutant.prefix(64)))
             }
         }
+        let elapsed = clock.now - start
+        print("ELF fuzzing: \(parsed + rejected) mutants (\(parsed) parsed, \(rejected) rejected) in \(elapsed), slowest \(slowest) s, seed \(Self.seed)")
         // Both outcomes must occur, or the mutator is not exercising the reader.
         #expect(parsed > 0 && rejected > 0, "parsed \(parsed), rejected \(rejected)")
+        #expect(slowest < 2, "a mutant took \(slowest) s: a hang in the making")
     }
 
     @Test("mutated ld.so.cache files never crash the parser or a lookup", .timeLimit(.minutes(30)))
