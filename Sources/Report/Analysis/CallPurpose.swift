@@ -20,6 +20,21 @@ public enum CallPurpose: String, Sendable, Hashable, CaseIterable {
     case pythonImport = "python-import"
     /// Anything else the program did (configuration files, data, locale, …).
     case other
+
+    /// Position in `allCases`, for counting in arrays.
+    public var index: Int {
+        switch self {
+        case .exec: 0
+        case .loaderConfig: 1
+        case .searchCandidate: 2
+        case .hwcapsProbe: 3
+        case .directoryStat: 4
+        case .absoluteOpen: 5
+        case .objectStat: 6
+        case .pythonImport: 7
+        case .other: 8
+        }
+    }
 }
 
 /// The part of a process's life a call happened in.

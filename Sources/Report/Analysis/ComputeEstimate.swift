@@ -20,7 +20,7 @@ public struct ComputeEstimate: Sendable {
     public static let mappingPerObject = 65e-6
 
     public init(_ p: ProcessAnalysis, mode: String) {
-        let calls = p.calls.filter { $0.event.tid == p.pid }
+        let calls = p.calls
         if calls.isEmpty || mode == "audit" {
             // No stops (audit-only): the recorded span is the real one.
             let end = p.mainNs ?? p.endNs
@@ -32,6 +32,7 @@ public struct ComputeEstimate: Sendable {
         var candidateGaps: [UInt64] = []
         for i in 1..<max(1, calls.count) {
             let a = calls[i - 1], b = calls[i]
+            if a.event.tid != p.pid || b.event.tid != p.pid { continue }
             if a.search >= 0 && a.search == b.search && a.failed && b.failed && a.event.call.isOpen && b.event.call.isOpen
                 && b.event.entryNs > a.event.exitNs {
                 candidateGaps.append(b.event.entryNs - a.event.exitNs)
@@ -51,7 +52,7 @@ public struct ComputeEstimate: Sendable {
         var total: UInt64 = 0
         var last = p.startNs
         var previous: AttributedCall?
-        for c in calls {
+        for c in calls where c.event.tid == p.pid {
             let e = c.event
             let withinSearch = previous.map { $0.search >= 0 && $0.search == c.search && $0.purpose != .objectStat } ?? false
             // After an object's fstat ld.so maps it; the tracer drains the audit

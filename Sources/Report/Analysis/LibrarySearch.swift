@@ -22,6 +22,8 @@ public struct SearchCandidate: Sendable {
     /// The search directory it came from (the RPATH/RUNPATH/… entry), without the
     /// hwcaps or legacy subdirectory.
     public var directory: String
+    /// A number per distinct `directory` within the trace, for cheap comparisons.
+    public var directoryId: Int32
     /// "glibc-hwcaps/x86-64-v3", "tls/x86_64", … or "" for the directory itself.
     public var subdirectory: String
     public var origin: CandidateOrigin
@@ -77,12 +79,8 @@ public struct LibrarySearch: Sendable {
     /// Distinct search directories the search went through (LD_LIBRARY_PATH,
     /// RPATH/RUNPATH and default directories; ld.so.cache is not one).
     public var directoriesSearched: Int {
-        var seen = Set<String>()
-        var last = ""
-        for c in candidates where c.origin != .cache && c.directory != last {
-            seen.insert(c.directory)
-            last = c.directory
-        }
+        var seen = Set<Int32>()
+        for c in candidates where c.origin != .cache { seen.insert(c.directoryId) }
         return seen.count
     }
     public var isAbsolute: Bool { name.contains("/") }

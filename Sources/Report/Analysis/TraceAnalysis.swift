@@ -69,26 +69,45 @@ private struct AttributionBuilder {
         }
         for pid in order {
             let indices = byPid[pid]!
-            var sorted = indices
-            // Audit records reach the trace in batches, after the calls around them;
-            // a stable sort by time restores the order they happened in.
-            var inOrder = true
-            var last: UInt64 = 0
+            // Audit records reach the trace in batches, after the calls around them.
+            // Each stream is in time order on its own: merge the two by time
+            // (a stream found out of order is sorted first).
+            var audits: [Int] = [], others: [Int] = [], notes: [Int] = []
+            var syscalls = 0
             for i in indices {
-                if case .note = trace.events[i] { continue }
-                let t = trace.events[i].timeNs
-                if t < last { inOrder = false; break }
-                last = t
+                switch trace.events[i] {
+                case .audit: audits.append(i)
+                case .note: notes.append(i)
+                case .syscall: syscalls += 1; others.append(i)
+                default: others.append(i)
+                }
             }
-            if !inOrder {
-                sorted = indices.enumerated().sorted { a, b in
-                    let ta = time(a.element), tb = time(b.element)
-                    return ta != tb ? ta < tb : a.offset < b.offset
-                }.map(\.element)
+            func ordered(_ list: [Int]) -> [Int] {
+                var last: UInt64 = 0
+                for i in list {
+                    let t = time(i)
+                    if t < last {
+                        return list.enumerated().sorted { a, b in
+                            let ta = time(a.element), tb = time(b.element)
+                            return ta != tb ? ta < tb : a.offset < b.offset
+                        }.map(\.element)
+                    }
+                    last = max(last, t)
+                }
+                return list
+            }
+            let a = ordered(audits), o = ordered(others)
+            var sorted: [Int] = notes
+            sorted.reserveCapacity(indices.count)
+            var ia = 0, io = 0
+            while ia < a.count || io < o.count {
+                // Ties: the call first (an audit record is written after the call it follows).
+                if io < o.count && (ia >= a.count || time(o[io]) <= time(a[ia])) { sorted.append(o[io]); io += 1 } else { sorted.append(a[ia]); ia += 1 }
             }
             let info = parents[pid]
             var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.how != .root } ?? false,
                                   startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0))
+            proc.cur.calls.reserveCapacity(syscalls)
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
             var done = proc.finish()
             if let x = exits[pid], var lastUnit = done.popLast() {
@@ -298,7 +317,7 @@ private struct ProcessRun {
                 let parts = splits.split(a.name.dir, trace)
                 cur.searches[search].candidates.append(SearchCandidate(
                     directoryPart: parts.part, name: trace.string(a.name.base), directoryPartId: a.name.dir,
-                    directory: parts.directory, subdirectory: parts.subdirectory, origin: CandidateOrigin(flag: a.flag),
+                    directory: parts.directory, directoryId: parts.directoryId, subdirectory: parts.subdirectory, origin: CandidateOrigin(flag: a.flag),
                     outcome: .untried, calls: 0, failedCalls: 0))
                 candidate = cur.searches[search].candidates.count - 1
                 candidatePath = a.name
@@ -401,12 +420,15 @@ private struct ProcessRun {
 
 /// Directory parts of candidate paths, split once each.
 struct SplitCache {
-    var byId: [UInt32: (part: String, directory: String, subdirectory: String)] = [:]
-    mutating func split(_ id: UInt32, _ trace: Trace) -> (part: String, directory: String, subdirectory: String) {
+    var byId: [UInt32: (part: String, directory: String, directoryId: Int32, subdirectory: String)] = [:]
+    var directoryIds: [String: Int32] = [:]
+    mutating func split(_ id: UInt32, _ trace: Trace) -> (part: String, directory: String, directoryId: Int32, subdirectory: String) {
         if let v = byId[id] { return v }
         let part = trace.string(id)
         let (d, s) = SearchDirectory.split(part.isEmpty ? "/" : part)
-        let v = (part.isEmpty ? "/" : part, d, s)
+        var dirId = directoryIds[d]
+        if dirId == nil { dirId = Int32(directoryIds.count); directoryIds[d] = dirId }
+        let v = (part.isEmpty ? "/" : part, d, dirId!, s)
         byId[id] = v
         return v
     }

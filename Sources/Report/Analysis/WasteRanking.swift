@@ -61,7 +61,6 @@ public struct WasteRanking: Sendable {
         let phaseNames = ["exec", "libraries", "main", "dlopen", "exit"]
         var phases = [(Int, Int)](repeating: (0, 0), count: phaseNames.count)
         var purposes = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
-        let purposeIndex = Dictionary(uniqueKeysWithValues: CallPurpose.allCases.enumerated().map { ($0.element, $0.offset) })
         var groups: [String: (Int, Int)] = [:]
         var hwCalls = 0, hwFailed = 0
         func phaseIndex(_ p: Phase) -> Int {
@@ -87,7 +86,7 @@ public struct WasteRanking: Sendable {
                     failed += f
                     let ph = phaseIndex(c.phase)
                     phases[ph].0 += 1; phases[ph].1 += f
-                    let pu = purposeIndex[c.purpose]!
+                    let pu = c.purpose.index
                     purposes[pu].0 += 1; purposes[pu].1 += f
                     if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
                     if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }

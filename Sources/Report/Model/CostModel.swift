@@ -77,8 +77,8 @@ public struct CostModel: Sendable {
         var walker = PathWalker(tree: tree, profile: prof)
         var cold = PathWalker.Cost(), warm = PathWalker.Cost()
         var calls = 0, failed = 0, remoteCalls = 0
-        var bySys: [FileCall: Int] = [:]
-        var byPurpose: [CallPurpose: Int] = [:]
+        var sysCounts = [Int](repeating: 0, count: 256)
+        var purposeCounts = [Int](repeating: 0, count: CallPurpose.allCases.count)
         var objects = 0
         let traces = max(1, processes.count)
         for trace in processes {
@@ -88,21 +88,21 @@ public struct CostModel: Sendable {
                 for c in p.calls {
                     calls += 1
                     if c.failed { failed += 1 }
-                    bySys[c.call, default: 0] += 1
-                    byPurpose[c.purpose, default: 0] += 1
+                    sysCounts[Int(c.call.rawValue)] += 1
+                    purposeCounts[c.purpose.index] += 1
                     cold = cold + walker.price(c)
                 }
             }
-            // The same start-up again on the warm node.
-            for p in trace { for c in p.calls { warm = warm + walker.price(c) } }
+            // The same start-up again on the warm node (needed when a node runs several).
+            if job.perNode > 1 { for p in trace { for c in p.calls { warm = warm + walker.price(c) } } }
         }
         remoteCalls = cold.remoteCalls
+        var bySys: [FileCall: Int] = [:]
+        for c in FileCall.allCases where sysCounts[Int(c.rawValue)] > 0 { bySys[c] = sysCounts[Int(c.rawValue)] }
+        var byPurpose: [CallPurpose: Int] = [:]
+        for c in CallPurpose.allCases where purposeCounts[c.index] > 0 { byPurpose[c] = purposeCounts[c.index] }
         // Per trace (one rank's recording) averages.
-        func avg(_ o: OperationCounts) -> OperationCounts {
-            var r = o
-            for i in r.counts.indices { r.counts[i] = (r.counts[i] + traces / 2) / traces }
-            return r
-        }
+        func avg(_ o: OperationCounts) -> OperationCounts { o.divided(by: traces) }
         let compute = computeSeconds ?? Double(objects / traces) * computePerObject
         let fsSeconds = cold.remoteSeconds / Double(traces)
         let localSeconds = cold.localSeconds / Double(traces)

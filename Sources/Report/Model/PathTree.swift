@@ -119,13 +119,11 @@ public struct PathTree: Sendable {
     }
 
     public mutating func markFile(_ dir: Int32, _ name: Int32, exists: Bool) {
-        let k = PathTree.key(dir, name)
-        if exists {
-            knownFiles[k] = true
-            markExists(dir)
-        } else if knownFiles[k] == nil {
-            knownFiles[k] = false
-        }
+        // Only files that exist are remembered: a failed call whose directories
+        // exist missed at its last component, which is what an unknown file means.
+        guard exists else { return }
+        knownFiles[PathTree.key(dir, name)] = true
+        markExists(dir)
     }
 
     public mutating func setSymlink(_ dir: Int32, _ name: Int32, target: String) {

@@ -35,6 +35,10 @@ public struct PathWalker {
         self.tree = tree
         self.profile = profile
         cachedDirs = [Bool](repeating: false, count: tree.count)
+        if profile.positiveCacheSeconds > 0 {
+            cachedNames.reserveCapacity(4096)
+            cachedAttrs.reserveCapacity(4096)
+        }
     }
 
     /// Forgets the client caches (a cold node).
@@ -148,12 +152,23 @@ public struct PathWalker {
 
     /// Walks the directory chain of `node` from the root; returns the directory
     /// actually reached (through directory symlinks), nil at a missing component.
-    mutating func walkDirectory(_ node: Int32, cost c: inout Cost, depth: inout Int) -> Int32? {
+    /// The nodes from the root down to a directory, computed once per directory.
+    var chains: [Int32: [Int32]] = [:]
+
+    mutating func chain(_ node: Int32) -> [Int32] {
+        if let c = chains[node] { return c }
         var chain: [Int32] = []
         var n = node
         while n > 0 { chain.append(n); n = tree.parent(n) }
+        chain.reverse()
+        chains[node] = chain
+        return chain
+    }
+
+    mutating func walkDirectory(_ node: Int32, cost c: inout Cost, depth: inout Int) -> Int32? {
+        let chain = chain(node)
         var reached: Int32 = PathTree.root
-        for node in chain.reversed() {
+        for node in chain {
             let remote = tree.isRemote(node) && !tree.isMountRoot(node)
             if !tree.exists(node) {
                 let k = PathTree.key(tree.parent(node), tree.nodes[Int(node)].name)
@@ -172,7 +187,7 @@ public struct PathWalker {
                 let t = tree.directory(normalize(abs))
                 if Int(t) >= cachedDirs.count { cachedDirs += [Bool](repeating: false, count: tree.count - cachedDirs.count) }
                 // Continue below the target: re-walk the rest of the chain from there.
-                let rest = chain.prefix(while: { $0 != node }).reversed().map { tree.nodes[Int($0)].name }
+                let rest = chain.drop(while: { $0 != node }).dropFirst().map { tree.nodes[Int($0)].name }
                 guard var cur = walkDirectory(t, cost: &c, depth: &depth) else { return nil }
                 for name in rest {
                     cur = tree.child(cur, name)

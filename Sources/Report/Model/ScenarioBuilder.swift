@@ -224,9 +224,9 @@ public struct ScenarioBuilder {
     /// Search directories in the order the search went through them (LD_LIBRARY_PATH and RPATH/RUNPATH).
     func searchDirectories(_ s: LibrarySearch) -> [(String, CandidateOrigin)] {
         var out: [(String, CandidateOrigin)] = []
-        var seen = Set<String>()
+        var seen = Set<Int32>()
         for c in s.candidates where c.origin == .rpath || c.origin == .ldLibraryPath {
-            if seen.insert(c.directory).inserted { out.append((c.directory, c.origin)) }
+            if seen.insert(c.directoryId).inserted { out.append((c.directory, c.origin)) }
         }
         return out
     }

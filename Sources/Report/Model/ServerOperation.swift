@@ -31,25 +31,48 @@ public enum ServerOperation: Int, Sendable, CaseIterable, Hashable {
     }
 }
 
-/// Counts per server operation kind.
+/// Counts per server operation kind (stored inline: no allocation per call priced).
 public struct OperationCounts: Sendable, Equatable {
-    public var counts = [Int](repeating: 0, count: ServerOperation.allCases.count)
+    var c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0
     public init() {}
     public subscript(_ op: ServerOperation) -> Int {
-        get { counts[op.rawValue] }
-        set { counts[op.rawValue] = newValue }
+        get {
+            switch op {
+            case .lookup: c0
+            case .lookupMiss: c1
+            case .getattr: c2
+            case .access: c3
+            case .open: c4
+            case .readlink: c5
+            case .read: c6
+            }
+        }
+        set {
+            switch op {
+            case .lookup: c0 = newValue
+            case .lookupMiss: c1 = newValue
+            case .getattr: c2 = newValue
+            case .access: c3 = newValue
+            case .open: c4 = newValue
+            case .readlink: c5 = newValue
+            case .read: c6 = newValue
+            }
+        }
     }
-    public var total: Int { counts.reduce(0, +) }
-    public var lookups: Int { self[.lookup] + self[.lookupMiss] }
+    public var counts: [Int] { [c0, c1, c2, c3, c4, c5, c6] }
+    public var total: Int { c0 + c1 + c2 + c3 + c4 + c5 + c6 }
+    public var lookups: Int { c0 + c1 }
     public static func + (a: OperationCounts, b: OperationCounts) -> OperationCounts {
         var r = a
-        for i in r.counts.indices { r.counts[i] += b.counts[i] }
+        r.c0 += b.c0; r.c1 += b.c1; r.c2 += b.c2; r.c3 += b.c3; r.c4 += b.c4; r.c5 += b.c5; r.c6 += b.c6
         return r
     }
     public static func += (a: inout OperationCounts, b: OperationCounts) { a = a + b }
-    public func scaled(_ k: Int) -> OperationCounts {
-        var r = self
-        for i in r.counts.indices { r.counts[i] *= k }
+    /// Each count divided by `n`, rounded (per-trace averages).
+    public func divided(by n: Int) -> OperationCounts {
+        guard n > 1 else { return self }
+        var r = OperationCounts()
+        for op in ServerOperation.allCases { r[op] = (self[op] + n / 2) / n }
         return r
     }
 }

@@ -99,7 +99,7 @@ public enum ReportJSON {
                     s.callsByPurpose[c].map { (c.rawValue, JSON.int(Int64($0))) } })),
                 ("remoteOperations", .int(Int64(s.remoteCalls))),
                 ("serverOperationsByKind", .object(ServerOperation.allCases.map { ($0.name, JSON.int(Int64(s.operations[$0]))) })),
-                ("warmServerOperations", .int(Int64(s.warmOperations.total))),
+                ("warmServerOperations", r.options.job.perNode > 1 ? .int(Int64(s.warmOperations.total)) : .null),
                 ("fileSystemSeconds", num(s.fileSystemSeconds)),
                 ("localSeconds", num(s.localSeconds)),
                 ("computeSeconds", num(s.computeSeconds)),

@@ -103,7 +103,7 @@ public enum ReportText {
                 out.append("  \(x.scenario.rawValue): \(x.scenario.summary)")
                 for (k, v) in specific { out.append("    \(k): \(v)") }
                 out.append("    server operations per process: " + (ops.isEmpty ? "none" : ops.joined(separator: ", "))
-                           + "; warm node \(group(x.warmOperations.total)); job \(group(x.jobOperations))")
+                           + (r.options.job.perNode > 1 ? "; on a warm node \(group(x.warmOperations.total))" : "") + "; job \(group(x.jobOperations))")
                 out.append("    seconds: compute \(seconds(x.computeSeconds)) + local calls \(seconds(x.localSeconds)) + file system \(seconds(x.fileSystemSeconds)) = \(seconds(x.predictedSeconds))"
                            + (x.serverBoundSeconds > 0 ? "; server-bound job \(seconds(x.serverBoundSeconds))" : ""))
             }
