@@ -42,8 +42,8 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("no-mount-table"), help: "Ignore the recorded mount table: only --remote trees are modeled.")
     var noMountTable = false
 
-    @Option(help: "Processes in the job.") var procs: Int = 1
-    @Option(help: "Nodes the processes run on (client caches are per node).") var nodes: Int = 1
+    @Option(help: "Processes in the job (default 1; for a job's traces, one per trace).") var procs: Int?
+    @Option(help: "Nodes the processes run on (client caches are per node; default 1; for a job's traces, one per host).") var nodes: Int?
 
     @Option(help: ArgumentHelp("Seconds of computation per process outside file calls (default: an audit-only trace's exec→main, else an estimate).",
                                valueName: "seconds"))
@@ -63,9 +63,9 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("unknown file-system profile '\(fs)' (known: \(FileSystemProfile.named.map(\.name).joined(separator: ", ")))")
         }
         if negativeCache && noNegativeCache { throw ValidationError("'--negative-cache' and '--no-negative-cache' are mutually exclusive") }
-        if procs < 1 { throw ValidationError("'--procs' must be at least 1") }
-        if nodes < 1 { throw ValidationError("'--nodes' must be at least 1") }
-        if nodes > procs { throw ValidationError("'--nodes' (\(nodes)) cannot exceed '--procs' (\(procs))") }
+        if let p = procs, p < 1 { throw ValidationError("'--procs' must be at least 1") }
+        if let n = nodes, n < 1 { throw ValidationError("'--nodes' must be at least 1") }
+        if let n = nodes, let p = procs, n > p { throw ValidationError("'--nodes' (\(n)) cannot exceed '--procs' (\(p))") }
         if let s = serverOps, !(s > 0) { throw ValidationError("'--server-ops' must be positive") }
         if let b = serverBandwidth, !(b > 0) { throw ValidationError("'--server-bandwidth' must be positive") }
         if let e = extraData, e < 0 { throw ValidationError("'--extra-data' cannot be negative") }
@@ -91,7 +91,7 @@ struct ModelOptions: ParsableArguments {
         if let s = serverOps { p.serverOpsPerSecond = s }
         if let b = serverBandwidth { p.serverBytesPerSecond = b * 1_048_576 }
         o.profile = p
-        o.job = JobShape(processes: procs, nodes: nodes)
+        o.job = JobShape(processes: procs ?? 1, nodes: nodes ?? 1)
         o.remotePrefixes = remote
         o.ignoreMountTable = noMountTable
         o.computeSeconds = compute
@@ -154,8 +154,13 @@ struct ReportCommand: ParsableCommand {
         }
         var text: String
         if isJob || job || analyses.count == 1 {
-            if options.job.processes == 1 && analyses.count > 1 && model.procs == 1 {
-                options.job = JobShape(processes: analyses.count, nodes: Set(analyses.compactMap(\.host)).count)
+            if analyses.count > 1 {
+                // A job's traces: one process per trace, one node per host, unless given.
+                let p = model.procs ?? analyses.count
+                let hosts = max(1, Set(analyses.compactMap(\.host)).count)
+                let n = model.nodes ?? min(hosts, p)
+                if n > p { throw ValidationError("'--nodes' (\(n)) cannot exceed the processes (\(p))") }
+                options.job = JobShape(processes: p, nodes: n)
             }
             let report = Report(analyses: analyses, options: options)
             text = render(report)

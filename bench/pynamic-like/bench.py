@@ -541,16 +541,154 @@ def section_tracer_overhead(man, args, results):
     results["tracer_overhead"] = {"program": prog, "rows": rows}
 
 
+def _loadprobe_binary():
+    """The loadprobe to use for (c)/(d): --loadprobe, $LOADPROBE, or a release build in the repo."""
+    if "--loadprobe" in sys.argv[:-1]:
+        return os.path.abspath(sys.argv[sys.argv.index("--loadprobe") + 1])
+    for a in sys.argv:
+        if a.startswith("--loadprobe="):
+            return os.path.abspath(a.split("=", 1)[1])
+    if os.environ.get("LOADPROBE"):
+        return os.path.abspath(os.environ["LOADPROBE"])
+    root = os.path.dirname(os.path.dirname(HERE))
+    for cand in (".build/release/loadprobe", ".build-report/release/loadprobe"):
+        if os.access(os.path.join(root, cand), os.X_OK):
+            return os.path.join(root, cand)
+    return None
+
+
+def _record(lp, prog, trace):
+    """Record one start of prog on local disk (no latfs), cwd /, the driver's environment."""
+    r = subprocess.run([lp, "-q", "-o", trace, "--", prog], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, env=ENV, cwd="/")
+    if not os.path.exists(trace):
+        raise SystemExit(f"bench: loadprobe did not record {prog}: {r.stderr[-300:]}")
+    return trace
+
+
+def _timed(cmd):
+    """Run cmd; return (wall seconds, peak RSS MiB of the child)."""
+    t = time.perf_counter()
+    pid = os.posix_spawn(cmd[0], cmd, dict(os.environ), file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:3])} … exited {os.waitstatus_to_exitcode(status)}")
+    return wall, ru.ru_maxrss / 1024
+
+
 def section_report_speed(results):
-    """(c) HOOK: report speed and memory for 1, 64 and 512 traces. Not built yet."""
-    results["report_speed"] = {"skipped": "not built yet (issue 4, part c)"}
-    log("(c) report speed: skipped: not built yet")
+    """(c) report speed and peak memory: one trace of each program size, and job
+    directories of 64 and 512 traces (copies of the smallest program's trace)."""
+    lp = _loadprobe_binary()
+    if not lp:
+        results["report_speed"] = {"skipped": "no loadprobe binary (pass --loadprobe PATH)"}
+        log("(c) report speed: skipped: no loadprobe binary (pass --loadprobe PATH)")
+        return
+    tdir = tempfile.mkdtemp(dir=os.path.join(OUT, "tmp"))
+    rows = []
+    log(f"(c) report speed ({lp}):")
+    try:
+        sizes = sorted(results["programs"].items(), key=lambda kv: kv[1]["params"]["libs"])
+        traces = {}
+        for label, info in sizes:
+            trace = _record(lp, os.path.join(info["tree"], "bin", "app"), os.path.join(tdir, f"{label}.lpt"))
+            traces[label] = trace
+            for fmt in ("text", "json"):
+                wall, rss = _timed([lp, "report", "--format", fmt, trace, "--remote", info["tree"]])
+                row = {"traces": 1, "program": f"{label} app", "format": fmt, "trace_bytes": os.path.getsize(trace),
+                       "wall_s": round(wall, 3), "peak_rss_mib": round(rss, 1)}
+                rows.append(row)
+                log(f"  {label} app, 1 trace ({row['trace_bytes'] / 1e6:.1f} MB), {fmt:<4}: {wall:7.3f} s, peak {rss:7.1f} MiB")
+        small_label, small_info = sizes[0]
+        for n in (64, 512):
+            job = os.path.join(tdir, f"job{n}")
+            os.makedirs(job)
+            for i in range(n):
+                os.link(traces[small_label], os.path.join(job, f"{i:04d}.lpt"))
+            wall, rss = _timed([lp, "report", "--format", "json", job, "--remote", small_info["tree"], "--nodes", str(max(1, n // 32))])
+            rows.append({"traces": n, "program": f"{small_label} app", "format": "json",
+                         "trace_bytes": os.path.getsize(traces[small_label]) * n, "wall_s": round(wall, 3),
+                         "peak_rss_mib": round(rss, 1)})
+            log(f"  {small_label} app, job of {n} traces: {wall:7.3f} s, peak {rss:7.1f} MiB")
+    finally:
+        shutil.rmtree(tdir, ignore_errors=True)
+    results["report_speed"] = {"loadprobe": lp, "rows": rows}
 
 
 def section_model_accuracy(results):
-    """(d) HOOK: loadprobe's predictions next to (b)'s measurements. Not built yet."""
-    results["model_accuracy"] = {"skipped": "not built yet (issue 4, part d)"}
-    log("(d) model accuracy: skipped: not built yet")
+    """(d) loadprobe's predictions next to the measurements: the shrinkwrap and view
+    scenarios' operation counts (predicted from a trace of `app` recorded on local
+    disk) against latfs's counters for the real fixed programs (counts section),
+    and the predicted start-up times against (b)'s wall times, the way a user
+    predicts before moving to a network file system: `--remote` names the tree,
+    `--fs fuse --latency all=<delay>` gives the file system's per-operation delay."""
+    lp = _loadprobe_binary()
+    if not lp:
+        results["model_accuracy"] = {"skipped": "no loadprobe binary (pass --loadprobe PATH)"}
+        log("(d) model accuracy: skipped: no loadprobe binary (pass --loadprobe PATH)")
+        return
+    tdir = tempfile.mkdtemp(dir=os.path.join(OUT, "tmp"))
+    scen_of = {"app": "recorded", "app.shrinkwrap": "shrinkwrap", "app.view": "view",
+               "app-dlopen": "recorded", "app-dlopen.shrinkwrap": "shrinkwrap", "app-dlopen.view": "view"}
+    counts, times = [], []
+    log(f"(d) model accuracy ({lp}):")
+
+    def predict(trace, tree, *extra):
+        r = subprocess.run([lp, "report", "--format", "json", trace, "--remote", tree, "--fs", "fuse", *extra],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"bench: loadprobe report failed: {r.stderr[-300:]}")
+        return {s["name"]: s for s in json.loads(r.stdout)["scenarios"]}
+
+    try:
+        for label, info in results["programs"].items():
+            tree = info["tree"]
+            for base in ("app", "app-dlopen"):
+                if not os.path.exists(os.path.join(tree, "bin", base)):
+                    continue
+                trace = _record(lp, os.path.join(tree, "bin", base), os.path.join(tdir, f"{label}-{base}.lpt"))
+                lift = ["--lift-dlopen"] if base == "app-dlopen" else []
+                pred = predict(trace, tree, "--latency", "all=0", *lift)
+                for c in results.get("counts", []):
+                    if c["size"] != label or scen_of.get(c["program"]) is None or not c["program"].startswith(base + ".") and c["program"] != base:
+                        continue
+                    s = pred[scen_of[c["program"]]]
+                    k = s["serverOperationsByKind"]
+                    lat = c["latfs_ops_untraced"]
+                    p_ops = {"lookup": k["lookup"] + k["lookupMiss"], "lookup_miss": k["lookupMiss"], "getattr": k["getattr"],
+                             "open": k["open"], "readlink": k["readlink"], "read": k["read"]}
+                    p_total = sum(v for key, v in p_ops.items() if key != "lookup_miss")
+                    m_total = sum(lat.get(key, 0) for key in ("lookup", "getattr", "open", "readlink", "read"))
+                    row = {"size": label, "trace": base, "scenario": scen_of[c["program"]], "program": c["program"],
+                           "predicted": p_ops, "measured": {key: lat.get(key, 0) for key in p_ops},
+                           "predicted_total": p_total, "measured_total": m_total,
+                           "error_pct": round((p_total - m_total) / m_total * 100, 2) if m_total else None}
+                    counts.append(row)
+                    log(f"  {label:>5} {c['program']:<22} ({scen_of[c['program']]:>10} from {base}): server ops predicted "
+                        f"{p_total:>8} latfs {m_total:>8} ({row['error_pct']:+.2f}%)  lookups {p_ops['lookup']}/{lat.get('lookup', 0)}"
+                        f"  misses {p_ops['lookup_miss']}/{lat.get('lookup_miss', 0)}")
+                if base != "app":
+                    continue
+                rows = [r for r in results.get("startup", []) if r["size"] == label and r["fs"] == "nocache"
+                        and r["program"] in ("app", "app.shrinkwrap", "app.view") and r["delay_us"] > 0]
+                for d in sorted({r["delay_us"] for r in rows}):
+                    for procs in sorted({r["procs"] for r in rows if r["delay_us"] == d}):
+                        pred = predict(trace, tree, "--latency", f"all={d}us", "--procs", str(procs))
+                        for r in rows:
+                            if r["delay_us"] != d or r["procs"] != procs:
+                                continue
+                            s = pred[scen_of[r["program"]]]
+                            err = (s["jobSeconds"] - r["wall_s"]) / r["wall_s"] * 100
+                            times.append({"size": label, "program": r["program"], "delay_us": d, "procs": procs,
+                                          "predicted_s": s["jobSeconds"], "measured_s": r["wall_s"],
+                                          "served_delay_us": r.get("mean_actual_delay_us"), "error_pct": round(err, 1)})
+                            log(f"  {label:>5} {r['program']:<16} {d:>5} us P={procs}: predicted {s['jobSeconds']:8.3f} s"
+                                f"  measured {r['wall_s']:8.3f} s  ({err:+.1f}%)")
+    finally:
+        shutil.rmtree(tdir, ignore_errors=True)
+    results["model_accuracy"] = {"loadprobe": lp, "counts": counts, "times": times}
 
 
 # ---------------------------------------------------------------- table
