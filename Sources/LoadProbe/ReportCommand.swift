@@ -45,6 +45,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Processes in the job (default 1; for a job's traces, one per trace).") var procs: Int?
     @Option(help: "Nodes the processes run on (client caches are per node; default 1; for a job's traces, one per host).") var nodes: Int?
 
+    @Option(help: ArgumentHelp("Cores per node: processes beyond them share the CPU (default: enough cores).", valueName: "N"))
+    var cores: Int?
+
     @Option(help: ArgumentHelp("Seconds of computation per process outside file calls (default: an audit-only trace's exec→main, else an estimate).",
                                valueName: "seconds"))
     var compute: Double?
@@ -71,6 +74,7 @@ struct ModelOptions: ParsableArguments {
         if let e = extraData, e < 0 { throw ValidationError("'--extra-data' cannot be negative") }
         if let p = positiveCache, p < 0 { throw ValidationError("'--positive-cache' cannot be negative") }
         if let c = compute, c < 0 { throw ValidationError("'--compute' cannot be negative") }
+        if let c = cores, c < 1 { throw ValidationError("'--cores' must be at least 1") }
         if let rt = roundTrip, FileSystemProfile.parseDuration(rt) == nil { throw ValidationError("'\(rt)' is not a duration (e.g. 20us)") }
         var p = FileSystemProfile.named(fs)!
         if let l = latency {
@@ -96,6 +100,7 @@ struct ModelOptions: ParsableArguments {
         o.ignoreMountTable = noMountTable
         o.computeSeconds = compute
         o.extraBytesPerNode = (extraData ?? 0) * 1_048_576
+        o.coresPerNode = cores
         o.liftDlopen = liftDlopen
         o.viewDirectory = viewDir
         o.consultHost = noHost ? .never : .sameHost

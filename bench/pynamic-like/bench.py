@@ -675,7 +675,8 @@ def section_model_accuracy(results):
                         and r["program"] in ("app", "app.shrinkwrap", "app.view") and r["delay_us"] > 0]
                 for d in sorted({r["delay_us"] for r in rows}):
                     for procs in sorted({r["procs"] for r in rows if r["delay_us"] == d}):
-                        pred = predict(trace, tree, "--latency", f"all={d}us", "--procs", str(procs))
+                        pred = predict(trace, tree, "--latency", f"all={d}us", "--procs", str(procs),
+                                       "--cores", str(os.cpu_count() or 1))
                         for r in rows:
                             if r["delay_us"] != d or r["procs"] != procs:
                                 continue

@@ -60,6 +60,9 @@ public struct CostModel: Sendable {
     public var computePerObject: Double = 40e-6
     /// How `computeSeconds` was obtained, when it was not given.
     public var computeMethod: String?
+    /// Cores per node: with more processes per node than cores, their CPU work
+    /// (compute, local call time, a FUSE round trip) is shared; nil: enough cores.
+    public var coresPerNode: Int?
     /// Data each process reads from the modeled file system that the trace does
     /// not show (a big executable's pages, input decks): once per node.
     public var extraBytesPerNode: Double = 0
@@ -117,9 +120,15 @@ public struct CostModel: Sendable {
         let jobBytes = (coldBytes + Double(perNode - 1) * warmBytes + extraBytesPerNode) * Double(job.nodes)
         let serverBound = (prof.serverOpsPerSecond.map { Double(jobOps) / $0 } ?? 0)
             + (prof.serverBytesPerSecond.map { jobBytes / $0 } ?? 0)
+        // Processes beyond the node's cores share them: the CPU parts of each
+        // process's time stretch by processes ÷ cores (processor sharing); waiting
+        // on the server does not.
+        let cpuRoundTrips = prof.roundTripIsCPU ? prof.roundTrip * Double(cold.ops.total) / Double(traces) : 0
+        let share = coresPerNode.map { max(1, Double(perNode) / Double(max(1, $0))) } ?? 1
+        let chain = (compute + localSeconds + cpuRoundTrips) * share + (fsSeconds - cpuRoundTrips)
         // The slowest process's chain, or the server's throughput, whichever binds;
         // computation overlaps neither (a process computes between its calls).
-        let jobSeconds = compute + max(one - compute, serverBound)
+        let jobSeconds = max(chain, compute * share + serverBound)
         var a = assumptions
         a.add("file system", "\(prof.name): " + latencyText(prof))
         a.add("client caching", "positive \(prof.positiveCacheSeconds > 0 ? "on" : "off"), negative \(prof.negativeCacheSeconds > 0 ? "on" : "off")")
@@ -128,7 +137,8 @@ public struct CostModel: Sendable {
         a.add("job", "\(job.processes) processes on \(job.nodes) node\(job.nodes == 1 ? "" : "s") (\(perNode) per node); "
               + "server \(prof.serverOpsPerSecond.map { "\(group(Int($0))) ops/s" } ?? "unlimited")"
               + (prof.serverBytesPerSecond.map { ", \(group(Int($0 / 1_048_576))) MiB/s" } ?? "")
-              + (extraBytesPerNode > 0 ? "; \(group(Int(extraBytesPerNode / 1_048_576))) MiB more data per node" : ""))
+              + (extraBytesPerNode > 0 ? "; \(group(Int(extraBytesPerNode / 1_048_576))) MiB more data per node" : "")
+              + (coresPerNode.map { "; \($0) cores per node" + (share > 1 ? " (CPU work stretched \(String(rounding: share, places: 2))×)" : "") } ?? ""))
         return ScenarioResult(
             scenario: scenario, calls: calls / traces, failedCalls: failed / traces,
             callsBySyscall: bySys.mapValues { $0 / traces }, callsByPurpose: byPurpose.mapValues { $0 / traces },

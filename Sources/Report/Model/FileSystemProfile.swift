@@ -8,6 +8,9 @@ public struct FileSystemProfile: Sendable, Equatable {
     /// Per-request overhead added to every operation: the transport round trip
     /// that `--latency` does not include (FUSE's kernel↔daemon switch, measured).
     public var roundTrip: Double
+    /// The round trip is CPU work on the client node (FUSE: the daemon runs
+    /// there), so it competes with the node's other processes for cores.
+    public var roundTripIsCPU = false
     /// Client caching of names that exist (dentries and attributes), seconds; 0: off.
     public var positiveCacheSeconds: Double
     /// Client caching of names that do not exist (NFS lookupcache=all); 0: off.
@@ -32,7 +35,7 @@ public struct FileSystemProfile: Sendable, Equatable {
     public func latency(_ op: ServerOperation) -> Double { latency[op.rawValue] + roundTrip }
 
     public init(name: String, lookup: Double, miss: Double? = nil, getattr: Double? = nil, access: Double? = nil,
-                open: Double? = nil, readlink: Double? = nil, read: Double? = nil, roundTrip: Double = 0,
+                open: Double? = nil, readlink: Double? = nil, read: Double? = nil, roundTrip: Double = 0, roundTripIsCPU: Bool = false,
                 positiveCacheSeconds: Double = 0, negativeCacheSeconds: Double = 0, serverOpsPerSecond: Double? = nil,
                 openRevalidates: Bool = false, fstatReachesServer: Bool = false, readBytes: Int = 131072,
                 readsPerObjectDefault: Int = 1, summary: String) {
@@ -46,6 +49,7 @@ public struct FileSystemProfile: Sendable, Equatable {
         l[ServerOperation.read.rawValue] = read ?? lookup
         latency = l
         self.roundTrip = roundTrip
+        self.roundTripIsCPU = roundTripIsCPU
         self.positiveCacheSeconds = positiveCacheSeconds
         self.negativeCacheSeconds = negativeCacheSeconds
         self.serverOpsPerSecond = serverOpsPerSecond
@@ -87,7 +91,7 @@ public struct FileSystemProfile: Sendable, Equatable {
             serverOpsPerSecond: 100_000, readBytes: 1 << 20,
             summary: "IBM Storage Scale (GPFS): token-cached metadata, ~150 µs per uncached lookup"),
         FileSystemProfile(
-            name: "fuse", lookup: 0, roundTrip: 32e-6, openRevalidates: true, fstatReachesServer: true,
+            name: "fuse", lookup: 0, roundTrip: 23e-6, roundTripIsCPU: true, openRevalidates: true, fstatReachesServer: true,
             summary: "a FUSE file system with entry/attribute timeouts 0 (bench latfs): every lookup reaches the daemon; --latency adds its delay"),
     ]
 

@@ -18,6 +18,8 @@ public struct ReportOptions: Sendable {
     public var scenarios: [Scenario] = Scenario.allCases
     /// Data per node the trace does not show (MiB read once per node).
     public var extraBytesPerNode: Double = 0
+    /// Cores per node (nil: enough for every process).
+    public var coresPerNode: Int?
     public var top = 10
     public init() {}
 }
@@ -66,6 +68,7 @@ public struct Report: Sendable {
         builder.viewDirectory = options.viewDirectory
         var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
         model.extraBytesPerNode = options.extraBytesPerNode
+        model.coresPerNode = options.coresPerNode
         if options.computeSeconds == nil {
             // The traced run's own compute time: gaps between calls less the tracer's stops.
             var total = 0.0
