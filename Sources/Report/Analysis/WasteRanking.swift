@@ -228,6 +228,9 @@ func group(_ n: Int) -> String {
 
 func percent(_ v: Double) -> String {
     let p = v * 100
+    // 99.6% is not "100%", and 0.04% is not "0%".
+    if p >= 99 && p < 100 { return "\(Double(Int((p * 10).rounded(.down))) / 10)%" }
     if p >= 10 || p == 0 { return "\(Int(p.rounded()))%" }
+    if p < 0.05 { return "<0.1%" }
     return "\(Double(Int((p * 10).rounded())) / 10)%"
 }
