@@ -70,6 +70,13 @@ struct Record: ParsableCommand {
                 let summary = TraceSummary(trace: trace, file: result.traceFile)
                 printError("loadprobe: \(commandLine[0]) \(how); trace: \(result.traceFile) (\(summary.events) events, \(summary.fileBytes) bytes, \(result.mode.rawValue))")
                 printError(summary.text())
+                if result.exitStatus == 127, let root = summary.processes.first, !root.reachedMain,
+                   let program = trace.meta("program"),
+                   let why = Explainer.startupDiagnosis(for: program, environment: LoaderEnvironment(
+                       ldLibraryPath: currentEnvironment()["LD_LIBRARY_PATH"], ldPreload: currentEnvironment()["LD_PRELOAD"])) {
+                    // ld.so gave up before main (its exit status is 127): say why, from the ELF files.
+                    printError("loadprobe: " + why)
+                }
             } catch {
                 printError("loadprobe: \(commandLine[0]) \(how); the trace \(result.traceFile) cannot be read back: \(error)")
             }

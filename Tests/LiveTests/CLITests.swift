@@ -92,6 +92,18 @@ struct CLITests {
         #expect(partial.stdoutText.contains("\"complete\": false"))
     }
 
+    @Test("a program that cannot start (a library is missing) gets the loader's failure explained")
+    func cannotStart() throws {
+        let f = try Fixtures.get()
+        let dir = try scratch("cli")
+        let r = try run([loadprobe, "-o", dir + "/t.lpt", "--", f.path("plain")], env: baseEnvironment())
+        #expect(r.status == 127)
+        #expect(r.stderrText.contains("error while loading shared libraries"), "ld.so's own message reaches stderr")
+        #expect(r.stderrText.contains("cannot start"), "\(r.stderrText)")
+        #expect(r.stderrText.contains("liba.so"))
+        #expect(try TraceReader.read(file: dir + "/t.lpt").complete)
+    }
+
     @Test("loadprobe exits with the program's status, 128+N when it is killed by signal N")
     func exitStatus() throws {
         let dir = try scratch("cli")
