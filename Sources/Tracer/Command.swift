@@ -74,9 +74,22 @@ public struct ProgramKind: Sendable, Equatable {
         var kind = ProgramKind(linkage: .notELF, interpreter: nil, setuid: false, foreignArchitecture: nil)
         var st = stat()
         if stat(path, &st) == 0 { kind.setuid = (st.st_mode & (S_ISUID | S_ISGID)) != 0 }
-        guard let bytes = readPrefix(path, 65536) else { return kind }
-        if bytes.count > 2, bytes[0] == 0x23, bytes[1] == 0x21 { // "#!"
-            let line = bytes[2...].prefix { $0 != 0x0a }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return kind }
+        defer { close(fd) }
+        // Read where the headers say, not a prefix: patchelf moves the program
+        // headers and the interpreter string to the end of the file.
+        func bytesAt(_ offset: Int, _ count: Int) -> [UInt8]? {
+            guard offset >= 0, count > 0, count <= 1 << 20 else { return nil }
+            var buf = [UInt8](repeating: 0, count: count)
+            let got = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, count, off_t(offset)) }
+            return got == count ? buf : nil
+        }
+        var prefix = [UInt8](repeating: 0, count: 256)
+        let got = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 256, 0) }
+        prefix.removeSubrange(max(got, 0)...)
+        if prefix.count >= 2, prefix[0] == 0x23, prefix[1] == 0x21 { // "#!"
+            let line = prefix[2...].prefix { $0 != 0x0a && $0 != 0 }
             let text = String(decoding: line, as: UTF8.self).trimmingSpaces()
             if let interp = text.split(separator: " ", maxSplits: 1).first, interp.hasPrefix("/") {
                 var inner = inspect(String(interp))
@@ -85,13 +98,14 @@ public struct ProgramKind: Sendable, Equatable {
             }
             return kind
         }
-        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46 else {
-            kind.isPlainText = !(bytes.count >= 4 && bytes[0] == 0x7f && bytes[1] == 0x45)
+        guard prefix.count >= 64, prefix[0] == 0x7f, prefix[1] == 0x45, prefix[2] == 0x4c, prefix[3] == 0x46 else {
+            kind.isPlainText = !prefix.starts(with: [0x7f, 0x45])
             return kind
         }
-        let is64 = bytes[4] == 2
-        guard bytes[5] == 1 else { kind.foreignArchitecture = "big-endian ELF"; kind.linkage = .notELF; return kind }
-        let machine = UInt16(bytes[18]) | UInt16(bytes[19]) << 8
+        let head = prefix
+        let is64 = head[4] == 2
+        guard head[5] == 1 else { kind.foreignArchitecture = "big-endian ELF"; kind.linkage = .notELF; return kind }
+        let machine = UInt16(head[18]) | UInt16(head[19]) << 8
         #if arch(x86_64)
         let native: UInt16 = 62
         #else
@@ -101,23 +115,22 @@ public struct ProgramKind: Sendable, Equatable {
             kind.foreignArchitecture = is64 ? "ELF machine \(machine)" : "32-bit ELF"
         }
         guard is64 else { kind.linkage = .staticELF; return kind }
-        // Every offset is checked: the file may be truncated or hostile.
-        func u16(_ o: Int) -> Int? { o >= 0 && o + 2 <= bytes.count ? Int(bytes[o]) | Int(bytes[o + 1]) << 8 : nil }
-        func u64(_ o: Int) -> Int? {
-            guard o >= 0, o + 8 <= bytes.count else { return nil }
+        func u16(_ b: [UInt8], _ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
+        func u64(_ b: [UInt8], _ o: Int) -> Int? {
             var v: UInt64 = 0
-            for i in 0..<8 { v |= UInt64(bytes[o + i]) << (8 * UInt64(i)) }
+            for i in 0..<8 { v |= UInt64(b[o + i]) << (8 * UInt64(i)) }
             return v > UInt64(Int32.max) ? nil : Int(v)
         }
         kind.linkage = .staticELF
-        guard let phoff = u64(32), let phentsize = u16(54), let phnum = u16(56), phentsize >= 56 else { return kind }
+        let phentsize = u16(head, 54), phnum = u16(head, 56)
+        guard let phoff = u64(head, 32), phentsize >= 56, phnum > 0,
+              let table = bytesAt(phoff, phentsize * phnum) else { return kind }
         for i in 0..<phnum {
-            let o = phoff + i * phentsize
-            guard o + 56 <= bytes.count else { break }
-            let type = Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
-            guard type == 3, let off = u64(o + 8), let size = u64(o + 32) else { continue } // PT_INTERP
-            guard size > 0, off + size <= bytes.count else { continue }
-            let interp = String(decoding: bytes[off..<(off + size)].prefix { $0 != 0 }, as: UTF8.self)
+            let o = i * phentsize
+            let type = Int(table[o]) | Int(table[o + 1]) << 8 | Int(table[o + 2]) << 16 | Int(table[o + 3]) << 24
+            guard type == 3, let off = u64(table, o + 8), let size = u64(table, o + 32), // PT_INTERP
+                  let raw = bytesAt(off, min(size, 4096)) else { continue }
+            let interp = String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             kind.interpreter = interp
             if interp.contains("ld-musl") { kind.linkage = .muslDynamic }
             else if interp.contains("ld-linux") || interp.contains("ld64.so") { kind.linkage = .glibcDynamic }
@@ -126,16 +139,6 @@ public struct ProgramKind: Sendable, Equatable {
         return kind
     }
 
-    static func readPrefix(_ path: String, _ n: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: n)
-        let got = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, n) }
-        guard got > 0 else { return nil }
-        buf.removeSubrange(got...)
-        return buf
-    }
 }
 
 extension String {

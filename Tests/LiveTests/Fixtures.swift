@@ -40,6 +40,13 @@ struct Fixtures: Sendable {
         try gcc([f.dir + "/src/main_ab.c", "-o", f.path("rpath3")] + link + ["-Wl,--disable-new-dtags,-rpath," + rpath])
         try gcc([f.dir + "/src/main_ab.c", "-o", f.path("runpath3")] + link + ["-Wl,--enable-new-dtags,-rpath," + rpath])
         try gcc([f.dir + "/src/main_ab.c", "-o", f.path("plain")] + link)
+        // Shrinkwrapped: absolute DT_NEEDED, as patchelf writes it (it moves the
+        // program headers and the interpreter string to the end of the file).
+        try FileManager.default.copyItem(atPath: f.path("rpath3"), toPath: f.path("shrinkwrapped"))
+        for lib in [f.d2 + "/liba.so", f.d3 + "/libb.so"] {
+            let r = try run(["patchelf", "--replace-needed", (lib as NSString).lastPathComponent, lib, f.path("shrinkwrapped")])
+            if r.status != 0 { throw TestFailure("patchelf: \(r.stderrText)") }
+        }
 
         let dl = """
         #include <dlfcn.h>

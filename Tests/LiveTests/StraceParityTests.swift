@@ -15,6 +15,7 @@ struct ParityCase: CustomTestStringConvertible, Sendable {
 let parityCases: [ParityCase] = [
     ParityCase(name: "3-directory RPATH", argv: { [$0.path("rpath3"), "x"] }),
     ParityCase(name: "RUNPATH", argv: { [$0.path("runpath3")] }),
+    ParityCase(name: "shrinkwrapped by patchelf", argv: { [$0.path("shrinkwrapped")] }),
     ParityCase(name: "LD_LIBRARY_PATH", argv: { [$0.path("plain")] },
                env: { ["LD_LIBRARY_PATH": "\($0.d1):\($0.d2):\($0.d3)"] }),
     ParityCase(name: "dlopen by soname", argv: { [$0.path("dlopen")] }),
@@ -54,6 +55,16 @@ struct StraceParityTests {
         let counts = try reportCounts(trace)
         #expect(counts == truth, "loadprobe \(counts) vs strace \(truth)")
         #expect(!truth.counts.isEmpty)
+    }
+
+    @Test("a patchelf'd program is recognised as dynamic: audit stays on")
+    func patchelfProgram() throws {
+        let f = try Fixtures.get()
+        let trace = try scratch("patchelf") + "/t.lpt"
+        let r = try run([loadprobe, "-o", trace, "--", f.path("shrinkwrapped")], env: baseEnvironment())
+        #expect(r.status == 3)
+        #expect(!r.stderrText.contains("audit was not possible"), "\(r.stderrText)")
+        #expect(try TraceReader.read(file: trace).meta("mode") == "ptrace+audit")
     }
 
     @Test("a static program is recorded through ptrace, with a note that audit was not possible")
