@@ -48,9 +48,10 @@ let package = Package(
         ),
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
-        .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat", "TestSupport"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "TraceFormat"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "TraceFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

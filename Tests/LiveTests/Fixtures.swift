@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Tiny C programs and libraries compiled once per test run.
 struct Fixtures: Sendable {

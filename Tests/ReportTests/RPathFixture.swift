@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A program whose RPATH names three directories, d1:d2:d3, and needs one

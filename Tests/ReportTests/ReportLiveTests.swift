@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Reports of real traces, recorded during the test with the built loadprobe.

@@ -1,0 +1,71 @@
+// What the live test targets share: running commands, finding the built
+// products, scratch directories, compiling C fixtures.
+import Foundation
+
+/// A finished command: exit status (128+N when killed by signal N), stdout, stderr.
+public struct Run: Equatable, Sendable {
+    public var status: Int32
+    public var stdout: Data
+    public var stderr: Data
+    public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+@discardableResult
+public func run(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil) throws -> Run {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0].contains("/") ? argv[0] : "/usr/bin/env")
+    p.arguments = argv[0].contains("/") ? Array(argv.dropFirst()) : argv
+    if let env { p.environment = env }
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    // Read both pipes concurrently so a chatty program cannot block.
+    nonisolated(unsafe) var errData = Data()
+    let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    while !reader.isFinished { usleep(1000) }
+    let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    return Run(status: status, stdout: outData, stderr: errData)
+}
+
+/// The directory holding the built products (loadprobe, libloadprobe-audit.so).
+public let productsDir: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    // Swift Testing may run from inside an .xctest bundle directory.
+    while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("loadprobe").path), dir.path != "/" {
+        dir = dir.deletingLastPathComponent()
+    }
+    return dir.path
+}()
+
+public var loadprobe: String { productsDir + "/loadprobe" }
+
+/// A fresh scratch directory for one test.
+public func scratch(_ name: String) throws -> String {
+    let dir = NSTemporaryDirectory() + "lp-test-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+public func write(_ text: String, to path: String) throws {
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+/// Compiles C with gcc; throws with gcc's message on error.
+public func gcc(_ args: [String]) throws {
+    let r = try run(["gcc"] + args)
+    if r.status != 0 { throw TestFailure("gcc \(args.joined(separator: " ")) failed: \(r.stderrText)") }
+}
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
