@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -61,7 +62,17 @@ static const struct { long nr; int call; } lp_calls[] = {
 };
 #define LP_NCALLS ((int)(sizeof lp_calls / sizeof lp_calls[0]))
 
+/* Calls that change how a process sees the file system or what it may see:
+ * the tracer stops answering lookups for such a process (see lp_probe_path). */
+static const long lp_view_calls[] = {
+    SYS_unshare, SYS_setns, SYS_chroot, SYS_pivot_root, SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid,
+    SYS_setresuid, SYS_setresgid, SYS_setgroups, SYS_setfsuid, SYS_setfsgid, SYS_capset,
+};
+#define LP_NVIEW ((int)(sizeof lp_view_calls / sizeof lp_view_calls[0]))
+
 int lp_call_for_nr(uint64_t nr) {
+    for (int i = 0; i < LP_NVIEW; i++)
+        if ((uint64_t)lp_view_calls[i] == nr) return LP_CALL_VIEW_CHANGE;
     if (nr == (uint64_t)SYS_close) return LP_CALL_PREINIT_SIGNAL;
     if (nr == (uint64_t)SYS_sched_getaffinity) return LP_CALL_SCHED_GETAFFINITY;
     if (nr == (uint64_t)SYS_sched_setaffinity) return LP_CALL_SCHED_SETAFFINITY;
@@ -140,6 +151,23 @@ long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap) {
     return (long)got;
 }
 
+#if defined(__x86_64__)
+#include <sys/user.h>
+const int lp_can_skip_syscall = 1;
+int lp_skip_syscall(pid_t pid, int64_t retval) {
+    if (ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user_regs_struct, orig_rax), (void *)(long)-1) != 0) return -1;
+    return ptrace(PTRACE_POKEUSER, pid, (void *)offsetof(struct user_regs_struct, rax), (void *)(long)retval) == 0 ? 0 : -1;
+}
+#else
+const int lp_can_skip_syscall = 0;
+int lp_skip_syscall(pid_t pid, int64_t retval) { (void)pid; (void)retval; return -1; }
+#endif
+
+int lp_probe_path(const char *path, int nofollow) {
+    struct stat st;
+    return fstatat(AT_FDCWD, path, &st, nofollow ? AT_SYMLINK_NOFOLLOW : 0) == 0 ? 0 : errno;
+}
+
 int lp_wifexited(int s) { return WIFEXITED(s); }
 int lp_wexitstatus(int s) { return WEXITSTATUS(s); }
 int lp_wifsignaled(int s) { return WIFSIGNALED(s); }
@@ -171,7 +199,7 @@ __attribute__((constructor)) static void lp_capture_initial_signals(void) {
  * library's close(LP_PREINIT_MAGIC_FD); everything else, and every call of a
  * foreign ABI (x32, i386), is allowed without a stop. */
 static int lp_install_filter(int affinity) {
-    struct sock_filter prog[8 + 2 * LP_NCALLS + 12];
+    struct sock_filter prog[8 + 2 * LP_NCALLS + LP_NVIEW + 12];
     int n = 0;
     const int ntraced = LP_NCALLS;
     /* [0] load arch; [1] if not native, allow. Jumps are patched below. */
@@ -187,6 +215,9 @@ static int lp_install_filter(int affinity) {
     for (int i = 0; i < ntraced; i++)
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lp_calls[i].nr, 0, 0);
     int ncmp = ntraced;
+    for (int i = 0; i < LP_NVIEW; i++)
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)lp_view_calls[i], 0, 0);
+    ncmp += LP_NVIEW;
     if (affinity) {
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_sched_getaffinity, 0, 0);
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_sched_setaffinity, 0, 0);

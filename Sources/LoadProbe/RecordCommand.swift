@@ -30,6 +30,11 @@ struct Record: ParsableCommand {
     @Flag(name: .customLong("no-pin"), help: "Do not run the program on the tracer's CPU until main (slower tracing).")
     var noPin = false
 
+    @Flag(name: .customLong("no-answer-misses"), help: ArgumentHelp(
+        "Let every traced lookup run in the program (two stops per call).",
+        discussion: "By default, a lookup of an absolute path that loadprobe itself finds missing, with the program's view of the file system and its rights, is answered at the first stop with that ENOENT/ENOTDIR."))
+    var noAnswerMisses = false
+
     @Flag(name: .shortAndLong, help: "Print no summary.")
     var quiet = false
 
@@ -48,7 +53,8 @@ struct Record: ParsableCommand {
 
     func run() throws {
         let mode: RecordOptions.Mode = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
-        let options = RecordOptions(command: commandLine, outputPattern: output, mode: mode, pinToTracerCPU: !noPin)
+        var options = RecordOptions(command: commandLine, outputPattern: output, mode: mode, pinToTracerCPU: !noPin)
+        options.answerMisses = !noAnswerMisses
         let result: RecordResult
         do {
             result = try Recorder.run(options, environment: currentEnvironment())

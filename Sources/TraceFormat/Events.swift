@@ -61,12 +61,17 @@ public struct SyscallEvent: Sendable, Equatable {
     public var own: Bool
     public var entryNs: UInt64
     public var exitNs: UInt64
+    /// The tracer looked the path up itself, found it missing, and gave the
+    /// program that answer (ENOENT/ENOTDIR) without letting the call run: the
+    /// same lookup, one ptrace stop instead of two.
+    public var answered: Bool
 
     public init(pid: Int32, tid: Int32, call: FileCall, dirfd: Int32?, path: PathRef, resolved: PathRef?,
-                flags: UInt64, result: Int64, completed: Bool, own: Bool, entryNs: UInt64, exitNs: UInt64) {
+                flags: UInt64, result: Int64, completed: Bool, own: Bool, entryNs: UInt64, exitNs: UInt64,
+                answered: Bool = false) {
         self.pid = pid; self.tid = tid; self.call = call; self.dirfd = dirfd; self.path = path
         self.resolved = resolved; self.flags = flags; self.result = result; self.completed = completed
-        self.own = own; self.entryNs = entryNs; self.exitNs = exitNs
+        self.own = own; self.entryNs = entryNs; self.exitNs = exitNs; self.answered = answered
     }
 
     public var failed: Bool { completed && result < 0 }

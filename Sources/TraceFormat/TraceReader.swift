@@ -211,7 +211,7 @@ private struct Decoder {
                 events.append(.syscall(SyscallEvent(
                     pid: pid, tid: tid, call: call, dirfd: dirfd, path: path, resolved: resolved, flags: flags,
                     result: result, completed: bits & TraceWire.sysIncomplete == 0, own: bits & TraceWire.sysOwn != 0,
-                    entryNs: t0, exitNs: t0 &+ dt)))
+                    entryNs: t0, exitNs: t0 &+ dt, answered: bits & TraceWire.sysAnswered != 0)))
             case .audit:
                 let pid = try readPid()
                 guard let kind = AuditKind(rawValue: try byte()) else { throw fail("unknown audit record kind") }

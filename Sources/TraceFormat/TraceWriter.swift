@@ -85,6 +85,7 @@ public final class TraceWriter {
         if !e.completed { bits |= TraceWire.sysIncomplete }
         if e.resolved != nil { bits |= TraceWire.sysHasResolved }
         if e.dirfd != nil { bits |= TraceWire.sysHasDirfd }
+        if e.answered { bits |= TraceWire.sysAnswered }
         putVar(bits)
         if let d = e.dirfd { putSigned(Int64(d)) }
         putPath(e.path)

@@ -29,6 +29,7 @@ public enum TraceWire {
     static let sysIncomplete: UInt64 = 2
     static let sysHasResolved: UInt64 = 4
     static let sysHasDirfd: UInt64 = 8
+    static let sysAnswered: UInt64 = 16
 }
 
 @inline(__always) func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }

@@ -18,6 +18,8 @@ public struct RecordOptions: Sendable {
     public var auditLibrary: String?
     /// Run traced programs on the tracer's CPU until they reach main.
     public var pinToTracerCPU: Bool
+    /// Answer lookups of missing paths at the first stop (PtraceSession.answerMiss).
+    public var answerMisses: Bool = true
 
     public init(command: [String], outputPattern: String = "loadprobe-%p.lpt", mode: Mode = .full,
                 auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
@@ -199,9 +201,11 @@ public enum Recorder {
             if cpu >= 0 { _ = lp_pin_self(cpu) }
             kill(pid, SIGCONT)
             let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
-                                        auditDir: auditDir, originalAffinity: originalAffinity)
+                                        auditDir: auditDir, originalAffinity: originalAffinity,
+                                        answerMisses: options.answerMisses)
             waitStatus = try session.run()
             ownCalls = session.ownCalls
+            try writer.meta("answeredCalls", String(session.answeredCalls))
             let err = lp_spawn_exec_result(resultFd)
             if err != 0 {
                 let why = "cannot execute \(path): \(String(cString: strerror(err)))"

@@ -135,6 +135,32 @@ struct Fixtures: Sendable {
             return 0;
         }
         """
+        // A program with its own view of the files: a private mount namespace
+        // with a tmpfs over an (elsewhere empty) directory.
+        let ownView = """
+        #define _GNU_SOURCE
+        #include <fcntl.h>
+        #include <sched.h>
+        #include <stdio.h>
+        #include <sys/mount.h>
+        #include <sys/stat.h>
+        #include <unistd.h>
+        int main(int argc, char **argv) {
+            if (unshare(CLONE_NEWNS) != 0) { perror("unshare"); return 2; }
+            if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { perror("mount private"); return 2; }
+            if (mount("tmpfs", argv[1], "tmpfs", 0, NULL) != 0) { perror("mount tmpfs"); return 2; }
+            char p[4096];
+            snprintf(p, sizeof p, "%s/only-here", argv[1]);
+            close(open(p, O_CREAT | O_WRONLY, 0644));
+            struct stat st;
+            printf("only-here: stat %d, access %d\\n", stat(p, &st), access(p, F_OK));
+            snprintf(p, sizeof p, "%s/missing", argv[1]);
+            printf("missing: access %d\\n", access(p, F_OK));
+            return 0;
+        }
+        """
+        try write(ownView, to: f.dir + "/src/ownview.c")
+        try gcc([f.dir + "/src/ownview.c", "-o", f.path("ownview")])
         try write(affinity, to: f.dir + "/src/affinity.c")
         try gcc([f.dir + "/src/affinity.c", "-o", f.path("affinity")])
         return f

@@ -58,6 +58,41 @@ struct StraceParityTests {
         #expect(!truth.counts.isEmpty)
     }
 
+    @Test("missing paths are answered by the tracer at the first stop; --no-answer-misses lets every call run")
+    func answeredMisses() throws {
+        let f = try Fixtures.get()
+        let dir = try scratch("answer")
+        let env = baseEnvironment()
+        let untraced = try run([f.path("rpath3")], env: env)
+        let (truth, _) = try straceCounts([f.path("rpath3")], env: env)
+        for (flag, answered) in [([String](), true), (["--no-answer-misses"], false)] {
+            let trace = dir + "/t\(answered).lpt"
+            let r = try run([loadprobe, "-q", "-o", trace] + flag + ["--", f.path("rpath3")], env: env)
+            #expect(r == untraced)
+            #expect(try reportCounts(trace) == truth)
+            let t = try TraceReader.read(file: trace)
+            let n = t.events.filter { if case .syscall(let s) = $0 { s.answered } else { false } }.count
+            #expect(answered ? n > 10 : n == 0, "answered calls: \(n)")
+            #expect(t.meta("answeredCalls") == String(n))
+        }
+    }
+
+    @Test("a program in its own mount namespace sees its own files: no lookup of it is answered from loadprobe's view")
+    func ownMountNamespace() throws {
+        let f = try Fixtures.get()
+        guard geteuid() == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { throw TestFailure("CI must run as root for the mount-namespace test") }
+            print("skipped: mount namespaces need root here")
+            return
+        }
+        let mountPoint = try scratch("ownview")
+        let untraced = try run([f.path("ownview"), mountPoint], env: baseEnvironment())
+        #expect(untraced.stdoutText == "only-here: stat 0, access 0\nmissing: access -1\n", "\(untraced.stderrText)")
+        let trace = try scratch("ownview") + "/t.lpt"
+        let traced = try run([loadprobe, "-q", "-o", trace, "--", f.path("ownview"), mountPoint], env: baseEnvironment())
+        #expect(traced == untraced)
+    }
+
     @Test("a patchelf'd program is recognised as dynamic: audit stays on")
     func patchelfProgram() throws {
         let f = try Fixtures.get()

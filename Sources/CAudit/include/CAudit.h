@@ -21,6 +21,7 @@ enum lp_call {
     LP_CALL_PREINIT_SIGNAL, /* close(LP_PREINIT_MAGIC_FD) from the audit library */
     LP_CALL_SCHED_GETAFFINITY, /* traced only while programs start on the tracer's CPU */
     LP_CALL_SCHED_SETAFFINITY,
+    LP_CALL_VIEW_CHANGE, /* unshare, setns, chroot, pivot_root, set*id, setgroups, capset */
     LP_CALL_COUNT
 };
 
@@ -55,6 +56,14 @@ long lp_write_memory(pid_t pid, uintptr_t addr, const void *in, size_t n);
 int lp_current_cpu(void);
 /* Fills a cpu_set_t-layout mask (bytes, little-endian bit order) with the given CPUs. */
 void lp_fill_mask(const int *cpus, int n, unsigned char *mask, size_t bytes);
+
+/* At a seccomp stop: skip the call and make it return `retval` (x86_64:
+ * orig_rax = -1, rax = retval). Returns 0, or -1 where not supported. */
+int lp_skip_syscall(pid_t pid, int64_t retval);
+/* 1 when lp_skip_syscall works on this architecture. */
+extern const int lp_can_skip_syscall;
+/* fstatat(AT_FDCWD, path, …, nofollow ? AT_SYMLINK_NOFOLLOW : 0): 0 or errno. */
+int lp_probe_path(const char *path, int nofollow);
 
 /* Wait-status macros as functions. */
 int lp_wifexited(int s); int lp_wexitstatus(int s);
