@@ -79,7 +79,7 @@ public enum TraceReader {
         var truncatedAt: Int?
         while off < bytes.count {
             if bytes.count - off < TraceWire.chunkHeaderSize { truncatedAt = off; break }
-            guard bytes[off] == 0x4C, bytes[off + 1] == 0x50, bytes[off + 2] == 0x43, bytes[off + 3] == 0x4B else {
+            guard bytes[off..<(off + 4)].elementsEqual(TraceWire.chunkMagic) else {
                 throw TraceReadError(file: file, reason: .corrupt(offset: off, what: "expected a chunk header"))
             }
             let len = Int(le32(bytes, off + 4))

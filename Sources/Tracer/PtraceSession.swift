@@ -246,30 +246,30 @@ final class PtraceSession {
             return
         }
         guard code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
-        let a = [info.args.0, info.args.1, info.args.2, info.args.3, info.args.4, info.args.5]
+        let a = info.args // a tuple: no allocation per stop
         var dirfd: Int32? = nil
         var pathArg: UInt64 = 0
         var flags: UInt64 = 0
         switch call {
-        case .open: pathArg = a[0]; flags = a[1]
-        case .creat: pathArg = a[0]; flags = UInt64(O_CREAT | O_WRONLY | O_TRUNC)
-        case .openat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
+        case .open: pathArg = a.0; flags = a.1
+        case .creat: pathArg = a.0; flags = UInt64(O_CREAT | O_WRONLY | O_TRUNC)
+        case .openat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
         case .openat2:
-            dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]
+            dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1
             var how: UInt64 = 0
-            _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a[2]), $0.baseAddress, 8) }
+            _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a.2), $0.baseAddress, 8) }
             flags = how
-        case .stat: pathArg = a[0]
-        case .lstat: pathArg = a[0]; flags = 0x100 // AT_SYMLINK_NOFOLLOW
-        case .newfstatat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[3]
-        case .statx: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
-        case .access: pathArg = a[0]; flags = a[1]
-        case .faccessat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2]
-        case .faccessat2: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[2] | (a[3] << 32)
-        case .readlink: pathArg = a[0]
-        case .readlinkat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]
-        case .execve: pathArg = a[0]
-        case .execveat: dirfd = Int32(truncatingIfNeeded: a[0]); pathArg = a[1]; flags = a[4]
+        case .stat: pathArg = a.0
+        case .lstat: pathArg = a.0; flags = 0x100 // AT_SYMLINK_NOFOLLOW
+        case .newfstatat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.3
+        case .statx: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
+        case .access: pathArg = a.0; flags = a.1
+        case .faccessat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
+        case .faccessat2: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2 | (a.3 << 32)
+        case .readlink: pathArg = a.0
+        case .readlinkat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1
+        case .execve: pathArg = a.0
+        case .execveat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.4
         }
         let n = pathArg == 0 ? -1 : pathBuffer.withUnsafeMutableBufferPointer {
             lp_read_string(tid, UInt(pathArg), $0.baseAddress, 4097)
@@ -300,7 +300,7 @@ final class PtraceSession {
             return
         }
         var argv: [String]? = nil
-        if call.isExec { argv = readArgv(tid, call == .execve ? a[1] : a[2]) }
+        if call.isExec { argv = readArgv(tid, call == .execve ? a.1 : a.2) }
         let pending = Pending(call: call, dirfd: dirfd, pathKind: kind, path: path,
                               resolved: resolved, flags: flags, entryNs: now, argv: argv)
         threads[tid, default: ThreadState(pid: tid, pending: nil, announced: false)].pending = pending
@@ -357,6 +357,8 @@ final class PtraceSession {
 
     // MARK: answering missing lookups
 
+    static let perProcessTrees: [[CChar]] = ["/proc/", "/dev/", "/sys/"].map { $0.utf8.map { CChar(bitPattern: $0) } }
+
     /// For a lookup without side effects: whether it follows a final symlink
     /// (false) or not (true); nil for calls that are never answered.
     static func lookupFollow(_ call: FileCall, flags: UInt64) -> Bool? {
@@ -385,7 +387,7 @@ final class PtraceSession {
         guard pathBuffer[0] == 0x2f else { return nil } // absolute paths only
         // /proc and /dev resolve per process (/proc/self, /dev/fd): never answered.
         let special = pathBuffer.withUnsafeBufferPointer { b in
-            ["/proc/", "/dev/", "/sys/"].contains { p in p.utf8.enumerated().allSatisfy { b[$0.offset] == CChar(bitPattern: $0.element) } }
+            Self.perProcessTrees.contains { p in p.indices.allSatisfy { b[$0] == p[$0] } }
         }
         if special { return nil }
         if processes[pid]?.sameView == nil { processes[pid]?.sameView = sameView(pid) }

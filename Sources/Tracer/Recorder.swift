@@ -174,10 +174,7 @@ public enum Recorder {
             let err = lp_spawn_exec_result(resultFd)
             if err != 0 {
                 _ = waitpid(pid, nil, 0)
-                let why = "cannot execute \(path): \(String(cString: strerror(err)))"
-                try writer.note(pid: pid, why)
-                try writer.finish(endNs: lp_monotonic_ns())
-                throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
+                try execFailed(err, path: path, pid: pid, writer: writer)
             }
             // Move audit records while the program runs (the other CPUs are
             // otherwise idle at start-up), checking every 2 ms for its end.
@@ -207,12 +204,7 @@ public enum Recorder {
             ownCalls = session.ownCalls
             try writer.meta("answeredCalls", String(session.answeredCalls))
             let err = lp_spawn_exec_result(resultFd)
-            if err != 0 {
-                let why = "cannot execute \(path): \(String(cString: strerror(err)))"
-                try writer.note(pid: pid, why)
-                try writer.finish(endNs: lp_monotonic_ns())
-                throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
-            }
+            if err != 0 { try execFailed(err, path: path, pid: pid, writer: writer) }
             if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
         }
 
@@ -229,6 +221,15 @@ public enum Recorder {
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
                             notes: notes, ownCallsLeftOut: ownCalls)
+    }
+
+    /// The program's exec failed (its errno came back through the spawn pipe):
+    /// the trace says so and ends; the shell's status (127 not found, else 126).
+    static func execFailed(_ err: Int32, path: String, pid: Int32, writer: TraceWriter) throws -> Never {
+        let why = "cannot execute \(path): \(String(cString: strerror(err)))"
+        try writer.note(pid: pid, why)
+        try writer.finish(endNs: lp_monotonic_ns())
+        throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
     }
 
     static func writeMeta(_ w: TraceWriter, options: RecordOptions, mode: RecordOptions.Mode, path: String,
