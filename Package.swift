@@ -44,13 +44,15 @@ let package = Package(
             dependencies: [
                 "Tracer", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lswiftCore"], .when(configuration: .release))]
         ),
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat", "TestSupport"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report"]),
+        .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "TraceFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

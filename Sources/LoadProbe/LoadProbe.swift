@@ -16,6 +16,9 @@ struct LoadProbe: ParsableCommand {
     /// Bad invocations get one line (and status 64, as sysexits' EX_USAGE);
     /// help and version print as usual.
     static func main() {
+        if let invocation = RecordInvocation.fastParse(CommandLine.arguments.dropFirst()) {
+            Glibc.exit(Record.record(invocation))
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

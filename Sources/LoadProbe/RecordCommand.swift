@@ -51,24 +51,36 @@ struct Record: ParsableCommand {
 
     var commandLine: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
 
+    var invocation: RecordInvocation {
+        RecordInvocation(command: commandLine, output: output,
+                         mode: noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full,
+                         pin: !noPin, answerMisses: !noAnswerMisses, quiet: quiet)
+    }
+
     func run() throws {
-        let mode: RecordOptions.Mode = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
-        var options = RecordOptions(command: commandLine, outputPattern: output, mode: mode, pinToTracerCPU: !noPin)
-        options.answerMisses = !noAnswerMisses
+        throw ExitCode(Record.record(invocation))
+    }
+
+    /// Records one run and prints the summary; returns loadprobe's exit status
+    /// (the program's, or 126/127/1 when it could not be recorded).
+    static func record(_ how: RecordInvocation) -> Int32 {
+        let commandLine = how.command
+        var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
+        options.answerMisses = how.answerMisses
         let result: RecordResult
         do {
             result = try Recorder.run(options, environment: currentEnvironment())
         } catch let e as LaunchError {
             printError(e.description)
-            throw ExitCode(e.exitStatus)
+            return e.exitStatus
         } catch let e as RecordError {
             printError(e.description)
-            throw ExitCode(1)
+            return 1
         } catch {
             printError("loadprobe: \(error)")
-            throw ExitCode(1)
+            return 1
         }
-        if !quiet {
+        if !how.quiet {
             let how = result.waitStatus & 0x7f != 0
                 ? "was killed by signal \(result.waitStatus & 0x7f)" : "exited with status \(result.exitStatus)"
             do {
@@ -87,7 +99,70 @@ struct Record: ParsableCommand {
                 printError("loadprobe: \(commandLine[0]) \(how); the trace \(result.traceFile) cannot be read back: \(error)")
             }
         }
-        throw ExitCode(result.exitStatus)
+        return result.exitStatus
+    }
+}
+
+/// What one `loadprobe [record]` invocation asks for, however it was parsed.
+struct RecordInvocation: Equatable {
+    var command: [String]
+    var output: String = "loadprobe-%p.lpt"
+    var mode: RecordOptions.Mode = .full
+    var pin = true
+    var answerMisses = true
+    var quiet = false
+
+    /// The common invocation `loadprobe [record] [-q] [-o PATTERN] [--no-…] -- CMD ARGS…`,
+    /// parsed without ArgumentParser. Its reflection-driven parse costs ~3.5 ms of
+    /// CPU at every start (perf: protocol-conformance scans and metadata
+    /// instantiation), which is a third of loadprobe's own start. Anything this
+    /// strict grammar does not cover exactly (help, version, other subcommands,
+    /// repeated, combined or unknown options, a missing `--`, conflicting
+    /// modes) returns nil and goes through ArgumentParser, so errors and help read
+    /// the same either way.
+    static func fastParse(_ args: ArraySlice<String>) -> RecordInvocation? {
+        var rest = args
+        if rest.first == "record" { rest = rest.dropFirst() }
+        var inv = RecordInvocation(command: [])
+        var seen = Set<String>()
+        var noPtrace = false, noAudit = false
+        while let arg = rest.first {
+            rest = rest.dropFirst()
+            if arg == "--" {
+                guard !rest.isEmpty, !(noPtrace && noAudit) else { return nil }
+                inv.command = Array(rest)
+                inv.mode = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
+                return inv
+            }
+            var name = arg
+            var inlineValue: String?
+            if arg.hasPrefix("--output=") {
+                name = "--output"
+                inlineValue = String(arg.dropFirst("--output=".count))
+            }
+            let key = name == "-o" ? "--output" : name == "-q" ? "--quiet" : name
+            guard seen.insert(key).inserted else { return nil }
+            switch key {
+            case "--output":
+                let value: String
+                if let v = inlineValue {
+                    value = v
+                } else {
+                    guard let v = rest.first else { return nil }
+                    value = v
+                    rest = rest.dropFirst()
+                }
+                guard !value.isEmpty, !value.hasPrefix("-") else { return nil }
+                inv.output = value
+            case "--quiet": inv.quiet = true
+            case "--no-ptrace": noPtrace = true
+            case "--no-audit": noAudit = true
+            case "--no-pin": inv.pin = false
+            case "--no-answer-misses": inv.answerMisses = false
+            default: return nil
+            }
+        }
+        return nil
     }
 }
 

@@ -1,0 +1,54 @@
+import Testing
+@testable import LoadProbe
+
+/// The record fast path must read every command line it accepts exactly as
+/// ArgumentParser does, and leave every other one to ArgumentParser.
+@Suite struct FastParseTests {
+    /// What ArgumentParser makes of a command line, as a RecordInvocation
+    /// (nil when it is not a record invocation or is rejected).
+    func viaArgumentParser(_ args: [String]) -> RecordInvocation? {
+        guard let command = try? LoadProbe.parseAsRoot(args), let record = command as? Record else { return nil }
+        return record.invocation
+    }
+
+    static let accepted: [[String]] = [
+        ["--", "/bin/true"],
+        ["record", "--", "/bin/true"],
+        ["-q", "--", "./app", "-q", "--no-ptrace", "--"],
+        ["-o", "t-%p.lpt", "--", "prog", "a b"],
+        ["--output", "lp-%j/%r.lpt", "-q", "--", "prog"],
+        ["--output=x.lpt", "--", "prog"],
+        ["record", "--no-ptrace", "-q", "-o", "x", "--", "prog", "--help"],
+        ["--no-audit", "--no-pin", "--", "prog"],
+        ["--no-answer-misses", "--quiet", "--", "prog", "--version"],
+        ["--no-pin", "--no-answer-misses", "--no-ptrace", "--output", "o", "--quiet", "--", "sh", "-c", "exit 3"],
+    ]
+
+    @Test(arguments: accepted)
+    func sameAsArgumentParser(_ args: [String]) throws {
+        let fast = try #require(RecordInvocation.fastParse(args[...]), "the fast path should take \(args)")
+        let slow = try #require(viaArgumentParser(args), "ArgumentParser rejects \(args)")
+        #expect(fast == slow)
+    }
+
+    static let leftToArgumentParser: [[String]] = [
+        [], ["--help"], ["-h"], ["--version"], ["record", "--help"], ["report", "x.lpt"],
+        ["explain", "--", "prog"], ["prog"], ["-q", "prog"], ["-q"], ["--"], ["record", "--"],
+        ["-q", "-q", "--", "prog"], ["-qo", "x", "--", "prog"], ["-o", "--", "prog"], ["-o"],
+        ["--output=", "--", "prog"], ["-o", "-x", "--", "prog"], ["--no-ptrace", "--no-audit", "--", "prog"],
+        ["--bogus", "--", "prog"], ["-o", "a", "--output", "b", "--", "prog"], ["--", ], ["record", "record", "--", "p"],
+    ]
+
+    @Test(arguments: leftToArgumentParser)
+    func otherCommandLinesGoToArgumentParser(_ args: [String]) {
+        #expect(RecordInvocation.fastParse(args[...]) == nil)
+    }
+
+    @Test func modesAndDefaults() throws {
+        let plain = try #require(RecordInvocation.fastParse(["--", "p"]))
+        #expect(plain == RecordInvocation(command: ["p"], output: "loadprobe-%p.lpt", mode: .full,
+                                          pin: true, answerMisses: true, quiet: false))
+        #expect(RecordInvocation.fastParse(["--no-ptrace", "--", "p"])?.mode == .auditOnly)
+        #expect(RecordInvocation.fastParse(["--no-audit", "--", "p"])?.mode == .ptraceOnly)
+    }
+}
