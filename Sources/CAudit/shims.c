@@ -4,6 +4,7 @@
 #include "CAudit.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <linux/audit.h>
@@ -358,6 +359,26 @@ uint64_t lp_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void lp_wait_child_event(int pid, int *pidfd, int timeout_ms) {
+    if (*pidfd == -1) {
+        long fd = syscall(SYS_pidfd_open, pid, 0);
+        *pidfd = fd >= 0 ? (int)fd : -2;
+        if (fd >= 0) (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (*pidfd >= 0) {
+        /* readable when the process has exited */
+        struct pollfd p = { .fd = *pidfd, .events = POLLIN };
+        (void)poll(&p, 1, timeout_ms);
+    } else {
+        usleep((useconds_t)timeout_ms * 1000);
+    }
+}
+
+void lp_pidfd_close(int *pidfd) {
+    if (*pidfd >= 0) close(*pidfd);
+    *pidfd = -1;
 }
 
 const char *lp_libc_version(void) { return gnu_get_libc_version(); }

@@ -161,6 +161,10 @@ public enum Recorder {
         }
 
         let startNs = lp_monotonic_ns()
+        // With the audit library alone nothing needs the program stopped: let it
+        // run while the trace's header is written (the machine's other CPUs are
+        // otherwise idle at start-up).
+        if mode == .auditOnly { kill(pid, SIGCONT) }
         try writeMeta(writer, options: options, mode: mode, path: path, environment: environment,
                       auditLib: auditLib, auditDir: auditDir, startNs: startNs, notes: notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
@@ -170,20 +174,21 @@ public enum Recorder {
         var ownCalls = 0
         let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
         if mode == .auditOnly {
-            kill(pid, SIGCONT)
             let err = lp_spawn_exec_result(resultFd)
             if err != 0 {
                 _ = waitpid(pid, nil, 0)
                 try execFailed(err, path: path, pid: pid, writer: writer)
             }
-            // Move audit records while the program runs (the other CPUs are
-            // otherwise idle at start-up), checking every 2 ms for its end.
+            // Move audit records while the program runs, every 2 ms; its end
+            // wakes the wait at once (pidfd), so loadprobe adds no wait to it.
+            var pidfd: Int32 = -1
+            defer { lp_pidfd_close(&pidfd) }
             while true {
                 waited = waitpid(pid, &waitStatus, WNOHANG)
                 if waited == pid && lp_wifstopped(waitStatus) == 0 { break }
                 if waited < 0 && errno != EINTR { break }
                 try drain?.poll()
-                usleep(2000)
+                lp_wait_child_event(pid, &pidfd, 2)
             }
             try writer.write(ExitEvent(pid: pid, tid: pid, status: waitStatus, timeNs: lp_monotonic_ns()))
         } else {

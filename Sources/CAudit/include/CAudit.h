@@ -108,6 +108,13 @@ int lp_last_forwarded_signal(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lp_monotonic_ns(void);
+
+/* Waits up to timeout_ms for child pid to change state (exit, stop, or a
+ * signal to loadprobe), through a pidfd when the kernel has them (5.3+),
+ * else by sleeping. *pidfd caches the descriptor: start with -1 and close it
+ * with lp_pidfd_close when done. */
+void lp_wait_child_event(int pid, int *pidfd, int timeout_ms);
+void lp_pidfd_close(int *pidfd);
 /* The running glibc's version string ("2.36"), or "" on another libc. */
 const char *lp_libc_version(void);
 
