@@ -9,7 +9,7 @@ struct LoadProbe: ParsableCommand {
         commandName: "loadprobe",
         abstract: "Record and explain where a program's start-up time goes: every file lookup and library search.",
         version: "0.1.0",
-        subcommands: [Record.self, ReportCommand.self, Explain.self, Diff.self],
+        subcommands: [Record.self, ReportCommand.self, Explain.self, Diff.self, Calibrate.self],
         defaultSubcommand: Record.self
     )
 

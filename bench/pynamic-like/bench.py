@@ -464,6 +464,7 @@ def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
             for p in procs:
                 cold = None
                 with Mount(man["tree"], d, extra=FS_VARIANTS[fs]) as m:
+                    calibrated = _calibrate(man, d, p) if fs == "nocache" and d > 0 else None
                     if caching:
                         cw, _ = start_wave(command(man, prog), p)
                         cold = {"wall_s": round(cw, 4), "ops": m.snapshot()["ops"]}
@@ -475,6 +476,8 @@ def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
                 ops = {k: round(v / starts, 1) for k, v in ops.items() if v}
                 row = {"size": label, "fs": fs, "program": prog, "delay_us": d, "procs": p, **r,
                        "ops_per_start": ops, "mean_actual_delay_us": m.stats["mean_actual_delay_us"]}
+                if calibrated:
+                    row["calibrated"] = calibrated
                 if cold:
                     row["cold_wall_s"] = cold["wall_s"]
                     row["cold_ops_per_start"] = {k: round(v / p, 1) for k, v in cold["ops"].items() if v}
@@ -484,6 +487,34 @@ def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
                     + (f"  [cold: {cold['wall_s']:.3f} s]" if cold else ""))
     results.setdefault("startup", []).extend(rows)
     return rows
+
+
+_calibrations = {}
+
+
+def _calibrate(man, delay_us, procs):
+    """`loadprobe calibrate` on the mounted latfs, once per (tree, delay,
+    processes): the per-operation latency a user would measure on the file
+    system before predicting (fresh-name lookups in one library directory,
+    `procs` threads at once). None without a loadprobe binary."""
+    lp = _loadprobe_binary()
+    if not lp:
+        return None
+    key = (man["tree"], delay_us, procs)
+    if key not in _calibrations:
+        probe_dir = next(os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"])) if e.startswith("mod"))
+        r = subprocess.run([lp, "calibrate", "--json", "--fs", "fuse", "--concurrency", str(procs),
+                            "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), probe_dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"bench: loadprobe calibrate failed: {r.stderr.strip()}")
+        c = json.loads(r.stdout)
+        _calibrations[key] = {"latency": c["latency"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
+                              "miss_p90_us": round(c["miss"]["p90Seconds"] * 1e6, 1), "calls": c["miss"]["calls"],
+                              "concurrency": procs}
+        log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {_calibrations[key]['miss_median_us']} us"
+            f" -> --latency {c['latency']}")
+    return _calibrations[key]
 
 
 def section_counts(man, programs, results, label, tmpdir):
@@ -675,18 +706,31 @@ def section_model_accuracy(results):
                         and r["program"] in ("app", "app.shrinkwrap", "app.view") and r["delay_us"] > 0]
                 for d in sorted({r["delay_us"] for r in rows}):
                     for procs in sorted({r["procs"] for r in rows if r["delay_us"] == d}):
-                        pred = predict(trace, tree, "--latency", f"all={d}us", "--procs", str(procs),
-                                       "--cores", str(os.cpu_count() or 1))
+                        shape = ["--procs", str(procs), "--cores", str(os.cpu_count() or 1)]
+                        pred = predict(trace, tree, "--latency", f"all={d}us", *shape)
+                        # the same prediction with the latency loadprobe calibrate measured on the
+                        # mounted file system (what a user measures before predicting)
+                        cal = next((r["calibrated"] for r in rows if r["delay_us"] == d and r["procs"] == procs
+                                    and r.get("calibrated")), None)
+                        pred_cal = predict(trace, tree, "--latency", cal["latency"], *shape) if cal else None
                         for r in rows:
                             if r["delay_us"] != d or r["procs"] != procs:
                                 continue
                             s = pred[scen_of[r["program"]]]
                             err = (s["jobSeconds"] - r["wall_s"]) / r["wall_s"] * 100
-                            times.append({"size": label, "program": r["program"], "delay_us": d, "procs": procs,
-                                          "predicted_s": s["jobSeconds"], "measured_s": r["wall_s"],
-                                          "served_delay_us": r.get("mean_actual_delay_us"), "error_pct": round(err, 1)})
-                            log(f"  {label:>5} {r['program']:<16} {d:>5} us P={procs}: predicted {s['jobSeconds']:8.3f} s"
-                                f"  measured {r['wall_s']:8.3f} s  ({err:+.1f}%)")
+                            row = {"size": label, "program": r["program"], "delay_us": d, "procs": procs,
+                                   "predicted_s": s["jobSeconds"], "measured_s": r["wall_s"],
+                                   "served_delay_us": r.get("mean_actual_delay_us"), "error_pct": round(err, 1)}
+                            line = (f"  {label:>5} {r['program']:<16} {d:>5} us P={procs}: predicted {s['jobSeconds']:8.3f} s"
+                                    f"  measured {r['wall_s']:8.3f} s  ({err:+.1f}%)")
+                            if pred_cal:
+                                sc = pred_cal[scen_of[r["program"]]]
+                                err_c = (sc["jobSeconds"] - r["wall_s"]) / r["wall_s"] * 100
+                                row.update({"calibrated_latency": cal["latency"], "predicted_calibrated_s": sc["jobSeconds"],
+                                            "error_calibrated_pct": round(err_c, 1)})
+                                line += f"  calibrated ({cal['latency']}): {sc['jobSeconds']:8.3f} s ({err_c:+.1f}%)"
+                            times.append(row)
+                            log(line)
     finally:
         shutil.rmtree(tdir, ignore_errors=True)
     results["model_accuracy"] = {"loadprobe": lp, "counts": counts, "times": times}
@@ -760,6 +804,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--path-kind", choices=["rpath", "runpath"], default="rpath")
     ap.add_argument("--no-python", action="store_true")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="only app/shrinkwrap/view: no tracer overhead (a), no variants, no caching file systems")
     args = ap.parse_args()
 
     size = "smoke" if args.smoke else "quick" if args.quick else "default"
@@ -776,6 +822,9 @@ def main():
         cfg["procs"] = [int(x) for x in args.procs.split(",")]
     if args.no_python:
         cfg["python"] = False
+    if args.no_extras:
+        cfg["variants"] = False
+        cfg["fs_extras"] = []
 
     os.makedirs(os.path.join(OUT, "tmp"), exist_ok=True)
     os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
@@ -795,7 +844,8 @@ def main():
     label = f"n{cfg['libs']}"
     results["programs"][label] = {k: man[k] for k in ("params", "build_seconds", "jobs", "tree_bytes", "tree_files",
                                                      "fixes", "fix_seconds", "tree")}
-    section_tracer_overhead(man, args, results)
+    if not args.no_extras:
+        section_tracer_overhead(man, args, results)
 
     progs = list(cfg["programs"])
     extra = []

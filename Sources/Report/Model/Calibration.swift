@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Measures a mounted file system's per-operation latency from a client, the
+/// input the cost model's `--latency` wants: run it on a compute node against
+/// the tree the program would live in, then predict with the figures it gives.
+///
+/// Only reads, and only what defeats the client's caches: each probe looks up
+/// a name never used before (`fstatat(dirfd, fresh name)`: exactly one LOOKUP
+/// that misses, on NFS, Lustre, FUSE alike: the directory is held open, so no
+/// other component is walked), and each existing entry of the directory is
+/// looked up, opened and read once at most (a second time could be served from
+/// the client's cache).
+public struct Calibration: Sendable {
+    public struct Series: Sendable, Equatable {
+        public var kind: String
+        /// One sample per call, seconds.
+        public var samples: [Double]
+        public var median: Double { Calibration.quantile(samples, 0.5) }
+        public var p10: Double { Calibration.quantile(samples, 0.1) }
+        public var p90: Double { Calibration.quantile(samples, 0.9) }
+    }
+
+    public var directory: String
+    public var filesystem: String?
+    public var concurrency: Int
+    /// Lookups of fresh missing names (one server operation each).
+    public var miss: Series
+    /// First lookups of existing entries (a LOOKUP; a GETATTR as well where attributes are not returned with it).
+    public var hit: Series
+    /// First opens of existing regular files, closed again at once.
+    public var opens: Series
+    /// First readlinks of existing symbolic links.
+    public var readlink: Series
+
+    static func quantile(_ xs: [Double], _ q: Double) -> Double {
+        guard !xs.isEmpty else { return .nan }
+        let s = xs.sorted()
+        return s[min(s.count - 1, Int((Double(s.count - 1) * q).rounded()))]
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Probes `directory` with `count` fresh-name lookups split over
+    /// `concurrency` threads running at once (the job's processes per node,
+    /// to see the server and the node under that load), and up to `count`
+    /// existing entries.
+    public static func measure(directory: String, count: Int, concurrency: Int) throws(Failure) -> Calibration {
+        let dirfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else {
+            throw Failure(description: "\(directory): \(String(cString: strerror(errno)))")
+        }
+        defer { close(dirfd) }
+        let threads = max(1, concurrency)
+        let perThread = max(1, count / threads)
+        let tag = "\(getpid())-\(monotonicNs() % 1_000_000_007)"
+
+        // Fresh missing names, all threads at once.
+        let results = UnsafeMutablePointer<[Double]>.allocate(capacity: threads)
+        results.initialize(repeating: [], count: threads)
+        defer { results.deinitialize(count: threads); results.deallocate() }
+        final class Job: @unchecked Sendable {
+            let dirfd: Int32, index: Int, n: Int, tag: String
+            let out: UnsafeMutablePointer<[Double]>
+            init(dirfd: Int32, index: Int, n: Int, tag: String, out: UnsafeMutablePointer<[Double]>) {
+                self.dirfd = dirfd; self.index = index; self.n = n; self.tag = tag; self.out = out
+            }
+            func run() {
+                var samples: [Double] = []
+                samples.reserveCapacity(n)
+                var st = stat()
+                for i in 0..<n {
+                    let name = ".loadprobe-calibrate-\(tag)-\(index)-\(i)"
+                    let t0 = monotonicNs()
+                    _ = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)
+                    samples.append(Double(monotonicNs() - t0) * 1e-9)
+                }
+                out.pointee = samples
+            }
+        }
+        var tids: [pthread_t] = []
+        for i in 0..<threads {
+            let job = Unmanaged.passRetained(Job(dirfd: dirfd, index: i, n: perThread, tag: tag, out: results + i))
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let j = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+                j.run()
+                return nil
+            }, job.toOpaque())
+            if rc != 0 { job.release(); throw Failure(description: "cannot start a probing thread: \(String(cString: strerror(rc)))") }
+            tids.append(tid)
+        }
+        for t in tids { pthread_join(t, nil) }
+        let miss = (0..<threads).flatMap { results[$0] }
+
+        // Existing entries, each once, one thread.
+        var hit: [Double] = [], opened: [Double] = [], links: [Double] = []
+        var names: [(String, UInt8)] = []
+        let listfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if listfd >= 0, let d = fdopendir(listfd) {
+            while names.count < count, let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                names.append((name, e.pointee.d_type))
+            }
+            closedir(d)
+        }
+        var st = stat()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        for (name, type) in names {
+            var t0 = monotonicNs()
+            guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            hit.append(Double(monotonicNs() - t0) * 1e-9)
+            _ = type
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                t0 = monotonicNs()
+                if readlinkat(dirfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
+            } else if (st.st_mode & S_IFMT) == S_IFREG {
+                t0 = monotonicNs()
+                let fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                if fd >= 0 {
+                    opened.append(Double(monotonicNs() - t0) * 1e-9)
+                    close(fd)
+                }
+            }
+        }
+        return Calibration(
+            directory: directory, filesystem: fileSystemType(of: directory),
+            concurrency: threads,
+            miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
+            opens: Series(kind: "open", samples: opened), readlink: Series(kind: "readlink", samples: links))
+    }
+
+    /// The `--latency` value per operation for `profile`: the measured call
+    /// time less what the profile adds by itself to every operation (its
+    /// round trip), never below 0.
+    public func latencyFlag(for profile: FileSystemProfile) -> String {
+        func us(_ s: Double) -> String {
+            let v = max(0, s - profile.roundTrip) * 1e6
+            return v >= 100 ? "\(Int(v.rounded()))us" : "\(Double(Int(v * 10)) / 10)us"
+        }
+        return "all=\(us(miss.median))"
+    }
+}
+
+/// The type of the file system `path` lives on, from this process's mount table.
+func fileSystemType(of path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return MountTable(mountinfo: String(decoding: bytes, as: UTF8.self)).mount(for: String(cString: resolved))?.fsType
+}
+
+@inline(__always) func monotonicNs() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
