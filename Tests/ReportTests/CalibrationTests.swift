@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `loadprobe calibrate` against the bench's latency file system (latfs, FUSE):
+/// its configured delay and its own operation counters are the independent truth.
+@Suite(.serialized) struct CalibrationTests {
+    static var repoRoot: String {
+        var dir = URL(fileURLWithPath: productsDir)
+        while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.path
+    }
+
+    /// Builds latfs (make) if needed; its path.
+    static func latfs() throws -> String {
+        let bench = repoRoot + "/bench/pynamic-like"
+        let r = try run(["make", "-s", "-C", bench])
+        guard r.status == 0 else { throw TestFailure("make -C \(bench): \(r.stderrText)") }
+        return bench + "/out/bin/latfs"
+    }
+
+    static func mounted(_ mnt: String) -> Bool {
+        guard let info = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+        return info.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == mnt }
+    }
+
+    @Test("fresh-name lookups are one server operation each, and take the file system's delay")
+    func againstLatfs() throws {
+        let dir = try scratch("calibrate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = dir + "/src", mnt = dir + "/mnt", stats = dir + "/stats.json"
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        for i in 0..<5 { try write("data \(i)\n", to: src + "/lib\(i).so") }
+        try FileManager.default.createSymbolicLink(atPath: src + "/link.so", withDestinationPath: "lib0.so")
+
+        let fs = Process()
+        fs.executableURL = URL(fileURLWithPath: try Self.latfs())
+        fs.arguments = ["-f", "--delay-us=2000", "--stats=\(stats)", src, mnt]
+        fs.standardOutput = FileHandle.nullDevice
+        fs.standardError = FileHandle.nullDevice
+        try fs.run()
+        var waited = 0
+        while !Self.mounted(mnt) && waited < 1000 { usleep(10_000); waited += 10 }
+        defer {
+            if Self.mounted(mnt) { _ = try? run(["fusermount3", "-u", mnt]) }
+            fs.waitUntilExit()
+        }
+        try #require(Self.mounted(mnt), "latfs did not mount \(mnt)")
+
+        let r = try run([loadprobe, "calibrate", "--json", "--fs", "fuse", "--count", "40", "--concurrency", "2", mnt])
+        try #require(r.status == 0, "calibrate failed: \(r.stderrText)")
+        _ = try run(["fusermount3", "-u", mnt])
+        fs.waitUntilExit()
+
+        let out = try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        #expect(out["format"] as? String == "loadprobe-calibrate/1")
+        #expect(out["filesystem"] as? String == "fuse.latfs")
+        #expect(out["concurrency"] as? Int == 2)
+        let miss = try #require(out["miss"] as? [String: Any])
+        let hit = try #require(out["hit"] as? [String: Any])
+        let open = try #require(out["open"] as? [String: Any])
+        let readlink = try #require(out["readlink"] as? [String: Any])
+        #expect(miss["calls"] as? Int == 40)
+        #expect(hit["calls"] as? Int == 6)        // five files and the link
+        #expect(open["calls"] as? Int == 5)
+        #expect(readlink["calls"] as? Int == 1)
+
+        // latfs's own counters: every probe reached it exactly once.
+        let counters = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
+        let ops = try #require(counters["ops"] as? [String: Any])
+        #expect(ops["lookup_miss"] as? Int == 40)
+        #expect(ops["readlink"] as? Int == 1)
+        #expect(ops["open"] as? Int == 5)
+
+        // Each miss waited for latfs's 2 ms delay (and not for much more on an idle machine).
+        let median = try #require(miss["medianSeconds"] as? Double)
+        let p10 = try #require(miss["p10Seconds"] as? Double)
+        #expect(p10 >= 0.002)
+        #expect(median < 0.02)
+        // The flag to predict with: the median less the fuse profile's own 23 µs round trip.
+        let flag = try #require(out["latency"] as? String)
+        let us = try #require(Double(flag.dropFirst("all=".count).dropLast(2)))
+        #expect(abs(us - (median * 1e6 - 23)) < 1, "\(flag) vs median \(median)")
+    }
+
+    @Test("a missing directory or a file: one line, status 1")
+    func badInput() throws {
+        let dir = try scratch("calibrate-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("x", to: dir + "/file")
+        for path in [dir + "/missing", dir + "/file"] {
+            let r = try run([loadprobe, "calibrate", path])
+            #expect(r.status == 1)
+            #expect(r.stdout.isEmpty)
+            let lines = r.stderrText.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("loadprobe: calibrate: \(path): "), "\(r.stderrText)")
+        }
+    }
+}
