@@ -44,7 +44,7 @@ struct Calibrate: ParsableCommand {
             throw ExitCode(1)
         }
         let p = FileSystemProfile.named(profile)!
-        let flag = c.latencyFlag(for: p)
+        let flags = c.reportFlags(for: p)
         func us(_ s: Double) -> String { s.isNaN ? "—" : String(Int((s * 1e6).rounded())) }
         if json {
             func series(_ s: Calibration.Series) -> String {
@@ -55,7 +55,8 @@ struct Calibrate: ParsableCommand {
                 {"format": "loadprobe-calibrate/1", "directory": \(jsonString(c.directory)), \
                 "filesystem": \(c.filesystem.map(jsonString) ?? "null"), "concurrency": \(c.concurrency), \
                 "miss": \(series(c.miss)), "hit": \(series(c.hit)), "open": \(series(c.opens)), "readlink": \(series(c.readlink)), \
-                "profile": \(jsonString(p.name)), "latency": \(jsonString(flag))}
+                "profile": \(jsonString(p.name)), "latency": \(jsonString(flags[1])), \
+                "flags": [\(flags.map(jsonString).joined(separator: ", "))]}
                 """)
             return
         }
@@ -68,8 +69,10 @@ struct Calibrate: ParsableCommand {
             line += right(us(s.p10), 9) + right(us(s.p90), 9)
             print(line)
         }
-        print("predict with: --fs \(p.name) --latency \(flag)"
-              + (p.roundTrip > 0 ? "  (the profile adds its own \(Int(p.roundTrip * 1e6)) µs round trip)" : ""))
+        let why = p.roundTrip == 0 ? ""
+            : c.concurrency > 1 ? "  (measured under load: the whole time per operation)"
+            : "  (the profile adds its own \(Int(p.roundTrip * 1e6)) µs round trip)"
+        print("predict with: --fs \(p.name) \(flags.joined(separator: " "))" + why)
     }
 }
 

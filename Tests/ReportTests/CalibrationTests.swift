@@ -79,10 +79,22 @@ import TestSupport
         let p10 = try #require(miss["p10Seconds"] as? Double)
         #expect(p10 >= 0.002)
         #expect(median < 0.02)
-        // The flag to predict with: the median less the fuse profile's own 23 µs round trip.
-        let flag = try #require(out["latency"] as? String)
-        let us = try #require(Double(flag.dropFirst("all=".count).dropLast(2)))
-        #expect(abs(us - (median * 1e6 - 23)) < 1, "\(flag) vs median \(median)")
+        // The flags to predict with: measured two at a time, the whole median, and no
+        // separate round trip (the measurement holds it).
+        let flags = try #require(out["flags"] as? [String])
+        #expect(flags.count == 4 && flags[0] == "--latency" && flags[2...] == ["--round-trip", "0"], "\(flags)")
+        let us = try #require(Double(flags[1].dropFirst("all=".count).dropLast(2)))
+        #expect(abs(us - median * 1e6) < 1, "\(flags) vs median \(median)")
+
+        // One at a time: the median less the fuse profile's own 23 µs round trip.
+        let one = try run([loadprobe, "calibrate", "--json", "--fs", "fuse", "--count", "5", src])
+        let oneOut = try #require(try JSONSerialization.jsonObject(with: one.stdout) as? [String: Any])
+        let oneMedian = try #require((oneOut["miss"] as? [String: Any])?["medianSeconds"] as? Double)
+        let oneFlags = try #require(oneOut["flags"] as? [String])
+        #expect(oneFlags.count == 2, "\(oneFlags)")
+        let expected = max(0, oneMedian * 1e6 - 23)
+        let got = try #require(Double(oneFlags[1].dropFirst("all=".count).dropLast(2)))
+        #expect(abs(got - expected) < 1, "\(oneFlags) vs median \(oneMedian)")
     }
 
     @Test("a missing directory or a file: one line, status 1")

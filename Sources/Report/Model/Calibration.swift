@@ -136,15 +136,22 @@ public struct Calibration: Sendable {
             opens: Series(kind: "open", samples: opened), readlink: Series(kind: "readlink", samples: links))
     }
 
-    /// The `--latency` value per operation for `profile`: the measured call
-    /// time less what the profile adds by itself to every operation (its
-    /// round trip), never below 0.
-    public func latencyFlag(for profile: FileSystemProfile) -> String {
+    /// The report flags that reproduce the measured time per operation with
+    /// `profile`. Measured one at a time, the profile's own round trip is left
+    /// out of `--latency` (the profile adds it, and for FUSE counts it as CPU
+    /// that the job's processes share). Measured with several probes at once,
+    /// the median already holds what concurrency costs (server queueing, the
+    /// node's CPUs), so it is the whole per-operation time and the profile's
+    /// round trip is set to 0, not to count that share twice.
+    public func reportFlags(for profile: FileSystemProfile) -> [String] {
         func us(_ s: Double) -> String {
-            let v = max(0, s - profile.roundTrip) * 1e6
+            let v = max(0, s) * 1e6
             return v >= 100 ? "\(Int(v.rounded()))us" : "\(Double(Int(v * 10)) / 10)us"
         }
-        return "all=\(us(miss.median))"
+        if concurrency > 1 && profile.roundTrip > 0 {
+            return ["--latency", "all=\(us(miss.median))", "--round-trip", "0"]
+        }
+        return ["--latency", "all=\(us(miss.median - profile.roundTrip))"]
     }
 }
 
@@ -152,7 +159,7 @@ public struct Calibration: Sendable {
 func fileSystemType(of path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }
     defer { free(resolved) }
-    let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+    let fd = Glibc.open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var bytes: [UInt8] = []
