@@ -36,8 +36,13 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .systemLibrary(name: "CLibElf", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
+        // libunwind-ptrace: the tracer unwinds a thread once per dlopen to name its caller.
+        .systemLibrary(name: "CLibUnwind", pkgConfig: "libunwind-ptrace", providers: [.apt(["libunwind-dev"])]),
+        // libunwind-ptrace.so leaves its MiniDebugInfo (xz) reader's symbols to the program.
+        .target(name: "CUnwind", dependencies: ["CLibUnwind"], cSettings: [.define("_GNU_SOURCE")],
+                linkerSettings: [.linkedLibrary("lzma")]),
         .target(name: "TraceFormat", swiftSettings: hotPath),
-        .target(name: "Tracer", dependencies: ["CAudit", "TraceFormat"], swiftSettings: hotPath),
+        .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["TraceFormat", "CLibElf"]),
         .executableTarget(
             name: "LoadProbe",

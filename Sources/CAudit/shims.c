@@ -94,6 +94,8 @@ int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out) {
     memset(out, 0, sizeof *out);
     out->op = info.op;
     out->arch = info.arch;
+    out->ip = info.instruction_pointer;
+    out->sp = info.stack_pointer;
     switch (info.op) {
     case PTRACE_SYSCALL_INFO_ENTRY:
         out->nr = info.entry.nr;

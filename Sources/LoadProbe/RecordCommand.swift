@@ -35,6 +35,11 @@ struct Record: ParsableCommand {
         discussion: "By default, a lookup of an absolute path that loadprobe itself finds missing, with the program's view of the file system and its rights, is answered at the first stop with that ENOENT/ENOTDIR."))
     var noAnswerMisses = false
 
+    @Flag(name: .customLong("no-callers"), help: ArgumentHelp(
+        "Do not name the object that called each dlopen.",
+        discussion: "By default the tracer unwinds the calling thread's stack (libunwind-ptrace) at the first loader call of each dlopen."))
+    var noCallers = false
+
     @Flag(name: .shortAndLong, help: "Print no summary.")
     var quiet = false
 
@@ -54,7 +59,7 @@ struct Record: ParsableCommand {
     var invocation: RecordInvocation {
         RecordInvocation(command: commandLine, output: output,
                          mode: noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full,
-                         pin: !noPin, answerMisses: !noAnswerMisses, quiet: quiet)
+                         pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet)
     }
 
     func run() throws {
@@ -67,6 +72,7 @@ struct Record: ParsableCommand {
         let commandLine = how.command
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
+        options.recordCallers = how.recordCallers
         let result: RecordResult
         do {
             result = try Recorder.run(options, environment: currentEnvironment())
@@ -110,6 +116,7 @@ struct RecordInvocation: Equatable {
     var mode: RecordOptions.Mode = .full
     var pin = true
     var answerMisses = true
+    var recordCallers = true
     var quiet = false
 
     /// The common invocation `loadprobe [record] [-q] [-o PATTERN] [--no-…] -- CMD ARGS…`,
@@ -159,6 +166,7 @@ struct RecordInvocation: Equatable {
             case "--no-audit": noAudit = true
             case "--no-pin": inv.pin = false
             case "--no-answer-misses": inv.answerMisses = false
+            case "--no-callers": inv.recordCallers = false
             default: return nil
             }
         }

@@ -164,6 +164,28 @@ public struct NoteEvent: Sendable, Equatable {
     public init(pid: Int32, text: UInt32) { self.pid = pid; self.text = text }
 }
 
+/// The object that made a loader call: the first frame of the calling thread's
+/// stack outside ld.so and libc, found by unwinding at the call's seccomp stop.
+/// Written just before the call it was found at (same time), once per dlopen:
+/// the calls that follow on the same thread and belong to the same dlopen
+/// have the same caller.
+public struct CallerEvent: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    /// The object's path, as /proc/PID/maps names it.
+    public var object: PathRef
+    /// The return address into the object, as an offset in the object's file
+    /// (the call instruction ends there).
+    public var offset: UInt64
+    /// Frames between the loader call and the caller's frame.
+    public var depth: UInt32
+    public var timeNs: UInt64
+    public init(pid: Int32, tid: Int32, object: PathRef, offset: UInt64, depth: UInt32, timeNs: UInt64) {
+        self.pid = pid; self.tid = tid; self.object = object; self.offset = offset; self.depth = depth
+        self.timeNs = timeNs
+    }
+}
+
 public enum TraceEvent: Sendable, Equatable {
     case syscall(SyscallEvent)
     case audit(AuditEvent)
@@ -171,6 +193,7 @@ public enum TraceEvent: Sendable, Equatable {
     case exec(ExecEvent)
     case exit(ExitEvent)
     case note(NoteEvent)
+    case caller(CallerEvent)
 
     public var pid: Int32 {
         switch self {
@@ -180,6 +203,7 @@ public enum TraceEvent: Sendable, Equatable {
         case .exec(let e): e.pid
         case .exit(let e): e.pid
         case .note(let e): e.pid
+        case .caller(let e): e.pid
         }
     }
 
@@ -192,6 +216,7 @@ public enum TraceEvent: Sendable, Equatable {
         case .exec(let e): e.timeNs
         case .exit(let e): e.timeNs
         case .note: 0
+        case .caller(let e): e.timeNs
         }
     }
 }

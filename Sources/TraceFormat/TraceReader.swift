@@ -24,7 +24,7 @@ public struct TraceReadError: Error, CustomStringConvertible, Equatable {
         case .unreadable(let why): "\(file): cannot read: \(why)"
         case .notATrace: "\(file): not a loadprobe trace (no LPTRACE header)"
         case .unsupportedVersion(let v):
-            "\(file): trace format version \(v) is not supported (this loadprobe reads version \(TraceWire.version))"
+            "\(file): trace format version \(v) is not supported (this loadprobe reads versions \(TraceWire.oldestReadable) to \(TraceWire.version))"
         case .truncated(let off, let n):
             "\(file): truncated at byte \(off): the recording was cut short (\(n) events before it are readable; use --partial to read them)"
         case .corrupt(let off, let what): "\(file): corrupt at byte \(off): \(what)"
@@ -71,10 +71,10 @@ public enum TraceReader {
             throw TraceReadError(file: file, reason: .notATrace)
         }
         let version = le32(bytes, 8)
-        guard version == TraceWire.version else {
+        guard version >= TraceWire.oldestReadable && version <= TraceWire.version else {
             throw TraceReadError(file: file, reason: .unsupportedVersion(version))
         }
-        var decoder = Decoder(file: file)
+        var decoder = Decoder(file: file, version: version)
         var off = TraceWire.headerSize
         var truncatedAt: Int?
         while off < bytes.count {
@@ -140,7 +140,9 @@ private struct Decoder {
     var ended = false
     var endNs: UInt64?
 
-    init(file: String) { self.file = file }
+    let version: UInt32
+
+    init(file: String, version: UInt32) { self.file = file; self.version = version }
 
     mutating func decodeChunk(_ b: UnsafeBufferPointer<UInt8>, from: Int, to end: Int) throws(TraceReadError) {
         var p = from
@@ -247,6 +249,16 @@ private struct Decoder {
             case .note:
                 let pid = try readPid()
                 events.append(.note(NoteEvent(pid: pid, text: try sid())))
+            case .caller:
+                guard version >= 2 else { throw fail("a CALLER record in a version \(version) trace") }
+                let pid = try readPid()
+                let tid = try i32(Int64(pid) + (try s()))
+                let object = try readPath()
+                let offset = try u()
+                let depth = try u()
+                guard depth <= UInt64(UInt32.max) else { throw fail("caller depth out of range") }
+                events.append(.caller(CallerEvent(pid: pid, tid: tid, object: object, offset: offset,
+                                                  depth: UInt32(depth), timeNs: try time())))
             case .end:
                 endNs = try time()
                 ended = true

@@ -147,6 +147,17 @@ public final class TraceWriter {
         try record()
     }
 
+    public func write(_ e: CallerEvent) throws {
+        buffer.append(TraceWire.Kind.caller.rawValue)
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putSigned(Int64(e.tid) - Int64(e.pid))
+        putPath(e.object)
+        putVar(e.offset)
+        putVar(UInt64(e.depth))
+        putTime(e.timeNs)
+        try record()
+    }
+
     /// Writes the end record and the last chunk, and closes the file.
     public func finish(endNs: UInt64) throws {
         buffer.append(TraceWire.Kind.end.rawValue)

@@ -8,7 +8,10 @@
 public enum TraceWire {
     public static let magic: [UInt8] = Array("LPTRACE\n".utf8)
     public static let chunkMagic: [UInt8] = Array("LPCK".utf8)
-    public static let version: UInt32 = 1
+    /// The version this loadprobe writes. Version 2 added the CALLER record;
+    /// version 1 files (which have none) are read as well.
+    public static let version: UInt32 = 2
+    public static let oldestReadable: UInt32 = 1
     public static let headerSize = 16
     public static let chunkHeaderSize = 8
 
@@ -21,6 +24,7 @@ public enum TraceWire {
         case exec = 0x31
         case exit = 0x32
         case note = 0x40
+        case caller = 0x41
         case end = 0x7F
     }
 

@@ -28,6 +28,7 @@ final class PtraceSession {
         var pid: Int32
         var pending: Pending?
         var announced: Bool
+        var caller = CallerTracker.ThreadKey()
     }
 
     struct ProcessState {
@@ -37,6 +38,7 @@ final class PtraceSession {
         /// Whether the tracer may answer this process's missing lookups: it
         /// sees the same files with the same rights (nil: not checked yet).
         var sameView: Bool? = nil
+        var image = CallerTracker.Image()
     }
 
     let writer: TraceWriter
@@ -70,9 +72,13 @@ final class PtraceSession {
     let answerMisses: Bool
     private(set) var answeredCalls = 0
     private lazy var ownView: (mnt: (UInt, UInt)?, lines: [Substring]) = (Self.mountNamespace("self"), Self.credentialLines("self"))
+    /// Names the object that called each dlopen (nil: not asked for).
+    let recordCallers: Bool
+    private(set) var callers = CallerTracker()
 
     init(writer: TraceWriter, rootPid: Int32, filtered: Bool, auditLibrary: String?, auditDir: String?,
-         originalAffinity: [Int32]?, answerMisses: Bool) {
+         originalAffinity: [Int32]?, answerMisses: Bool, recordCallers: Bool = true) {
+        self.recordCallers = recordCallers
         self.answerMisses = answerMisses && lp_can_skip_syscall != 0
         self.writer = writer
         self.rootPid = rootPid
@@ -165,6 +171,10 @@ final class PtraceSession {
         if pid == child, processes[pid] == nil {
             processes[pid] = ProcessState(auditLibraryFd: nil, pinned: processes[parentPid]?.pinned ?? false)
         }
+        if pid == child, let parentImage = processes[parentPid]?.image {
+            // A forked child runs the parent's image at the same addresses.
+            processes[pid]?.image = parentImage.forked()
+        }
         try writer.write(ProcessEvent(pid: pid, tid: child, parent: parentPid, how: how, timeNs: lp_monotonic_ns()))
     }
 
@@ -177,7 +187,7 @@ final class PtraceSession {
         }
         try writer.write(ExitEvent(pid: state.pid, tid: tid, status: status, timeNs: now))
         if tid == rootPid { rootStatus = status }
-        if tid == state.pid { processes.removeValue(forKey: state.pid) }
+        if tid == state.pid, var gone = processes.removeValue(forKey: state.pid) { gone.image.release() }
     }
 
     private func execed(tid: Int32, former: Int32) throws {
@@ -196,9 +206,16 @@ final class PtraceSession {
             argv = (p.argv ?? []).map { writer.intern($0) }
         }
         state.pending = nil
+        state.caller = CallerTracker.ThreadKey()
         threads[tid] = state
         processes[tid]?.auditLibraryFd = nil
         processes[tid]?.sameView = nil
+        if recordCallers {
+            // The new image's entry (the loader's, for a dynamic program) and initial stack.
+            processes[tid]?.image.release()
+            var regs = lp_syscall_info()
+            processes[tid]?.image = lp_get_syscall_info(tid, &regs) == 0 ? CallerTracker.Image(entry: regs.ip, stack: regs.sp) : CallerTracker.Image()
+        }
         try writer.write(ExecEvent(pid: tid, formerTid: former, path: execPath, argv: argv, timeNs: now))
         if filtered, let exe = Proc.readLink("/proc/\(tid)/exe") {
             var st = stat()
@@ -287,6 +304,9 @@ final class PtraceSession {
                 let text = String(decoding: bytes, as: UTF8.self)
                 if let full = resolve(tid: tid, dirfd: dirfd, path: text) { resolved = writer.internPath(full) }
             }
+        }
+        if recordCallers, let pid = threads[tid]?.pid {
+            try loaderCall(tid: tid, pid: pid, ip: info.ip, sp: info.sp, ownRecordFile: kind == .auditRecordFile, now: now)
         }
         if answerMisses, n > 1, kind == .other, let nofollow = Self.lookupFollow(call, flags: flags),
            let errno = answerMiss(tid: tid, nofollow: nofollow) {
@@ -440,6 +460,24 @@ final class PtraceSession {
         for (t, s) in threads where s.pid == pid {
             _ = original.withUnsafeBufferPointer { lp_set_affinity(t, $0.baseAddress, Int32($0.count)) }
         }
+    }
+
+    // MARK: who called the loader
+
+    /// At a traced call: when ld.so made it, find (once per dlopen) which
+    /// object's code led to it, and write a CALLER event before the call.
+    private func loaderCall(tid: Int32, pid: Int32, ip: UInt64, sp: UInt64, ownRecordFile: Bool, now: UInt64) throws {
+        guard var image = processes[pid]?.image, var key = threads[tid]?.caller else { return }
+        if !image.mapped { image.map(pid: pid); processes[pid]?.image = image }
+        guard image.isLoader(ip) else {
+            if !ownRecordFile && !key.outside { threads[tid]?.caller.outside = true }
+            return
+        }
+        if let event = callers.loaderCall(tid: tid, pid: pid, sp: sp, image: &image, key: &key, writer: writer, now: now) {
+            try writer.write(event)
+        }
+        processes[pid]?.image = image
+        threads[tid]?.caller = key
     }
 
     // MARK: reading the tracee

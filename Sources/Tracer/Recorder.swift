@@ -20,6 +20,8 @@ public struct RecordOptions: Sendable {
     public var pinToTracerCPU: Bool
     /// Answer lookups of missing paths at the first stop (PtraceSession.answerMiss).
     public var answerMisses: Bool = true
+    /// Name the object that called each dlopen (CallerTracker).
+    public var recordCallers: Bool = true
 
     public init(command: [String], outputPattern: String = "loadprobe-%p.lpt", mode: Mode = .full,
                 auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
@@ -204,10 +206,14 @@ public enum Recorder {
             kill(pid, SIGCONT)
             let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
                                         auditDir: auditDir, originalAffinity: originalAffinity,
-                                        answerMisses: options.answerMisses)
+                                        answerMisses: options.answerMisses, recordCallers: options.recordCallers)
             waitStatus = try session.run()
             ownCalls = session.ownCalls
             try writer.meta("answeredCalls", String(session.answeredCalls))
+            if options.recordCallers {
+                try writer.meta("callerUnwinds", String(session.callers.unwinds))
+                try writer.meta("callerUnwindNs", String(session.callers.unwindNs))
+            }
             let err = lp_spawn_exec_result(resultFd)
             if err != 0 { try execFailed(err, path: path, pid: pid, writer: writer) }
             if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }

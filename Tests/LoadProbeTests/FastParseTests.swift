@@ -22,6 +22,7 @@ import Testing
         ["--no-audit", "--no-pin", "--", "prog"],
         ["--no-answer-misses", "--quiet", "--", "prog", "--version"],
         ["--no-pin", "--no-answer-misses", "--no-ptrace", "--output", "o", "--quiet", "--", "sh", "-c", "exit 3"],
+        ["--no-callers", "-q", "--", "prog"],
     ]
 
     @Test(arguments: accepted)
@@ -47,7 +48,7 @@ import Testing
     @Test func modesAndDefaults() throws {
         let plain = try #require(RecordInvocation.fastParse(["--", "p"]))
         #expect(plain == RecordInvocation(command: ["p"], output: "loadprobe-%p.lpt", mode: .full,
-                                          pin: true, answerMisses: true, quiet: false))
+                                          pin: true, answerMisses: true, recordCallers: true, quiet: false))
         #expect(RecordInvocation.fastParse(["--no-ptrace", "--", "p"])?.mode == .auditOnly)
         #expect(RecordInvocation.fastParse(["--no-audit", "--", "p"])?.mode == .ptraceOnly)
     }

@@ -4,7 +4,7 @@ import Testing
 
 /// Writes a trace with one event of every kind through the real writer, into a
 /// temporary file, and returns its bytes.
-func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true) throws -> (bytes: [UInt8], events: [TraceEvent], writer: String) {
+func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true, withCaller: Bool = true) throws -> (bytes: [UInt8], events: [TraceEvent], writer: String) {
     let path = NSTemporaryDirectory() + "lp-format-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).lpt"
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     #expect(fd >= 0)
@@ -27,6 +27,8 @@ func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true) throws -> (byte
     events.append(.exec(ExecEvent(pid: 100, formerTid: 101, path: lib, argv: [w.intern("a"), w.intern("b c")], timeNs: 4_000)))
     events.append(.exit(ExitEvent(pid: 100, tid: 100, status: 9, timeNs: 5_000)))
     events.append(.note(NoteEvent(pid: 100, text: w.intern("audit was not possible"))))
+    if withCaller { events.append(.caller(CallerEvent(pid: 100, tid: 101, object: w.internPath("/opt/app/libplugin.so"), offset: 0x1234,
+                                      depth: 3, timeNs: 5_500))) }
     for e in events {
         switch e {
         case .process(let x): try w.write(x)
@@ -35,6 +37,7 @@ func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true) throws -> (byte
         case .exec(let x): try w.write(x)
         case .exit(let x): try w.write(x)
         case .note(let x): try w.note(pid: x.pid, "audit was not possible")
+        case .caller(let x): try w.write(x)
         }
     }
     if finish { try w.finish(endNs: 6_000) } else { try w.flush(); w.close() }
@@ -64,6 +67,29 @@ struct RoundTripTests {
         #expect(x.signal == 9 && x.exitCode == nil)
         guard case .note(let n) = t.events[8] else { Issue.record("not a note"); return }
         #expect(t.string(n.text) == "audit was not possible")
+        guard case .caller(let c) = t.events[9] else { Issue.record("not a caller"); return }
+        #expect(t.path(c.object) == "/opt/app/libplugin.so" && c.offset == 0x1234 && c.tid == 101)
+    }
+
+    @Test("version 1 traces are still read; a CALLER record in one is refused")
+    func versionOne() throws {
+        #expect(TraceWire.version == 2)
+        let (bytes0, events, _) = try sampleTrace()
+        var bytes = bytes0
+        // The sample's last event is the CALLER record: without it, the file is a valid version 1 trace.
+        var v1 = try sampleTrace(withCaller: false).bytes
+        v1[8] = 1
+        let t = try TraceReader.decode(v1, file: "v1.lpt")
+        #expect(t.version == 1)
+        #expect(t.events == Array(events.dropLast()))
+        bytes[8] = 1
+        do {
+            _ = try TraceReader.decode(bytes, file: "x")
+            Issue.record("a CALLER record was accepted in a version 1 trace")
+        } catch {
+            guard case .corrupt(_, let what) = error.reason else { Issue.record("\(error)"); return }
+            #expect(what.contains("CALLER"))
+        }
     }
 
     @Test("interning: the same string gets the same id, a path splits at its last slash")

@@ -55,6 +55,7 @@ for _ in 0..<3 {
             try w.write(x)
         case .exit(let x): try w.write(x)
         case .note(let x): try w.note(pid: x.pid, trace.string(x.text))
+        case .caller(let x): try w.write(x)
         }
     }
     try w.finish(endNs: trace.endNs ?? 0)

@@ -41,6 +41,8 @@ struct lp_syscall_info {
     uint64_t args[6];
     int64_t rval;
     uint8_t is_error;
+    uint64_t ip; /* the task's instruction and stack pointers (any stop) */
+    uint64_t sp;
 };
 int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out);
 

@@ -9,14 +9,38 @@ public struct LoadedObjectRecord: Sendable, Equatable {
     public var namespace: Int32
 }
 
-/// A load group: ld.so's start-up load, or one dlopen after main (la_activity
-/// add … consistent), with its time span.
+/// The code that called dlopen: the first frame outside ld.so and libc on the
+/// calling thread's stack, as the tracer found it (a CALLER event).
+public struct CallerSite: Sendable, Hashable {
+    /// The object's path, as the process mapped it.
+    public var object: String
+    /// The return address into the object, as an offset in its file.
+    public var offset: UInt64
+    /// The function containing the call (the object's symbol table, read where
+    /// the report runs; nil when the file or the symbol is not there).
+    public var symbol: String?
+
+    public init(object: String, offset: UInt64, symbol: String? = nil) {
+        self.object = object; self.offset = offset; self.symbol = symbol
+    }
+
+    /// "libA.so: load_plugin" or "libA.so+0x1139".
+    public var label: String {
+        let base = SearchDirectory.basename(object)
+        return symbol.map { "\(base): \($0)" } ?? "\(base)+0x\(String(offset, radix: 16))"
+    }
+}
+
+/// A load group: ld.so's start-up load, or one dlopen (la_activity add …
+/// consistent; a constructor's dlopen before main included), with its time span.
 public struct LoadGroup: Sendable, Equatable {
     public var phase: Phase
     public var startNs: UInt64
     public var endNs: UInt64
     /// Names searched in the group (la_objsearch LA_SER_ORIG), first one first.
     public var names: [String]
+    /// For a dlopen: who called it (nil when not recorded or not found).
+    public var caller: CallerSite? = nil
 }
 
 /// One program image run by one process (a process that execs twice has two),
@@ -42,6 +66,8 @@ public struct ProcessAnalysis: Sendable {
     public var objects: [LoadedObjectRecord] = []
     public var groups: [LoadGroup] = []
     public var notes: [String] = []
+    /// The trace has CALLER events for this process (the tracer looked for callers).
+    public var callersRecorded = false
     /// Time from the last object mapped to the end of its load group (start-up:
     /// la_preinit; dlopen: la_activity consistent), summed over groups: the
     /// loader's relocation and initialiser work. No file calls happen in it, so

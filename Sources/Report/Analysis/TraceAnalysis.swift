@@ -24,6 +24,15 @@ public struct TraceAnalysis: Sendable {
         builder.run()
         processes = builder.units
         ownCalls = builder.ownCalls
+        // Name the calling functions from the objects' symbol tables, where readable.
+        var symbols = CodeSymbols.Cache()
+        for i in processes.indices {
+            for j in processes[i].groups.indices {
+                guard var c = processes[i].groups[j].caller else { continue }
+                c.symbol = symbols.function(in: c.object, returnOffset: c.offset)
+                processes[i].groups[j].caller = c
+            }
+        }
         mounts = MountTable(mountinfo: trace.meta("mountinfo") ?? "")
     }
 
@@ -141,6 +150,15 @@ private struct ProcessRun {
     var groupStart: UInt64?
     var groupNames: [String] = []
     var pendingNotes: [String] = []
+    /// The start-up load is done (its la_activity consistent was seen): a
+    /// search or an add before main is a constructor's dlopen.
+    var startupLoaded = false
+    /// The phase a dlopen group returns to (main, or start-up for a constructor's).
+    var outerPhase = Phase.main
+    /// Per thread: the caller the tracer last found (CALLER events).
+    var lastCaller: [Int32: CallerSite] = [:]
+    var groupCaller: CallerSite?
+    var groupCallerSet = false
 
     init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64) {
         cur = ProcessAnalysis(pid: pid, parent: parent, image: "", argv: [], imageIndex: 0,
@@ -166,6 +184,19 @@ private struct ProcessRun {
         search = -1; candidate = -1
         dlopenCount = 0
         groupStart = nil
+        startupLoaded = false
+        lastCaller = [:]
+    }
+
+    /// After main, or before it once the start-up load is done: a new load is a dlopen.
+    var dlopenPossible: Bool { phase == .main || (phase == .startup && startupLoaded) }
+
+    mutating func openDlopenGroup() {
+        outerPhase = phase.kind == "dlopen" ? outerPhase : phase
+        dlopenCount += 1
+        phase = .dlopen(dlopenCount)
+        groupCaller = nil
+        groupCallerSet = false
     }
 
     var lastObjectNs: UInt64?
@@ -181,9 +212,13 @@ private struct ProcessRun {
         lastObjectNs = nil
         firstCallAfterObject = nil
         guard let s = groupStart else { return }
-        cur.groups.append(LoadGroup(phase: phase == .exec ? .startup : phase, startNs: s, endNs: max(s, t), names: groupNames))
+        let isDlopen = phase.kind == "dlopen"
+        cur.groups.append(LoadGroup(phase: phase == .exec ? .startup : phase, startNs: s, endNs: max(s, t), names: groupNames,
+                                    caller: isDlopen ? groupCaller : nil))
         groupStart = nil
         groupNames = []
+        groupCaller = nil
+        groupCallerSet = false
     }
 
     mutating func consume(_ e: TraceEvent, trace: Trace, own: inout Int) {
@@ -208,6 +243,13 @@ private struct ProcessRun {
             }
         case .note(let n):
             cur.notes.append(trace.string(n.text))
+        case .caller(let c):
+            cur.callersRecorded = true
+            if c.object == .none {
+                lastCaller[c.tid] = nil
+            } else {
+                lastCaller[c.tid] = CallerSite(object: trace.path(c.object), offset: c.offset)
+            }
         case .process, .exit:
             break
         }
@@ -276,6 +318,11 @@ private struct ProcessRun {
                 if s.failed { cur.searches[Int(sIdx)].candidates[Int(cIdx)].failedCalls += 1 }
             }
         }
+        if !groupCallerSet, phase.kind == "dlopen", purpose != .other, purpose != .pythonImport, purpose != .exec {
+            // The dlopen's first loader call: the tracer wrote its caller just before it.
+            groupCaller = lastCaller[s.tid]
+            groupCallerSet = true
+        }
         cur.calls.append(AttributedCall(event: s, purpose: purpose, phase: phase, search: sIdx, candidate: cIdx))
     }
 
@@ -290,10 +337,9 @@ private struct ProcessRun {
                 // After main, a search opens a dlopen group: ld.so searches before it
                 // reports la_activity(LA_ACT_ADD) (that comes when the first new
                 // object is mapped). A search after a failed dlopen opens the next.
-                if phase == .main || (phase.kind == "dlopen" && !addSeen && search >= 0 && cur.searches[search].found == nil) {
-                    if phase.kind == "dlopen" { closeGroup(at: a.timeNs) }
-                    dlopenCount += 1
-                    phase = .dlopen(dlopenCount)
+                if dlopenPossible || (phase.kind == "dlopen" && !addSeen && search >= 0 && cur.searches[search].found == nil) {
+                    if phase.kind == "dlopen" || groupStart != nil { closeGroup(at: a.timeNs) }
+                    openDlopenGroup()
                     addSeen = false
                 }
                 if groupStart == nil { groupStart = a.timeNs }
@@ -333,9 +379,8 @@ private struct ProcessRun {
         case .activity:
             switch a.flag {
             case 1: // LA_ACT_ADD
-                if phase == .main {
-                    dlopenCount += 1
-                    phase = .dlopen(dlopenCount)
+                if dlopenPossible {
+                    openDlopenGroup()
                 }
                 addSeen = true
                 if groupStart == nil { groupStart = a.timeNs }
@@ -345,7 +390,8 @@ private struct ProcessRun {
             default: // LA_ACT_CONSISTENT
                 if search >= 0 { settle(objectPath: nil) }
                 if !inDelete { closeGroup(at: a.timeNs) }
-                if case .dlopen = phase { phase = .main }
+                if case .dlopen = phase { phase = outerPhase }
+                if phase == .startup { startupLoaded = true }
                 inDelete = false
                 addSeen = false
                 search = -1; candidate = -1

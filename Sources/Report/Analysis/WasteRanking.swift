@@ -38,6 +38,23 @@ public struct WasteRanking: Sendable {
         public var share: Double
     }
 
+    /// The calls of the dlopen groups one caller made (see CallerSite).
+    public struct CallerWaste: Sendable {
+        /// "libA.so: load_plugin", or what is known instead.
+        public var name: String
+        /// nil when the caller was not recorded or not found.
+        public var object: String?
+        public var symbol: String?
+        /// The return addresses seen (file offsets in the object), lowest first.
+        public var offsets: [UInt64]
+        /// dlopen groups it made, and the names they searched first.
+        public var groups: Int
+        public var firstNames: [String]
+        public var calls: Int
+        public var failed: Int
+        public var share: Double
+    }
+
     public var totalCalls: Int
     public var totalFailed: Int
     public var byDirectory: [DirectoryWaste]
@@ -45,8 +62,11 @@ public struct WasteRanking: Sendable {
     public var byOrigin: [Bucket]
     public var byPhase: [Bucket]
     public var byPurpose: [Bucket]
-    /// dlopen load groups, named by their first name (the caller is not recorded).
+    /// dlopen load groups, named by their first name.
     public var byLoadGroup: [Bucket]
+    /// dlopen load groups by the code that called dlopen (CALLER events of
+    /// the tracer; "caller not recorded" for audit-only traces).
+    public var byCaller: [CallerWaste]
     /// glibc-hwcaps and legacy subdirectory probing, on its own.
     public var hwcaps: Bucket
 
@@ -62,6 +82,8 @@ public struct WasteRanking: Sendable {
         var phases = [(Int, Int)](repeating: (0, 0), count: phaseNames.count)
         var purposes = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
         var groups: [String: (Int, Int)] = [:]
+        struct Caller { var object: String?, symbol: String?, offsets: Set<UInt64> = [], groups = 0, calls = 0, failed = 0, names: [String] = [] }
+        var callers: [String: Caller] = [:]
         var hwCalls = 0, hwFailed = 0
         func phaseIndex(_ p: Phase) -> Int {
             switch p {
@@ -114,6 +136,23 @@ public struct WasteRanking: Sendable {
                     let g = groupName[n] ?? "dlopen #\(n)"
                     groups[g, default: (0, 0)].0 += v.0
                     groups[g, default: (0, 0)].1 += v.1
+                }
+                for g in p.groups {
+                    guard case .dlopen(let n) = g.phase else { continue }
+                    let key: String
+                    if let c = g.caller {
+                        key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
+                    } else {
+                        key = p.callersRecorded || a.mode.hasPrefix("ptrace") ? "(caller not found)" : "(caller not recorded: the trace has no ptrace view)"
+                    }
+                    var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
+                    if let o = g.caller?.offset { e.offsets.insert(o) }
+                    e.groups += 1
+                    let v = groupCounts[n] ?? (0, 0)
+                    e.calls += v.0
+                    e.failed += v.1
+                    if let first = g.names.first, e.names.count < 5, !e.names.contains(first) { e.names.append(first) }
+                    callers[key] = e
                 }
                 for s in p.searches {
                     if libs[s.name] == nil { libOrder.append(s.name) }
@@ -176,6 +215,15 @@ public struct WasteRanking: Sendable {
         for (i, v) in purposes.enumerated() where v.0 > 0 { pu[CallPurpose.allCases[i].rawValue] = v }
         byPurpose = buckets(pu)
         byLoadGroup = buckets(groups)
+        byCaller = callers.map { k, v in
+            var name = k
+            if let o = v.object {
+                let base = SearchDirectory.basename(o)
+                name = v.symbol.map { "\(base): \($0)" } ?? "\(base)+0x\(String(v.offsets.min() ?? 0, radix: 16))"
+            }
+            return CallerWaste(name: name, object: v.object, symbol: v.symbol, offsets: v.offsets.sorted(), groups: v.groups,
+                               firstNames: v.names, calls: v.calls, failed: v.failed, share: share(v.failed))
+        }.sorted { $0.failed != $1.failed ? $0.failed > $1.failed : ($0.calls != $1.calls ? $0.calls > $1.calls : $0.name < $1.name) }
         hwcaps = Bucket(name: "glibc-hwcaps and legacy subdirectories", calls: hwCalls, failed: hwFailed, share: share(hwFailed))
     }
 

@@ -65,7 +65,8 @@ public enum PerfettoTrace {
                     groups.append((g, s, e))
                     lastEnd = e
                     let name = g.phase == .startup ? "load: start-up (\(g.names.count) names)" : "\(g.phase.name): \(g.names.first ?? "?")"
-                    emit("{\"name\":\(q(name)),\"cat\":\"load-group\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, e)),\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"names\":\(g.names.count)}}")
+                    let caller = g.caller.map { ",\"caller\":\(q($0.label)),\"callerObject\":\(q($0.object))" } ?? ""
+                    emit("{\"name\":\(q(name)),\"cat\":\"load-group\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, e)),\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"names\":\(g.names.count)\(caller)}}")
                 }
                 func groupBounds(_ t: UInt64) -> (UInt64, UInt64)? {
                     for (_, s, e) in groups where t >= s && t <= e { return (s, e) }

@@ -104,7 +104,7 @@ public enum ReportHTML {
                     s += "<rect x=\"0\" y=\"4\" width=\"\(f(width))\" height=\"14\" fill=\"#9aa3b5\"><title>main not reached</title></rect>"
                 }
                 for g in p.groups {
-                    s += "<rect x=\"\(f(x(g.startNs)))\" y=\"22\" width=\"\(f(max(x(g.endNs) - x(g.startNs), 1)))\" height=\"14\" fill=\"#8e7cc3\"><title>\(esc(g.phase.name)): \(g.names.count) names, \(seconds(Double(g.endNs - g.startNs) / 1e9))</title></rect>"
+                    s += "<rect x=\"\(f(x(g.startNs)))\" y=\"22\" width=\"\(f(max(x(g.endNs) - x(g.startNs), 1)))\" height=\"14\" fill=\"#8e7cc3\"><title>\(esc(g.phase.name)): \(g.names.count) names, \(seconds(Double(g.endNs - g.startNs) / 1e9))\(g.caller.map { ", called from " + esc($0.label) } ?? "")</title></rect>"
                 }
                 // Searches, coloured by the share of their calls that failed; merged when under a pixel.
                 var lastX = -1.0

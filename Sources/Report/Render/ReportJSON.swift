@@ -79,6 +79,13 @@ public enum ReportJSON {
             ("byPhase", buckets(w.byPhase)),
             ("byPurpose", buckets(w.byPurpose)),
             ("byLoadGroup", buckets(w.byLoadGroup)),
+            ("byCaller", .array(w.byCaller.prefix(max(top, 1) * 10).map { c in
+                .object([("name", .string(c.name)), ("object", c.object.map { .string($0) } ?? .null),
+                         ("symbol", c.symbol.map { .string($0) } ?? .null),
+                         ("offsets", .array(c.offsets.map { .string("0x" + String($0, radix: 16)) })),
+                         ("groups", .int(Int64(c.groups))), ("firstNames", .array(c.firstNames.map { .string($0) })),
+                         ("calls", .int(Int64(c.calls))), ("failed", .int(Int64(c.failed))), ("share", num(c.share))])
+            })),
             ("hwcaps", .object([("calls", .int(Int64(w.hwcaps.calls))), ("failed", .int(Int64(w.hwcaps.failed))),
                                 ("share", num(w.hwcaps.share))])),
             ("headlines", .array(w.headlines().map { .string($0) })),
@@ -144,6 +151,9 @@ public enum ReportJSON {
                     ("loadGroups", .array(p.groups.map { g in
                         .object([("phase", .string(g.phase.name)), ("names", .int(Int64(g.names.count))),
                                  ("first", g.names.first.map { .string($0) } ?? .null),
+                                 ("caller", g.caller.map { c in .object([
+                                     ("object", .string(c.object)), ("offset", .string("0x" + String(c.offset, radix: 16))),
+                                     ("symbol", c.symbol.map { .string($0) } ?? .null)]) } ?? .null),
                                  ("seconds", num(Double(g.endNs - g.startNs) / 1e9))])
                     })),
                 ]))

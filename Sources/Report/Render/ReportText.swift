@@ -48,8 +48,13 @@ public enum ReportText {
         out.append("  by phase: " + phases.joined(separator: ", "))
         if !w.byLoadGroup.isEmpty {
             let g = w.byLoadGroup.prefix(5).map { "\($0.name) \(group($0.failed))" }
-            out.append("  dlopen groups (by first name; the caller is not recorded): " + g.joined(separator: ", ")
+            out.append("  dlopen groups (by first name, failed calls): " + g.joined(separator: ", ")
                        + (w.byLoadGroup.count > 5 ? ", … \(w.byLoadGroup.count - 5) more" : ""))
+        }
+        if !w.byCaller.isEmpty {
+            let c = w.byCaller.prefix(5).map { "\($0.name) (\($0.groups) dlopen\($0.groups == 1 ? "" : "s"): \($0.firstNames.prefix(3).joined(separator: ", "))) \(group($0.failed))" }
+            out.append("  dlopen groups by caller (failed calls): " + c.joined(separator: ", ")
+                       + (w.byCaller.count > 5 ? ", … \(w.byCaller.count - 5) more" : ""))
         }
         let heads = w.headlines()
         if !heads.isEmpty {

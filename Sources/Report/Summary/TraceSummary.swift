@@ -113,6 +113,8 @@ public struct TraceSummary: Sendable {
                 var p = proc(n.pid)
                 p.notes.append(trace.string(n.text))
                 byPid[n.pid] = p
+            case .caller:
+                break
             }
         }
         processes = order.compactMap { byPid[$0] }

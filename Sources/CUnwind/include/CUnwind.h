@@ -1,0 +1,42 @@
+/*
+ * CUnwind: finds which object made a loader call, by unwinding the stopped
+ * thread with libunwind-ptrace. Used at most once per dlopen (see
+ * PtraceSession's caller tracking); every symbol carries the lp_ prefix.
+ */
+#ifndef CUNWIND_H
+#define CUNWIND_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* An address range [lo, hi) of the tracee. */
+struct lp_range { uint64_t lo, hi; };
+
+struct lp_frame_found {
+    /* The first frame outside the skipped ranges: its instruction pointer (a
+     * return address), and the stack slot that return address was read from
+     * (0 when unknown). When the stack ends inside the ranges: the outermost
+     * frame reached. */
+    uint64_t ip;
+    uint64_t slot;
+    /* Frames stepped over (0: the stopped frame itself). */
+    int depth;
+};
+
+/* One unwinder per process image: libunwind's caches (register-state cache
+ * per instruction address) stay valid until the image changes. */
+struct lp_unwinder;
+struct lp_unwinder *lp_unwinder_new(void);
+void lp_unwinder_free(struct lp_unwinder *u);
+
+/* Unwinds the stopped thread `tid` from its current frame, skipping frames
+ * whose instruction pointer lies in one of `skip`. Returns 1 when a frame
+ * outside them was found, 0 when the stack ended inside them (out: the
+ * outermost frame), -1 when unwinding failed or exceeded max_frames. */
+int lp_unwind_caller(struct lp_unwinder *u, pid_t tid, const struct lp_range *skip, int nskip,
+                     int max_frames, struct lp_frame_found *out);
+
+/* Memory reads of the last lp_unwind_caller call (system calls), for measuring. */
+extern long lp_unwind_reads;
+
+#endif

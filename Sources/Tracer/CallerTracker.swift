@@ -1,0 +1,179 @@
+import CAudit
+import CUnwind
+import TraceFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which object called dlopen. At a traced call made by ld.so (its
+/// instruction pointer lies in the loader's mapping) the tracer unwinds the
+/// stopped thread with libunwind-ptrace up to the first frame outside ld.so and
+/// libc (glibc 2.34+: dlopen lives in libc.so.6 and calls into ld.so) and
+/// records that frame's object and offset: a CALLER event, written just before
+/// the call.
+///
+/// Once per dlopen, not per call: the caller's return address and the stack
+/// slot it sits in are kept as the thread's key. A later loader call of the
+/// thread is in the same dlopen while the slot (still inside the live stack)
+/// holds the same return address and the thread made no call from outside the
+/// loader in between: one 8-byte read, no unwind. A dlopen from another call
+/// site, or after the caller returned, changes the slot; a constructor that
+/// makes a file call before its own dlopen marks the thread as having been
+/// outside. Before main the key is seeded without unwinding: the loader's
+/// entry calls into the start-up code first thing, so the word below the
+/// initial stack pointer holds a return address into ld.so for as long as the
+/// start-up load runs; constructors run after it returned, so their dlopens
+/// are unwound.
+struct CallerTracker {
+    /// Per program image: where the loader is, and the unwinder's caches.
+    struct Image {
+        /// The instruction and stack pointer at exec (0: not known).
+        var entry: UInt64 = 0
+        var stack: UInt64 = 0
+        var mapped = false
+        /// ld.so's mappings, [lo, hi); empty when the image has no loader.
+        var loaderLo: UInt64 = 0
+        var loaderHi: UInt64 = 0
+        var loaderPath = ""
+        var seeded = false
+        var unwinder: OpaquePointer?
+
+        init() {}
+        init(entry: UInt64, stack: UInt64) { self.entry = entry; self.stack = stack }
+
+        func isLoader(_ ip: UInt64) -> Bool { ip >= loaderLo && ip < loaderHi }
+
+        /// The same image in a forked child (own unwinder; the start-up is over).
+        func forked() -> Image {
+            var c = self
+            c.unwinder = nil
+            c.seeded = true
+            return c
+        }
+
+        mutating func release() {
+            if let u = unwinder { lp_unwinder_free(u) }
+            unwinder = nil
+        }
+
+        /// Finds ld.so: the object mapped at the image's entry point, unless that
+        /// is the program itself (a static program has no loader calls).
+        mutating func map(pid: Int32) {
+            mapped = true
+            guard entry != 0 else { return }
+            let maps = ProcMaps.read(pid)
+            guard let at = maps.first(where: { entry >= $0.lo && entry < $0.hi }), !at.path.isEmpty else { return }
+            if let exe = Proc.readLink("/proc/\(pid)/exe"), exe == at.path { return }
+            loaderPath = at.path
+            loaderLo = maps.filter { $0.path == at.path }.map(\.lo).min() ?? 0
+            loaderHi = maps.filter { $0.path == at.path }.map(\.hi).max() ?? 0
+        }
+    }
+
+    /// Per thread: the caller of the dlopen in progress, as a stack slot and the
+    /// return address found in it.
+    struct ThreadKey {
+        var slot: UInt64 = 0
+        var value: UInt64 = 0
+        var keyed = false
+        /// The thread made a call from outside the loader since the key was set.
+        var outside = true
+        /// The last caller written for the thread (return address; 0: none).
+        var written: UInt64 = 0
+        var writtenSlot: UInt64 = 0
+    }
+
+    private(set) var unwinds = 0
+    private(set) var unwindNs: UInt64 = 0
+    static let maxFrames: Int32 = 256
+
+    mutating func loaderCall(tid: Int32, pid: Int32, sp: UInt64, image: inout Image, key: inout ThreadKey,
+                             writer: TraceWriter, now: UInt64) -> CallerEvent? {
+        if key.keyed && !key.outside {
+            if key.slot == 0 { return nil } // no slot known: one unwind per run of loader calls
+            if sp < key.slot, Self.word(tid, key.slot) == key.value { return nil }
+        }
+        if !image.seeded {
+            image.seeded = true
+            if tid == pid, image.stack > 8 {
+                let slot = image.stack - 8
+                if sp < slot, let v = Self.word(tid, slot), image.isLoader(v) {
+                    key = ThreadKey(slot: slot, value: v, keyed: true, outside: false, written: key.written, writtenSlot: key.writtenSlot)
+                    return nil
+                }
+            }
+        }
+        let t0 = lp_monotonic_ns()
+        defer { unwinds += 1; unwindNs += lp_monotonic_ns() - t0 }
+        if image.unwinder == nil { image.unwinder = lp_unwinder_new() }
+        let maps = ProcMaps.read(pid)
+        var skip: [lp_range] = []
+        for m in maps where m.path == image.loaderPath || Self.isLibc(m.path) {
+            skip.append(lp_range(lo: m.lo, hi: m.hi))
+        }
+        var found = lp_frame_found()
+        let rc = skip.withUnsafeBufferPointer {
+            lp_unwind_caller(image.unwinder, tid, $0.baseAddress, Int32($0.count), Self.maxFrames, &found)
+        }
+        key.keyed = true
+        key.outside = false
+        key.slot = found.slot
+        key.value = found.ip
+        if rc == 1, let m = maps.first(where: { found.ip >= $0.lo && found.ip < $0.hi }) {
+            if key.written == found.ip && key.writtenSlot == found.slot { return nil }
+            key.written = found.ip
+            key.writtenSlot = found.slot
+            return CallerEvent(pid: pid, tid: tid, object: writer.internPath(m.path.isEmpty ? m.name : m.path),
+                               offset: found.ip - m.lo + m.offset, depth: UInt32(found.depth), timeNs: now)
+        }
+        // The stack ended inside ld.so and libc (the start-up load), or could
+        // not be unwound: no caller. Say so when the thread had one.
+        if rc != 1 && key.written != 0 {
+            key.written = 0
+            key.writtenSlot = 0
+            return CallerEvent(pid: pid, tid: tid, object: .none, offset: 0, depth: UInt32(max(found.depth, 0)), timeNs: now)
+        }
+        return nil
+    }
+
+    /// glibc's libc (and libdl, where dlopen lived before glibc 2.34).
+    static func isLibc(_ path: String) -> Bool {
+        guard let slash = path.lastIndex(of: "/") else { return false }
+        let base = path[path.index(after: slash)...]
+        return base.hasPrefix("libc.so") || base.hasPrefix("libdl.so") || base.hasPrefix("libc-2.") || base.hasPrefix("libdl-2.")
+    }
+
+    static func word(_ tid: Int32, _ addr: UInt64) -> UInt64? {
+        var v: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &v) { lp_read_memory(tid, UInt(addr), $0.baseAddress, 8) }
+        return n == 8 ? v : nil
+    }
+}
+
+/// /proc/PID/maps, the lines with a name.
+enum ProcMaps {
+    struct Mapping {
+        var lo: UInt64
+        var hi: UInt64
+        var offset: UInt64
+        /// The file ("" for anonymous mappings); `name` keeps [vdso], [stack], ….
+        var path: String
+        var name: String
+    }
+
+    static func read(_ pid: Int32) -> [Mapping] {
+        guard let text = Proc.readSmallFile("/proc/\(pid)/maps") else { return [] }
+        var out: [Mapping] = []
+        for line in text.split(separator: "\n") {
+            // start-end perms offset dev inode   name
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count >= 5 else { continue }
+            let range = fields[0].split(separator: "-")
+            guard range.count == 2, let lo = UInt64(range[0], radix: 16), let hi = UInt64(range[1], radix: 16),
+                  let off = UInt64(fields[2], radix: 16) else { continue }
+            let name = fields.count > 5 ? String(fields[5].trimmingCharacters()) : ""
+            out.append(Mapping(lo: lo, hi: hi, offset: off, path: name.hasPrefix("/") ? name : "", name: name))
+        }
+        return out
+    }
+}
