@@ -9,7 +9,10 @@
 #include "CUnwind.h"
 
 #include <libunwind-ptrace.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
@@ -20,6 +23,13 @@
 
 struct lp_unwinder {
     unw_addr_space_t as;
+    /* ld.so's and libc's mappings, from the image's first unwind (they do not move). */
+    struct lp_range skip[64];
+    int nskip;
+    int have_libc;
+    pid_t pid;
+    int maps_fd; /* /proc/PID/maps for PROCMAP_QUERY, -1 when not open */
+    int no_query; /* the kernel has no PROCMAP_QUERY (before Linux 6.11) */
 };
 
 /* The unwind in progress (the tracer unwinds one thread at a time). */
@@ -111,12 +121,14 @@ struct lp_unwinder *lp_unwinder_new(void) {
     struct lp_unwinder *u = calloc(1, sizeof *u);
     if (!u) { unw_destroy_addr_space(as); return NULL; }
     u->as = as;
+    u->maps_fd = -1;
     return u;
 }
 
 void lp_unwinder_free(struct lp_unwinder *u) {
     if (!u) return;
     unw_destroy_addr_space(u->as);
+    if (u->maps_fd >= 0) close(u->maps_fd);
     free(u);
 }
 
@@ -164,4 +176,150 @@ done:
     _UPT_destroy(cur.upt);
     cur.upt = NULL;
     return rc;
+}
+
+/* /proc/PID/maps, read whole into a reused buffer. */
+static char *maps_buf;
+static size_t maps_cap;
+
+static long read_maps(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    for (;;) {
+        if (maps_cap - len < 65536) {
+            size_t cap = maps_cap ? maps_cap * 2 : 1 << 18;
+            char *b = realloc(maps_buf, cap);
+            if (!b) { close(fd); return -1; }
+            maps_buf = b;
+            maps_cap = cap;
+        }
+        ssize_t n = read(fd, maps_buf + len, maps_cap - len - 1);
+        if (n < 0) { close(fd); return -1; }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    maps_buf[len] = 0;
+    return (long)len;
+}
+
+/* One line: "lo-hi perms offset dev inode   path". Returns the path (or NULL) and
+ * sets *end to the line's end. */
+static const char *parse_line(const char *p, uint64_t *lo, uint64_t *hi, uint64_t *off, const char **end) {
+    char *q;
+    *lo = strtoull(p, &q, 16);
+    if (*q != '-') { *end = strchr(p, '\n'); return NULL; }
+    *hi = strtoull(q + 1, &q, 16);
+    while (*q == ' ') q++;
+    while (*q && *q != ' ' && *q != '\n') q++; /* perms */
+    *off = strtoull(q, &q, 16);
+    for (int field = 0; field < 2; field++) { /* dev, inode */
+        while (*q == ' ') q++;
+        while (*q && *q != ' ' && *q != '\n') q++;
+    }
+    while (*q == ' ') q++;
+    const char *nl = strchr(q, '\n');
+    *end = nl;
+    return *q == '/' ? q : NULL;
+}
+
+static int is_libc(const char *path, size_t n) {
+    const char *base = path;
+    for (size_t i = 0; i < n; i++) if (path[i] == '/') base = path + i + 1;
+    size_t b = n - (size_t)(base - path);
+    return (b >= 7 && memcmp(base, "libc.so", 7) == 0) || (b >= 8 && memcmp(base, "libdl.so", 8) == 0)
+        || (b >= 7 && memcmp(base, "libc-2.", 7) == 0) || (b >= 8 && memcmp(base, "libdl-2.", 8) == 0);
+}
+
+/* PROCMAP_QUERY (Linux 6.11, <linux/fs.h>): the mapping covering one address,
+ * without formatting the whole of /proc/PID/maps. */
+struct lp_procmap_query {
+    uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    uint64_t vma_name_addr, build_id_addr;
+};
+#define LP_PROCMAP_QUERY _IOWR('f', 17, struct lp_procmap_query)
+#include <sys/ioctl.h>
+#include <errno.h>
+
+static int query_vma(struct lp_unwinder *u, uint64_t addr, char *name, size_t cap, uint64_t *lo, uint64_t *off) {
+    if (u->no_query) return -1;
+    if (u->maps_fd < 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/maps", (int)u->pid);
+        u->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (u->maps_fd < 0) { u->no_query = 1; return -1; }
+    }
+    struct lp_procmap_query q;
+    memset(&q, 0, sizeof q);
+    q.size = sizeof q;
+    q.query_addr = addr;
+    q.vma_name_size = (uint32_t)cap;
+    q.vma_name_addr = (uint64_t)(uintptr_t)name;
+    if (ioctl(u->maps_fd, LP_PROCMAP_QUERY, &q) != 0) {
+        if (errno == ENOTTY || errno == EINVAL) u->no_query = 1;
+        return -1;
+    }
+    if (q.vma_name_size == 0 && cap) name[0] = 0;
+    *lo = q.vma_start;
+    *off = q.vma_offset;
+    return 0;
+}
+
+int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *loader_path, int max_frames,
+                   struct lp_frame_found *out, char *object, size_t object_cap, uint64_t *offset) {
+    memset(out, 0, sizeof *out);
+    if (object_cap) object[0] = 0;
+    *offset = 0;
+    if (!u) return -1;
+    if (u->pid != pid) { /* a new process (the unwinder is per image) */
+        if (u->maps_fd >= 0) close(u->maps_fd);
+        u->maps_fd = -1;
+        u->pid = pid;
+        u->nskip = 0;
+        u->have_libc = 0;
+    }
+    int have_maps = 0;
+    if (!u->have_libc) {
+        /* ld.so's and libc's mappings, once per image (again until libc is mapped). */
+        if (read_maps(pid) < 0) return -1;
+        have_maps = 1;
+        size_t loader_len = strlen(loader_path);
+        u->nskip = 0;
+        for (const char *p = maps_buf, *end; p && *p; p = end ? end + 1 : NULL) {
+            uint64_t lo, hi, off;
+            const char *path = parse_line(p, &lo, &hi, &off, &end);
+            if (!path) continue;
+            size_t n = end ? (size_t)(end - path) : strlen(path);
+            int libc = is_libc(path, n);
+            if ((n == loader_len && memcmp(path, loader_path, n) == 0) || libc) {
+                if (libc) u->have_libc = 1;
+                if (u->nskip > 0 && u->skip[u->nskip - 1].hi == lo) u->skip[u->nskip - 1].hi = hi;
+                else if (u->nskip < 64) u->skip[u->nskip++] = (struct lp_range){ lo, hi };
+            }
+        }
+    }
+    int rc = lp_unwind_caller(u, tid, u->skip, u->nskip, max_frames, out);
+    if (rc != 1) return rc;
+    uint64_t lo = 0, off = 0;
+    if (object_cap > 1 && query_vma(u, out->ip, object, object_cap, &lo, &off) == 0) {
+        if (object[0] != '/') object[0] = 0; /* anonymous or [special]: no file */
+        *offset = out->ip - lo + off;
+        return 1;
+    }
+    if (!have_maps && read_maps(pid) < 0) return 1;
+    for (const char *p = maps_buf, *end; p && *p; p = end ? end + 1 : NULL) {
+        uint64_t hi;
+        const char *path = parse_line(p, &lo, &hi, &off, &end);
+        if (out->ip < lo || out->ip >= hi) continue;
+        size_t n = path ? (end ? (size_t)(end - path) : strlen(path)) : 0;
+        if (n >= object_cap) n = object_cap ? object_cap - 1 : 0;
+        if (object_cap) { memcpy(object, path ? path : "", n); object[n] = 0; }
+        *offset = out->ip - lo + off;
+        return 1;
+    }
+    return 1;
 }

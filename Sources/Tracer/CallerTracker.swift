@@ -83,6 +83,7 @@ struct CallerTracker {
         var writtenSlot: UInt64 = 0
     }
 
+    private var objectBuffer = [UInt8](repeating: 0, count: 4097)
     private(set) var unwinds = 0
     private(set) var unwindNs: UInt64 = 0
     static let maxFrames: Int32 = 256
@@ -106,25 +107,24 @@ struct CallerTracker {
         let t0 = lp_monotonic_ns()
         defer { unwinds += 1; unwindNs += lp_monotonic_ns() - t0 }
         if image.unwinder == nil { image.unwinder = lp_unwinder_new() }
-        let maps = ProcMaps.read(pid)
-        var skip: [lp_range] = []
-        for m in maps where m.path == image.loaderPath || Self.isLibc(m.path) {
-            skip.append(lp_range(lo: m.lo, hi: m.hi))
-        }
         var found = lp_frame_found()
-        let rc = skip.withUnsafeBufferPointer {
-            lp_unwind_caller(image.unwinder, tid, $0.baseAddress, Int32($0.count), Self.maxFrames, &found)
+        var offset: UInt64 = 0
+        let rc = objectBuffer.withUnsafeMutableBufferPointer { buf in
+            lp_find_caller(image.unwinder, tid, pid, image.loaderPath, Self.maxFrames, &found, buf.baseAddress, buf.count, &offset)
         }
         key.keyed = true
         key.outside = false
         key.slot = found.slot
         key.value = found.ip
-        if rc == 1, let m = maps.first(where: { found.ip >= $0.lo && found.ip < $0.hi }) {
+        if rc == 1 {
             if key.written == found.ip && key.writtenSlot == found.slot { return nil }
             key.written = found.ip
             key.writtenSlot = found.slot
-            return CallerEvent(pid: pid, tid: tid, object: writer.internPath(m.path.isEmpty ? m.name : m.path),
-                               offset: found.ip - m.lo + m.offset, depth: UInt32(found.depth), timeNs: now)
+            let object = objectBuffer.withUnsafeBufferPointer { b in
+                let n = b.firstIndex(of: 0) ?? b.count
+                return writer.internPath(bytes: UnsafeRawBufferPointer(start: b.baseAddress, count: n))
+            }
+            return CallerEvent(pid: pid, tid: tid, object: object, offset: offset, depth: UInt32(found.depth), timeNs: now)
         }
         // The stack ended inside ld.so and libc (the start-up load), or could
         // not be unwound: no caller. Say so when the thread had one.
@@ -134,13 +134,6 @@ struct CallerTracker {
             return CallerEvent(pid: pid, tid: tid, object: .none, offset: 0, depth: UInt32(max(found.depth, 0)), timeNs: now)
         }
         return nil
-    }
-
-    /// glibc's libc (and libdl, where dlopen lived before glibc 2.34).
-    static func isLibc(_ path: String) -> Bool {
-        guard let slash = path.lastIndex(of: "/") else { return false }
-        let base = path[path.index(after: slash)...]
-        return base.hasPrefix("libc.so") || base.hasPrefix("libdl.so") || base.hasPrefix("libc-2.") || base.hasPrefix("libdl-2.")
     }
 
     static func word(_ tid: Int32, _ addr: UInt64) -> UInt64? {

@@ -36,6 +36,14 @@ void lp_unwinder_free(struct lp_unwinder *u);
 int lp_unwind_caller(struct lp_unwinder *u, pid_t tid, const struct lp_range *skip, int nskip,
                      int max_frames, struct lp_frame_found *out);
 
+/* lp_unwind_caller with the ranges taken from /proc/PID/maps: ld.so's
+ * mappings (the file `loader_path`) and libc's (libc.so.*, libdl.so.*) are
+ * skipped. When a caller is found (returns 1), its object's path is copied to
+ * `object` (NUL-terminated) and `*offset` is the caller's address as an offset
+ * in that file. */
+int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *loader_path, int max_frames,
+                   struct lp_frame_found *out, char *object, size_t object_cap, uint64_t *offset);
+
 /* Memory reads of the last lp_unwind_caller call (system calls), for measuring. */
 extern long lp_unwind_reads;
 
