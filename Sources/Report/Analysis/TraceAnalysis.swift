@@ -57,7 +57,19 @@ private struct AttributionBuilder {
     var units: [ProcessAnalysis] = []
     var ownCalls = 0
 
-    init(trace: Trace) { self.trace = trace }
+    /// PYTHONPATH's directories (from the trace's environment): the sys.path
+    /// entries Python's import scans first, wherever they are.
+    let pythonPath: [String]
+
+    init(trace: Trace) {
+        self.trace = trace
+        let value = trace.metaAll("env").first { $0.hasPrefix("PYTHONPATH=") }?.dropFirst("PYTHONPATH=".count) ?? ""
+        pythonPath = value.split(separator: ":").compactMap { entry in
+            var d = String(entry)
+            while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
+            return d.hasPrefix("/") ? d : nil // relative entries depend on the working directory
+        }
+    }
 
     /// Per process: the indices of its events, merged by time.
     mutating func run() {
@@ -117,6 +129,7 @@ private struct AttributionBuilder {
             var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.how != .root } ?? false,
                                   startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0))
             proc.cur.calls.reserveCapacity(syscalls)
+            proc.pythonPath = pythonPath
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
             var done = proc.finish()
             if let x = exits[pid], var lastUnit = done.popLast() {
@@ -159,6 +172,7 @@ private struct ProcessRun {
     var lastCaller: [Int32: CallerSite] = [:]
     var groupCaller: CallerSite?
     var groupCallerSet = false
+    var pythonPath: [String] = []
 
     init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64) {
         cur = ProcessAnalysis(pid: pid, parent: parent, image: "", argv: [], imageIndex: 0,
@@ -391,6 +405,9 @@ private struct ProcessRun {
                 if search >= 0 { settle(objectPath: nil) }
                 if !inDelete { closeGroup(at: a.timeNs) }
                 if case .dlopen = phase { phase = outerPhase }
+                // (Without an exec call in the trace — audit only — the start-up
+                // load runs in the exec phase.)
+                if phase == .exec { phase = .startup }
                 if phase == .startup { startupLoaded = true }
                 inDelete = false
                 addSeen = false
@@ -448,6 +465,13 @@ private struct ProcessRun {
         guard cur.isPython, phase != .startup else { return .other }
         let base = trace.string((s.resolved ?? s.path).base)
         let dir = trace.string((s.resolved ?? s.path).dir)
+        if !pythonPath.isEmpty {
+            // A PYTHONPATH directory, or anything in it: the import's sys.path scan.
+            let full = trace.path(s.resolved ?? s.path)
+            if pythonPath.contains(where: { full == $0 || (full.hasPrefix($0) && full.dropFirst($0.count).first == "/") }) {
+                return .pythonImport
+            }
+        }
         if base.hasSuffix(".py") || base.hasSuffix(".pyc") || base.hasSuffix(".so") || base == "__pycache__"
             || base.hasSuffix(".pth") || dir.contains("/python3") || dir.contains("site-packages")
             || dir.hasSuffix("__pycache__") || (s.call.isOpen && s.flags & 0o200000 != 0) {

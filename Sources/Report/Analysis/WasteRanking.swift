@@ -143,7 +143,9 @@ public struct WasteRanking: Sendable {
                     if let c = g.caller {
                         key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
                     } else {
-                        key = p.callersRecorded || a.mode.hasPrefix("ptrace") ? "(caller not found)" : "(caller not recorded: the trace has no ptrace view)"
+                        // The tracer writes callerUnwinds when it looked for callers.
+                        key = p.callersRecorded || a.trace.meta("callerUnwinds") != nil ? "(caller not found)"
+                            : a.mode == "audit" ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
                     }
                     var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
                     if let o = g.caller?.offset { e.offsets.insert(o) }

@@ -90,7 +90,8 @@ public struct ScenarioBuilder {
         guard !r.isEmpty else { return rec }
         index(p)
         // The first of the program's directories that exists starts its block.
-        let firstProgramDir = searchPath.first { world.tree.exists(dirNode($0)) } ?? searchPath[0]
+        // (dirNode may add the node: look it up before reading the tree.)
+        let firstProgramDir = searchPath.first { let n = dirNode($0); return world.tree.exists(n) } ?? searchPath[0]
         let viewDir = viewDirectory ?? (SearchDirectory.dirname(searchPath[0]) == "/" ? "/view" : SearchDirectory.dirname(searchPath[0]) + "/view")
         let v = world.tree.directory(viewDir)
         world.tree.markExists(v)
