@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Python's import, attributed: the calls under the PYTHONPATH directories
+/// are python-import (the extension module's load by ld.so excepted, which is
+/// a dlopen group called from inside Python), checked against strace -f of the
+/// same run.
+@Suite("python import attribution", .serialized)
+struct PythonImportTests {
+    static let python = "/usr/bin/python3"
+
+    /// One traced call under the test's directories: call, path, failed.
+    struct Call: Hashable, CustomStringConvertible {
+        var call: String, path: String, failed: Bool
+        var description: String { "\(call) \(path)\(failed ? " (failed)" : "")" }
+    }
+
+    static func multiset(_ calls: [Call]) -> [Call: Int] { calls.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
+
+    /// strace -f of the traced call kinds; the calls whose path is under `root`.
+    static func straceCalls(_ argv: [String], env: [String: String], root: String) throws -> [Call] {
+        let out = try scratch("py-strace") + "/s.txt"
+        // -y: a call on a descriptor (fstat's empty path) names the descriptor's file,
+        // as loadprobe's resolved path does.
+        let r = try run(["strace", "-f", "-qq", "-y", "-e", "trace=" + tracedCallNames.joined(separator: ","), "-o", out] + argv,
+                        env: env, cwd: "/")
+        guard r.status == 0 else { throw TestFailure("strace run failed: \(r.stderrText)") }
+        var calls: [Call] = []
+        for line in try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n") {
+            var l = Substring(line)
+            if let sp = l.firstIndex(of: " "), l[..<sp].allSatisfy(\.isNumber) { l = l[sp...].drop { $0 == " " } }
+            guard !l.hasPrefix("<...") && !l.hasSuffix("<unfinished ...>"), let paren = l.firstIndex(of: "(") else { continue }
+            let name = String(l[..<paren])
+            guard tracedCallNames.contains(name), let q1 = l.firstIndex(of: "\"") else { continue }
+            let rest = l[l.index(after: q1)...]
+            guard let q2 = rest.firstIndex(of: "\""), let eq = l.range(of: ") = ", options: .backwards) else { continue }
+            var path = String(rest[..<q2])
+            if path.isEmpty, let lt = l[l.index(after: paren)...].firstIndex(of: "<"), lt < q1,
+               let gt = l[lt...].firstIndex(of: ">") {
+                path = String(l[l.index(after: lt)..<gt]) // "3</dir/file>, \"\""
+            }
+            guard path.hasPrefix(root + "/") else { continue }
+            calls.append(Call(call: name, path: path, failed: l[eq.upperBound...].hasPrefix("-1")))
+        }
+        return calls
+    }
+
+    /// `loadprobe report --calls`: the calls under `root` with their purpose and phase.
+    static func reportCalls(_ trace: String, root: String) throws -> [(Call, purpose: String, phase: String)] {
+        let r = try run([loadprobe, "report", "--calls", trace])
+        guard r.status == 0 else { throw TestFailure("report --calls failed: \(r.stderrText)") }
+        var out: [(Call, purpose: String, phase: String)] = []
+        for line in r.stdoutText.split(separator: "\n") {
+            // "12.345 ms  newfstatat /path  = 0  [purpose, phase, …]"
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 7, f[1] == "ms", f[4] == "=", f[3].hasPrefix(root + "/"),
+                  let open = line.firstIndex(of: "["), let close = line.lastIndex(of: "]") else { continue }
+            let tags = line[line.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let result = Int(f[5]) ?? 0
+            out.append((Call(call: String(f[2]), path: String(f[3]), failed: result < 0), tags.first ?? "", tags.count > 1 ? tags[1] : ""))
+        }
+        return out
+    }
+
+    @Test("calls under the PYTHONPATH directories are python-import, as many as strace sees; the extension's dlopen is called from Python",
+          .timeLimit(.minutes(3)))
+    func importAttribution() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            print("skipped: \(Self.python) is not installed"); return
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace") else {
+            print("skipped: strace is not installed (it gives this test's independent count)"); return
+        }
+        let root = try scratch("pyimport")
+        // Three sys.path directories from PYTHONPATH; the module lives in the last.
+        // None of the paths says "python" or "site-packages".
+        let dirs = ["first", "second", "third"].map { root + "/" + $0 }
+        for d in dirs { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try write("VALUE = 42\n", to: dirs[2] + "/lp_pure_mod.py")
+        var imports = ["lp_pure_mod"]
+        // A C extension module, when Python's headers are installed (python3-dev).
+        let inc = try run([Self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let suffix = try run([Self.python, "-c", "import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])"]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var ext: String?
+        if FileManager.default.fileExists(atPath: inc + "/Python.h") {
+            try write("""
+            #include <Python.h>
+            static struct PyModuleDef def = { PyModuleDef_HEAD_INIT, "lp_ext_mod", NULL, -1, NULL };
+            PyMODINIT_FUNC PyInit_lp_ext_mod(void) { return PyModule_Create(&def); }
+            """, to: root + "/src/ext.c")
+            ext = dirs[2] + "/lp_ext_mod" + suffix
+            try gcc(["-shared", "-fPIC", "-I" + inc, "-o", ext!, root + "/src/ext.c"])
+            imports.append("lp_ext_mod")
+        } else {
+            print("extension-module part skipped: \(inc)/Python.h is missing (install python3-dev)")
+        }
+        let argv = [Self.python, "-c", "import \(imports.joined(separator: ", ")); print(lp_pure_mod.VALUE)"]
+        // No .pyc written: both runs must see the same files.
+        let env = ["PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": dirs.joined(separator: ":"), "PYTHONDONTWRITEBYTECODE": "1"]
+
+        let strace = try Self.straceCalls(argv, env: env, root: root)
+        let trace = root + "/py.lpt"
+        let rec = try run([loadprobe, "-q", "-o", trace, "--"] + argv, env: env, cwd: "/")
+        #expect(rec.status == 0 && rec.stdoutText == "42\n", "\(rec.stderrText)")
+        let recorded = try Self.reportCalls(trace, root: root)
+
+        // The same calls under the directories, one for one.
+        #expect(Self.multiset(recorded.map(\.0)) == Self.multiset(strace),
+                "loadprobe: \(recorded.map(\.0)) strace: \(strace)")
+        // Each directory's scan (its stat and listing) and the module's files are in it.
+        for d in dirs { #expect(strace.contains { $0.path == d }, "python never looked at \(d)") }
+        #expect(strace.contains { $0.path == dirs[2] + "/lp_pure_mod.py" && !$0.failed })
+
+        // Purposes: python-import, except ld.so's open and fstat of the extension (its dlopen group).
+        for (c, purpose, phase) in recorded {
+            if phase.hasPrefix("dlopen") {
+                #expect(c.path == ext && ["absolute", "object-stat"].contains(purpose), "\(c): \(purpose), \(phase)")
+            } else {
+                #expect(purpose == "python-import", "\(c): \(purpose), \(phase)")
+            }
+        }
+
+        guard let ext else { return }
+        // The extension's dlopen: a group of its own, called from inside Python
+        // (the python3 executable, or libpython where Python is built shared).
+        let report = try run([loadprobe, "report", "--format", "json", trace])
+        let doc = try #require(try JSONSerialization.jsonObject(with: report.stdout) as? [String: Any])
+        let groups = (doc["attribution"] as? [[String: Any]] ?? []).flatMap { $0["loadGroups"] as? [[String: Any]] ?? [] }
+        let group = try #require(groups.first { $0["first"] as? String == ext }, "no load group for \(ext): \(groups)")
+        #expect((group["phase"] as? String ?? "").hasPrefix("dlopen"))
+        let caller = try #require(group["caller"] as? [String: Any], "no caller: \(group)")
+        let object = caller["object"] as? String ?? ""
+        let interpreter = (try? FileManager.default.destinationOfSymbolicLink(atPath: Self.python)).map {
+            $0.hasPrefix("/") ? $0 : "/usr/bin/" + $0
+        } ?? Self.python
+        let base = (object as NSString).lastPathComponent
+        #expect(object == interpreter || base.hasPrefix("libpython"), "caller \(object), python is \(interpreter)")
+    }
+}
