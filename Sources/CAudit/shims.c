@@ -136,6 +136,12 @@ void lp_fill_mask(const int *cpus, int n, unsigned char *mask, size_t bytes) {
 }
 
 long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap) {
+    return lp_read_string_word(pid, addr, out, cap, 0, NULL, NULL);
+}
+
+long lp_read_string_word(pid_t pid, uintptr_t addr, char *out, size_t cap,
+                         uintptr_t word_addr, uint64_t *word, int *word_ok) {
+    if (word_ok) *word_ok = 0;
     if (cap == 0) return -1;
     size_t got = 0;
     const size_t page = 4096;
@@ -143,8 +149,21 @@ long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap) {
         uintptr_t at = addr + got;
         size_t chunk = page - (at % page);
         if (chunk > cap - 1 - got) chunk = cap - 1 - got;
-        struct iovec local = { out + got, chunk }, remote = { (void *)at, chunk };
-        ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        ssize_t r;
+        if (got == 0 && word_addr != 0) {
+            /* The word first: a partial read stops at the first iovec that fails. */
+            struct iovec local[2] = { { word, 8 }, { out, chunk } };
+            struct iovec remote[2] = { { (void *)word_addr, 8 }, { (void *)at, chunk } };
+            r = process_vm_readv(pid, local, 2, remote, 2, 0);
+            if (r >= 8) { *word_ok = 1; r -= 8; }
+            else if (r >= 0) { /* the word is unreadable: read the string alone */
+                struct iovec l1 = { out, chunk }, r1 = { (void *)at, chunk };
+                r = process_vm_readv(pid, &l1, 1, &r1, 1, 0);
+            }
+        } else {
+            struct iovec local = { out + got, chunk }, remote = { (void *)at, chunk };
+            r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        }
         if (r <= 0) { out[got] = 0; return got ? (long)got : -1; }
         void *nul = memchr(out + got, 0, (size_t)r);
         if (nul) return (long)((char *)nul - out);

@@ -88,11 +88,12 @@ struct CallerTracker {
     private(set) var unwindNs: UInt64 = 0
     static let maxFrames: Int32 = 256
 
+    /// `keyWord`: the word in the key's slot, when the tracer read it with the call's path.
     mutating func loaderCall(tid: Int32, pid: Int32, sp: UInt64, image: inout Image, key: inout ThreadKey,
-                             writer: TraceWriter, now: UInt64) -> CallerEvent? {
+                             keyWord: UInt64?, writer: TraceWriter, now: UInt64) -> CallerEvent? {
         if key.keyed && !key.outside {
             if key.slot == 0 { return nil } // no slot known: one unwind per run of loader calls
-            if sp < key.slot, Self.word(tid, key.slot) == key.value { return nil }
+            if sp < key.slot, (keyWord ?? Self.word(tid, key.slot)) == key.value { return nil }
         }
         if !image.seeded {
             image.seeded = true

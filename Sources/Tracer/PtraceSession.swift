@@ -288,8 +288,13 @@ final class PtraceSession {
         case .execve: pathArg = a.0
         case .execveat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.4
         }
+        // A loader call in a dlopen (or the start-up load) whose caller is
+        // known: its key word is read with the path (CallerTracker).
+        let keySlot = recordCallers ? callerKeySlot(tid: tid, ip: info.ip, sp: info.sp) : 0
+        var keyWord: UInt64 = 0
+        var keyRead: Int32 = 0
         let n = pathArg == 0 ? -1 : pathBuffer.withUnsafeMutableBufferPointer {
-            lp_read_string(tid, UInt(pathArg), $0.baseAddress, 4097)
+            lp_read_string_word(tid, UInt(pathArg), $0.baseAddress, 4097, UInt(keySlot), &keyWord, &keyRead)
         }
         var path = PathRef.none
         var resolved: PathRef? = nil
@@ -306,7 +311,8 @@ final class PtraceSession {
             }
         }
         if recordCallers, let pid = threads[tid]?.pid {
-            try loaderCall(tid: tid, pid: pid, ip: info.ip, sp: info.sp, ownRecordFile: kind == .auditRecordFile, now: now)
+            try loaderCall(tid: tid, pid: pid, ip: info.ip, sp: info.sp, ownRecordFile: kind == .auditRecordFile,
+                           keyWord: keySlot != 0 && keyRead != 0 ? keyWord : nil, now: now)
         }
         if answerMisses, n > 1, kind == .other, let nofollow = Self.lookupFollow(call, flags: flags),
            let errno = answerMiss(tid: tid, nofollow: nofollow) {
@@ -466,14 +472,24 @@ final class PtraceSession {
 
     /// At a traced call: when ld.so made it, find (once per dlopen) which
     /// object's code led to it, and write a CALLER event before the call.
-    private func loaderCall(tid: Int32, pid: Int32, ip: UInt64, sp: UInt64, ownRecordFile: Bool, now: UInt64) throws {
+    /// The stack slot whose word decides whether a loader call needs an unwind
+    /// (0: none to read).
+    private func callerKeySlot(tid: Int32, ip: UInt64, sp: UInt64) -> UInt64 {
+        guard let t = threads[tid], t.caller.keyed, !t.caller.outside, t.caller.slot > sp,
+              let image = processes[t.pid]?.image, image.mapped, image.isLoader(ip) else { return 0 }
+        return t.caller.slot
+    }
+
+    private func loaderCall(tid: Int32, pid: Int32, ip: UInt64, sp: UInt64, ownRecordFile: Bool, keyWord: UInt64?,
+                            now: UInt64) throws {
         guard var image = processes[pid]?.image, var key = threads[tid]?.caller else { return }
         if !image.mapped { image.map(pid: pid); processes[pid]?.image = image }
         guard image.isLoader(ip) else {
             if !ownRecordFile && !key.outside { threads[tid]?.caller.outside = true }
             return
         }
-        if let event = callers.loaderCall(tid: tid, pid: pid, sp: sp, image: &image, key: &key, writer: writer, now: now) {
+        if let event = callers.loaderCall(tid: tid, pid: pid, sp: sp, image: &image, key: &key, keyWord: keyWord,
+                                          writer: writer, now: now) {
             try writer.write(event)
         }
         processes[pid]?.image = image

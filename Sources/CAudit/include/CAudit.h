@@ -50,6 +50,10 @@ int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out);
  * page by page (process_vm_readv fails as a whole at an unmapped page).
  * Returns its length, or -1. out is always NUL-terminated when cap > 0. */
 long lp_read_string(pid_t pid, uintptr_t addr, char *out, size_t cap);
+/* lp_read_string that also reads the 8-byte word at word_addr in the same
+ * system call (when word_addr != 0): *word_ok is 1 when it was read. */
+long lp_read_string_word(pid_t pid, uintptr_t addr, char *out, size_t cap,
+                         uintptr_t word_addr, uint64_t *word, int *word_ok);
 /* Reads n bytes; returns bytes read or -1. */
 long lp_read_memory(pid_t pid, uintptr_t addr, void *out, size_t n);
 /* Writes n bytes into another process; returns bytes written or -1. */
