@@ -50,6 +50,7 @@ struct CallerTests {
                 void *b = main_load("libplugb.so");  /* from the executable */
                 void *d = main_load("libplugd.so");  /* the same call site again */
                 void *e = liba_load("libpluge.so");  /* libA.so again, no other call in between */
+                main_load("libnotthere.so");         /* a dlopen that fails */
                 printf("%d\\n", a && b && d && e);
                 return a && b && d && e ? 0 : 1;
             }
@@ -118,13 +119,14 @@ struct CallerTests {
         let all = try groups(trace)
         let dlopens = all.filter { ($0["phase"] as? String ?? "").hasPrefix("dlopen") }
         // The constructor's dlopen (before main) and the four from main, in order.
-        #expect(dlopens.map { $0["first"] as? String } == ["libplugc.so", "libpluga.so", "libplugb.so", "libplugd.so", "libpluge.so"])
+        #expect(dlopens.map { $0["first"] as? String } == ["libplugc.so", "libpluga.so", "libplugb.so", "libplugd.so", "libpluge.so", "libnotthere.so"])
         let expected: [String: (object: String, function: String, outer: String)] = [
             "libplugc.so": (p.libCtor, "ctor_load", "call_init"),
             "libpluga.so": (p.libA, "liba_load", "main"),
             "libplugb.so": (p.app, "main_load", "main"),
             "libplugd.so": (p.app, "main_load", "main"),
             "libpluge.so": (p.libA, "liba_load", "main"),
+            "libnotthere.so": (p.app, "main_load", "main"),
         ]
         for g in dlopens {
             let first = g["first"] as? String ?? "?"
@@ -168,7 +170,7 @@ struct CallerTests {
         let rec = try run([loadprobe, "-q", "--no-ptrace", "-o", trace, "--", p.app], env: ["PATH": "/usr/bin:/bin", "LANG": "C"], cwd: "/")
         #expect(rec.status == 0, "\(rec.stderrText)")
         let dlopens = try groups(trace).filter { ($0["phase"] as? String ?? "").hasPrefix("dlopen") }
-        #expect(dlopens.count == 5)
+        #expect(dlopens.count == 6)
         #expect(dlopens.allSatisfy { $0["caller"] is NSNull })
         let text = try run([loadprobe, "report", trace]).stdoutText
         #expect(text.contains("caller not recorded"), "\(text)")
@@ -185,7 +187,7 @@ struct CallerTests {
         let callers = try #require(waste["byCaller"] as? [[String: Any]])
         let byName = Dictionary(uniqueKeysWithValues: callers.map { ($0["name"] as? String ?? "", $0) })
         #expect(Set(byName.keys) == ["app: main_load", "libA.so: liba_load", "libctor.so: ctor_load"])
-        #expect(byName["app: main_load"]?["groups"] as? Int == 2)
+        #expect(byName["app: main_load"]?["groups"] as? Int == 3)
         #expect(byName["libA.so: liba_load"]?["groups"] as? Int == 2)
         #expect(byName["libctor.so: ctor_load"]?["groups"] as? Int == 1)
         // The first dlopen tries the two missing RPATH directories (glibc then

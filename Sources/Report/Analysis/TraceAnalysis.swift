@@ -172,6 +172,7 @@ private struct ProcessRun {
     var lastCaller: [Int32: CallerSite] = [:]
     var groupCaller: CallerSite?
     var groupCallerSet = false
+    var groupPhase: Phase?
     var pythonPath: [String] = []
 
     init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64) {
@@ -226,8 +227,11 @@ private struct ProcessRun {
         lastObjectNs = nil
         firstCallAfterObject = nil
         guard let s = groupStart else { return }
-        let isDlopen = phase.kind == "dlopen"
-        cur.groups.append(LoadGroup(phase: phase == .exec ? .startup : phase, startNs: s, endNs: max(s, t), names: groupNames,
+        // The phase the group opened in (a failed dlopen's group may close later, elsewhere).
+        let opened = groupPhase ?? phase
+        groupPhase = nil
+        let isDlopen = opened.kind == "dlopen"
+        cur.groups.append(LoadGroup(phase: opened == .exec ? .startup : opened, startNs: s, endNs: max(s, t), names: groupNames,
                                     caller: isDlopen ? groupCaller : nil))
         groupStart = nil
         groupNames = []
@@ -356,7 +360,7 @@ private struct ProcessRun {
                     openDlopenGroup()
                     addSeen = false
                 }
-                if groupStart == nil { groupStart = a.timeNs }
+                if groupStart == nil { groupStart = a.timeNs; groupPhase = phase }
                 groupNames.append(name)
                 cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
                 search = cur.searches.count - 1
@@ -397,7 +401,7 @@ private struct ProcessRun {
                     openDlopenGroup()
                 }
                 addSeen = true
-                if groupStart == nil { groupStart = a.timeNs }
+                if groupStart == nil { groupStart = a.timeNs; groupPhase = phase }
                 inDelete = false
             case 2: // LA_ACT_DELETE
                 inDelete = true
