@@ -5,7 +5,9 @@
  * with PTRACE_GETREGS. Everything else (unwind tables found through
  * /proc/PID/maps and the ELF files) is libunwind-ptrace's.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "CUnwind.h"
 
 #include <libunwind-ptrace.h>
