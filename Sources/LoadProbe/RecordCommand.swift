@@ -131,7 +131,7 @@ struct RecordInvocation: Equatable {
         var rest = args
         if rest.first == "record" { rest = rest.dropFirst() }
         var inv = RecordInvocation(command: [])
-        var seen = Set<String>()
+        var seen: [String] = []  // a handful of options: no hashing (a Set costs its seeding at start)
         var noPtrace = false, noAudit = false
         while let arg = rest.first {
             rest = rest.dropFirst()
@@ -148,7 +148,8 @@ struct RecordInvocation: Equatable {
                 inlineValue = String(arg.dropFirst("--output=".count))
             }
             let key = name == "-o" ? "--output" : name == "-q" ? "--quiet" : name
-            guard seen.insert(key).inserted else { return nil }
+            guard !seen.contains(key) else { return nil }
+            seen.append(key)
             switch key {
             case "--output":
                 let value: String
