@@ -91,13 +91,13 @@ LP_EXPORT unsigned int la_objopen(struct lp_link_map *map, long lmid, lp_uptr *c
 LP_EXPORT void la_activity(lp_uptr *cookie, unsigned int flag)
 {
     (void)cookie;
-    lp_emit(LP_REC_ACTIVITY, flag, 0, "");
+    lp_emit(LP_REC_ACTIVITY, flag, 0, 0);
 }
 
 LP_EXPORT void la_preinit(lp_uptr *cookie)
 {
     (void)cookie;
-    lp_emit(LP_REC_PREINIT, 0, 0, "");
+    lp_emit(LP_REC_PREINIT, 0, 0, 0);
     if (lp_cfg.ptrace) lp_close(LP_PREINIT_MAGIC_FD); /* the tracer stops on it; else EBADF */
 }
 

@@ -28,6 +28,7 @@ struct lp_config {
     char dir[LP_PATH_MAX];      /* LOADPROBE_AUDIT_DIR (made absolute at la_version) */
     char argv0[LP_PATH_MAX];    /* copy of argv[0] (a program may overwrite its argv area) */
     char path[LP_PATH_MAX + 64];/* scratch for the segment file name */
+    struct lp_ient *table;      /* string interning table (anonymous, wipe-on-fork), or 0 */
 };
 
 extern struct lp_config lp_cfg LP_HIDDEN;
@@ -42,20 +43,39 @@ extern struct lp_config lp_cfg LP_HIDDEN;
 struct lp_seg {
     char *base;        /* the mapping; struct lp_audit_header at offset 0 */
     lp_u64 end;        /* header_size + capacity: no record may end past this */
-    lp_u64 populated;  /* bytes from base whose pages are known to be backed (atomic) */
+    lp_u64 populated;  /* bytes from base whose pages are known to be backed */
     lp_u64 mapped;     /* length of the mapping */
     lp_u32 segment;
     lp_u32 unused;
 };
 
+/* String interning (see writer.c): open addressing, linear probing. An entry belongs to
+ * the current segment only when its `gen` equals lp_state.gen, so starting a segment
+ * empties the table without touching it; a forked child finds it zeroed. */
+#define LP_TABLE_SLOTS 32768u                   /* power of two */
+#define LP_TABLE_MAX_FILL (LP_TABLE_SLOTS / 4 * 3)
+#define LP_INTERN_MAX_LEN 16383u                /* longer strings are always written in full */
+struct lp_ient {
+    lp_u32 gen;   /* lp_state.gen of the segment the entry belongs to */
+    lp_u32 hash;  /* upper bits of the 64-bit hash (role included) */
+    lp_u32 off;   /* offset of the string's bytes in the segment (its definition) */
+    lp_u32 meta;  /* id << 15 | len (len <= LP_INTERN_MAX_LEN) */
+};
+
 struct lp_state {
     struct lp_seg *cur;   /* current segment, 0 = not set up in this process (atomic) */
     int pid;              /* cached getpid() */
-    lp_u32 seq;           /* per-process record counter (atomic) */
-    int lock;             /* serialises segment creation and page population (atomic) */
+    lp_u32 seq;           /* per-process record counter (under the lock) */
+    int lock;             /* serialises every record, segment creation, page population */
     lp_u32 next_n;        /* next file number n to try */
     lp_u32 nsegs;
     lp_u32 forked;
+    /* encoder state of the current segment (under the lock) */
+    lp_u32 gen;           /* interning generation: one per segment, from 1 */
+    lp_u32 ndirs;         /* directory ids handed out in the current segment */
+    lp_u32 nnames;        /* name ids handed out in the current segment */
+    lp_u32 fill;          /* table entries of this generation */
+    lp_u64 last_t;        /* time of the previous record (the segment's time base at first) */
     struct lp_seg segs[LP_MAX_SEGS];
 };
 

@@ -1,12 +1,15 @@
 /*
- * The record writer: segment files a-<pid>-<n>.lpa mapped MAP_SHARED, lock-free
- * reservation of record space, fork detection through a MADV_WIPEONFORK page.
+ * The record writer: segment files a-<pid>-<n>.lpa mapped MAP_SHARED, compact
+ * variable-length records (loadprobe_wire.h), per-segment string interning, fork
+ * detection through a MADV_WIPEONFORK page.
  *
- * Hot path (lp_emit): one load of the current segment descriptor, the vDSO clock,
- * two atomic fetch-adds (seq, header.reserved), the stores of the record body and a
- * release store of `kind`. System calls happen only when a segment is set up, when
- * the next chunk of the segment is populated (MADV_POPULATE_WRITE, every 64 KiB..1 MiB)
- * and when a segment is full.
+ * Hot path (lp_emit): one load of the current segment descriptor, the writer lock (an
+ * exchange; ld.so already serialises its audit calls, so it is uncontended in practice),
+ * the vDSO clock, a hash-table probe per path part (directory, name), a few byte stores
+ * and a release store of header.used. A path part seen before in the segment costs its
+ * id (1-3 bytes); a new one is written once in full. System calls happen only when a
+ * segment is set up, when the next chunk of the segment is populated
+ * (MADV_POPULATE_WRITE, 16 KiB .. 2 MiB) and when a segment is full.
  */
 #include "lp.h"
 
@@ -68,34 +71,9 @@ static void go_inert(void)
     __atomic_store_n(&LP_S.cur, (struct lp_seg *)0, __ATOMIC_RELEASE);
 }
 
-static inline lp_u32 record_size(lp_u64 name_len)
-{
-    return (lp_u32)((sizeof(struct lp_audit_record) + name_len + 1 + 7) & ~7ull);
-}
-
-/* Writes one record into reserved space [start, start + size) of segment d. */
-static inline void put_record(struct lp_seg *d, lp_u64 start, lp_u32 size, unsigned kind,
-                              unsigned flag, int lmid, lp_u64 t, lp_u32 seq,
-                              const char *name, lp_u64 len)
-{
-    struct lp_audit_record *r = (struct lp_audit_record *)(d->base + start);
-    r->flag = (lp_u16)flag;
-    r->size = size;
-    r->time_ns = t;
-    r->pid = LP_S.pid;
-    r->lmid = lmid;
-    r->name_len = (lp_u32)len;
-    r->seq = seq;
-    char *dst = (char *)(r + 1);
-    for (lp_u64 i = 0; i < len; i++) dst[i] = name[i];
-    dst[len] = 0; /* the padding after it is still zero: the file is new */
-    __atomic_store_n(&r->kind, (lp_u16)kind, __ATOMIC_RELEASE);
-}
-
-/* Makes sure pages up to `end` of segment d are backed. Called with the lock free. */
+/* Makes sure pages up to `end` of segment d are backed. Called with the lock held. */
 static int populate_to(struct lp_seg *d, lp_u64 end)
 {
-    if (lock_state() < 0) return -1;
     int rc = 0;
     lp_u64 have = d->populated;
     while (have < end) {
@@ -109,9 +87,8 @@ static int populate_to(struct lp_seg *d, lp_u64 end)
             break;
         }
         have = want;
-        __atomic_store_n(&d->populated, have, __ATOMIC_RELEASE);
+        d->populated = have;
     }
-    unlock_state();
     if (rc < 0) go_inert();
     return rc;
 }
@@ -195,7 +172,7 @@ static struct lp_seg *new_segment(lp_u32 segno, int ppid, lp_u64 parent_image_id
     struct lp_audit_header *h = (struct lp_audit_header *)base;
     h->version = LP_AUDIT_VERSION;
     h->header_size = LP_AUDIT_HEADER_SIZE;
-    h->reserved = 0;
+    h->used = 0;
     h->capacity = end - LP_AUDIT_HEADER_SIZE;
     h->pid = S->pid;
     h->ppid = ppid;
@@ -206,6 +183,8 @@ static struct lp_seg *new_segment(lp_u32 segno, int ppid, lp_u64 parent_image_id
     h->forked = S->forked;
     h->la_version = lp_cfg.la_version;
     h->parent_image_id = parent_image_id;
+    h->first_seq = S->seq;
+    h->time_base_ns = S->last_t;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     for (int i = 0; i < 8; i++) ((volatile char *)h->magic)[i] = LP_AUDIT_MAGIC[i];
 
@@ -215,6 +194,9 @@ static struct lp_seg *new_segment(lp_u32 segno, int ppid, lp_u64 parent_image_id
     d->populated = populated;
     d->mapped = size;
     d->segment = segno;
+    /* a fresh encoder state: ids and time deltas count per segment */
+    S->gen++;
+    S->ndirs = S->nnames = S->fill = 0;
     return d;
 
 fail_map:
@@ -225,8 +207,17 @@ fail_file:
     return 0;
 }
 
+struct lp_path {
+    const char *s; /* 0: the record has no path */
+    lp_u64 len;    /* bytes (at most LP_PATH_MAX * 4) */
+    lp_u64 slash;  /* index of the last '/', or ~0 */
+};
+static struct lp_path split_path(unsigned kind, const char *name);
+static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid, lp_u64 t,
+                       struct lp_path path);
+
 /* First segment of an image (fresh image at la_version, or a forked child):
- * makes it and writes the LP_REC_IMAGE record, then publishes it. */
+ * makes it and writes the LP_REC_IMAGE record, then publishes it. Lock held. */
 static struct lp_seg *start_image(int forked, lp_u64 parent_image_id)
 {
     struct lp_state *S = &LP_S;
@@ -238,14 +229,11 @@ static struct lp_seg *start_image(int forked, lp_u64 parent_image_id)
     int ppid = lp_getppid();
     if (forked) lp_cfg.image_start_ns = lp_now();
     lp_cfg.image_id = lp_cfg.image_start_ns ^ (lp_u64)(unsigned)S->pid;
+    S->last_t = lp_cfg.image_start_ns;
 
     struct lp_seg *d = new_segment(0, ppid, parent_image_id);
     if (!d) return 0;
-    lp_u32 size = record_size(lp_cfg.argv0len);
-    lp_u64 off = lp_fetch_add64(&((struct lp_audit_header *)d->base)->reserved, size);
-    put_record(d, LP_AUDIT_HEADER_SIZE + off, size, LP_REC_IMAGE, 0, 0, lp_now(),
-               lp_fetch_add32(&S->seq, 1), lp_cfg.argv0,
-               lp_cfg.argv0len);
+    put_record(d, LP_REC_IMAGE, 0, 0, lp_now(), split_path(LP_REC_IMAGE, lp_cfg.argv0));
     __atomic_store_n(&S->cur, d, __ATOMIC_RELEASE);
     return d;
 }
@@ -273,11 +261,161 @@ int lp_writer_start(void)
         lp_cfg.dir[cl] = '/';
         lp_cfg.dirlen += cl + 1;
     }
-    if (!start_image(0, 0)) {
+    /* The interning table: anonymous, wiped on fork like the state page (a forked
+     * child starts with an empty one). Without it every string is written in full. */
+    long m = lp_mmap(0, LP_TABLE_SLOTS * sizeof(struct lp_ient), LP_PROT_READ | LP_PROT_WRITE,
+                     LP_MAP_PRIVATE | LP_MAP_ANONYMOUS, -1, 0);
+    if (!(m < 0 && m > -4096)) {
+        if (lp_madvise((void *)m, LP_TABLE_SLOTS * sizeof(struct lp_ient), LP_MADV_WIPEONFORK) == 0)
+            lp_cfg.table = (struct lp_ient *)m;
+        else
+            lp_munmap((void *)m, LP_TABLE_SLOTS * sizeof(struct lp_ient));
+    }
+    if (lock_state() < 0) return -1;
+    struct lp_seg *d = start_image(0, 0);
+    unlock_state();
+    if (!d) {
         go_inert();
         return -1;
     }
     return 0;
+}
+
+/* Segment d is full: move to the next one. Lock held. */
+static __attribute__((noinline)) struct lp_seg *next_segment(struct lp_seg *d)
+{
+    struct lp_audit_header *h = (struct lp_audit_header *)d->base;
+    struct lp_seg *cur = new_segment(d->segment + 1, lp_getppid(), h->parent_image_id);
+    if (cur)
+        __atomic_store_n(&LP_S.cur, cur, __ATOMIC_RELEASE);
+    else
+        go_inert();
+    return cur;
+}
+
+/* ---- the encoder (lock held) ---- */
+
+static inline char *put_var(char *p, lp_u64 v)
+{
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+typedef lp_u64 __attribute__((aligned(1), may_alias)) lp_u64_unaligned;
+
+/* FNV-1a over 8-byte words, then a final avalanche; `seed` separates the roles. */
+static inline lp_u64 hash_bytes(const char *s, lp_u64 n, lp_u64 seed)
+{
+    lp_u64 h = 0xcbf29ce484222325ull ^ seed;
+    lp_u64 i = 0;
+    for (; i + 8 <= n; i += 8) h = (h ^ *(const lp_u64_unaligned *)(s + i)) * 0x100000001b3ull;
+    for (; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline int same_bytes(const char *a, const char *b, lp_u64 n)
+{
+    lp_u64 i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (*(const lp_u64_unaligned *)(a + i) != *(const lp_u64_unaligned *)(b + i)) return 0;
+    for (; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* Writes a reference to the string s[0..n) of table `role` (0 directories, 1 names) at
+ * p in segment d: its id when the segment has it already, else the string itself (and
+ * remembers where). Returns the new end. */
+static inline char *put_ref(struct lp_seg *d, char *p, unsigned role, const char *s, lp_u64 n)
+{
+    struct lp_state *S = &LP_S;
+    struct lp_ient *tab = lp_cfg.table;
+    struct lp_ient *slot = 0;
+    lp_u32 h32 = 0;
+    if (LP_LIKELY(tab != 0) && n <= LP_INTERN_MAX_LEN) {
+        lp_u64 h = hash_bytes(s, n, role ? 0x9e3779b97f4a7c15ull : 0);
+        h32 = (lp_u32)(h >> 32) | 1u;
+        lp_u32 meta_len = (lp_u32)n, gen = S->gen;
+        for (lp_u32 i = (lp_u32)h & (LP_TABLE_SLOTS - 1);; i = (i + 1) & (LP_TABLE_SLOTS - 1)) {
+            struct lp_ient *e = &tab[i];
+            if (e->gen != gen) { slot = e; break; }
+            if (e->hash == h32 && (e->meta & 0x7fffu) == meta_len && ((e->meta >> 15) & 1u) == role &&
+                same_bytes(d->base + e->off, s, n))
+                return put_var(p, (lp_u64)(e->meta >> 16) + LP_AUDIT_REF_ID0);
+        }
+    }
+    lp_u32 id = role ? S->nnames++ : S->ndirs++;
+    p = put_var(p, LP_AUDIT_REF_NEW);
+    p = put_var(p, n);
+    if (slot && S->fill < LP_TABLE_MAX_FILL && id < 0xffffu) {
+        slot->gen = S->gen;
+        slot->hash = h32;
+        slot->off = (lp_u32)(p - d->base);
+        slot->meta = id << 16 | role << 15 | (lp_u32)n;
+        S->fill++;
+    }
+    for (lp_u64 i = 0; i < n; i++) p[i] = s[i];
+    return p + n;
+}
+
+/* Upper bound of a record's size with a path of `len` bytes. */
+#define LP_RECORD_BOUND(len) (48u + (len))
+
+/* The path of a record of this kind (IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE: a missing
+ * name counts as ""), measured once, before the lock is taken. */
+static inline struct lp_path split_path(unsigned kind, const char *name)
+{
+    struct lp_path r = {0, 0, ~0ull};
+    if (kind == LP_REC_ACTIVITY || kind == LP_REC_PREINIT) return r;
+    r.s = name ? name : "";
+    lp_u64 len = 0, slash = ~0ull;
+    for (; r.s[len]; len++)
+        if (r.s[len] == '/') slash = len;
+    if (LP_UNLIKELY(len > LP_PATH_MAX * 4)) {
+        len = LP_PATH_MAX * 4;
+        for (slash = len; slash-- > 0 && r.s[slash] != '/';) {}
+    }
+    r.len = len;
+    r.slash = slash;
+    return r;
+}
+
+/* Appends one record to segment d (space and pages checked by the caller). */
+static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid, lp_u64 t,
+                       struct lp_path path)
+{
+    struct lp_state *S = &LP_S;
+    struct lp_audit_header *h = (struct lp_audit_header *)d->base;
+    char *start = d->base + LP_AUDIT_HEADER_SIZE + h->used;
+    char *p = start;
+    if (flag < LP_AUDIT_FLAG_ESCAPE) {
+        *p++ = (char)(kind | flag << 4);
+    } else {
+        *p++ = (char)(kind | LP_AUDIT_FLAG_ESCAPE << 4);
+        p = put_var(p, flag);
+    }
+    if (LP_UNLIKELY(t < S->last_t)) t = S->last_t;
+    p = put_var(p, t - S->last_t);
+    S->last_t = t;
+    if (kind == LP_REC_OBJOPEN) p = put_var(p, (lp_u64)(((long long)lmid << 1) ^ ((long long)lmid >> 63)));
+    if (path.s) {
+        if (path.slash == ~0ull) {
+            p = put_var(p, LP_AUDIT_REF_NONE);
+            p = put_ref(d, p, 1, path.s, path.len);
+        } else {
+            p = put_ref(d, p, 0, path.s, path.slash);
+            p = put_ref(d, p, 1, path.s + path.slash + 1, path.len - path.slash - 1);
+        }
+    }
+    S->seq++;
+    __atomic_store_n(&h->used, h->used + (lp_u64)(p - start), __ATOMIC_RELEASE);
 }
 
 /* Slow path of lp_emit when this process has no current segment: either recording is
@@ -295,23 +433,8 @@ static __attribute__((noinline)) struct lp_seg *setup_slow(void)
     return d;
 }
 
-/* Segment d is full: move to the next one (once, whichever thread gets there first). */
-static __attribute__((noinline)) struct lp_seg *next_segment(struct lp_seg *d)
-{
-    if (lock_state() < 0) return 0;
-    struct lp_seg *cur = __atomic_load_n(&LP_S.cur, __ATOMIC_ACQUIRE);
-    if (cur == d) {
-        struct lp_audit_header *h = (struct lp_audit_header *)d->base;
-        cur = new_segment(d->segment + 1, lp_getppid(), h->parent_image_id);
-        if (cur)
-            __atomic_store_n(&LP_S.cur, cur, __ATOMIC_RELEASE);
-        else
-            go_inert();
-    }
-    unlock_state();
-    return cur;
-}
-
+/* kind: enum lp_audit_kind; name: a path for IMAGE/OBJSEARCH/OBJOPEN/OBJCLOSE (0 is
+ * written as ""), 0 for the others. */
 void lp_emit(unsigned kind, unsigned flag, int lmid, const char *name)
 {
     struct lp_seg *d = __atomic_load_n(&LP_S.cur, __ATOMIC_ACQUIRE);
@@ -319,24 +442,24 @@ void lp_emit(unsigned kind, unsigned flag, int lmid, const char *name)
         d = setup_slow();
         if (!d) return;
     }
+    struct lp_path path = split_path(kind, name);
+    if (LP_UNLIKELY(lock_state() < 0)) {
+        lp_fetch_add32(&((struct lp_audit_header *)d->base)->dropped, 1);
+        return;
+    }
+    d = LP_S.cur; /* may have moved on (or gone inert) while we waited */
+    if (LP_UNLIKELY(!d)) goto out;
     lp_u64 t = lp_now();
-    lp_u64 len = name ? lp_strlen(name) : 0;
-    if (!name) name = "";
-    if (LP_UNLIKELY(len > LP_PATH_MAX * 4)) len = LP_PATH_MAX * 4;
-    lp_u32 size = record_size(len);
-    lp_u32 seq = lp_fetch_add32(&LP_S.seq, 1);
-    lp_u64 start, end;
-    for (int tries = 0;; tries++) {
-        lp_u64 off = lp_fetch_add64(&((struct lp_audit_header *)d->base)->reserved, size);
-        start = LP_AUDIT_HEADER_SIZE + off;
-        end = start + size;
-        if (LP_LIKELY(end <= d->end)) break;
-        if (tries >= 2) return;
+    lp_u64 need = LP_AUDIT_HEADER_SIZE + ((struct lp_audit_header *)d->base)->used +
+                  LP_RECORD_BOUND(path.len);
+    if (LP_UNLIKELY(need > d->end)) {
         d = next_segment(d);
-        if (!d) return;
+        if (!d) goto out;
+        need = LP_AUDIT_HEADER_SIZE + LP_RECORD_BOUND(path.len);
+        if (need > d->end) goto out;
     }
-    if (LP_UNLIKELY(end > __atomic_load_n(&d->populated, __ATOMIC_ACQUIRE))) {
-        if (populate_to(d, end) < 0) return;
-    }
-    put_record(d, start, size, kind, flag, lmid, t, seq, name, len);
+    if (LP_UNLIKELY(need > d->populated) && populate_to(d, need) < 0) goto out;
+    put_record(d, kind, flag, lmid, t, path);
+out:
+    unlock_state();
 }

@@ -6,9 +6,14 @@ import Glibc
 
 /// Moves the audit library's records (`a-<pid>-<n>.lpa`, format in
 /// loadprobe_wire.h) into the trace. It can run while the program runs: each
-/// `poll()` takes the records completed since the last one (a record is
-/// complete once its `kind` is stored, which the library does last), so with
-/// --no-ptrace the work overlaps the program's start-up instead of following it.
+/// `poll()` takes the records completed since the last one (the library stores
+/// a segment's `used` after each complete record), so with --no-ptrace the work
+/// overlaps the program's start-up instead of following it.
+///
+/// Records name paths by per-segment directory and name ids; a string is
+/// spelled out once per segment, where it is first used. The drain interns each
+/// spelled-out string into the trace once and keeps the trace's id per audit id,
+/// so a record costs a few byte reads and two array lookups.
 final class AuditDrain {
     struct Segment {
         var file: String
@@ -23,6 +28,14 @@ final class AuditDrain {
         var capacity: Int
         /// Bytes after the header already moved into the trace.
         var consumed = 0
+        /// Decoder state: time of the last record, seq of the next one, the
+        /// trace's string id of each audit directory / name id.
+        var lastTime: UInt64
+        var nextSeq: UInt32
+        var dirs: [UInt32] = []
+        var names: [UInt32] = []
+        /// A record did not decode (the file is damaged): read no further.
+        var broken = false
     }
 
     let dir: String
@@ -54,64 +67,132 @@ final class AuditDrain {
             if let s = Self.open(file) { segments[file] = s }
         }
         let ordered = segments.values.sorted { ($0.imageStartNs, $0.segment) < ($1.imageStartNs, $1.segment) }
+            .map { ($0.file, $0.imageId, $0.segment) }
         var lastSegment: [UInt64: UInt32] = [:]
-        for s in ordered { lastSegment[s.imageId] = max(lastSegment[s.imageId] ?? 0, s.segment) }
-        for var s in ordered {
+        for (_, image, n) in ordered { lastSegment[image] = max(lastSegment[image] ?? 0, n) }
+        for (file, image, n) in ordered {
+            let s = segments[file]!
             if processEvents && s.segment == 0 && !announced.contains(s.pid) {
                 announced.insert(s.pid)
                 try writer.write(ProcessEvent(pid: s.pid, tid: s.pid, parent: s.ppid,
                                               how: s.forked ? .fork : .root, timeNs: s.imageStartNs))
             }
-            let cut = try take(&s)
-            segments[s.file] = s
-            // A segment that rolled over ends in reserved-but-unused bytes by
-            // design; only an image's last segment can end in a cut record.
-            if final && cut && lastSegment[s.imageId] == s.segment {
+            // in place: the segment's id tables are not copied
+            let cut = try take(&segments[file]!)
+            guard final else { continue }
+            // Bytes past `used` can only be a record its process did not finish
+            // (killed while writing it), in the image's last segment.
+            if cut && lastSegment[image] == n {
                 notes.append("pid \(s.pid): the audit record being written when the process ended was incomplete and is left out")
+            }
+            var dropped: UInt32 = 0
+            if pread(s.fd, &dropped, 4, 84) == 4 && dropped > 0 {
+                notes.append("pid \(s.pid): the audit library gave up on \(dropped) record(s) (its lock was held too long)")
             }
         }
     }
 
-    /// Moves the complete records past `consumed`; returns true when it stopped
-    /// at an incomplete one.
+    /// Moves the complete records past `consumed`; returns true when the
+    /// process ended in the middle of writing one (bytes past `used`).
     private func take(_ s: inout Segment) throws -> Bool {
-        var reserved: UInt64 = 0
-        guard pread(s.fd, &reserved, 8, 16) == 8 else { return false }
-        let end = min(Int(min(reserved, UInt64(Int32.max))), s.capacity)
-        guard end > s.consumed else { return false }
-        let want = end - s.consumed
-        if buffer.count < want { buffer = [UInt8](repeating: 0, count: want) }
-        var got = 0
-        while got < want {
-            let n = buffer.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress! + got, want - got, off_t(s.headerSize + s.consumed + got)) }
-            if n <= 0 { break }
-            got += n
-        }
-        var off = 0
-        var cut = false
-        try buffer.withUnsafeBytes { raw in
-            while off + 32 <= got {
-                let kind = raw.loadUnaligned(fromByteOffset: off, as: UInt16.self)
-                let size = Int(raw.loadUnaligned(fromByteOffset: off + 4, as: UInt32.self))
-                let nameLen = Int(raw.loadUnaligned(fromByteOffset: off + 24, as: UInt32.self))
-                guard kind != 0, size >= 32, size % 8 == 0, off + size <= got, 32 + nameLen < size else { cut = true; break }
-                if let k = AuditKind(rawValue: UInt8(truncatingIfNeeded: kind)) {
-                    let name = k == .activity || k == .preinit ? PathRef.none
-                        : writer.internPath(bytes: UnsafeRawBufferPointer(rebasing: raw[(off + 32)..<(off + 32 + nameLen)]))
-                    try writer.write(AuditEvent(
-                        pid: raw.loadUnaligned(fromByteOffset: off + 16, as: Int32.self), kind: k,
-                        flag: raw.loadUnaligned(fromByteOffset: off + 2, as: UInt16.self),
-                        lmid: raw.loadUnaligned(fromByteOffset: off + 20, as: Int32.self), name: name,
-                        seq: raw.loadUnaligned(fromByteOffset: off + 28, as: UInt32.self),
-                        timeNs: raw.loadUnaligned(fromByteOffset: off + 8, as: UInt64.self)))
-                    records += 1
-                }
-                off += size
+        var used: UInt64 = 0
+        guard pread(s.fd, &used, 8, 16) == 8 else { return false }
+        let end = min(Int(min(used, UInt64(Int32.max))), s.capacity)
+        if end > s.consumed && !s.broken {
+            let want = end - s.consumed
+            if buffer.count < want { buffer = [UInt8](repeating: 0, count: want) }
+            var got = 0
+            while got < want {
+                let n = buffer.withUnsafeMutableBytes { pread(s.fd, $0.baseAddress! + got, want - got, off_t(s.headerSize + s.consumed + got)) }
+                if n <= 0 { break }
+                got += n
+            }
+            let off = try buffer.withUnsafeBytes { raw in
+                try decode(UnsafeRawBufferPointer(rebasing: raw[0..<got]), &s)
+            }
+            s.consumed += off
+            if off < got && !s.broken {
+                s.broken = true
+                notes.append("pid \(s.pid): audit file \(s.file) is damaged at byte \(s.headerSize + s.consumed); the records after it are left out")
             }
         }
-        if off + 32 > got && off < got { cut = true }
-        s.consumed += off
-        return cut
+        var tail: UInt64 = 0
+        return s.consumed == end && end < s.capacity && pread(s.fd, &tail, 8, off_t(s.headerSize + end)) == 8 && tail != 0
+    }
+
+    /// Decodes whole records of `raw` (wire format 2) into trace events;
+    /// returns the bytes used. Stops early at a record that does not decode.
+    private func decode(_ raw: UnsafeRawBufferPointer, _ s: inout Segment) throws -> Int {
+        let n = raw.count
+        var p = 0
+        var ok = true
+        @inline(__always) func byte() -> UInt8 {
+            guard p < n else { ok = false; return 0 }
+            let b = raw[p]
+            p += 1
+            return b
+        }
+        @inline(__always) func varint() -> UInt64 {
+            var b = byte()
+            if b < 0x80 { return UInt64(b) }
+            var v = UInt64(b & 0x7f), shift: UInt64 = 7
+            repeat {
+                b = byte()
+                guard shift < 64 else { ok = false; return 0 }
+                v |= UInt64(b & 0x7f) << shift
+                shift += 7
+            } while b >= 0x80 && ok
+            return v
+        }
+        /// A directory (role 0) or name (role 1) reference: the trace's string
+        /// id, 0 for "no directory"; nil when the record is damaged.
+        func ref(_ role: Int) -> UInt32? {
+            let r = varint()
+            guard ok else { return nil }
+            switch r {
+            case UInt64(LP_AUDIT_REF_NONE):
+                return role == 0 ? 0 : nil
+            case UInt64(LP_AUDIT_REF_NEW):
+                let len = Int(truncatingIfNeeded: varint())
+                guard ok, len >= 0, len <= n - p else { ok = false; return nil }
+                let id = writer.intern(bytes: UnsafeRawBufferPointer(rebasing: raw[p..<(p + len)]))
+                p += len
+                if role == 0 { s.dirs.append(id) } else { s.names.append(id) }
+                return id
+            default:
+                let i = Int(truncatingIfNeeded: r - UInt64(LP_AUDIT_REF_ID0))
+                if role == 0 { return i < s.dirs.count ? s.dirs[i] : nil }
+                return i < s.names.count ? s.names[i] : nil
+            }
+        }
+        var done = 0
+        while done < n {
+            p = done
+            let b = byte()
+            var flag = UInt64(b >> 4)
+            if flag == UInt64(LP_AUDIT_FLAG_ESCAPE) { flag = varint() }
+            let dt = varint()
+            guard ok, let kind = AuditKind(rawValue: b & 0x0f), flag <= UInt64(UInt16.max) else { break }
+            var lmid: Int64 = 0
+            if kind == .objopen {
+                let z = varint()
+                lmid = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+            }
+            var name = PathRef.none
+            if kind != .activity && kind != .preinit {
+                guard let dir = ref(0), let base = ref(1) else { break }
+                name = PathRef(dir: dir, base: base)
+            }
+            guard ok else { break }
+            s.lastTime &+= dt
+            try writer.write(AuditEvent(pid: s.pid, kind: kind, flag: UInt16(flag),
+                                        lmid: Int32(truncatingIfNeeded: lmid), name: name,
+                                        seq: s.nextSeq, timeNs: s.lastTime))
+            s.nextSeq &+= 1
+            records += 1
+            done = p
+        }
+        return done
     }
 
     static func open(_ file: String) -> Segment? {
@@ -127,7 +208,8 @@ final class AuditDrain {
         guard u32(8) == LP_AUDIT_VERSION else { close(fd); return nil }
         return Segment(file: file, fd: fd, pid: Int32(bitPattern: u32(32)), ppid: Int32(bitPattern: u32(36)),
                        segment: u32(40), imageId: u64(56), imageStartNs: u64(48), forked: u32(64) != 0,
-                       headerSize: Int(u32(12)), capacity: Int(min(u64(24), UInt64(Int32.max))))
+                       headerSize: Int(u32(12)), capacity: Int(min(u64(24), UInt64(Int32.max))),
+                       lastTime: u64(88), nextSeq: u32(80))
     }
 
     static func segmentFiles(in dir: String) -> [String] {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reader for loadprobe audit segment files (a-<pid>-<n>.lpa), wire format version 1.
+"""Reader for loadprobe audit segment files (a-<pid>-<n>.lpa), wire format version 2.
 
 Mirrors Sources/CAudit/include/loadprobe_wire.h. Used by audit-lib/selftest.sh; the real
 reader is the Swift tracer. As a script: `lpa.py FILE...` prints headers and records.
@@ -9,15 +9,16 @@ import struct
 import sys
 
 MAGIC = b"LPAUDIT1"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 128
 SEGMENT_BYTES = 64 * 1024 * 1024
-# magic, version, header_size, reserved, capacity, pid, ppid, segment, clock_source,
-# image_start_ns, image_id, forked, la_version, parent_image_id, pad
-HEADER = struct.Struct("<8sIIQQiiIIQQIIQ48s")
-# kind, flag, size, time_ns, pid, lmid, name_len, seq
-RECORD = struct.Struct("<HHIQiiII")
-assert HEADER.size == HEADER_SIZE and RECORD.size == 32
+# magic, version, header_size, used, capacity, pid, ppid, segment, clock_source,
+# image_start_ns, image_id, forked, la_version, parent_image_id, first_seq, dropped,
+# time_base_ns, pad
+HEADER = struct.Struct("<8sIIQQiiIIQQIIQIIQ32s")
+assert HEADER.size == HEADER_SIZE
+FLAG_ESCAPE = 15
+REF_NONE, REF_NEW, REF_ID0 = 0, 1, 2
 
 IMAGE, OBJSEARCH, OBJOPEN, ACTIVITY, PREINIT, OBJCLOSE = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {IMAGE: "IMAGE", OBJSEARCH: "OBJSEARCH", OBJOPEN: "OBJOPEN",
@@ -41,49 +42,109 @@ class Segment:
             setattr(self, k, v)
 
 
+class _Cut(Exception):
+    pass
+
+
+def _var(data, off, limit):
+    v = shift = 0
+    while True:
+        if off >= limit or shift > 63:
+            raise _Cut()
+        b = data[off]
+        off += 1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, off
+        shift += 7
+
+
 def read_segment(path, strict=True):
-    """Reads one segment. Records are those before the first incomplete one."""
+    """Reads one segment: its header and the records in [header_size, header_size + used)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < HEADER_SIZE:
         raise FormatError("%s: %d bytes, shorter than the header" % (path, len(data)))
-    (magic, version, header_size, reserved, capacity, pid, ppid, segment, clock_source,
-     image_start_ns, image_id, forked, la_version, parent_image_id, pad) = HEADER.unpack_from(data)
+    (magic, version, header_size, used, capacity, pid, ppid, segment, clock_source,
+     image_start_ns, image_id, forked, la_version, parent_image_id, first_seq, dropped,
+     time_base_ns, pad) = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise FormatError("%s: bad magic %r" % (path, magic))
     if version != VERSION:
         raise FormatError("%s: unknown version %d" % (path, version))
     if header_size != HEADER_SIZE:
         raise FormatError("%s: header_size %d" % (path, header_size))
-    header = dict(reserved=reserved, capacity=capacity, pid=pid, ppid=ppid, segment=segment,
+    header = dict(used=used, capacity=capacity, pid=pid, ppid=ppid, segment=segment,
                   clock_source=clock_source, image_start_ns=image_start_ns, image_id=image_id,
-                  forked=forked, la_version=la_version, parent_image_id=parent_image_id)
+                  forked=forked, la_version=la_version, parent_image_id=parent_image_id,
+                  first_seq=first_seq, dropped=dropped, time_base_ns=time_base_ns)
     problems = []
     if any(pad):
         problems.append("header padding not zero")
+    if used > capacity:
+        problems.append("used %d > capacity %d" % (used, capacity))
     records = []
-    limit = min(len(data), header_size + reserved, header_size + capacity)
+    limit = min(len(data), header_size + used, header_size + capacity)
+    tables = ([], [])  # directories, names: ids from 0 in definition order
+    stats = dict(defs=0, def_bytes=0)
+    t = time_base_ns
     off = header_size
-    while off + RECORD.size <= limit:
-        kind, flag, size, time_ns, rpid, lmid, name_len, seq = RECORD.unpack_from(data, off)
-        if kind == 0 or size == 0 or off + size > limit:
+
+    def ref(off, role):
+        r, off = _var(data, off, limit)
+        if r == REF_NONE:
+            if role == 1:
+                problems.append("record at %d: name reference 0" % off)
+            return None, off
+        if r == REF_NEW:
+            n, off = _var(data, off, limit)
+            if off + n > limit:
+                raise _Cut()
+            sv = data[off:off + n].decode("utf-8", "surrogateescape")
+            tables[role].append(sv)
+            stats["defs"] += 1
+            stats["def_bytes"] += n
+            return sv, off + n
+        i = r - REF_ID0
+        if i >= len(tables[role]):
+            problems.append("record at %d: %s id %d not defined" % (off, ("dir", "name")[role], i))
+            return "?", off
+        return tables[role][i], off
+
+    while off < limit:
+        start = off
+        try:
+            b = data[off]
+            off += 1
+            kind, flag = b & 0x0F, b >> 4
+            if flag == FLAG_ESCAPE:
+                flag, off = _var(data, off, limit)
+            dt, off = _var(data, off, limit)
+            lmid = 0
+            if kind == OBJOPEN:
+                z, off = _var(data, off, limit)
+                lmid = (z >> 1) ^ -(z & 1)
+            name = ""
+            if kind in (IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE):
+                d, off = ref(off, 0)
+                nm, off = ref(off, 1)
+                name = nm if d is None else d + "/" + nm
+        except _Cut:
+            problems.append("record at %d runs past used" % start)
             break
-        want = (RECORD.size + name_len + 1 + 7) & ~7
-        body = data[off + RECORD.size: off + size]
-        if size != want:
-            problems.append("record at %d: size %d, expected %d for name_len %d" % (off, size, want, name_len))
-        elif body[name_len] != 0:
-            problems.append("record at %d: name not NUL-terminated" % off)
-        elif any(body[name_len + 1:]):
-            problems.append("record at %d: padding not zero" % off)
         if kind not in KIND_NAMES:
-            problems.append("record at %d: unknown kind %d" % (off, kind))
-        name = body[:name_len].decode("utf-8", "surrogateescape")
-        records.append(dict(kind=kind, kind_name=KIND_NAMES.get(kind, str(kind)), flag=flag,
-                            size=size, time_ns=time_ns, pid=rpid, lmid=lmid, name=name,
-                            seq=seq, offset=off))
-        off += size
-    return Segment(path, header, records, problems, len(data))
+            problems.append("record at %d: unknown kind %d" % (start, kind))
+            break
+        t += dt
+        records.append(dict(kind=kind, kind_name=KIND_NAMES[kind], flag=flag, size=off - start,
+                            time_ns=t, pid=pid, lmid=lmid, name=name,
+                            seq=first_seq + len(records), offset=start))
+    seg = Segment(path, header, records, problems, len(data))
+    seg.string_defs, seg.string_def_bytes = stats["defs"], stats["def_bytes"]
+    seg.ndirs, seg.nnames = len(tables[0]), len(tables[1])
+    # bytes past `used` are zero unless a record was being written when the process ended
+    seg.cut = any(data[header_size + used: header_size + used + 64]) if header_size + used < len(data) else False
+    return seg
 
 
 def read_dir(d):
@@ -127,9 +188,12 @@ def main(argv):
             rc = 1
             continue
         print("%s: pid %d ppid %d segment %d image %#x forked %d parent_image %#x clock %d la_version %d "
-              "reserved %d capacity %d" % (p, seg.pid, seg.ppid, seg.segment, seg.image_id, seg.forked,
-                                           seg.parent_image_id, seg.clock_source, seg.la_version,
-                                           seg.reserved, seg.capacity))
+              "used %d capacity %d first_seq %d dropped %d; %d records, %.1f bytes/record, "
+              "%d strings defined (%d dirs, %d names, %d bytes)"
+              % (p, seg.pid, seg.ppid, seg.segment, seg.image_id, seg.forked, seg.parent_image_id,
+                 seg.clock_source, seg.la_version, seg.used, seg.capacity, seg.first_seq, seg.dropped,
+                 len(seg.records), seg.used / max(1, len(seg.records)), seg.string_defs, seg.ndirs,
+                 seg.nnames, seg.string_def_bytes))
         for r in seg.records:
             print(describe(r))
         for pr in seg.problems:

@@ -328,7 +328,12 @@ def validate_dir(test, d, single_threaded=True):
             if s.segment == 0:
                 check(test, seqs[:1] == [0], "%s: seq does not start at 0" % name)
         used = sum(r["size"] for r in s.records)
-        check(test, used <= s.reserved, "%s: records use %d bytes > reserved %d" % (name, used, s.reserved))
+        check(test, used == s.used, "%s: records use %d bytes, header says %d" % (name, used, s.used))
+        check(test, not s.cut, "%s: bytes past `used` (an unfinished record)" % name)
+        check(test, s.dropped == 0, "%s: %d records dropped" % (name, s.dropped))
+        if single_threaded:
+            check(test, len(s.records) <= 1 or s.string_defs < len(s.records),
+                  "%s: %d strings defined for %d records (no interning?)" % (name, s.string_defs, len(s.records)))
         by_pid.setdefault(s.pid, []).append(s)
     for p in by_pid:
         by_pid[p].sort(key=lambda s: (s.image_start_ns, s.segment))
@@ -406,10 +411,11 @@ def test_search_order(so, argv, kind, env=None, expect_flags=()):
     info("%s: %d candidates match LD_DEBUG=libs one for one, origin for origin; hwcaps candidates: %d, flag(s) %s; "
          "candidate flags seen: %s" % (kind, len(got), len(hw), sorted({flagname(f) for f, _ in hw}), seen))
     sizes = [r["size"] for s in segs for r in s.records]
-    info("%s: %d records, %d bytes, %.1f bytes/record (OBJSEARCH candidates: %.1f)"
+    info("%s: %d records, %d bytes, %.1f bytes/record (OBJSEARCH candidates: %.1f; first use of a string "
+         "included); %d strings defined"
          % (kind, len(sizes), sum(sizes), sum(sizes) / len(sizes),
             sum(r["size"] for s in segs for r in s.records if r["kind"] == lpa.OBJSEARCH and r["flag"] != 1)
-            / max(1, len(got))))
+            / max(1, len(got)), sum(s.string_defs for s in segs)))
     return segs
 
 

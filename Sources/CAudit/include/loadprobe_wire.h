@@ -1,5 +1,5 @@
 /*
- * loadprobe audit wire format, version 1.
+ * loadprobe audit wire format, version 2.
  *
  * Shared by audit-lib/ (the writer, freestanding C) and the Swift tracer (the
  * reader, through the CAudit module). One file per process image and segment,
@@ -8,10 +8,30 @@
  * pages belong to the file, not to the process.
  *
  * Layout: struct lp_audit_header at offset 0, records from LP_AUDIT_HEADER_SIZE.
- * A record is written body first; its `kind` is stored last with release
- * ordering. A reader walks records until it finds kind == 0, a size that is
- * zero or runs past `reserved`, or the end of the file: everything before is
- * complete. Documented in docs/trace-format.md.
+ * Records are variable-length byte strings (below), written one at a time under
+ * the writer's lock; `used` is stored (release) after each record is complete.
+ * A reader takes the bytes [header_size, header_size + used): everything there is
+ * complete. Documented in docs/trace-format.md and audit-lib/README.md.
+ *
+ * Record encoding (varint = unsigned LEB128; zigzag(x) = (x << 1) ^ (x >> 63)):
+ *
+ *   u8      kind | code << 4     kind: enum lp_audit_kind (1..6)
+ *                                code: the record's flag if < 15, else 15 and
+ *   [varint flag]                      the flag follows
+ *   varint  dt                   ns since the previous record of this segment
+ *                                (the first: since header.time_base_ns)
+ *   [varint zigzag(lmid)]        OBJOPEN only
+ *   [ref dir, ref name]          IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE: the path
+ *                                split at its last '/' (dir without that slash)
+ *
+ *   ref  =  varint 0                       no directory (path without '/'; dir only)
+ *        |  varint 1, varint len, len bytes  a new string: gets the next id of its
+ *                                          table (directories and names count apart,
+ *                                          from 0, per segment)
+ *        |  varint id + 2                  a string defined earlier in this segment
+ *
+ *   path = name, when dir is absent; else dir + "/" + name.
+ *   pid  = header.pid; seq = header.first_seq + index of the record in the segment.
  *
  * Only fixed-width types: this header is also compiled with -ffreestanding.
  */
@@ -23,7 +43,7 @@ extern "C" {
 #endif
 
 #define LP_AUDIT_MAGIC "LPAUDIT1"
-#define LP_AUDIT_VERSION 1u
+#define LP_AUDIT_VERSION 2u
 #define LP_AUDIT_HEADER_SIZE 128u
 /* Size each segment file is truncated to (sparse: only written pages count). */
 #define LP_AUDIT_SEGMENT_BYTES (64ull * 1024 * 1024)
@@ -61,13 +81,20 @@ enum lp_clock_source {
     LP_CLOCK_SYSCALL = 2,  /* raw clock_gettime system call (vDSO not found) */
 };
 
+/* Record flag codes up to this value are stored in the kind byte. */
+#define LP_AUDIT_FLAG_ESCAPE 15u
+/* References to strings (see the record encoding above). */
+#define LP_AUDIT_REF_NONE 0u
+#define LP_AUDIT_REF_NEW 1u
+#define LP_AUDIT_REF_ID0 2u
+
 struct lp_audit_header {
     char magic[8];               /* LP_AUDIT_MAGIC, no NUL */
     unsigned int version;        /* LP_AUDIT_VERSION */
     unsigned int header_size;    /* LP_AUDIT_HEADER_SIZE */
-    unsigned long long reserved; /* bytes handed out to records after the header (atomic) */
+    unsigned long long used;     /* bytes of complete records after the header (release store) */
     unsigned long long capacity; /* record bytes this segment can hold */
-    int pid;                     /* process that owns this segment */
+    int pid;                     /* process that owns this segment (and every record in it) */
     int ppid;                    /* its parent when the segment was made */
     unsigned int segment;        /* 0 for the first segment of an image, then 1, 2, ... */
     unsigned int clock_source;   /* enum lp_clock_source */
@@ -75,27 +102,16 @@ struct lp_audit_header {
     unsigned long long image_id; /* unique per image: start time ns ^ pid, the same in all its segments */
     unsigned int forked;         /* 1 if this image's segment was made by a forked child */
     unsigned int la_version;     /* the version ld.so offered to la_version */
-    /* Added in the former padding (still version 1: old writers left it zero). */
     unsigned long long parent_image_id; /* forked == 1: image_id of the parent image whose
                                            loaded objects the child inherited; else 0 */
-    unsigned char pad[48];
-};
-
-struct lp_audit_record {
-    unsigned short kind;         /* enum lp_audit_kind; stored last */
-    unsigned short flag;
-    unsigned int size;           /* whole record, header + name + NUL + padding, multiple of 8 */
-    unsigned long long time_ns;  /* CLOCK_MONOTONIC */
-    int pid;
-    int lmid;                    /* link-map namespace (la_objopen), else 0 */
-    unsigned int name_len;       /* bytes of name, without the NUL */
-    unsigned int seq;            /* per-process record counter, from 0 */
-    /* char name[name_len + 1] follows, then zero padding to a multiple of 8 */
+    unsigned int first_seq;      /* seq of this segment's first record */
+    unsigned int dropped;        /* records given up (writer lock not obtained; atomic) */
+    unsigned long long time_base_ns; /* CLOCK_MONOTONIC the first record's dt counts from */
+    unsigned char pad[32];
 };
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct lp_audit_header) == LP_AUDIT_HEADER_SIZE, "lp_audit_header size");
-_Static_assert(sizeof(struct lp_audit_record) == 32, "lp_audit_record size");
 #endif
 
 #ifdef __cplusplus
