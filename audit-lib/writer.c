@@ -5,7 +5,8 @@
  *
  * Hot path (lp_emit): one load of the current segment descriptor, the writer lock (an
  * exchange; ld.so already serialises its audit calls, so it is uncontended in practice),
- * the vDSO clock, a hash-table probe per path part (directory, name), a few byte stores
+ * the vDSO clock, a word-at-a-time scan of the path, per path part (directory, name) a
+ * comparison with the predicted id's string or else a hash-table probe, a few byte stores
  * and a release store of header.used. A path part seen before in the segment costs its
  * id (1-3 bytes); a new one is written once in full. System calls happen only when a
  * segment is set up, when the next chunk of the segment is populated
@@ -197,6 +198,7 @@ static struct lp_seg *new_segment(lp_u32 segno, int ppid, lp_u64 parent_image_id
     /* a fresh encoder state: ids and time deltas count per segment */
     S->gen++;
     S->ndirs = S->nnames = S->fill = 0;
+    S->last[0] = S->last[1] = S->arena_used = 0;
     return d;
 
 fail_map:
@@ -263,13 +265,17 @@ int lp_writer_start(void)
     }
     /* The interning table: anonymous, wiped on fork like the state page (a forked
      * child starts with an empty one). Without it every string is written in full. */
-    long m = lp_mmap(0, LP_TABLE_SLOTS * sizeof(struct lp_ient), LP_PROT_READ | LP_PROT_WRITE,
-                     LP_MAP_PRIVATE | LP_MAP_ANONYMOUS, -1, 0);
+    long m = lp_mmap(0, LP_INTERN_BYTES, LP_PROT_READ | LP_PROT_WRITE, LP_MAP_PRIVATE | LP_MAP_ANONYMOUS,
+                     -1, 0);
     if (!(m < 0 && m > -4096)) {
-        if (lp_madvise((void *)m, LP_TABLE_SLOTS * sizeof(struct lp_ient), LP_MADV_WIPEONFORK) == 0)
+        if (lp_madvise((void *)m, LP_INTERN_BYTES, LP_MADV_WIPEONFORK) == 0) {
             lp_cfg.table = (struct lp_ient *)m;
-        else
-            lp_munmap((void *)m, LP_TABLE_SLOTS * sizeof(struct lp_ient));
+            lp_cfg.ids[0] = (struct lp_idinfo *)(lp_cfg.table + LP_TABLE_SLOTS);
+            lp_cfg.ids[1] = lp_cfg.ids[0] + LP_PREDICT_IDS;
+            lp_cfg.arena = (char *)(lp_cfg.ids[1] + LP_PREDICT_IDS);
+        } else {
+            lp_munmap((void *)m, LP_INTERN_BYTES);
+        }
     }
     if (lock_state() < 0) return -1;
     struct lp_seg *d = start_image(0, 0);
@@ -306,6 +312,7 @@ static inline char *put_var(char *p, lp_u64 v)
 }
 
 typedef lp_u64 __attribute__((aligned(1), may_alias)) lp_u64_unaligned;
+typedef lp_u64 __attribute__((may_alias)) lp_u64_alias;
 
 /* FNV-1a over 8-byte words, then a final avalanche; `seed` separates the roles. */
 static inline lp_u64 hash_bytes(const char *s, lp_u64 n, lp_u64 seed)
@@ -330,36 +337,73 @@ static inline int same_bytes(const char *a, const char *b, lp_u64 n)
     return 1;
 }
 
+/* Id `id` of `role` was just referred to: learn it as the successor of the previous one. */
+static inline void follow(unsigned role, lp_u32 id)
+{
+    struct lp_state *S = &LP_S;
+    lp_u32 prev = S->last[role];
+    if (prev && prev - 1 < LP_PREDICT_IDS) lp_cfg.ids[role][prev - 1].succ = id + 1;
+    S->last[role] = id + 1;
+}
+
 /* Writes a reference to the string s[0..n) of table `role` (0 directories, 1 names) at
- * p in segment d: its id when the segment has it already, else the string itself (and
- * remembers where). Returns the new end. */
-static inline char *put_ref(struct lp_seg *d, char *p, unsigned role, const char *s, lp_u64 n)
+ * p: its id when the segment has it already, else the string itself (and
+ * remembers where). Returns the new end. First tries the predicted id (a name: the
+ * previous one; a directory: the one that followed the previous one last time), then
+ * the hash table. */
+static inline char *put_ref(char *p, unsigned role, const char *s, lp_u64 n)
 {
     struct lp_state *S = &LP_S;
     struct lp_ient *tab = lp_cfg.table;
     struct lp_ient *slot = 0;
     lp_u32 h32 = 0;
     if (LP_LIKELY(tab != 0) && n <= LP_INTERN_MAX_LEN) {
+        lp_u32 last = S->last[role];
+        if (last) {
+            lp_u32 k = role ? last : (last - 1 < LP_PREDICT_IDS ? lp_cfg.ids[0][last - 1].succ : 0);
+            if (k && k - 1 < LP_PREDICT_IDS) {
+                const struct lp_idinfo *g = &lp_cfg.ids[role][k - 1];
+                if (g->len == n && g->off != ~0u && same_bytes(lp_cfg.arena + g->off, s, n)) {
+                    follow(role, k - 1);
+                    return put_var(p, (lp_u64)(k - 1) + LP_AUDIT_REF_ID0);
+                }
+            }
+        }
         lp_u64 h = hash_bytes(s, n, role ? 0x9e3779b97f4a7c15ull : 0);
-        h32 = (lp_u32)(h >> 32) | 1u;
+        h32 = (lp_u32)(h >> 32);
         lp_u32 meta_len = (lp_u32)n, gen = S->gen;
         for (lp_u32 i = (lp_u32)h & (LP_TABLE_SLOTS - 1);; i = (i + 1) & (LP_TABLE_SLOTS - 1)) {
             struct lp_ient *e = &tab[i];
             if (e->gen != gen) { slot = e; break; }
-            if (e->hash == h32 && (e->meta & 0x7fffu) == meta_len && ((e->meta >> 15) & 1u) == role &&
-                same_bytes(d->base + e->off, s, n))
+            if (e->hash == h32 && (e->meta & 0xffffu) == (role << 15 | meta_len) &&
+                same_bytes(lp_cfg.arena + e->off, s, n)) {
+                follow(role, e->meta >> 16);
                 return put_var(p, (lp_u64)(e->meta >> 16) + LP_AUDIT_REF_ID0);
+            }
         }
     }
     lp_u32 id = role ? S->nnames++ : S->ndirs++;
     p = put_var(p, LP_AUDIT_REF_NEW);
     p = put_var(p, n);
-    if (slot && S->fill < LP_TABLE_MAX_FILL && id < 0xffffu) {
+    lp_u32 aoff = ~0u;
+    if (tab && n <= LP_INTERN_MAX_LEN && S->arena_used + n <= LP_ARENA_BYTES) {
+        aoff = S->arena_used;
+        S->arena_used += (lp_u32)n;
+        for (lp_u64 i = 0; i < n; i++) lp_cfg.arena[aoff + i] = s[i];
+    }
+    if (slot && aoff != ~0u && S->fill < LP_TABLE_MAX_FILL && id < 0xffffu) {
         slot->gen = S->gen;
         slot->hash = h32;
-        slot->off = (lp_u32)(p - d->base);
+        slot->off = aoff;
         slot->meta = id << 16 | role << 15 | (lp_u32)n;
         S->fill++;
+    }
+    if (tab && id < LP_PREDICT_IDS) {
+        struct lp_idinfo *g = &lp_cfg.ids[role][id];
+        g->off = aoff;
+        g->len = (lp_u32)n;
+        g->succ = 0;
+        follow(role, id);
     }
     for (lp_u64 i = 0; i < n; i++) p[i] = s[i];
     return p + n;
@@ -374,13 +418,35 @@ static inline struct lp_path split_path(unsigned kind, const char *name)
 {
     struct lp_path r = {0, 0, ~0ull};
     if (kind == LP_REC_ACTIVITY || kind == LP_REC_PREINIT) return r;
-    r.s = name ? name : "";
-    lp_u64 len = 0, slash = ~0ull;
-    for (; r.s[len]; len++)
-        if (r.s[len] == '/') slash = len;
+    const char *s = name ? name : "";
+    r.s = s;
+    /* A word at a time: aligned 8-byte loads never cross into another page. */
+    const lp_u64 ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
+    const char *q = s;
+    lp_u64 slash = ~0ull;
+    for (; (lp_uptr)q & 7; q++) {
+        if (!*q) goto done;
+        if (*q == '/') slash = (lp_u64)(q - s);
+    }
+    for (;; q += 8) {
+        lp_u64 w = *(const lp_u64_alias *)q;
+        lp_u64 x = w ^ (ones * '/');
+        /* exactly the NUL and the '/' bytes get their high bit set */
+        lp_u64 z = ~(((w & low7) + low7) | w | low7);
+        lp_u64 sl = ~(((x & low7) + low7) | x | low7);
+        if (z) {
+            sl &= (z & (0 - z)) - 1; /* only bytes before the NUL */
+            if (sl) slash = (lp_u64)(q - s) + (lp_u64)(63 - __builtin_clzll(sl)) / 8;
+            q += __builtin_ctzll(z) / 8;
+            break;
+        }
+        if (sl) slash = (lp_u64)(q - s) + (lp_u64)(63 - __builtin_clzll(sl)) / 8;
+    }
+done:;
+    lp_u64 len = (lp_u64)(q - s);
     if (LP_UNLIKELY(len > LP_PATH_MAX * 4)) {
         len = LP_PATH_MAX * 4;
-        for (slash = len; slash-- > 0 && r.s[slash] != '/';) {}
+        for (slash = len; slash-- > 0 && s[slash] != '/';) {}
     }
     r.len = len;
     r.slash = slash;
@@ -408,10 +474,10 @@ static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid,
     if (path.s) {
         if (path.slash == ~0ull) {
             p = put_var(p, LP_AUDIT_REF_NONE);
-            p = put_ref(d, p, 1, path.s, path.len);
+            p = put_ref(p, 1, path.s, path.len);
         } else {
-            p = put_ref(d, p, 0, path.s, path.slash);
-            p = put_ref(d, p, 1, path.s + path.slash + 1, path.len - path.slash - 1);
+            p = put_ref(p, 0, path.s, path.slash);
+            p = put_ref(p, 1, path.s + path.slash + 1, path.len - path.slash - 1);
         }
     }
     S->seq++;
