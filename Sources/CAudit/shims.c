@@ -17,6 +17,8 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -403,3 +405,8 @@ void lp_pidfd_close(int *pidfd) {
 }
 
 const char *lp_libc_version(void) { return gnu_get_libc_version(); }
+
+int lp_is_tmpfs(const char *path) {
+    struct statfs fs;
+    return statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}

@@ -44,6 +44,7 @@ final class AuditDrain {
     private var segments: [String: Segment] = [:]
     private var announced: Set<Int32>
     private var buffer: [UInt8] = []
+    private var listedTime = timespec(tv_sec: -1, tv_nsec: 0)
     private(set) var records = 0
     private(set) var notes: [String] = []
 
@@ -63,8 +64,18 @@ final class AuditDrain {
     /// Takes what is complete now. `final`: the program has ended; whatever is
     /// left incomplete in an image's last segment was cut by a kill.
     func poll(final: Bool = false) throws {
-        for file in Self.segmentFiles(in: dir) where segments[file] == nil {
-            if let s = Self.open(file) { segments[file] = s }
+        // List the directory only when it changed (a process started, exec'd or
+        // rolled over to a new segment): one stat instead of five calls. The
+        // change time has the kernel's coarse clock granularity, so a file made
+        // within the tick of the last listing can wait for the next change, or
+        // for the final poll, which always lists.
+        var st = stat()
+        let changed = stat(dir, &st) != 0 || st.st_mtim.tv_sec != listedTime.tv_sec || st.st_mtim.tv_nsec != listedTime.tv_nsec
+        if final || changed {
+            listedTime = st.st_mtim
+            for file in Self.segmentFiles(in: dir) where segments[file] == nil {
+                if let s = Self.open(file) { segments[file] = s }
+            }
         }
         let ordered = segments.values.sorted { ($0.imageStartNs, $0.segment) < ($1.imageStartNs, $1.segment) }
             .map { ($0.file, $0.imageId, $0.segment) }

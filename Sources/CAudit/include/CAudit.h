@@ -121,6 +121,8 @@ uint64_t lp_monotonic_ns(void);
  * with lp_pidfd_close when done. */
 void lp_wait_child_event(int pid, int *pidfd, int timeout_ms);
 void lp_pidfd_close(int *pidfd);
+/* 1 when path is on tmpfs. */
+int lp_is_tmpfs(const char *path);
 /* The running glibc's version string ("2.36"), or "" on another libc. */
 const char *lp_libc_version(void);
 
