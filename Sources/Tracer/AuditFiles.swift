@@ -82,7 +82,10 @@ final class AuditDrain {
         var lastSegment: [UInt64: UInt32] = [:]
         for (_, image, n) in ordered { lastSegment[image] = max(lastSegment[image] ?? 0, n) }
         for (file, image, n) in ordered {
-            let s = segments[file]!
+            // the header fields only: a copy of the whole segment would share its
+            // id tables and make take() copy them on the first append
+            let s = segments[file].map { (pid: $0.pid, ppid: $0.ppid, segment: $0.segment, forked: $0.forked,
+                                          imageStartNs: $0.imageStartNs, fd: $0.fd) }!
             if processEvents && s.segment == 0 && !announced.contains(s.pid) {
                 announced.insert(s.pid)
                 try writer.write(ProcessEvent(pid: s.pid, tid: s.pid, parent: s.ppid,
