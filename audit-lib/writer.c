@@ -329,10 +329,13 @@ static inline lp_u64 hash_bytes(const char *s, lp_u64 n, lp_u64 seed)
 
 static inline int same_bytes(const char *a, const char *b, lp_u64 n)
 {
-    lp_u64 i = 0;
-    for (; i + 8 <= n; i += 8)
-        if (*(const lp_u64_unaligned *)(a + i) != *(const lp_u64_unaligned *)(b + i)) return 0;
-    for (; i < n; i++)
+    if (n >= 8) {
+        /* whole words, the last one overlapping the previous */
+        for (lp_u64 i = 0; i + 8 < n; i += 8)
+            if (*(const lp_u64_unaligned *)(a + i) != *(const lp_u64_unaligned *)(b + i)) return 0;
+        return *(const lp_u64_unaligned *)(a + n - 8) == *(const lp_u64_unaligned *)(b + n - 8);
+    }
+    for (lp_u64 i = 0; i < n; i++)
         if (a[i] != b[i]) return 0;
     return 1;
 }
@@ -351,7 +354,7 @@ static inline void follow(unsigned role, lp_u32 id)
  * remembers where). Returns the new end. First tries the predicted id (a name: the
  * previous one; a directory: the one that followed the previous one last time), then
  * the hash table. */
-static inline char *put_ref(char *p, unsigned role, const char *s, lp_u64 n)
+static inline __attribute__((always_inline)) char *put_ref(char *p, unsigned role, const char *s, lp_u64 n)
 {
     struct lp_state *S = &LP_S;
     struct lp_ient *tab = lp_cfg.table;
