@@ -181,8 +181,13 @@ public enum Recorder {
                 _ = waitpid(pid, nil, 0)
                 try execFailed(err, path: path, pid: pid, writer: writer)
             }
-            // Move audit records while the program runs, every 2 ms; its end
+            // Move audit records while the program runs, every 20 ms; its end
             // wakes the wait at once (pidfd), so loadprobe adds no wait to it.
+            // 20 ms, not 2: each wake-up can take the program's CPU when the
+            // machine's other CPUs are busy (bench/RESULTS.md: 1.15x instead of
+            // 1.20x at N = 300 under load), and what is left at the end is at
+            // most 20 ms of records (~1 ms to move; draining only at the end
+            // took ~70 ms after the program for 417,000 records).
             var pidfd: Int32 = -1
             defer { lp_pidfd_close(&pidfd) }
             while true {
@@ -190,7 +195,7 @@ public enum Recorder {
                 if waited == pid && lp_wifstopped(waitStatus) == 0 { break }
                 if waited < 0 && errno != EINTR { break }
                 try drain?.poll()
-                lp_wait_child_event(pid, &pidfd, 2)
+                lp_wait_child_event(pid, &pidfd, 20)
             }
             try writer.write(ExitEvent(pid: pid, tid: pid, status: waitStatus, timeNs: lp_monotonic_ns()))
         } else {
