@@ -141,40 +141,56 @@ struct ReportCommand: ParsableCommand {
         if top < 1 { throw ValidationError("'--top' must be at least 1") }
     }
 
+    /// Traces of a job kept whole for the Perfetto output (every call drawn).
+    static let perfettoTraces = 8
+
     func run() throws {
         var options = try model.reportOptions()
         options.top = top
         let (files, isJob) = try TraceFiles.expand(traces)
-        let analyses = try TraceFiles.load(files, partial: partial)
         if calls, let name = scenario {
             guard let s = Scenario(rawValue: name) else {
                 throw ValidationError("unknown scenario '\(name)' (\(Scenario.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
+            let analyses = try TraceFiles.load(files, partial: partial)
             try Output.write(ReportText.scenarioListing(analyses, scenario: s, options: options), to: output)
             return
         }
         if calls {
-            try Output.write(analyses.map { ReportText.callListing($0) }.joined(separator: "\n"), to: output)
+            // One trace at a time: each listing is made and the trace dropped.
+            var parts: [String] = []
+            for file in files { parts.append(ReportText.callListing(try TraceFiles.load(file, partial: partial))) }
+            try Output.write(parts.joined(separator: "\n"), to: output)
             return
         }
         var text: String
-        if isJob || job || analyses.count == 1 {
-            if analyses.count > 1 {
+        if isJob || job || files.count == 1 {
+            // One report over all the traces, read one at a time (ReportBuilder).
+            var builder = ReportBuilder(options: options)
+            builder.keepTraces = format == .perfetto ? Self.perfettoTraces : 0
+            builder.keepTimelines = format == .html
+            for file in files { builder.add(try TraceFiles.load(file, partial: partial), partial: partial) }
+            var shape: JobShape?
+            if builder.traceCount > 1 {
                 // A job's traces: one process per trace, one node per host, unless given.
-                let p = model.procs ?? analyses.count
-                let hosts = max(1, Set(analyses.compactMap(\.host)).count)
+                let p = model.procs ?? builder.traceCount
+                let hosts = max(1, builder.hosts.count)
                 let n = model.nodes ?? min(hosts, p)
                 if n > p { throw ValidationError("'--nodes' (\(n)) cannot exceed the processes (\(p))") }
-                options.job = JobShape(processes: p, nodes: n)
+                shape = JobShape(processes: p, nodes: n)
             }
-            let report = Report(analyses: analyses, options: options)
+            let report: Report
+            do { report = try builder.finish(job: shape) } catch {
+                printError("loadprobe: \(error.description)")
+                throw ExitCode(1)
+            }
             text = render(report)
         } else {
             // Several traces: one document per trace, as an array (JSON), or one after the other.
             var docs: [JSON] = []
             var parts: [String] = []
-            for a in analyses {
-                let report = Report(analyses: [a], options: options)
+            for file in files {
+                let report = Report(analyses: [try TraceFiles.load(file, partial: partial)], options: options)
                 if format == .json { docs.append(ReportJSON.document(report)) } else { parts.append(render(report)) }
             }
             text = format == .json ? JSON.array(docs).serialized() : parts.joined(separator: "\n\n")
@@ -187,7 +203,7 @@ struct ReportCommand: ParsableCommand {
         case .json: ReportJSON.document(r).serialized()
         case .text: ReportText.render(r, style: TextStyle(color: output == nil && Output.colorOnStdout()))
         case .html: ReportHTML.render(r)
-        case .perfetto: PerfettoTrace.render(r.analyses)
+        case .perfetto: PerfettoTrace.render(r.analyses, leftOut: r.tracesLeftOut)
         }
     }
 }
@@ -224,16 +240,16 @@ enum TraceFiles {
     }
 
     static func load(_ files: [String], partial: Bool) throws -> [TraceAnalysis] {
-        var out: [TraceAnalysis] = []
-        for file in files {
-            let trace: Trace
-            do { trace = try TraceReader.read(file: file, allowPartial: partial) } catch {
-                printError("loadprobe: \(error.description)")
-                throw ExitCode(1)
-            }
-            out.append(TraceAnalysis(trace: trace, file: file))
+        try files.map { try load($0, partial: partial) }
+    }
+
+    static func load(_ file: String, partial: Bool) throws -> TraceAnalysis {
+        let trace: Trace
+        do { trace = try TraceReader.read(file: file, allowPartial: partial) } catch {
+            printError("loadprobe: \(error.description)")
+            throw ExitCode(1)
         }
-        return out
+        return TraceAnalysis(trace: trace, file: file)
     }
 }
 

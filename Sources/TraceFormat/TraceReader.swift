@@ -19,6 +19,11 @@ public struct TraceReadError: Error, CustomStringConvertible, Equatable {
     public let file: String
     public let reason: Reason
 
+    public init(file: String, reason: Reason) {
+        self.file = file
+        self.reason = reason
+    }
+
     public var description: String {
         switch reason {
         case .unreadable(let why): "\(file): cannot read: \(why)"
@@ -75,6 +80,9 @@ public enum TraceReader {
             throw TraceReadError(file: file, reason: .unsupportedVersion(version))
         }
         var decoder = Decoder(file: file, version: version)
+        // A record takes ~16-20 bytes: reserve once instead of growing (and copying) the array.
+        decoder.events.reserveCapacity(bytes.count / 16 + 16)
+        adviseHugePages(&decoder.events)
         var off = TraceWire.headerSize
         var truncatedAt: Int?
         while off < bytes.count {

@@ -609,9 +609,10 @@ def _timed(cmd):
     return wall, ru.ru_maxrss / 1024
 
 
-def section_report_speed(results):
+def section_report_speed(results, jobs=(64, 512)):
     """(c) report speed and peak memory: one trace of each program size, and job
-    directories of 64 and 512 traces (copies of the smallest program's trace)."""
+    directories of 64 and 512 traces (copies of the smallest program's trace).
+    Alone: bench.py --report-speed TREE… [--report-jobs 64,512] --loadprobe PATH."""
     lp = _loadprobe_binary()
     if not lp:
         results["report_speed"] = {"skipped": "no loadprobe binary (pass --loadprobe PATH)"}
@@ -633,7 +634,7 @@ def section_report_speed(results):
                 rows.append(row)
                 log(f"  {label} app, 1 trace ({row['trace_bytes'] / 1e6:.1f} MB), {fmt:<4}: {wall:7.3f} s, peak {rss:7.1f} MiB")
         small_label, small_info = sizes[0]
-        for n in (64, 512):
+        for n in jobs:
             job = os.path.join(tdir, f"job{n}")
             os.makedirs(job)
             for i in range(n):
@@ -806,7 +807,40 @@ def main():
     ap.add_argument("--no-python", action="store_true")
     ap.add_argument("--no-extras", action="store_true",
                     help="only app/shrinkwrap/view: no tracer overhead (a), no variants, no caching file systems")
+    ap.add_argument("--report-speed", metavar="TREE", nargs="+",
+                    help="run only (c) report speed on these generated programs (out/<name>, or its tree/), then exit")
+    ap.add_argument("--report-jobs", default="64,512", metavar="N,N",
+                    help="job sizes (traces) for (c), comma-separated; empty: none")
     args = ap.parse_args()
+    jobs = tuple(int(x) for x in args.report_jobs.split(",") if x.strip())
+
+    if args.report_speed:
+        os.makedirs(os.path.join(OUT, "tmp"), exist_ok=True)
+        os.makedirs(os.path.join(OUT, "results"), exist_ok=True)
+        results = {"format": "pynamic-like-results/1", "size": "report-speed", "machine": machine(),
+                   "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   "programs": {}}
+        cpu0, own0 = busy_cpu_seconds(), own_cpu_seconds()
+        t0 = time.monotonic()
+        for t in args.report_speed:
+            t = os.path.abspath(t)
+            base = os.path.dirname(t) if os.path.basename(t) == "tree" else t
+            man_path = os.path.join(base, "manifest.json")
+            if not os.path.exists(man_path):
+                raise SystemExit(f"bench: {t}: no manifest.json (give a generated program: out/<name>)")
+            with open(man_path) as fh:
+                man = json.load(fh)
+            results["programs"][f"n{man['params']['libs']}"] = {"params": man["params"], "tree": man["tree"]}
+        section_report_speed(results, jobs)
+        results["elapsed_s"] = round(time.monotonic() - t0, 1)
+        # other work on the machine skews the timings: how much CPU did it take?
+        results["other_cpu_s"] = round(max(0.0, (busy_cpu_seconds() - cpu0) - (own_cpu_seconds() - own0)), 1)
+        log(f"other work on the machine during the run: {results['other_cpu_s']} s of CPU")
+        out = os.path.join(OUT, "results", "report-speed.json")
+        with open(out, "w") as fh:
+            json.dump(results, fh, indent=1)
+        log(f"wrote {out}")
+        return 0
 
     size = "smoke" if args.smoke else "quick" if args.quick else "default"
     cfg = dict(SIZES[size])
@@ -873,7 +907,7 @@ def main():
         log(f"== (b) start-up on latfs ({blabel}, one process)")
         section_startup(big, progs, cfg["big_delays"], [1], results, blabel)
 
-    section_report_speed(results)
+    section_report_speed(results, jobs)
     section_model_accuracy(results)
 
     results["elapsed_s"] = round(time.monotonic() - t_start, 1)

@@ -19,6 +19,28 @@ public struct ComputeEstimate: Sendable {
     /// symbol tables take longer.
     public static let mappingPerObject = 65e-6
 
+    /// The k-th smallest value (what `sorted()[k]` gives), by quickselect: a
+    /// 900-library start-up has ~400,000 gaps, and only the median is wanted.
+    static func kthSmallest(_ a: inout [UInt64], _ k: Int) -> UInt64 {
+        var lo = 0, hi = a.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // Median of three as the pivot.
+            if a[mid] < a[lo] { a.swapAt(mid, lo) }
+            if a[hi] < a[lo] { a.swapAt(hi, lo) }
+            if a[hi] < a[mid] { a.swapAt(hi, mid) }
+            let pivot = a[mid]
+            var i = lo, j = hi
+            while i <= j {
+                while a[i] < pivot { i += 1 }
+                while a[j] > pivot { j -= 1 }
+                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { return a[k] }
+        }
+        return a[k]
+    }
+
     public init(_ p: ProcessAnalysis, mode: String) {
         let calls = p.calls
         if calls.isEmpty || mode == "audit" {
@@ -40,8 +62,7 @@ public struct ComputeEstimate: Sendable {
         }
         var overhead: UInt64 = 25_000
         if !candidateGaps.isEmpty {
-            candidateGaps.sort()
-            overhead = candidateGaps[candidateGaps.count / 2]
+            overhead = ComputeEstimate.kthSmallest(&candidateGaps, candidateGaps.count / 2)
             method = "gaps between calls outside searches less the tracer's stop cost (median gap between failed candidate opens), plus 65 µs per object mapped"
         } else {
             method = "gaps between calls outside searches less an assumed 25 µs stop cost, plus 65 µs per object mapped"

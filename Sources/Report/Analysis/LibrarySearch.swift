@@ -75,13 +75,25 @@ public struct LibrarySearch: Sendable {
     public var failedCalls = 0
 
     /// Candidate paths tried, the hit included (the unit of "tries before the hit").
-    public var attempts: Int { candidates.filter { $0.outcome != .untried }.count }
+    public var attempts: Int {
+        var n = 0
+        for i in candidates.indices where candidates[i].outcome != .untried { n += 1 }
+        return n
+    }
     /// Distinct search directories the search went through (LD_LIBRARY_PATH,
     /// RPATH/RUNPATH and default directories; ld.so.cache is not one).
     public var directoriesSearched: Int {
-        var seen = Set<Int32>()
-        for c in candidates where c.origin != .cache { seen.insert(c.directoryId) }
-        return seen.count
+        // directoryId numbers the directories of one process from 0: a bitmap is enough.
+        var seen: [UInt64] = []
+        var count = 0
+        for i in candidates.indices where candidates[i].origin != .cache {
+            let d = Int(candidates[i].directoryId)
+            let w = d >> 6
+            if w >= seen.count { seen += [UInt64](repeating: 0, count: w + 1 - seen.count) }
+            let bit: UInt64 = 1 << UInt64(d & 63)
+            if seen[w] & bit == 0 { seen[w] |= bit; count += 1 }
+        }
+        return count
     }
     public var isAbsolute: Bool { name.contains("/") }
 }

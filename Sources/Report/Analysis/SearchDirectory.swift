@@ -14,22 +14,35 @@ enum SearchDirectory {
         "z10", "z196", "zEC12", "atomics", "asimd",
     ]
 
+    /// The same names as bytes, for `split`.
+    static let legacyBytes: [[UInt8]] = legacyNames.map { Array($0.utf8) }
+    static let hwcapsBytes = Array("glibc-hwcaps".utf8)
+
     /// (directory, subdirectory) of the directory part of a candidate path.
+    /// Works on the bytes: split once per directory part of every trace read.
     static func split(_ dirPart: String) -> (directory: String, subdirectory: String) {
-        var parts = dirPart.split(separator: "/", omittingEmptySubsequences: false)
-        var sub: [Substring] = []
-        if parts.count >= 3, parts[parts.count - 2] == "glibc-hwcaps" {
-            sub = [parts[parts.count - 2], parts[parts.count - 1]]
-            parts.removeLast(2)
-        } else {
-            while parts.count > 2, let last = parts.last, legacyNames.contains(last) {
-                sub.insert(last, at: 0)
-                parts.removeLast()
+        var path = dirPart
+        return path.withUTF8 { u -> (String, String) in
+            // Component k spans starts[k] ..< (next start - 1), the last one to the end
+            // (components as split(separator: "/", omittingEmptySubsequences: false) gives them).
+            var starts: [Int] = [0]
+            for i in 0..<u.count where u[i] == UInt8(ascii: "/") { starts.append(i + 1) }
+            let count = starts.count
+            func comp(_ k: Int) -> UnsafeBufferPointer<UInt8> {
+                let end = k + 1 < count ? starts[k + 1] - 1 : u.count
+                return UnsafeBufferPointer(rebasing: u[starts[k]..<end])
             }
+            var keep = count
+            if count >= 3, comp(count - 2).elementsEqual(hwcapsBytes) {
+                keep = count - 2
+            } else {
+                while keep > 2, legacyBytes.contains(where: { $0.elementsEqual(comp(keep - 1)) }) { keep -= 1 }
+            }
+            if keep == count { return (dirPart, "") }
+            let dir = String(decoding: UnsafeBufferPointer(rebasing: u[0..<(starts[keep] - 1)]), as: UTF8.self)
+            let sub = String(decoding: UnsafeBufferPointer(rebasing: u[starts[keep]...]), as: UTF8.self)
+            return (dir.isEmpty ? "/" : dir, sub)
         }
-        if sub.isEmpty { return (dirPart, "") }
-        let dir = parts.joined(separator: "/")
-        return (dir.isEmpty ? "/" : dir, sub.joined(separator: "/"))
     }
 
     static func dirname(_ path: String) -> String {

@@ -73,29 +73,55 @@ private struct AttributionBuilder {
 
     /// Per process: the indices of its events, merged by time.
     mutating func run() {
-        var byPid: [Int32: [Int]] = [:]
+        // Event indices per process, in file order (a pid → slot map, cached for runs of one pid).
+        var slot: [Int32: Int] = [:]
+        var byPid: [[Int32]] = []
         var order: [Int32] = []
         var parents: [Int32: (parent: Int32, how: ProcessStart, time: UInt64)] = [:]
         var exits: [Int32: ExitEvent] = [:]
+        var lastPid: Int32 = 0, lastSlot = -1
+        // Each event's time, read once (the merge below compares them often).
+        times.reserveCapacity(trace.events.count)
         for (i, e) in trace.events.enumerated() {
+            let pid: Int32
             switch e {
+            case .syscall(let s): pid = s.pid; times.append(s.entryNs)
+            case .audit(let a): pid = a.pid; times.append(a.timeNs)
             case .process(let p):
+                pid = p.pid
+                times.append(p.timeNs)
                 if p.how != .thread && parents[p.pid] == nil { parents[p.pid] = (p.parent, p.how, p.timeNs) }
             case .exit(let x):
+                pid = x.pid
+                times.append(x.timeNs)
                 if x.tid == x.pid { exits[x.pid] = x }
-            default: break
+            case .exec(let x): pid = x.pid; times.append(x.timeNs)
+            case .note(let n): pid = n.pid; times.append(0)
+            case .caller(let c): pid = c.pid; times.append(c.timeNs)
             }
-            if byPid[e.pid] == nil { order.append(e.pid) }
-            byPid[e.pid, default: []].append(i)
+            if lastSlot < 0 || pid != lastPid {
+                if let k = slot[pid] { lastSlot = k } else {
+                    lastSlot = byPid.count
+                    slot[pid] = lastSlot
+                    byPid.append([])
+                    order.append(pid)
+                }
+                lastPid = pid
+            }
+            byPid[lastSlot].append(Int32(truncatingIfNeeded: i))
         }
-        for pid in order {
-            let indices = byPid[pid]!
+        let facts = StringFacts(trace)
+        for (k, pid) in order.enumerated() {
+            let indices = byPid[k]
+            byPid[k] = []
             // Audit records reach the trace in batches, after the calls around them.
             // Each stream is in time order on its own: merge the two by time
             // (a stream found out of order is sorted first).
             var audits: [Int] = [], others: [Int] = [], notes: [Int] = []
+            others.reserveCapacity(indices.count)
             var syscalls = 0
-            for i in indices {
+            for i32 in indices {
+                let i = Int(i32)
                 switch trace.events[i] {
                 case .audit: audits.append(i)
                 case .note: notes.append(i)
@@ -127,9 +153,10 @@ private struct AttributionBuilder {
             }
             let info = parents[pid]
             var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.how != .root } ?? false,
-                                  startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0))
+                                  startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
             proc.cur.calls.reserveCapacity(syscalls)
             proc.pythonPath = pythonPath
+            adviseHugePages(&proc.cur.calls)
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
             var done = proc.finish()
             if let x = exits[pid], var lastUnit = done.popLast() {
@@ -142,10 +169,10 @@ private struct AttributionBuilder {
         }
     }
 
-    func time(_ i: Int) -> UInt64 {
-        if case .note = trace.events[i] { return 0 }
-        return trace.events[i].timeNs
-    }
+    /// Per event: the time it is ordered by (0 for notes).
+    var times: [UInt64] = []
+
+    @inline(__always) func time(_ i: Int) -> UInt64 { times[i] }
 }
 
 /// The state machine of one process: the current image, phase, search and candidate.
@@ -175,7 +202,10 @@ private struct ProcessRun {
     var groupPhase: Phase?
     var pythonPath: [String] = []
 
-    init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64) {
+    let facts: StringFacts
+
+    init(pid: Int32, parent: Int32, forked: Bool, startNs: UInt64, facts: StringFacts) {
+        self.facts = facts
         cur = ProcessAnalysis(pid: pid, parent: parent, image: "", argv: [], imageIndex: 0,
                               forkedWithoutExec: forked, startNs: startNs, endNs: startNs)
         phase = forked ? .main : .exec
@@ -292,20 +322,20 @@ private struct ProcessRun {
             purpose = .loaderConfig
             if search >= 0 {
                 sIdx = Int32(search)
-                if trace.string(path.base) == "ld.so.cache" { cur.searches[search].readCache = true }
+                if facts.isLdsoCache(path.base) { cur.searches[search].readCache = true }
             }
         } else if search >= 0 {
             sIdx = Int32(search)
             if candidate >= 0 {
-                let c = cur.searches[search].candidates[candidate]
+                let plain = cur.searches[search].candidates[candidate].subdirectory.isEmpty
                 cIdx = Int32(candidate)
                 if s.call.isOpen && s.path == candidatePath {
-                    purpose = c.subdirectory.isEmpty ? .searchCandidate : .hwcapsProbe
+                    purpose = plain ? .searchCandidate : .hwcapsProbe
                     cur.searches[search].candidates[candidate].outcome = s.failed ? .miss : .hit
                 } else if s.call.isStat && isEmptyPath(s, trace) {
                     purpose = .objectStat
                 } else if s.call.isStat && matchesDirectory(s.path, candidateDir, trace) {
-                    purpose = c.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe
+                    purpose = plain ? .directoryStat : .hwcapsProbe
                 } else {
                     purpose = classifyOther(s, trace: trace)
                     if purpose == .other || purpose == .pythonImport { sIdx = -1; cIdx = -1 }
@@ -447,13 +477,11 @@ private struct ProcessRun {
     }
 
     func isLoaderConfig(_ p: PathRef, _ trace: Trace) -> Bool {
-        guard trace.string(p.dir) == "/etc" else { return false }
-        let b = trace.string(p.base)
-        return b == "ld.so.cache" || b == "ld.so.preload"
+        facts.isEtc(p.dir) && (facts.isLdsoCache(p.base) || facts.isLdsoPreload(p.base))
     }
 
     func isEmptyPath(_ s: SyscallEvent, _ trace: Trace) -> Bool {
-        s.path.dir == 0 && trace.string(s.path.base).isEmpty
+        s.path.dir == 0 && facts.isEmpty(s.path.base)
     }
 
     /// The stat of the candidate's directory: its path is the candidate's directory part.
@@ -466,7 +494,7 @@ private struct ProcessRun {
 
     func classifyOther(_ s: SyscallEvent, trace: Trace) -> CallPurpose {
         if s.call.isExec { return .exec }
-        guard cur.isPython, phase != .startup else { return .other }
+        guard phase != .startup, cur.isPython else { return .other }
         let base = trace.string((s.resolved ?? s.path).base)
         let dir = trace.string((s.resolved ?? s.path).dir)
         if !pythonPath.isEmpty {
@@ -492,18 +520,48 @@ private struct ProcessRun {
     }
 }
 
-/// Directory parts of candidate paths, split once each.
+/// Directory parts of candidate paths, split once each (by the trace's string id).
 struct SplitCache {
-    var byId: [UInt32: (part: String, directory: String, directoryId: Int32, subdirectory: String)] = [:]
+    typealias Entry = (part: String, directory: String, directoryId: Int32, subdirectory: String)
+    var byId: [Entry?] = []
     var directoryIds: [String: Int32] = [:]
-    mutating func split(_ id: UInt32, _ trace: Trace) -> (part: String, directory: String, directoryId: Int32, subdirectory: String) {
-        if let v = byId[id] { return v }
+    mutating func split(_ id: UInt32, _ trace: Trace) -> Entry {
+        let i = Int(id)
+        if i < byId.count, let v = byId[i] { return v }
+        if byId.count < trace.strings.count { byId += [Entry?](repeating: nil, count: trace.strings.count - byId.count) }
         let part = trace.string(id)
         let (d, s) = SearchDirectory.split(part.isEmpty ? "/" : part)
         var dirId = directoryIds[d]
         if dirId == nil { dirId = Int32(directoryIds.count); directoryIds[d] = dirId }
         let v = (part.isEmpty ? "/" : part, d, dirId!, s)
-        byId[id] = v
+        if i < byId.count { byId[i] = v }
         return v
     }
+}
+
+/// What the attribution asks of the trace's strings by id, worked out once per
+/// trace (the trace interns each string once): no String per call.
+struct StringFacts: Sendable {
+    /// Per string id: bit 0 empty, 1 "/etc", 2 "ld.so.cache", 3 "ld.so.preload".
+    var bits: [UInt8]
+
+    init(_ trace: Trace) {
+        bits = trace.strings.map { str in
+            if str.isEmpty { return 1 }
+            switch str {
+            case "/etc": return 2
+            case "ld.so.cache": return 4
+            case "ld.so.preload": return 8
+            default: return 0
+            }
+        }
+    }
+
+    @inline(__always) func has(_ id: UInt32, _ bit: UInt8) -> Bool {
+        Int(id) >= bits.count ? bit == 1 : bits[Int(id)] & bit != 0
+    }
+    @inline(__always) func isEmpty(_ id: UInt32) -> Bool { has(id, 1) }
+    @inline(__always) func isEtc(_ id: UInt32) -> Bool { has(id, 2) }
+    @inline(__always) func isLdsoCache(_ id: UInt32) -> Bool { has(id, 4) }
+    @inline(__always) func isLdsoPreload(_ id: UInt32) -> Bool { has(id, 8) }
 }

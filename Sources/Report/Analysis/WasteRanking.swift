@@ -70,22 +70,27 @@ public struct WasteRanking: Sendable {
     /// glibc-hwcaps and legacy subdirectory probing, on its own.
     public var hwcaps: Bucket
 
-    public init(_ analyses: [TraceAnalysis]) {
+    /// Folds traces in one at a time (a job's traces are not all kept in memory);
+    /// `WasteRanking(accumulator)` gives the same result as `WasteRanking(analyses)` over them.
+    public struct Accumulator: Sendable {
         var total = 0, failed = 0
-        struct Dir { var failed = 0, calls = 0, hw = 0, missed = 0; var origin = "" }
+        struct Dir: Sendable { var failed = 0, calls = 0, hw = 0, missed = 0; var origin = "" }
         var dirs: [String: Dir] = [:]
-        struct Lib { var attempts = 0, failed = 0, dirs = 0, searches = 0; var found = "", path = "", origin = "" }
+        struct Lib: Sendable { var attempts = 0, failed = 0, dirs = 0, searches = 0; var found = "", path = "", origin = "" }
         var libs: [String: Lib] = [:]
         var libOrder: [String] = []
         var origins: [String: (Int, Int)] = [:]
-        let phaseNames = ["exec", "libraries", "main", "dlopen", "exit"]
-        var phases = [(Int, Int)](repeating: (0, 0), count: phaseNames.count)
+        static let phaseNames = ["exec", "libraries", "main", "dlopen", "exit"]
+        var phases = [(Int, Int)](repeating: (0, 0), count: 5)
         var purposes = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
         var groups: [String: (Int, Int)] = [:]
-        struct Caller { var object: String?, symbol: String?, offsets: Set<UInt64> = [], groups = 0, calls = 0, failed = 0, names: [String] = [] }
+        struct Caller: Sendable { var object: String?, symbol: String?, offsets: Set<UInt64> = [], groups = 0, calls = 0, failed = 0, names: [String] = [] }
         var callers: [String: Caller] = [:]
         var hwCalls = 0, hwFailed = 0
-        func phaseIndex(_ p: Phase) -> Int {
+
+        public init() {}
+
+        static func phaseIndex(_ p: Phase) -> Int {
             switch p {
             case .exec: 0
             case .startup: 1
@@ -94,9 +99,11 @@ public struct WasteRanking: Sendable {
             case .exit: 4
             }
         }
-        for a in analyses {
+
+        public mutating func add(_ a: TraceAnalysis) {
             // Per trace, keyed by the trace's string ids; folded into strings at the end.
-            var byPart: [UInt32: (calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)] = [:]
+            // Indexed by the directory part's string id (dense), in id order.
+            var byPart = [(calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)?](repeating: nil, count: a.trace.strings.count + 1)
             var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
             for p in a.processes {
                 var groupName: [Int: String] = [:]
@@ -106,22 +113,23 @@ public struct WasteRanking: Sendable {
                     total += 1
                     let f = c.failed ? 1 : 0
                     failed += f
-                    let ph = phaseIndex(c.phase)
+                    let ph = Self.phaseIndex(c.phase)
                     phases[ph].0 += 1; phases[ph].1 += f
                     let pu = c.purpose.index
                     purposes[pu].0 += 1; purposes[pu].1 += f
                     if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
                     if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }
                     if c.search >= 0 && c.candidate >= 0 {
-                        let cand = p.searches[Int(c.search)].candidates[Int(c.candidate)]
-                        var e = byPart[cand.directoryPartId] ?? (0, 0, 0, 0, cand.origin)
+                        let partId = Int(p.searches[Int(c.search)].candidates[Int(c.candidate)].directoryPartId)
+                        if partId >= byPart.count { byPart += Array(repeating: nil, count: partId + 1 - byPart.count) }
+                        var e = byPart[partId] ?? (0, 0, 0, 0, p.searches[Int(c.search)].candidates[Int(c.candidate)].origin)
                         e.calls += 1
                         e.failed += f
                         if c.purpose == .hwcapsProbe { e.hw += f }
                         // A name "missed" a directory when its plain candidate there failed
                         // (hwcaps probes fail for names found in the directory too).
                         if c.failed && c.purpose == .searchCandidate { e.missed += 1 }
-                        byPart[cand.directoryPartId] = e
+                        byPart[partId] = e
                     } else {
                         let ref = c.event.resolved ?? c.event.path
                         var origin = c.search >= 0 ? "search" : "not a search"
@@ -172,8 +180,9 @@ public struct WasteRanking: Sendable {
                 }
             }
             var splits = SplitCache()
-            for (part, v) in byPart {
-                let dir = splits.split(part, a.trace).directory
+            for (part, entry) in byPart.enumerated() {
+                guard let v = entry else { continue }
+                let dir = splits.split(UInt32(part), a.trace).directory
                 var d = dirs[dir] ?? Dir()
                 d.calls += v.calls; d.failed += v.failed; d.hw += v.hw; d.missed += v.missed
                 if d.origin.isEmpty { d.origin = v.origin.rawValue }
@@ -192,6 +201,18 @@ public struct WasteRanking: Sendable {
                 origins[v.origin, default: (0, 0)].1 += v.failed
             }
         }
+    }
+
+    public init(_ analyses: [TraceAnalysis]) {
+        var acc = Accumulator()
+        for a in analyses { acc.add(a) }
+        self.init(acc)
+    }
+
+    public init(_ acc: Accumulator) {
+        let total = acc.total, failed = acc.failed, dirs = acc.dirs, libs = acc.libs, libOrder = acc.libOrder
+        let origins = acc.origins, phases = acc.phases, purposes = acc.purposes, groups = acc.groups
+        let hwCalls = acc.hwCalls, hwFailed = acc.hwFailed, phaseNames = Accumulator.phaseNames, callers = acc.callers
         func share(_ n: Int) -> Double { total == 0 ? 0 : Double(n) / Double(total) }
         totalCalls = total
         totalFailed = failed

@@ -73,32 +73,70 @@ public struct CostModel: Sendable {
         self.computeSeconds = computeSeconds
     }
 
-    public func price(_ scenario: Scenario, processes: [[ModelProcess]], tree: PathTree,
-                      assumptions: ScenarioAssumptions) -> ScenarioResult {
-        var prof = profile
-        if scenario == .negativeCache && prof.negativeCacheSeconds == 0 { prof.negativeCacheSeconds = 30 }
-        var walker = PathWalker(tree: tree, profile: prof)
+    /// What the traces of a scenario added up to so far (traces are priced one
+    /// at a time; a job's traces are not all kept in memory).
+    public struct Tally: Sendable {
         var cold = PathWalker.Cost(), warm = PathWalker.Cost()
-        var calls = 0, failed = 0, remoteCalls = 0
+        var calls = 0, failed = 0
         var sysCounts = [Int](repeating: 0, count: 256)
         var purposeCounts = [Int](repeating: 0, count: CallPurpose.allCases.count)
         var objects = 0
-        let traces = max(1, processes.count)
-        for trace in processes {
-            walker.coldCaches()
-            for p in trace {
-                objects += p.objects
-                for c in p.calls {
-                    calls += 1
-                    if c.failed { failed += 1 }
-                    sysCounts[Int(c.call.rawValue)] += 1
-                    purposeCounts[c.purpose.index] += 1
-                    cold = cold + walker.price(c)
-                }
+        var traces = 0
+        public init() {}
+    }
+
+    func profile(for scenario: Scenario) -> FileSystemProfile {
+        var prof = profile
+        if scenario == .negativeCache && prof.negativeCacheSeconds == 0 { prof.negativeCacheSeconds = 30 }
+        return prof
+    }
+
+    public func price(_ scenario: Scenario, processes: [[ModelProcess]], tree: PathTree,
+                      assumptions: ScenarioAssumptions) -> ScenarioResult {
+        var t = Tally()
+        var walker = PathWalker(tree: tree, profile: profile(for: scenario))
+        for trace in processes { add(trace, walker: &walker, to: &t) }
+        return result(scenario, t, assumptions: assumptions)
+    }
+
+    /// Prices one trace's processes (cold client, and warm when a node runs
+    /// several) and adds them `times` times (identical traces of a job).
+    public func add(_ trace: [ModelProcess], walker: inout PathWalker, to t: inout Tally, times: Int = 1) {
+        walker.coldCaches()
+        var cold = PathWalker.Cost(), warm = PathWalker.Cost()
+        var calls = 0, failed = 0, objects = 0
+        var sysCounts = [Int](repeating: 0, count: 256)
+        var purposeCounts = [Int](repeating: 0, count: CallPurpose.allCases.count)
+        for p in trace {
+            objects += p.objects
+            for c in p.calls {
+                calls += 1
+                if c.failed { failed += 1 }
+                sysCounts[Int(c.call.rawValue)] += 1
+                purposeCounts[c.purpose.index] += 1
+                cold = cold + walker.price(c)
             }
-            // The same start-up again on the warm node (needed when a node runs several).
-            if job.perNode > 1 { for p in trace { for c in p.calls { warm = warm + walker.price(c) } } }
         }
+        // The same start-up again on the warm node (needed when a node runs several).
+        if job.perNode > 1 { for p in trace { for c in p.calls { warm = warm + walker.price(c) } } }
+        for _ in 0..<max(0, times) {
+            t.cold = t.cold + cold
+            t.warm = t.warm + warm
+            t.calls += calls; t.failed += failed; t.objects += objects
+            for i in sysCounts.indices where sysCounts[i] != 0 { t.sysCounts[i] += sysCounts[i] }
+            for i in purposeCounts.indices { t.purposeCounts[i] += purposeCounts[i] }
+            t.traces += 1
+        }
+    }
+
+    /// The scenario's result over the traces added.
+    public func result(_ scenario: Scenario, _ t: Tally, assumptions: ScenarioAssumptions) -> ScenarioResult {
+        let prof = profile(for: scenario)
+        let cold = t.cold, warm = t.warm
+        let calls = t.calls, failed = t.failed, objects = t.objects
+        let sysCounts = t.sysCounts, purposeCounts = t.purposeCounts
+        let traces = max(1, t.traces)
+        let remoteCalls: Int
         remoteCalls = cold.remoteCalls
         var bySys: [FileCall: Int] = [:]
         for c in FileCall.allCases where sysCounts[Int(c.rawValue)] > 0 { bySys[c] = sysCounts[Int(c.rawValue)] }

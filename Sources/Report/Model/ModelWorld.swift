@@ -31,84 +31,26 @@ public struct ModelWorld: Sendable {
 
     public enum HostUse: Sendable { case never, sameHost, always }
 
+    public let options: Options
+    /// Remote and local roots in the order they were collected (the traces'
+    /// mount tables, then `--remote`), and those already in the tree.
+    var mountRoots: [(String, String, Bool)] = []
+    var addedRoots = Set<String>()
+    /// Successful opens and execs, for the sizes and symlinks asked of the host.
+    var consultFiles: [(Int32, Int32)] = []
+    var consultSeen = U64Set()
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    /// All traces at once (the single-report case and tests).
     public init(analyses: [TraceAnalysis], options: Options, hostName: String?) {
-        // Remote roots first, so nodes created later inherit them.
-        var roots: [(String, String, Bool)] = []
-        if !options.ignoreMountTable {
-            for a in analyses {
-                for m in a.mounts.mounts.reversed() {
-                    if MountTable.isRemote(type: m.fsType) {
-                        roots.append((m.mountPoint, "\(m.fsType) in the recorded mount table", true))
-                    } else if a.mounts.remoteMounts.contains(where: { MountTable.isUnder(m.mountPoint, $0.mountPoint) && $0.mountPoint != m.mountPoint }) {
-                        roots.append((m.mountPoint, "local mount inside a remote one", false))
-                    }
-                }
-            }
-        }
-        for p in options.remotePrefixes {
-            let clean = p.count > 1 && p.hasSuffix("/") ? String(p.dropLast()) : p
-            roots.append((clean, "--remote", true))
-        }
-        roots.sort { $0.0.utf8.count < $1.0.utf8.count }
-        var seen = Set<String>()
-        for (path, why, isRemote) in roots where seen.insert(path).inserted {
-            if isRemote { tree.addRemoteRoot(path); remote.append((path, why)) } else { tree.addLocalRoot(path) }
-        }
-
-        var caps: [String] = []
-        var consultFiles: [(Int32, Int32)] = []
-        for a in analyses {
-            var ids = IdMap()
-            var perTrace: [[ModelCall]] = []
-            for p in a.processes {
-                var calls: [ModelCall] = []
-                calls.reserveCapacity(p.calls.count)
-                let cwd = a.trace.meta("cwd")
-                for c in p.calls {
-                    let mc = ModelWorld.modelCall(c, trace: a.trace, cwd: cwd, tree: &tree, ids: &ids)
-                    calls.append(mc)
-                    if !c.failed {
-                        switch mc.kind {
-                        case .open, .exec, .stat, .lstat, .access, .readlink:
-                            tree.markFile(mc.dir, mc.name, exists: true)
-                            if mc.kind == .open || mc.kind == .exec { consultFiles.append((mc.dir, mc.name)) }
-                        case .openDirectory:
-                            tree.markExists(tree.child(mc.dir, mc.name))
-                        case .fstat:
-                            break
-                        }
-                    } else if mc.kind != .fstat {
-                        tree.markFile(mc.dir, mc.name, exists: false)
-                    }
-                    if c.purpose == .directoryStat || (c.purpose == .hwcapsProbe && c.event.call.isStat) {
-                        let node = tree.child(mc.dir, mc.name)
-                        if c.failed { tree.markMissing(node) } else { tree.markExists(node) }
-                    }
-                }
-                perTrace.append(calls)
-                // The longest run of subdirectories tried in one directory is glibc's list.
-                for s in p.searches {
-                    var run: [String] = []
-                    var dir = ""
-                    for cand in s.candidates where cand.origin != .cache {
-                        if cand.directory != dir { run = []; dir = cand.directory }
-                        run.append(cand.subdirectory)
-                        if cand.subdirectory.isEmpty && run.count > caps.count { caps = run }
-                    }
-                }
-            }
-            recorded.append(perTrace)
-        }
-        if !caps.isEmpty { capabilitySubdirectories = caps }
-        tree.settleInference()
-        let sameHost = hostName != nil && analyses.allSatisfy { $0.host == hostName }
-        if options.consultHost == .always || (options.consultHost == .sameHost && sameHost) {
-            tree.consultHost()
-            tree.consultHost(files: consultFiles)
-            usedHost = true
-        }
-
-        // The program's own search path (what a view replaces).
+        self.init(options: options)
+        for a in analyses { addRoots(a) }
+        for a in analyses { recorded.append(add(a)) }
+        settle(consultHost: options.consultHost == .always
+               || (options.consultHost == .sameHost && hostName != nil && analyses.allSatisfy { $0.host == hostName }))
         for a in analyses {
             var perTrace: [[String]] = []
             for p in a.processes {
@@ -126,25 +68,133 @@ public struct ModelWorld: Sendable {
         }
     }
 
+    /// Adds a trace's remote roots (its mount table) and `--remote`'s to the tree,
+    /// shortest first, so nodes created later inherit them. Call before `add` of
+    /// the same trace. (A trace whose mount table adds roots after other traces'
+    /// calls were added: the new roots take over the nodes already below them.)
+    public mutating func addRoots(_ a: TraceAnalysis) {
+        if !options.ignoreMountTable {
+            for m in a.mounts.mounts.reversed() {
+                if MountTable.isRemote(type: m.fsType) {
+                    mountRoots.append((m.mountPoint, "\(m.fsType) in the recorded mount table", true))
+                } else if a.mounts.remoteMounts.contains(where: { MountTable.isUnder(m.mountPoint, $0.mountPoint) && $0.mountPoint != m.mountPoint }) {
+                    mountRoots.append((m.mountPoint, "local mount inside a remote one", false))
+                }
+            }
+        }
+        var roots = mountRoots
+        for p in options.remotePrefixes {
+            let clean = p.count > 1 && p.hasSuffix("/") ? String(p.dropLast()) : p
+            roots.append((clean, "--remote", true))
+        }
+        roots.sort { $0.0.utf8.count < $1.0.utf8.count }
+        var seen = Set<String>()
+        remote = []
+        for (path, why, isRemote) in roots where seen.insert(path).inserted {
+            if addedRoots.insert(path).inserted {
+                if isRemote { tree.addRemoteRoot(path) } else { tree.addLocalRoot(path) }
+            }
+            if isRemote { remote.append((path, why)) }
+        }
+    }
+
+    /// One trace's calls as model calls (per process, index-aligned with
+    /// `ProcessAnalysis.calls`), recording what they show about the tree, and
+    /// glibc's capability subdirectory list.
+    public mutating func add(_ a: TraceAnalysis) -> [[ModelCall]] {
+        var caps = capabilitySubdirectories == [""] ? [] : capabilitySubdirectories
+        var ids = IdMap(strings: a.trace.strings.count)
+        var perTrace: [[ModelCall]] = []
+        let cwd = a.trace.meta("cwd")
+        for p in a.processes {
+            var calls: [ModelCall] = []
+            calls.reserveCapacity(p.calls.count)
+            for c in p.calls {
+                let mc = ModelWorld.modelCall(c, trace: a.trace, cwd: cwd, tree: &tree, ids: &ids)
+                calls.append(mc)
+                if !c.failed {
+                    switch mc.kind {
+                    case .open, .exec, .stat, .lstat, .access, .readlink:
+                        tree.markFile(mc.dir, mc.name, exists: true)
+                        if (mc.kind == .open || mc.kind == .exec) && consultSeen.insert(PathTree.key(mc.dir, mc.name)) {
+                            consultFiles.append((mc.dir, mc.name))
+                        }
+                    case .openDirectory:
+                        tree.markExists(tree.child(mc.dir, mc.name))
+                    case .fstat:
+                        break
+                    }
+                } else if mc.kind != .fstat {
+                    tree.markFile(mc.dir, mc.name, exists: false)
+                }
+                if c.purpose == .directoryStat || (c.purpose == .hwcapsProbe && c.event.call.isStat) {
+                    let node = tree.child(mc.dir, mc.name)
+                    if c.failed { tree.markMissing(node) } else { tree.markExists(node) }
+                }
+            }
+            perTrace.append(calls)
+            // The longest run of subdirectories tried in one directory is glibc's list.
+            // (Directories compared by their number within the process; the run is
+            // made into strings only when it is the longest so far.)
+            for s in p.searches {
+                var runStart = 0, runLength = 0
+                var dir: Int32 = -1
+                var first = true
+                for ci in s.candidates.indices where s.candidates[ci].origin != .cache {
+                    let dirId = s.candidates[ci].directoryId
+                    if first || dirId != dir { runStart = ci; runLength = 0; dir = dirId; first = false }
+                    runLength += 1
+                    if runLength > caps.count && s.candidates[ci].subdirectory.isEmpty {
+                        caps = s.candidates[runStart...ci].filter { $0.origin != .cache }.map(\.subdirectory)
+                    }
+                }
+            }
+        }
+        if !caps.isEmpty { capabilitySubdirectories = caps }
+        return perTrace
+    }
+
+    /// After the last `add`: settles what is inferred about directories, and asks
+    /// the host's file system when allowed.
+    public mutating func settle(consultHost: Bool) {
+        tree.settleInference()
+        if consultHost {
+            tree.consultHost()
+            tree.consultHost(files: consultFiles)
+            usedHost = true
+        }
+    }
+
     /// The program's RPATH/RUNPATH as the trace shows it: the start-up search
     /// that went through the most directories among those starting where the
     /// first search started (the program's own DT_NEEDED are searched first).
     static func inferProgramSearchPath(_ p: ProcessAnalysis) -> [String] {
         let startup = p.searches.filter { $0.phase == .startup && !$0.candidates.isEmpty }
         guard let first = startup.first?.candidates.first(where: { $0.origin == .rpath })?.directory else { return [] }
-        var best: [String] = []
-        for s in startup {
-            var dirs: [String] = []
-            for c in s.candidates where c.origin == .rpath && dirs.last != c.directory { dirs.append(c.directory) }
-            if dirs.first == first && dirs.count > best.count { best = dirs }
+        // (Directories compared by their number within the process; strings made for the longest only.)
+        var best: [Int] = []
+        var bestSearch = -1
+        for (si, s) in startup.enumerated() {
+            var dirs: [Int] = []
+            var last: Int32 = -1
+            for ci in s.candidates.indices where s.candidates[ci].origin == .rpath && (dirs.isEmpty || s.candidates[ci].directoryId != last) {
+                dirs.append(ci)
+                last = s.candidates[ci].directoryId
+            }
+            if let f = dirs.first, s.candidates[f].directory == first && dirs.count > best.count { best = dirs; bestSearch = si }
         }
-        return best
+        return bestSearch < 0 ? [] : best.map { startup[bestSearch].candidates[$0].directory }
     }
 
     /// Trace string ids → tree nodes and names, so each directory string is parsed once.
     struct IdMap {
-        var dirs: [UInt32: Int32] = [:]
-        var names: [UInt32: Int32] = [:]
+        /// By trace string id: the tree node (-1: not absolute, -2: not seen yet) and the name id (-1: not seen yet).
+        var dirs: [Int32]
+        var names: [Int32]
+        init(strings: Int) {
+            dirs = [Int32](repeating: -2, count: strings)
+            names = [Int32](repeating: -1, count: strings)
+        }
     }
 
     static func modelCall(_ c: AttributedCall, trace: Trace, cwd: String?, tree: inout PathTree, ids: inout IdMap) -> ModelCall {
@@ -152,17 +202,17 @@ public struct ModelWorld: Sendable {
         let p = e.resolved ?? e.path
         var unresolved = false
         let kind = kindOf(e, trace)
-        if p.dir != 0 {
-            var d = ids.dirs[p.dir]
-            if d == nil {
+        if p.dir != 0 && Int(p.dir) < ids.dirs.count && Int(p.base) < ids.names.count {
+            var d = ids.dirs[Int(p.dir)]
+            if d == -2 {
                 let s = trace.string(p.dir)
                 d = s.hasPrefix("/") ? tree.directory(s) : -1
-                ids.dirs[p.dir] = d
+                ids.dirs[Int(p.dir)] = d
             }
-            if let d, d >= 0 {
-                var n = ids.names[p.base]
-                if n == nil { n = tree.name(trace.string(p.base)); ids.names[p.base] = n }
-                return ModelCall(kind: kind, call: e.call, dir: d, name: n!, failed: e.failed,
+            if d >= 0 {
+                var n = ids.names[Int(p.base)]
+                if n < 0 { n = tree.name(trace.string(p.base)); ids.names[Int(p.base)] = n }
+                return ModelCall(kind: kind, call: e.call, dir: d, name: n, failed: e.failed,
                                  unresolved: kind == .fstat && e.resolved == nil, purpose: c.purpose)
             }
         }

@@ -37,6 +37,12 @@ public struct PathTree: Sendable {
     var fileSymlinks: [UInt64: String] = [:]
     /// Files known to exist / to be missing: (dir node, name id).
     var knownFiles: [UInt64: Bool] = [:]
+    /// Keys of `knownFiles` and `fileSymlinks` together: the walker's test for a
+    /// failed call ("missed at its last component") in one probe.
+    var knownOrLinked = U64Set()
+    /// Directory paths → their nodes (`directory`): the traces of a job repeat
+    /// the same few thousand directories.
+    var directoryCache: [String: Int32] = [:]
     /// Sizes of files, when known, for the read count.
     var fileSizes: [UInt64: Int] = [:]
 
@@ -70,11 +76,29 @@ public struct PathTree: Sendable {
 
     /// The node of an absolute directory path ("" and "/" are the root).
     /// Relative paths are taken as relative to the root; callers resolve them first.
+    /// (Remembered per path string, and made from the parent's node: the
+    /// directories of a trace share their prefixes.)
     public mutating func directory(_ path: String) -> Int32 {
+        if let n = directoryCache[path] { return n }
+        let node: Int32
+        if let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) {
+            let parent = directory(String(path[..<slash]))
+            let last = path[path.utf8.index(after: slash)...]
+            node = last.isEmpty || last == "." ? parent : child(parent, name(String(last)))
+        } else {
+            node = path.isEmpty || path == "." ? PathTree.root : child(PathTree.root, name(path))
+        }
+        directoryCache[path] = node
+        return node
+    }
+
+    /// The node of an absolute directory path when the tree has it (nothing is added).
+    public func find(_ path: String) -> Int32? {
         var node = PathTree.root
         for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
             if comp == "." { continue }
-            node = child(node, name(String(comp)))
+            guard let id = nameIds[String(comp)], let c = nodes[Int(node)].children[id] else { return nil }
+            node = c
         }
         return node
     }
@@ -101,7 +125,7 @@ public struct PathTree: Sendable {
         return (d == "/" ? "" : d) + "/" + nameString(name)
     }
 
-    public func parent(_ node: Int32) -> Int32 { nodes[Int(node)].parent }
+    @inline(__always) public func parent(_ node: Int32) -> Int32 { nodes[Int(node)].parent }
     public func depth(_ node: Int32) -> Int { Int(nodes[Int(node)].depth) }
 
     // MARK: knowledge
@@ -123,12 +147,15 @@ public struct PathTree: Sendable {
         // exist missed at its last component, which is what an unknown file means.
         guard exists else { return }
         knownFiles[PathTree.key(dir, name)] = true
+        knownOrLinked.insert(PathTree.key(dir, name))
         markExists(dir)
     }
 
     public mutating func setSymlink(_ dir: Int32, _ name: Int32, target: String) {
         fileSymlinks[PathTree.key(dir, name)] = target
         knownFiles[PathTree.key(dir, name)] = true
+        knownOrLinked.insert(PathTree.key(dir, name))
+        knownOrLinked.insert(PathTree.key(dir, name))
         markExists(dir)
     }
 
@@ -143,22 +170,21 @@ public struct PathTree: Sendable {
 
     /// Whether a directory exists, as best known: proven, or inferred from what
     /// was seen below it (only missing things below it: taken as missing).
-    public func exists(_ node: Int32) -> Bool {
-        let n = nodes[Int(node)]
-        switch n.state {
+    @inline(__always) public func exists(_ node: Int32) -> Bool {
+        // Fields read in place: a copy of the node would retain its children and symlink.
+        switch nodes[Int(node)].state {
         case .exists: return true
         case .missing: return false
-        case .unknown: return n.anyExisting || !n.anyMissing
+        case .unknown: return nodes[Int(node)].anyExisting || !nodes[Int(node)].anyMissing
         }
     }
 
     /// Propagates proven states up the tree for the inference in `exists`.
     public mutating func settleInference() {
         for i in stride(from: nodes.count - 1, to: 0, by: -1) {
-            let n = nodes[i]
-            let p = Int(n.parent)
-            if n.state == .exists || n.anyExisting { nodes[p].anyExisting = true }
-            if n.state == .missing || n.anyMissing { nodes[p].anyMissing = true }
+            let p = Int(nodes[i].parent)
+            if nodes[i].state == .exists || nodes[i].anyExisting { nodes[p].anyExisting = true }
+            if nodes[i].state == .missing || nodes[i].anyMissing { nodes[p].anyMissing = true }
         }
     }
 
@@ -187,7 +213,7 @@ public struct PathTree: Sendable {
             let p = path(d, n)
             guard lstat(p, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFLNK {
-                if let t = PathTree.readlink(p) { fileSymlinks[k] = t }
+                if let t = PathTree.readlink(p) { fileSymlinks[k] = t; knownOrLinked.insert(k) }
                 if fstatat(AT_FDCWD, p, &st, 0) == 0 { fileSizes[k] = Int(st.st_size) }
             } else {
                 fileSizes[k] = Int(st.st_size)
@@ -232,7 +258,7 @@ public struct PathTree: Sendable {
         }
     }
 
-    public func isRemote(_ node: Int32) -> Bool { nodes[Int(node)].remote >= 0 }
-    public func isMountRoot(_ node: Int32) -> Bool { nodes[Int(node)].isMountRoot }
+    @inline(__always) public func isRemote(_ node: Int32) -> Bool { nodes[Int(node)].remote >= 0 }
+    @inline(__always) public func isMountRoot(_ node: Int32) -> Bool { nodes[Int(node)].isMountRoot }
     public var count: Int { nodes.count }
 }

@@ -11,10 +11,14 @@ public struct PathWalker {
     /// Client cache state: directory nodes whose LOOKUP is cached, and file
     /// names (dir node, name) cached positively, negatively or with attributes.
     var cachedDirs: [Bool]
-    var cachedNames: Set<UInt64> = []
-    var cachedMisses: Set<UInt64> = []
-    var cachedAttrs: Set<UInt64> = []
-    var cachedData: Set<UInt64> = []
+    /// With positive caching: directories whose whole chain was walked, exists,
+    /// has no symlink and is in the client's cache: walking them again costs
+    /// nothing and changes nothing (reset with the caches).
+    var dirReady: [Bool]
+    var cachedNames = U64Set()
+    var cachedMisses = U64Set()
+    var cachedAttrs = U64Set()
+    var cachedData = U64Set()
 
     public struct Cost: Sendable {
         public var ops = OperationCounts()
@@ -35,19 +39,21 @@ public struct PathWalker {
         self.tree = tree
         self.profile = profile
         cachedDirs = [Bool](repeating: false, count: tree.count)
+        dirReady = [Bool](repeating: false, count: tree.count)
         if profile.positiveCacheSeconds > 0 {
-            cachedNames.reserveCapacity(4096)
-            cachedAttrs.reserveCapacity(4096)
+            cachedNames = U64Set(capacity: 4096)
+            cachedAttrs = U64Set(capacity: 4096)
         }
     }
 
     /// Forgets the client caches (a cold node).
     public mutating func coldCaches() {
         cachedDirs = [Bool](repeating: false, count: tree.count)
-        cachedNames.removeAll(keepingCapacity: true)
-        cachedMisses.removeAll(keepingCapacity: true)
-        cachedAttrs.removeAll(keepingCapacity: true)
-        cachedData.removeAll(keepingCapacity: true)
+        dirReady = [Bool](repeating: false, count: tree.count)
+        cachedNames.removeAll()
+        cachedMisses.removeAll()
+        cachedAttrs.removeAll()
+        cachedData.removeAll()
     }
 
     var positive: Bool { profile.positiveCacheSeconds > 0 }
@@ -132,14 +138,14 @@ public struct PathWalker {
         guard let realDir = walkDirectory(dir, cost: &c, depth: &depth) else { return nil }
         let k = PathTree.key(realDir, name)
         let remote = tree.isRemote(realDir)
-        if failed && tree.knownFiles[k] != true && tree.fileSymlinks[k] == nil {
+        if failed && !tree.knownOrLinked.contains(k) {
             if remote && !(negative && cachedMisses.contains(k)) { op(.lookupMiss, &c) }
             if negative { cachedMisses.insert(k) }
             return nil
         }
         if remote && !(positive && cachedNames.contains(k)) { op(.lookup, &c) }
         if positive { cachedNames.insert(k) }
-        if follow, let target = tree.symlinkTarget(realDir, name), depth < 40 {
+        if follow, tree.knownOrLinked.contains(k), let target = tree.symlinkTarget(realDir, name), depth < 40 {
             depth += 1
             if remote { op(.readlink, &c) }
             let abs = target.hasPrefix("/") ? target : tree.path(realDir) + "/" + target
@@ -152,22 +158,43 @@ public struct PathWalker {
 
     /// Walks the directory chain of `node` from the root; returns the directory
     /// actually reached (through directory symlinks), nil at a missing component.
-    /// The nodes from the root down to a directory, computed once per directory.
-    var chains: [Int32: [Int32]] = [:]
-
-    mutating func chain(_ node: Int32) -> [Int32] {
-        if let c = chains[node] { return c }
-        var chain: [Int32] = []
-        var n = node
-        while n > 0 { chain.append(n); n = tree.parent(n) }
-        chain.reverse()
-        chains[node] = chain
-        return chain
+    mutating func walkDirectory(_ node: Int32, cost c: inout Cost, depth: inout Int) -> Int32? {
+        let ni = Int(node)
+        if ni < dirReady.count && dirReady[ni] { return node }
+        // The nodes from the root (or from the deepest ancestor already walked in
+        // full: walking it again would cost and change nothing) down to the
+        // directory, in a buffer on the stack.
+        let n = tree.depth(node)
+        let reached = withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(1, n)) { buf in
+            var x = node
+            var i = n
+            while x > 0 && i > 0 {
+                if Int(x) < dirReady.count && dirReady[Int(x)] { break }
+                i -= 1; buf[i] = x; x = tree.parent(x)
+            }
+            return walkChain(UnsafeBufferPointer(rebasing: buf[i..<n]), from: x, cost: &c, depth: &depth)
+        }
+        // Every component now exists and is cached (no symlink was followed: the
+        // walk ended at the node itself).
+        if positive && reached == node {
+            if ni >= dirReady.count { dirReady += [Bool](repeating: false, count: max(ni + 1, tree.count) - dirReady.count) }
+            if !chainHasSymlink(node) { dirReady[ni] = true }
+        }
+        return reached
     }
 
-    mutating func walkDirectory(_ node: Int32, cost c: inout Cost, depth: inout Int) -> Int32? {
-        let chain = chain(node)
-        var reached: Int32 = PathTree.root
+    func chainHasSymlink(_ node: Int32) -> Bool {
+        var x = node
+        while x > 0 {
+            if tree.nodes[Int(x)].symlink != nil { return true }
+            x = tree.parent(x)
+        }
+        return false
+    }
+
+    mutating func walkChain(_ chain: UnsafeBufferPointer<Int32>, from start: Int32 = PathTree.root,
+                            cost c: inout Cost, depth: inout Int) -> Int32? {
+        var reached: Int32 = start
         for node in chain {
             let remote = tree.isRemote(node) && !tree.isMountRoot(node)
             if !tree.exists(node) {

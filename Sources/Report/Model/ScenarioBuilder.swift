@@ -9,7 +9,6 @@ import TraceFormat
 /// by every search list that names the directory).
 public struct ScenarioBuilder {
     public var world: ModelWorld
-    public let analyses: [TraceAnalysis]
     /// Lift dlopen'ed names into DT_NEEDED too (the Shrinkwrap paper does this
     /// for Python modules known at build time).
     public var liftDlopen = false
@@ -17,31 +16,45 @@ public struct ScenarioBuilder {
     public var viewDirectory: String?
 
     var dirNodes: [String: Int32] = [:]
-    var subNodes: [UInt64: Int32] = [:]
 
-    public init(world: ModelWorld, analyses: [TraceAnalysis]) {
+    public init(world: ModelWorld) {
         self.world = world
-        self.analyses = analyses
     }
 
-    public mutating func build(_ scenario: Scenario, assumptions a: inout ScenarioAssumptions) -> [[ModelProcess]] {
+    /// A scenario's calls for every process of every trace (the traces the world was made of).
+    public mutating func build(_ scenario: Scenario, analyses: [TraceAnalysis], assumptions a: inout ScenarioAssumptions) -> [[ModelProcess]] {
         var out: [[ModelProcess]] = []
         for (t, analysis) in analyses.enumerated() {
-            var procs: [ModelProcess] = []
-            for (pi, p) in analysis.processes.enumerated() {
-                let rec = world.recorded[t][pi]
-                let calls: [ModelCall]
-                switch scenario {
-                case .recorded, .negativeCache: calls = rec
-                case .shrinkwrap: calls = shrinkwrap(p, rec)
-                case .view: calls = view(p, rec, searchPath: world.programSearchPath[t][pi], assumptions: &a)
-                case .loaderCache: calls = loaderCache(p, rec)
-                case .staticLink: calls = staticLink(p, rec)
-                }
-                procs.append(ModelProcess(label: p.label, calls: calls, objects: p.objects.count))
-            }
-            out.append(procs)
+            prepare(analysis)
+            out.append(build(scenario, trace: analysis, recorded: world.recorded[t], searchPaths: world.programSearchPath[t], assumptions: &a))
         }
+        describe(scenario, assumptions: &a)
+        return out
+    }
+
+    /// A scenario's calls for the processes of one trace (`prepare`d); `recorded`
+    /// and `searchPaths` are per process (ModelWorld.add, the program's search path).
+    public mutating func build(_ scenario: Scenario, trace analysis: TraceAnalysis, recorded: [[ModelCall]], searchPaths: [[String]],
+                               assumptions a: inout ScenarioAssumptions) -> [ModelProcess] {
+        var procs: [ModelProcess] = []
+        for (pi, p) in analysis.processes.enumerated() {
+            let rec = recorded[pi]
+            currentProcess = pi
+            let calls: [ModelCall]
+            switch scenario {
+            case .recorded, .negativeCache: calls = rec
+            case .shrinkwrap: calls = shrinkwrap(p, rec)
+            case .view: calls = view(p, rec, searchPath: searchPaths[pi], assumptions: &a)
+            case .loaderCache: calls = loaderCache(p, rec)
+            case .staticLink: calls = staticLink(p, rec)
+            }
+            procs.append(ModelProcess(label: p.label, calls: calls, objects: p.objects.count))
+        }
+        return procs
+    }
+
+    /// The scenario's own inputs (after its traces were built).
+    public func describe(_ scenario: Scenario, assumptions a: inout ScenarioAssumptions) {
         switch scenario {
         case .recorded: a.add("calls", "as recorded (loadprobe's own calls left out)")
         case .shrinkwrap:
@@ -59,7 +72,6 @@ public struct ScenarioBuilder {
             a.add("calls", "the exec and the program's own calls after main; no loader calls")
             a.add("data", "the libraries' bytes read from the one executable")
         }
-        return out
     }
 
     // MARK: scenarios
@@ -68,13 +80,14 @@ public struct ScenarioBuilder {
         index(p)
         var out: [ModelCall] = []
         out.reserveCapacity(rec.count)
-        var done = Set<Int32>()
+        var done = [Bool](repeating: false, count: p.searches.count)
         var replayer = Replayer()
         for (i, c) in p.calls.enumerated() {
             guard c.search >= 0 else { out.append(rec[i]); continue }
+            guard !done[Int(c.search)] else { continue }
+            done[Int(c.search)] = true
             let s = p.searches[Int(c.search)]
             let lifted = s.phase == .startup || (liftDlopen && s.phase.kind == "dlopen")
-            guard done.insert(c.search).inserted else { continue }
             if lifted {
                 if let found = s.found { emitAbsolute(found, into: &out) } else { out += callsOf(search: c.search, p, rec) }
             } else {
@@ -111,11 +124,15 @@ public struct ScenarioBuilder {
         }
         var out: [ModelCall] = []
         out.reserveCapacity(rec.count)
-        var done = Set<Int32>()
+        var done = [Bool](repeating: false, count: p.searches.count)
         var replayer = Replayer()
+        // Directories compared as tree nodes.
+        let pathNodes = searchPath.map { dirNodes[$0] ?? world.tree.find($0) ?? -1 }
+        let firstNode = dirNode(firstProgramDir)
         for (i, c) in p.calls.enumerated() {
             guard c.search >= 0 else { out.append(rec[i]); continue }
-            guard done.insert(c.search).inserted else { continue }
+            guard !done[Int(c.search)] else { continue }
+            done[Int(c.search)] = true
             let s = p.searches[Int(c.search)]
             if s.isAbsolute {
                 out += callsOf(search: c.search, p, rec)
@@ -124,8 +141,8 @@ public struct ScenarioBuilder {
             // The program's directories form one block in the search, in their
             // order, starting at the first of them; directories before the block
             // come from the needing library's own RPATH and stay.
-            let recordedDirs = searchDirectories(s)
-            guard let start = recordedDirs.firstIndex(where: { $0.0 == firstProgramDir }) else {
+            let recordedDirs = searchDirectoryNodes(s)
+            guard let start = recordedDirs.firstIndex(of: firstNode) else {
                 // Not through the program's directories: the same directories,
                 // but with this scenario's directory statuses.
                 replay(s, search: c.search, p, rec, replayer: &replayer, override: nil, into: &out)
@@ -133,20 +150,19 @@ public struct ScenarioBuilder {
             }
             var end = start
             var k = 0
-            while end < recordedDirs.count, let at = searchPath[k...].firstIndex(of: recordedDirs[end].0) {
+            while end < recordedDirs.count, let at = pathNodes[k...].firstIndex(of: recordedDirs[end]) {
                 k = at + 1
                 end += 1
-                if k >= searchPath.count { break }
+                if k >= pathNodes.count { break }
             }
             var dirs = Array(recordedDirs[..<start])
-            dirs.append((viewDir, recordedDirs[start].1))
+            dirs.append(v)
             dirs += recordedDirs[end...]
-            let block = Set(recordedDirs[start..<end].map(\.0))
-            var hit: (dir: String, sub: String)?
-            if let fd = s.foundDirectory, block.contains(fd), let found = s.found {
+            var hit: (dir: Int32, cap: Int)?
+            if let fd = s.foundDirectory, let found = s.found, let fdNode = dirNodes[fd], recordedDirs[start..<end].contains(fdNode) {
                 let nameId = world.tree.name(s.name)
                 world.tree.setSymlink(v, nameId, target: found)
-                hit = (viewDir, "")
+                hit = (v, world.capabilitySubdirectories.firstIndex(of: "") ?? -1)
             }
             replay(s, search: c.search, p, rec, replayer: &replayer, override: (dirs, hit), into: &out)
         }
@@ -156,13 +172,14 @@ public struct ScenarioBuilder {
     mutating func loaderCache(_ p: ProcessAnalysis, _ rec: [ModelCall]) -> [ModelCall] {
         index(p)
         var out: [ModelCall] = []
-        var done = Set<Int32>()
+        var done = [Bool](repeating: false, count: p.searches.count)
         var cacheRead = false
         let prefix = SearchDirectory.dirname(SearchDirectory.dirname(p.image.isEmpty ? "/" : p.image))
         let cachePath = (prefix == "/" ? "" : prefix) + "/etc/ld.so.cache"
         for (i, c) in p.calls.enumerated() {
             guard c.search >= 0 else { out.append(rec[i]); continue }
-            guard done.insert(c.search).inserted else { continue }
+            guard !done[Int(c.search)] else { continue }
+            done[Int(c.search)] = true
             let s = p.searches[Int(c.search)]
             if !cacheRead {
                 let (d, n) = world.tree.file(cachePath)
@@ -207,9 +224,28 @@ public struct ScenarioBuilder {
     var bySearch: [[Int]] = []
 
     mutating func index(_ p: ProcessAnalysis) {
-        bySearch = [[Int]](repeating: [], count: p.searches.count)
-        for (i, c) in p.calls.enumerated() where c.search >= 0 { bySearch[Int(c.search)].append(i) }
+        bySearch = bySearchOfProcess[currentProcess]
+        nodeOfDirectoryId.removeAll(keepingCapacity: true)
+        seenStamp.removeAll(keepingCapacity: true)
     }
+
+    /// Each process's calls by search, made once per trace (every scenario uses them).
+    var bySearchOfProcess: [[[Int]]] = []
+    var currentProcess = 0
+    /// Call before building a trace's scenarios.
+    public mutating func prepare(_ analysis: TraceAnalysis) {
+        bySearchOfProcess = analysis.processes.map { p in
+            var by = [[Int]](repeating: [], count: p.searches.count)
+            for (i, c) in p.calls.enumerated() where c.search >= 0 { by[Int(c.search)].append(i) }
+            return by
+        }
+    }
+
+    /// Per process: a candidate's directoryId → its tree node (-1: not yet).
+    var nodeOfDirectoryId: [Int32] = []
+    /// directoryIds seen in the search being listed (stamped with its number).
+    var seenStamp: [UInt32] = []
+    var stampNow: UInt32 = 0
 
     /// The recorded calls of one search, in order.
     func callsOf(search: Int32, _ p: ProcessAnalysis, _ rec: [ModelCall]) -> [ModelCall] {
@@ -222,12 +258,18 @@ public struct ScenarioBuilder {
         out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .objectStat))
     }
 
-    /// Search directories in the order the search went through them (LD_LIBRARY_PATH and RPATH/RUNPATH).
-    func searchDirectories(_ s: LibrarySearch) -> [(String, CandidateOrigin)] {
-        var out: [(String, CandidateOrigin)] = []
-        var seen = Set<Int32>()
+    /// Search directories in the order the search went through them (LD_LIBRARY_PATH and RPATH/RUNPATH), as tree nodes.
+    mutating func searchDirectoryNodes(_ s: LibrarySearch) -> [Int32] {
+        var out: [Int32] = []
+        stampNow &+= 1
         for c in s.candidates where c.origin == .rpath || c.origin == .ldLibraryPath {
-            if seen.insert(c.directoryId).inserted { out.append((c.directory, c.origin)) }
+            let id = Int(c.directoryId)
+            if id >= nodeOfDirectoryId.count {
+                nodeOfDirectoryId += [Int32](repeating: -1, count: id + 1 - nodeOfDirectoryId.count)
+                seenStamp += [UInt32](repeating: 0, count: id + 1 - seenStamp.count)
+            }
+            if nodeOfDirectoryId[id] < 0 { nodeOfDirectoryId[id] = dirNode(c.directory) }
+            if seenStamp[id] != stampNow { seenStamp[id] = stampNow; out.append(nodeOfDirectoryId[id]) }
         }
         return out
     }
@@ -239,55 +281,72 @@ public struct ScenarioBuilder {
         return n
     }
 
+    /// The capability subdirectory nodes of a search directory node, made once
+    /// per directory: `capNodes[capStart[dir] + capIndex]`.
+    var capStart: [Int32] = []
+    var capNodes: [Int32] = []
+
     mutating func subNode(_ dir: Int32, _ capIndex: Int) -> Int32 {
-        let k = PathTree.key(dir, Int32(capIndex))
-        if let n = subNodes[k] { return n }
-        var node = dir
-        for comp in world.capabilitySubdirectories[capIndex].split(separator: "/") {
-            node = world.tree.child(node, world.tree.name(String(comp)))
+        let d = Int(dir)
+        if d >= capStart.count { capStart += [Int32](repeating: -1, count: d + 1 - capStart.count) }
+        if capStart[d] < 0 {
+            capStart[d] = Int32(capNodes.count)
+            for cap in world.capabilitySubdirectories {
+                var node = dir
+                for comp in cap.split(separator: "/") {
+                    node = world.tree.child(node, world.tree.name(String(comp)))
+                }
+                capNodes.append(node)
+            }
         }
-        subNodes[k] = node
-        return node
+        return capNodes[Int(capStart[d]) + capIndex]
     }
 
     struct Replayer {
-        var status: [UInt64: Bool] = [:]
+        /// Per (search directory, list position) slot of `capNodes`: 0 unknown, 1 exists, 2 missing (glibc's r_search_path_elem status).
+        var status: [UInt8] = []
         var cacheRead = false
+        @inline(__always) func get(_ node: Int32) -> UInt8 { Int(node) < status.count ? status[Int(node)] : 0 }
+        @inline(__always) mutating func set(_ node: Int32, _ exists: Bool) {
+            if Int(node) >= status.count { status += [UInt8](repeating: 0, count: max(Int(node) + 1, status.count * 2) - status.count) }
+            status[Int(node)] = exists ? 1 : 2
+        }
     }
 
     /// Runs a search again through `dirs` (default: the recorded ones) with the
     /// process's directory statuses, then the cache and default directories as recorded.
     mutating func replay(_ s: LibrarySearch, search: Int32, _ p: ProcessAnalysis, _ rec: [ModelCall],
                          replayer r: inout Replayer,
-                         override: (dirs: [(String, CandidateOrigin)], hit: (dir: String, sub: String)?)?,
+                         override: (dirs: [Int32], hit: (dir: Int32, cap: Int)?)?,
                          into out: inout [ModelCall]) {
-        let dirs = override?.dirs ?? searchDirectories(s)
-        var hit: (dir: String, sub: String)? = override.map { $0.hit } ?? nil
+        let dirs = override?.dirs ?? searchDirectoryNodes(s)
+        var hit: (dir: Int32, cap: Int)? = override.map { $0.hit } ?? nil
+        let caps = world.capabilitySubdirectories
         if override == nil, let h = s.candidates.last(where: { $0.outcome == .hit }), h.origin == .rpath || h.origin == .ldLibraryPath {
-            hit = (h.directory, h.subdirectory)
+            hit = (dirNode(h.directory), caps.firstIndex(of: h.subdirectory) ?? -1)
         }
         let nameId = world.tree.name(s.name)
-        let caps = world.capabilitySubdirectories
-        for (dir, _) in dirs {
-            let d = dirNode(dir)
+        for d in dirs {
             for ci in caps.indices {
-                let sk = PathTree.key(d, Int32(ci))
-                if r.status[sk] == false { continue }
                 let sub = subNode(d, ci)
+                // glibc keeps a status per search directory and list position (the list repeats some subdirectories).
+                let slot = Int32(capStart[Int(d)]) + Int32(ci)
+                let known = r.get(slot)
+                if known == 2 { continue }
                 let purpose: CallPurpose = caps[ci].isEmpty ? .searchCandidate : .hwcapsProbe
-                if let h = hit, h.dir == dir, h.sub == caps[ci] {
+                if let h = hit, h.dir == d, h.cap == ci {
                     out.append(ModelCall(kind: .open, call: .openat, dir: sub, name: nameId, failed: false, purpose: purpose))
                     out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: sub, name: nameId, failed: false, purpose: .objectStat))
-                    r.status[sk] = true
+                    r.set(slot, true)
                     return
                 }
                 out.append(ModelCall(kind: .open, call: .openat, dir: sub, name: nameId, failed: true, purpose: purpose))
-                if r.status[sk] == nil {
+                if known == 0 {
                     let exists = world.tree.exists(sub)
                     let parent = world.tree.parent(sub)
                     out.append(ModelCall(kind: .stat, call: .newfstatat, dir: parent, name: world.tree.nodes[Int(sub)].name,
                                          failed: !exists, purpose: caps[ci].isEmpty ? .directoryStat : .hwcapsProbe))
-                    r.status[sk] = exists
+                    r.set(slot, exists)
                 }
             }
         }
@@ -300,8 +359,8 @@ public struct ScenarioBuilder {
                 continue
             }
             if c.candidate >= 0 {
-                let cand = s.candidates[Int(c.candidate)]
-                if cand.origin == .rpath || cand.origin == .ldLibraryPath { continue }
+                let origin = s.candidates[Int(c.candidate)].origin
+                if origin == .rpath || origin == .ldLibraryPath { continue }
             }
             out.append(rec[i])
         }

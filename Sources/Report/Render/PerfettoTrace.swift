@@ -10,8 +10,10 @@ public enum PerfettoTrace {
     /// Above this many calls per trace, single calls are left out (searches stay).
     public static let callLimit = 200_000
 
-    public static func render(_ analyses: [TraceAnalysis]) -> String {
-        var out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"loadprobe report --format perfetto\"},\"traceEvents\":[\n"
+    /// `leftOut`: traces of the job not drawn (a job keeps only its first traces' calls in memory).
+    public static func render(_ analyses: [TraceAnalysis], leftOut: Int = 0) -> String {
+        let note = leftOut > 0 ? ",\"leftOut\":\"the first \(analyses.count) traces of the job are drawn; \(leftOut) more are left out\"" : ""
+        var out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"loadprobe report --format perfetto\"\(note)},\"traceEvents\":[\n"
         var first = true
         func emit(_ s: String) {
             if !first { out += ",\n" }

@@ -24,10 +24,50 @@ public struct ReportOptions: Sendable {
     public init() {}
 }
 
+/// One program image's attribution (JSON `attribution[]`), kept instead of its calls.
+public struct ProcessDigest: Sendable {
+    public var pid: Int32
+    public var image: String
+    public var calls: Int
+    public var failed: Int
+    /// Calls and failed calls per purpose, in `CallPurpose.allCases` order (purposes with calls only).
+    public var byPurpose: [(purpose: CallPurpose, calls: Int, failed: Int)]
+    public var searches: Int
+    public var objectsLoaded: Int
+    public var relocationNs: UInt64
+    public var groups: [LoadGroup]
+
+    public init(_ p: ProcessAnalysis) {
+        pid = p.pid
+        image = p.image
+        calls = p.calls.count
+        var counts = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
+        var f = 0
+        for c in p.calls {
+            counts[c.purpose.index].0 += 1
+            if c.failed { counts[c.purpose.index].1 += 1; f += 1 }
+        }
+        failed = f
+        byPurpose = CallPurpose.allCases.compactMap { k in counts[k.index].0 > 0 ? (k, counts[k.index].0, counts[k.index].1) : nil }
+        searches = p.searches.count
+        objectsLoaded = p.objects.count
+        relocationNs = p.relocationNs
+        groups = p.groups
+    }
+}
+
 /// A report over one trace or a job's traces: attribution, waste, scenarios.
+/// Made by `ReportBuilder`, which reads a job's traces one at a time.
 public struct Report: Sendable {
+    /// The traces kept whole for renderers that draw every call (Perfetto):
+    /// all of them for a single trace, the first `ReportBuilder.keepTraces` of a job.
     public var analyses: [TraceAnalysis]
+    /// Traces of the job not in `analyses`.
+    public var tracesLeftOut: Int
     public var summaries: [TraceSummary]
+    public var attribution: [ProcessDigest]
+    /// The first processes with calls or searches (up to 13, calls dropped): the HTML timelines.
+    public var timelineProcesses: [ProcessAnalysis]
     public var waste: WasteRanking
     public var scenarios: [ScenarioResult]
     public var options: ReportOptions
@@ -37,77 +77,42 @@ public struct Report: Sendable {
     public var programSearchPath: [String]
     public var usedHost: Bool
 
+    init(analyses: [TraceAnalysis], tracesLeftOut: Int, summaries: [TraceSummary], attribution: [ProcessDigest],
+         timelineProcesses: [ProcessAnalysis], waste: WasteRanking, scenarios: [ScenarioResult], options: ReportOptions,
+         remoteRoots: [(path: String, why: String)], capabilitySubdirectories: [String], programSearchPathSource: String,
+         programSearchPath: [String], usedHost: Bool) {
+        self.analyses = analyses; self.tracesLeftOut = tracesLeftOut; self.summaries = summaries
+        self.attribution = attribution; self.timelineProcesses = timelineProcesses; self.waste = waste
+        self.scenarios = scenarios; self.options = options; self.remoteRoots = remoteRoots
+        self.capabilitySubdirectories = capabilitySubdirectories; self.programSearchPathSource = programSearchPathSource
+        self.programSearchPath = programSearchPath; self.usedHost = usedHost
+    }
+
     public init(analyses: [TraceAnalysis], options: ReportOptions) {
-        self.init(analyses: analyses, options: options, scenarioListing: nil)
+        var b = ReportBuilder(options: options)
+        b.keepTraces = analyses.count
+        b.callBudget = .max
+        for a in analyses { b.add(a) }
+        // Every trace is in memory: nothing is read again.
+        self = try! b.finish()
     }
 
     init(analyses: [TraceAnalysis], options: ReportOptions, scenarioListing: (Scenario, (String) -> Void)?) {
-        self.analyses = analyses
-        self.options = options
-        summaries = analyses.map { TraceSummary(trace: $0.trace, file: $0.file) }
-        waste = WasteRanking(analyses)
-        var wo = ModelWorld.Options()
-        wo.remotePrefixes = options.remotePrefixes
-        wo.ignoreMountTable = options.ignoreMountTable
-        wo.consultHost = options.consultHost
-        let here = Report.hostName()
-        if options.useELF {
-            let sameHost = analyses.allSatisfy { $0.host == here }
-            if sameHost || options.consultHost == .always {
-                wo.programSearchPath = { p in Report.elfSearchPath(p) }
-            }
-        }
-        let world = ModelWorld(analyses: analyses, options: wo, hostName: here)
-        remoteRoots = world.remote
-        capabilitySubdirectories = world.capabilitySubdirectories
-        programSearchPathSource = world.programSearchPathSource
-        programSearchPath = world.programSearchPath.first?.first(where: { !$0.isEmpty }) ?? []
-        usedHost = world.usedHost
-        var builder = ScenarioBuilder(world: world, analyses: analyses)
-        builder.liftDlopen = options.liftDlopen
-        builder.viewDirectory = options.viewDirectory
-        var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
-        model.extraBytesPerNode = options.extraBytesPerNode
-        model.coresPerNode = options.coresPerNode
-        if options.computeSeconds == nil {
-            // The traced run's own compute time: gaps between calls less the tracer's stops.
-            var total = 0.0
-            var method = ""
-            for a in analyses {
-                for p in a.processes {
-                    let e = ComputeEstimate(p, mode: a.mode)
-                    total += e.seconds
-                    if method.isEmpty { method = e.method }
-                }
-            }
-            model.computeSeconds = total / Double(max(1, analyses.count))
-            model.computeMethod = method
-        }
-        var results: [ScenarioResult] = []
-        for s in options.scenarios {
-            var a = ScenarioAssumptions()
-            let procs = builder.build(s, assumptions: &a)
-            if let (want, sink) = scenarioListing {
-                if want == s { CostModel.list(procs, tree: builder.world.tree, profile: options.profile, sink: sink) }
-                continue
-            }
-            results.append(model.price(s, processes: procs, tree: builder.world.tree, assumptions: a))
-        }
-        if let base = results.first(where: { $0.scenario == .recorded }) {
-            for i in results.indices where results[i].jobSeconds > 0 {
-                results[i].speedup = base.jobSeconds / results[i].jobSeconds
-            }
-        }
-        scenarios = results
+        var b = ReportBuilder(options: options)
+        b.keepTraces = analyses.count
+        b.dedup = false
+        b.callBudget = .max
+        for a in analyses { b.add(a) }
+        self = try! b.finish(scenarioListing: scenarioListing)
     }
 
     public func scenario(_ s: Scenario) -> ScenarioResult? { scenarios.first { $0.scenario == s } }
 
     /// The program's RPATH/RUNPATH from its ELF file, as glibc expands it.
-    static func elfSearchPath(_ p: ProcessAnalysis) -> [String]? {
-        guard !p.image.isEmpty, let elf = try? ELFFile(contentsOf: p.image) else { return nil }
+    static func elfSearchPath(_ image: String) -> [String]? {
+        guard !image.isEmpty, let elf = try? ELFFile(contentsOf: image) else { return nil }
         guard let raw = elf.runpath ?? elf.rpath, !raw.isEmpty else { return [] }
-        let real = HostFileSystem().realPath(p.image) ?? p.image
+        let real = HostFileSystem().realPath(image) ?? image
         let profile = GlibcProfile.host()
         return GlibcPaths.decompose(raw, separators: ":", origin: SearchDirectory.dirname(real), profile: profile).map {
             $0.count > 1 && $0.hasSuffix("/") ? String($0.dropLast()) : $0

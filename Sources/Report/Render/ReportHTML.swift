@@ -88,8 +88,8 @@ public enum ReportHTML {
     static func timelines(_ r: Report) -> String {
         var s = ""
         var shown = 0
-        for a in r.analyses {
-            for p in a.processes where !p.calls.isEmpty || !p.searches.isEmpty {
+        do {
+            for p in r.timelineProcesses {
                 shown += 1
                 if shown > 12 { s += "<p class=muted>… more processes left out.</p>"; return s }
                 let start = p.startNs, end = max(p.endNs, p.startNs + 1)

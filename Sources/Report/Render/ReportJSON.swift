@@ -134,30 +134,26 @@ public enum ReportJSON {
             ("hostFileSystemConsulted", .bool(r.usedHost)),
         ])
         var attribution: [JSON] = []
-        for a in r.analyses {
-            for p in a.processes {
-                var purposes: [CallPurpose: (Int, Int)] = [:]
-                for c in p.calls { purposes[c.purpose, default: (0, 0)].0 += 1; if c.failed { purposes[c.purpose, default: (0, 0)].1 += 1 } }
-                attribution.append(.object([
-                    ("pid", .int(Int64(p.pid))),
-                    ("image", .string(p.image)),
-                    ("calls", .int(Int64(p.calls.count))),
-                    ("failed", .int(Int64(p.failedCalls))),
-                    ("byPurpose", .object(CallPurpose.allCases.compactMap { k in
-                        purposes[k].map { (k.rawValue, JSON.object([("calls", .int(Int64($0.0))), ("failed", .int(Int64($0.1)))])) } })),
-                    ("searches", .int(Int64(p.searches.count))),
-                    ("objectsLoaded", .int(Int64(p.objects.count))),
-                    ("relocationSeconds", num(Double(p.relocationNs) / 1e9)),
-                    ("loadGroups", .array(p.groups.map { g in
-                        .object([("phase", .string(g.phase.name)), ("names", .int(Int64(g.names.count))),
-                                 ("first", g.names.first.map { .string($0) } ?? .null),
-                                 ("caller", g.caller.map { c in .object([
-                                     ("object", .string(c.object)), ("offset", .string("0x" + String(c.offset, radix: 16))),
-                                     ("symbol", c.symbol.map { .string($0) } ?? .null)]) } ?? .null),
-                                 ("seconds", num(Double(g.endNs - g.startNs) / 1e9))])
-                    })),
-                ]))
-            }
+        for p in r.attribution {
+            attribution.append(.object([
+                ("pid", .int(Int64(p.pid))),
+                ("image", .string(p.image)),
+                ("calls", .int(Int64(p.calls))),
+                ("failed", .int(Int64(p.failed))),
+                ("byPurpose", .object(p.byPurpose.map { k in
+                    (k.purpose.rawValue, JSON.object([("calls", .int(Int64(k.calls))), ("failed", .int(Int64(k.failed)))])) })),
+                ("searches", .int(Int64(p.searches))),
+                ("objectsLoaded", .int(Int64(p.objectsLoaded))),
+                ("relocationSeconds", num(Double(p.relocationNs) / 1e9)),
+                ("loadGroups", .array(p.groups.map { g in
+                    .object([("phase", .string(g.phase.name)), ("names", .int(Int64(g.names.count))),
+                             ("first", g.names.first.map { .string($0) } ?? .null),
+                             ("caller", g.caller.map { c in .object([
+                                 ("object", .string(c.object)), ("offset", .string("0x" + String(c.offset, radix: 16))),
+                                 ("symbol", c.symbol.map { .string($0) } ?? .null)]) } ?? .null),
+                             ("seconds", num(Double(g.endNs - g.startNs) / 1e9))])
+                })),
+            ]))
         }
         return [("attribution", .array(attribution)), ("waste", waste), ("model", model), ("scenarios", scen)]
     }

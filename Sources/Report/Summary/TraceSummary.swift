@@ -46,78 +46,93 @@ public struct TraceSummary: Sendable {
 
     public init(trace: Trace, file: String) {
         self.file = file
-        var byPid: [Int32: Process] = [:]
-        var order: [Int32] = []
+        // Processes in order of appearance, updated in place (a per-event copy of a
+        // Process with its dictionaries would copy them); calls counted per call number.
+        var procs: [Process] = []
+        var counts: [[CallCount]] = []
+        var originCounts: [[Int]] = []
+        var index: [Int32: Int] = [:]
+        var lastPid: Int32 = 0, lastIdx = -1
         // exec → main: from the exec the tracer saw, else (audit only) from the
         // audit library's first record of the image.
         var lastExec: [Int32: UInt64] = [:]
         var lastImage: [Int32: UInt64] = [:]
         var lastPreinit: [Int32: UInt64] = [:]
         var own = 0
-        func proc(_ pid: Int32) -> Process {
-            if let p = byPid[pid] { return p }
-            order.append(pid)
-            return Process(pid: pid, parent: 0, how: .root, images: [], argv: [])
+        func proc(_ pid: Int32) -> Int {
+            if lastIdx >= 0 && pid == lastPid { return lastIdx }
+            let i: Int
+            if let k = index[pid] { i = k } else {
+                i = procs.count
+                index[pid] = i
+                procs.append(Process(pid: pid, parent: 0, how: .root, images: [], argv: []))
+                counts.append([CallCount](repeating: CallCount(), count: 256))
+                originCounts.append([Int](repeating: 0, count: 256))
+            }
+            lastPid = pid; lastIdx = i
+            return i
         }
         for e in trace.events {
             switch e {
             case .process(let p):
                 if p.how == .thread {
-                    var x = proc(p.pid); x.threads += 1; byPid[p.pid] = x
-                } else if byPid[p.pid] == nil || byPid[p.pid]?.parent == 0 {
-                    var x = proc(p.pid)
-                    x.parent = p.parent; x.how = p.how
-                    byPid[p.pid] = x
+                    procs[proc(p.pid)].threads += 1
+                } else if index[p.pid] == nil || procs[index[p.pid]!].parent == 0 {
+                    let i = proc(p.pid)
+                    procs[i].parent = p.parent; procs[i].how = p.how
                 }
             case .exec(let x):
-                var p = proc(x.pid)
-                p.images.append(trace.path(x.path))
-                p.argv = x.argv.map { trace.string($0) }
-                byPid[x.pid] = p
+                let i = proc(x.pid)
+                procs[i].images.append(trace.path(x.path))
+                procs[i].argv = x.argv.map { trace.string($0) }
                 lastExec[x.pid] = x.timeNs
             case .syscall(let s):
                 if s.own { own += 1; continue }
-                var p = proc(s.pid)
-                p.syscalls[s.call, default: CallCount()].calls += 1
-                if s.failed { p.syscalls[s.call, default: CallCount()].failed += 1 }
-                byPid[s.pid] = p
+                let i = proc(s.pid)
+                let c = Int(s.call.rawValue)
+                counts[i][c].calls += 1
+                if s.failed { counts[i][c].failed += 1 }
             case .audit(let a):
-                var p = proc(a.pid)
-                p.audited = true
+                let i = proc(a.pid)
+                procs[i].audited = true
                 switch a.kind {
                 case .objsearch:
                     if let o = TraceFormat.SearchOrigin(rawValue: a.flag & 0x7f) ?? TraceFormat.SearchOrigin(rawValue: a.flag) {
-                        p.searchesByOrigin[o, default: 0] += 1
+                        originCounts[i][Int(o.rawValue)] += 1
                     }
-                    if a.flag & 0x01 == 0 { p.searchAttempts += 1 }
-                case .objopen: p.objects += 1
+                    if a.flag & 0x01 == 0 { procs[i].searchAttempts += 1 }
+                case .objopen: procs[i].objects += 1
                 case .preinit:
-                    p.reachedMain = true
+                    procs[i].reachedMain = true
                     let previous = lastPreinit[a.pid] ?? 0
                     let start = lastExec[a.pid].flatMap { $0 > previous ? $0 : nil } ?? lastImage[a.pid]
-                    if let start, a.timeNs >= start { p.execToMainNs = a.timeNs - start }
+                    if let start, a.timeNs >= start { procs[i].execToMainNs = a.timeNs - start }
                     lastPreinit[a.pid] = a.timeNs
                 case .image:
                     lastImage[a.pid] = a.timeNs
-                    if p.images.isEmpty { p.images.append(trace.path(a.name)) }
+                    if procs[i].images.isEmpty { procs[i].images.append(trace.path(a.name)) }
                 default: break
                 }
-                byPid[a.pid] = p
             case .exit(let x):
                 guard x.tid == x.pid else { continue }
-                var p = proc(x.pid)
-                p.exitStatus = x.exitCode
-                p.signal = x.signal
-                byPid[x.pid] = p
+                let i = proc(x.pid)
+                procs[i].exitStatus = x.exitCode
+                procs[i].signal = x.signal
             case .note(let n):
-                var p = proc(n.pid)
-                p.notes.append(trace.string(n.text))
-                byPid[n.pid] = p
+                procs[proc(n.pid)].notes.append(trace.string(n.text))
             case .caller:
                 break
             }
         }
-        processes = order.compactMap { byPid[$0] }
+        for i in procs.indices {
+            for c in FileCall.allCases where counts[i][Int(c.rawValue)].calls > 0 {
+                procs[i].syscalls[c] = counts[i][Int(c.rawValue)]
+            }
+            for o in TraceFormat.SearchOrigin.allCases where originCounts[i][Int(o.rawValue)] > 0 {
+                procs[i].searchesByOrigin[o] = originCounts[i][Int(o.rawValue)]
+            }
+        }
+        processes = procs
         var totals: [FileCall: CallCount] = [:]
         var origins: [TraceFormat.SearchOrigin: Int] = [:]
         for p in processes {

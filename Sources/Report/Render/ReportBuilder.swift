@@ -1,0 +1,302 @@
+import TraceFormat
+
+/// Makes a report from traces given one at a time, so that a job's traces are
+/// never all in memory: each trace is summarised, ranked and turned into model
+/// calls as it comes (`add`), and its events are dropped.
+///
+/// The scenarios need everything the traces show about the file tree before
+/// any of them is priced, so they are built after the last trace (`finish`).
+/// Traces whose model input is identical (the ranks of one program, as a job's
+/// traces usually are) are priced once and counted as many times as they
+/// occurred: a trace is kept in memory as its group's representative while the
+/// kept traces stay under `callBudget` calls; beyond that, a representative is
+/// read again from its file when the scenarios are built.
+public struct ReportBuilder {
+    public var options: ReportOptions
+    /// Traces kept whole (calls included) for renderers that draw every call (Perfetto).
+    public var keepTraces = 1
+    /// Keep the first processes' searches for the HTML timelines.
+    public var keepTimelines = true
+    /// Group identical traces (off: every trace is built and priced on its own).
+    public var dedup = true
+    /// Calls of the groups' representatives kept in memory at most.
+    public var callBudget = 2_000_000
+
+    public private(set) var traceCount = 0
+    /// The recording hosts (for the job shape: one node per host).
+    public private(set) var hosts = Set<String>()
+
+    let here: String?
+    var summaries: [TraceSummary] = []
+    var waste = WasteRanking.Accumulator()
+    var attribution: [ProcessDigest] = []
+    var timeline: [ProcessAnalysis] = []
+    var kept: [TraceAnalysis] = []
+    var leftOut = 0
+    var world: ModelWorld
+    var computeTotal = 0.0
+    var computeMethod = ""
+    var allHere = true
+    var images: [String] = []
+    var imageSeen = Set<String>()
+    var anyProcess = false
+    /// The first trace's process images (the trace itself is kept: its group's representative).
+    var firstImages: [String]?
+
+    struct Group {
+        var fingerprint: Fingerprint
+        var count: Int
+        var file: String
+        var partial: Bool
+        var analysis: TraceAnalysis?
+        var recorded: [[ModelCall]]?
+    }
+    var groups: [Group] = []
+    var groupOf: [Fingerprint: Int] = [:]
+    var keptCalls = 0
+
+    public init(options: ReportOptions) {
+        self.options = options
+        here = Report.hostName()
+        var wo = ModelWorld.Options()
+        wo.remotePrefixes = options.remotePrefixes
+        wo.ignoreMountTable = options.ignoreMountTable
+        wo.consultHost = options.consultHost
+        world = ModelWorld(options: wo)
+    }
+
+    /// Folds one trace in. `partial` says how to read it again if needed.
+    public mutating func add(_ analysis: TraceAnalysis, partial: Bool = false) {
+        var a = analysis
+        traceCount += 1
+        summaries.append(TraceSummary(trace: a.trace, file: a.file))
+        // The events are not needed any more: the attribution holds the calls.
+        a.trace.events = []
+        waste.add(a)
+        if let h = a.host { hosts.insert(h) }
+        if a.host != here { allHere = false }
+        for p in a.processes {
+            attribution.append(ProcessDigest(p))
+            if keepTimelines && timeline.count < 13 && (!p.calls.isEmpty || !p.searches.isEmpty) {
+                var t = p
+                t.calls = []
+                timeline.append(t)
+            }
+            if options.computeSeconds == nil {
+                let e = ComputeEstimate(p, mode: a.mode)
+                computeTotal += e.seconds
+                if computeMethod.isEmpty { computeMethod = e.method }
+            }
+            anyProcess = true
+            if imageSeen.insert(p.image).inserted { images.append(p.image) }
+        }
+        if firstImages == nil { firstImages = a.processes.map(\.image) }
+        world.addRoots(a)
+        let rec = world.add(a)
+        // The first trace's fingerprint is made when a second one comes (a single
+        // trace needs none).
+        if traceCount == 2 && dedup, let a0 = groups[0].analysis, let r0 = groups[0].recorded {
+            groups[0].fingerprint = Fingerprint(a0, r0)
+            groupOf = [groups[0].fingerprint: 0]
+        }
+        let fp = !dedup ? Fingerprint(unique: traceCount) : traceCount == 1 ? Fingerprint(unique: 0) : Fingerprint(a, rec)
+        if let g = groupOf[fp] {
+            groups[g].count += 1
+        } else {
+            let calls = a.allCalls
+            let keep = groups.isEmpty || keptCalls + calls <= callBudget
+            if keep { keptCalls += calls }
+            groupOf[fp] = groups.count
+            groups.append(Group(fingerprint: fp, count: 1, file: a.file, partial: partial,
+                                analysis: keep ? a : nil, recorded: keep ? rec : nil))
+        }
+        if kept.count < keepTraces { kept.append(a) } else { leftOut += 1 }
+    }
+
+    /// The report over the traces added. `job` overrides the options' job shape.
+    public mutating func finish(job: JobShape? = nil,
+                                scenarioListing: (Scenario, (String) -> Void)? = nil) throws(TraceReadError) -> Report {
+        var options = self.options
+        if let job { options.job = job }
+        let elfAllowed = options.useELF && (allHere || options.consultHost == .always)
+        world.settle(consultHost: options.consultHost == .always
+                     || (options.consultHost == .sameHost && here != nil && allHere))
+        var elfCache: [String: [String]?] = [:]
+        func exact(_ image: String) -> [String]? {
+            guard elfAllowed else { return nil }
+            if let v = elfCache[image] { return v }
+            let v = Report.elfSearchPath(image)
+            elfCache[image] = v
+            return v
+        }
+        var source = anyProcess ? "inferred from the trace (the directories of the program's first searches)" : "none"
+        if images.contains(where: { exact($0) != nil }) { source = "the program's ELF file (DT_RPATH/DT_RUNPATH)" }
+        world.programSearchPathSource = source
+        var firstPath: [String] = []
+        for (pi, image) in (firstImages ?? []).enumerated() {
+            let path = exact(image) ?? groups.first?.analysis.map { ModelWorld.inferProgramSearchPath($0.processes[pi]) } ?? []
+            if !path.isEmpty { firstPath = path; break }
+        }
+
+        var builder = ScenarioBuilder(world: world)
+        world = ModelWorld(options: world.options)
+        builder.liftDlopen = options.liftDlopen
+        builder.viewDirectory = options.viewDirectory
+        var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
+        model.extraBytesPerNode = options.extraBytesPerNode
+        model.coresPerNode = options.coresPerNode
+        if options.computeSeconds == nil {
+            // The traced run's own compute time: gaps between calls less the tracer's stops.
+            model.computeSeconds = computeTotal / Double(max(1, traceCount))
+            model.computeMethod = computeMethod
+        }
+        var assumptions = [ScenarioAssumptions](repeating: ScenarioAssumptions(), count: options.scenarios.count)
+        var tallies = [CostModel.Tally](repeating: CostModel.Tally(), count: options.scenarios.count)
+        for g in groups.indices {
+            var analysis: TraceAnalysis
+            var recorded: [[ModelCall]]
+            if let a = groups[g].analysis, let r = groups[g].recorded {
+                analysis = a; recorded = r
+                groups[g].analysis = nil; groups[g].recorded = nil
+            } else {
+                // Read again: the same calls give the same model calls (the tree already knows them).
+                let trace = try TraceReader.read(file: groups[g].file, allowPartial: groups[g].partial)
+                analysis = TraceAnalysis(trace: trace, file: groups[g].file)
+                analysis.trace.events = []
+                recorded = builder.world.add(analysis)
+                if dedup && Fingerprint(analysis, recorded) != groups[g].fingerprint {
+                    throw TraceReadError(file: groups[g].file, reason: .corrupt(offset: 0, what: "the file changed while the report was made"))
+                }
+            }
+            let searchPaths = analysis.processes.map { exact($0.image) ?? ModelWorld.inferProgramSearchPath($0) }
+            builder.prepare(analysis)
+            for (si, s) in options.scenarios.enumerated() {
+                let procs = builder.build(s, trace: analysis, recorded: recorded, searchPaths: searchPaths, assumptions: &assumptions[si])
+                if let (want, sink) = scenarioListing {
+                    if want == s { CostModel.list([procs], tree: builder.world.tree, profile: options.profile, sink: sink) }
+                    continue
+                }
+                var walker = PathWalker(tree: builder.world.tree, profile: model.profile(for: s))
+                model.add(procs, walker: &walker, to: &tallies[si], times: groups[g].count)
+            }
+        }
+        var results: [ScenarioResult] = []
+        if scenarioListing == nil {
+            for (si, s) in options.scenarios.enumerated() {
+                builder.describe(s, assumptions: &assumptions[si])
+                results.append(model.result(s, tallies[si], assumptions: assumptions[si]))
+            }
+        }
+        if let base = results.first(where: { $0.scenario == .recorded }) {
+            for i in results.indices where results[i].jobSeconds > 0 {
+                results[i].speedup = base.jobSeconds / results[i].jobSeconds
+            }
+        }
+        return Report(analyses: kept, tracesLeftOut: leftOut, summaries: summaries, attribution: attribution,
+                      timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
+                      remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
+                      programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+    }
+}
+
+/// 128 bits over everything the scenarios read of a trace: per process the
+/// image, objects, every call's model call, search, candidate, purpose and
+/// phase, and every search with its candidates and what it found. Equal
+/// fingerprints: the scenarios build and price the same calls.
+struct Fingerprint: Hashable, Sendable {
+    var a: UInt64 = 0xcbf2_9ce4_8422_2325
+    var b: UInt64 = 0x6a09_e667_f3bc_c908
+
+    init(unique n: Int) { add(0xdead_beef); add(UInt64(n)) }
+
+    @inline(__always) mutating func add(_ x: UInt64) {
+        a = (a ^ x) &* 0x0000_0100_0000_01b3
+        a ^= a >> 32
+        b = (b &+ x) &* 0x9e37_79b9_7f4a_7c15
+        b = (b << 27 | b >> 37) ^ (b >> 29)
+    }
+
+    mutating func add(_ s: String) {
+        add(UInt64(s.utf8.count) | 1 << 63)
+        var word: UInt64 = 0, n = 0
+        for byte in s.utf8 {
+            word = word << 8 | UInt64(byte)
+            n += 1
+            if n == 8 { add(word); word = 0; n = 0 }
+        }
+        if n > 0 { add(word) }
+    }
+
+    static func phase(_ p: Phase) -> UInt64 {
+        switch p {
+        case .exec: 0
+        case .startup: 1
+        case .main: 2
+        case .dlopen(let n): 3 | UInt64(UInt32(truncatingIfNeeded: n)) << 8
+        case .exit: 4
+        }
+    }
+
+    init(_ t: TraceAnalysis, _ recorded: [[ModelCall]]) {
+        add(UInt64(t.processes.count))
+        // Directory parts hashed once per string id.
+        var partHash = [UInt64](repeating: 0, count: t.trace.strings.count)
+        var partDone = [Bool](repeating: false, count: t.trace.strings.count)
+        for (pi, p) in t.processes.enumerated() {
+            add(p.image)
+            add(UInt64(p.objects.count))
+            add(UInt64(p.calls.count))
+            add(UInt64(p.searches.count))
+            let rec = recorded[pi]
+            for (i, c) in p.calls.enumerated() {
+                let m = rec[i]
+                var bits = UInt64(m.kind.rawValue)
+                bits |= UInt64(m.call.rawValue) << 8
+                bits |= UInt64(c.purpose.index) << 16
+                bits |= UInt64(m.purpose.index) << 24
+                if m.failed { bits |= 1 << 32 }
+                if m.unresolved { bits |= 1 << 33 }
+                add(bits)
+                add(UInt64(UInt32(bitPattern: m.dir)) << 32 | UInt64(UInt32(bitPattern: m.name)))
+                add(UInt64(UInt32(bitPattern: c.search)) << 32 | UInt64(UInt32(bitPattern: c.candidate)))
+                add(Fingerprint.phase(c.phase))
+            }
+            for s in p.searches {
+                add(s.name)
+                add(Fingerprint.phase(s.phase))
+                add(s.found ?? "\u{0}")
+                add(s.foundDirectory ?? "\u{0}")
+                add(s.foundOrigin.map { UInt64(CandidateOrigin.allCases.firstIndex(of: $0)!) } ?? 99)
+                add(UInt64(s.candidates.count))
+                for c in s.candidates {
+                    let id = Int(c.directoryPartId)
+                    var h: UInt64
+                    if id < partHash.count {
+                        if !partDone[id] {
+                            var f = Fingerprint(unique: 0)
+                            f.add(c.directoryPart)
+                            partHash[id] = f.a ^ (f.b << 1)
+                            partDone[id] = true
+                        }
+                        h = partHash[id]
+                    } else {
+                        var f = Fingerprint(unique: 0)
+                        f.add(c.directoryPart)
+                        h = f.a ^ (f.b << 1)
+                    }
+                    add(h)
+                    add(UInt64(CandidateOrigin.allCases.firstIndex(of: c.origin)!) | outcomeBits(c.outcome) << 8)
+                }
+            }
+        }
+    }
+
+    func outcomeBits(_ o: SearchCandidate.Outcome) -> UInt64 {
+        switch o {
+        case .hit: 0
+        case .miss: 1
+        case .skipped: 2
+        case .untried: 3
+        }
+    }
+}
