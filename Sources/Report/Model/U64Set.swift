@@ -1,5 +1,5 @@
 /// A set of 64-bit keys (a directory node and a name id packed together) with
-/// open addressing and a multiplicative hash: the walker asks it several times
+/// open addressing and a cheap mixing hash: the walker asks it several times
 /// per priced call, where `Set<UInt64>`'s seeded SipHash costs more than the rest.
 struct U64Set: Sendable {
     private static let empty = UInt64.max
@@ -16,8 +16,14 @@ struct U64Set: Sendable {
     }
 
     @inline(__always) private static func hash(_ k: UInt64) -> Int {
-        var h = k &* 0x9E37_79B9_7F4A_7C15
-        h ^= h >> 29
+        // MurmurHash3's 64-bit finaliser: every key bit reaches the low bits (keys
+        // differ in their high half, the directory, as much as in the name).
+        var h = k
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h = h &* 0xc4ce_b9fe_1a85_ec53
+        h ^= h >> 33
         return Int(truncatingIfNeeded: h)
     }
 
