@@ -139,8 +139,9 @@ public struct PathWalker {
         let k = PathTree.key(realDir, name)
         let remote = tree.isRemote(realDir)
         if failed && !tree.knownOrLinked.contains(k) {
-            if remote && !(negative && cachedMisses.contains(k)) { op(.lookupMiss, &c) }
-            if negative { cachedMisses.insert(k) }
+            // (One probe: insert says whether the miss was cached already.)
+            let cached = negative && !cachedMisses.insert(k)
+            if remote && !cached { op(.lookupMiss, &c) }
             return nil
         }
         if remote && !(positive && cachedNames.contains(k)) { op(.lookup, &c) }

@@ -1,5 +1,5 @@
 /// A set of 64-bit keys (a directory node and a name id packed together) with
-/// open addressing and a cheap mixing hash: the walker asks it several times
+/// open addressing and a cheap hash that keeps neighbouring directories near: the walker asks it several times
 /// per priced call, where `Set<UInt64>`'s seeded SipHash costs more than the rest.
 struct U64Set: Sendable {
     private static let empty = UInt64.max
@@ -16,15 +16,18 @@ struct U64Set: Sendable {
     }
 
     @inline(__always) private static func hash(_ k: UInt64) -> Int {
-        // MurmurHash3's 64-bit finaliser: every key bit reaches the low bits (keys
-        // differ in their high half, the directory, as much as in the name).
-        var h = k
+        // The name (low half) mixed (MurmurHash3's 64-bit finaliser), plus the
+        // directory node (high half) as it is: the calls of one search try one
+        // name in directories made one after the other (node numbers close
+        // together), so their slots are close together too and share cache
+        // lines; the table is far bigger than the caches.
+        var h = k & 0xffff_ffff
         h ^= h >> 33
         h = h &* 0xff51_afd7_ed55_8ccd
         h ^= h >> 33
         h = h &* 0xc4ce_b9fe_1a85_ec53
         h ^= h >> 33
-        return Int(truncatingIfNeeded: h)
+        return Int(truncatingIfNeeded: h &+ (k >> 32))
     }
 
     @inline(__always) func contains(_ k: UInt64) -> Bool {
