@@ -36,6 +36,7 @@ public struct ModelWorld: Sendable {
     /// mount tables, then `--remote`), and those already in the tree.
     var mountRoots: [(String, String, Bool)] = []
     var addedRoots = Set<String>()
+    var mountRootSeen = Set<String>()
     /// Successful opens and execs, for the sizes and symlinks asked of the host.
     var consultFiles: [(Int32, Int32)] = []
     var consultSeen = U64Set()
@@ -73,15 +74,22 @@ public struct ModelWorld: Sendable {
     /// the same trace. (A trace whose mount table adds roots after other traces'
     /// calls were added: the new roots take over the nodes already below them.)
     public mutating func addRoots(_ a: TraceAnalysis) {
+        var added = remote.isEmpty && addedRoots.isEmpty
         if !options.ignoreMountTable {
+            // (A root already collected, the same way, adds nothing: a job's traces
+            // usually share one mount table.)
+            func collect(_ root: (String, String, Bool)) {
+                if mountRootSeen.insert("\(root.0)\u{0}\(root.1)\u{0}\(root.2)").inserted { mountRoots.append(root); added = true }
+            }
             for m in a.mounts.mounts.reversed() {
                 if MountTable.isRemote(type: m.fsType) {
-                    mountRoots.append((m.mountPoint, "\(m.fsType) in the recorded mount table", true))
+                    collect((m.mountPoint, "\(m.fsType) in the recorded mount table", true))
                 } else if a.mounts.remoteMounts.contains(where: { MountTable.isUnder(m.mountPoint, $0.mountPoint) && $0.mountPoint != m.mountPoint }) {
-                    mountRoots.append((m.mountPoint, "local mount inside a remote one", false))
+                    collect((m.mountPoint, "local mount inside a remote one", false))
                 }
             }
         }
+        guard added else { return }
         var roots = mountRoots
         for p in options.remotePrefixes {
             let clean = p.count > 1 && p.hasSuffix("/") ? String(p.dropLast()) : p
