@@ -18,7 +18,8 @@ struct Calibrate: ParsableCommand {
             """
     )
 
-    @Argument(help: "A directory on the file system to measure.") var directory: String
+    @Argument(help: "A directory on the file system to measure; more directories (or the first one's subdirectories) spread concurrent probes.")
+    var directories: [String]
     @Option(help: "Fresh-name lookups in all (and at most this many existing entries).") var count: Int = 2000
     @Option(help: "Threads probing at once (a job's processes per node).") var concurrency: Int = 1
     @Option(name: [.customLong("fs"), .customLong("profile")], help: ArgumentHelp(
@@ -28,6 +29,7 @@ struct Calibrate: ParsableCommand {
     @Flag(help: "Print JSON (format loadprobe-calibrate/1).") var json = false
 
     func validate() throws {
+        guard !directories.isEmpty else { throw ValidationError("give a directory to measure") }
         guard count >= 1 else { throw ValidationError("'--count' must be at least 1") }
         guard (1...1024).contains(concurrency) else { throw ValidationError("'--concurrency' must be 1…1024") }
         guard FileSystemProfile.named(profile) != nil else {
@@ -38,7 +40,8 @@ struct Calibrate: ParsableCommand {
     func run() throws {
         let c: Calibration
         do {
-            c = try Calibration.measure(directory: directory, count: count, concurrency: concurrency)
+            c = try Calibration.measure(directory: directories[0], others: Array(directories.dropFirst()),
+                                        count: count, concurrency: concurrency)
         } catch {
             printError("loadprobe: calibrate: \(error.description)")
             throw ExitCode(1)
@@ -54,13 +57,15 @@ struct Calibrate: ParsableCommand {
             print("""
                 {"format": "loadprobe-calibrate/1", "directory": \(jsonString(c.directory)), \
                 "filesystem": \(c.filesystem.map(jsonString) ?? "null"), "concurrency": \(c.concurrency), \
+                "probeDirectories": \(c.probeDirectories), \
                 "miss": \(series(c.miss)), "hit": \(series(c.hit)), "open": \(series(c.opens)), "readlink": \(series(c.readlink)), \
                 "profile": \(jsonString(p.name)), "latency": \(jsonString(flags[1])), \
                 "flags": [\(flags.map(jsonString).joined(separator: ", "))]}
                 """)
             return
         }
-        print("\(c.directory) (\(c.filesystem ?? "file system unknown")), \(c.concurrency) at once:")
+        print("\(c.directory) (\(c.filesystem ?? "file system unknown")), \(c.concurrency) at once"
+              + (c.concurrency > 1 ? " in \(c.probeDirectories) directories:" : ":"))
         print("  call                      calls  median µs   p10 µs   p90 µs")
         for (label, s) in [("lookup of a missing name", c.miss), ("first lookup of an entry", c.hit),
                            ("first open of a file", c.opens), ("first readlink", c.readlink)] {

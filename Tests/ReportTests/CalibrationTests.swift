@@ -34,6 +34,7 @@ import TestSupport
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         for i in 0..<5 { try write("data \(i)\n", to: src + "/lib\(i).so") }
         try FileManager.default.createSymbolicLink(atPath: src + "/link.so", withDestinationPath: "lib0.so")
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
 
         let fs = Process()
         fs.executableURL = URL(fileURLWithPath: try Self.latfs())
@@ -63,7 +64,8 @@ import TestSupport
         let open = try #require(out["open"] as? [String: Any])
         let readlink = try #require(out["readlink"] as? [String: Any])
         #expect(miss["calls"] as? Int == 40)
-        #expect(hit["calls"] as? Int == 6)        // five files and the link
+        #expect(hit["calls"] as? Int == 7)        // five files, the link and the subdirectory
+        #expect(out["probeDirectories"] as? Int == 2)  // the two threads probed mnt and mnt/sub
         #expect(open["calls"] as? Int == 5)
         #expect(readlink["calls"] as? Int == 1)
 

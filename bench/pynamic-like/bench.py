@@ -502,9 +502,11 @@ def _calibrate(man, delay_us, procs):
         return None
     key = (man["tree"], delay_us, procs)
     if key not in _calibrations:
-        probe_dir = next(os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"])) if e.startswith("mod"))
+        # library directories of the tree, one per probing thread (a job's processes
+        # search different directories at any moment)
+        probe_dirs = [os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"])) if e.startswith("mod")][:procs]
         r = subprocess.run([lp, "calibrate", "--json", "--fs", "fuse", "--concurrency", str(procs),
-                            "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), probe_dir],
+                            "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), *probe_dirs],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise SystemExit(f"bench: loadprobe calibrate failed: {r.stderr.strip()}")

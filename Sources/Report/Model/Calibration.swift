@@ -27,6 +27,8 @@ public struct Calibration: Sendable {
     public var directory: String
     public var filesystem: String?
     public var concurrency: Int
+    /// Directories the concurrent probes were spread over.
+    public var probeDirectories: Int = 1
     /// Lookups of fresh missing names (one server operation each).
     public var miss: Series
     /// First lookups of existing entries (a LOOKUP; a GETATTR as well where attributes are not returned with it).
@@ -49,13 +51,27 @@ public struct Calibration: Sendable {
     /// Probes `directory` with `count` fresh-name lookups split over
     /// `concurrency` threads running at once (the job's processes per node,
     /// to see the server and the node under that load), and up to `count`
-    /// existing entries.
-    public static func measure(directory: String, count: Int, concurrency: Int) throws(Failure) -> Calibration {
+    /// existing entries. Concurrent threads probe different directories when
+    /// there are several (`others`, else `directory`'s own subdirectories):
+    /// lookups in one directory can be serialised by the client (FUSE without
+    /// parallel directory operations, a directory's lock), which a job's
+    /// processes, each at its own place in a search path, do not meet.
+    public static func measure(directory: String, others: [String] = [], count: Int,
+                               concurrency: Int) throws(Failure) -> Calibration {
         let dirfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dirfd >= 0 else {
             throw Failure(description: "\(directory): \(String(cString: strerror(errno)))")
         }
         defer { close(dirfd) }
+        var probeDirs: [Int32] = [dirfd]
+        defer { for fd in probeDirs.dropFirst() { close(fd) } }
+        var candidates = others
+        if candidates.isEmpty && concurrency > 1 { candidates = subdirectories(of: directory, limit: concurrency - 1) }
+        for d in candidates where probeDirs.count < max(1, concurrency) {
+            let fd = Glibc.open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { throw Failure(description: "\(d): \(String(cString: strerror(errno)))") }
+            probeDirs.append(fd)
+        }
         let threads = max(1, concurrency)
         let perThread = max(1, count / threads)
         let tag = "\(getpid())-\(monotonicNs() % 1_000_000_007)"
@@ -85,7 +101,8 @@ public struct Calibration: Sendable {
         }
         var tids: [pthread_t] = []
         for i in 0..<threads {
-            let job = Unmanaged.passRetained(Job(dirfd: dirfd, index: i, n: perThread, tag: tag, out: results + i))
+            let job = Unmanaged.passRetained(Job(dirfd: probeDirs[i % probeDirs.count], index: i, n: perThread, tag: tag,
+                                                 out: results + i))
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { arg in
                 let j = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
@@ -131,7 +148,7 @@ public struct Calibration: Sendable {
         }
         return Calibration(
             directory: directory, filesystem: fileSystemType(of: directory),
-            concurrency: threads,
+            concurrency: threads, probeDirectories: probeDirs.count,
             miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
             opens: Series(kind: "open", samples: opened), readlink: Series(kind: "readlink", samples: links))
     }
@@ -153,6 +170,20 @@ public struct Calibration: Sendable {
         }
         return ["--latency", "all=\(us(miss.median - profile.roundTrip))"]
     }
+}
+
+/// Up to `limit` subdirectories of `path`, in name order.
+func subdirectories(of path: String, limit: Int) -> [String] {
+    guard limit > 0, let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name == "." || name == ".." || name.hasPrefix(".") { continue }
+        if e.pointee.d_type == UInt8(DT_DIR) { names.append(name) }
+    }
+    let base = path.hasSuffix("/") ? path : path + "/"
+    return names.sorted().prefix(limit).map { base + $0 }
 }
 
 /// The type of the file system `path` lives on, from this process's mount table.
