@@ -12,7 +12,9 @@ struct Calibrate: ParsableCommand {
             Run it on a compute node against the directory the program's libraries would live in (an NFS, \
             Lustre or FUSE mount). It only reads: lookups of names that were never used (each one server \
             operation, past every client cache), then one lookup, open or readlink of up to COUNT existing \
-            entries. With --concurrency P, P threads probe at once, as P processes of a job on one node would. \
+            entries. With --concurrency P, P threads probe at once, as P processes of a job on one node would, \
+            each in its own directory (the further DIRs, else the first one's subdirectories: the client can \
+            serialise lookups in one directory). \
             It prints the latencies and the --latency flag to predict with: \
             loadprobe report TRACE --remote TREE --fs PROFILE --latency …
             """
