@@ -1,9 +1,6 @@
 import ArgumentParser
 import Report
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,58 +46,6 @@ struct Calibrate: ParsableCommand {
             throw ExitCode(1)
         }
         let p = FileSystemProfile.named(profile)!
-        let flags = c.reportFlags(for: p)
-        func us(_ s: Double) -> String { s.isNaN ? "—" : String(Int((s * 1e6).rounded())) }
-        if json {
-            func series(_ s: Calibration.Series) -> String {
-                "{\"calls\": \(s.samples.count), \"medianSeconds\": \(s.samples.isEmpty ? "null" : "\(s.median)"), "
-                    + "\"p10Seconds\": \(s.samples.isEmpty ? "null" : "\(s.p10)"), \"p90Seconds\": \(s.samples.isEmpty ? "null" : "\(s.p90)")}"
-            }
-            print("""
-                {"format": "loadprobe-calibrate/1", "directory": \(jsonString(c.directory)), \
-                "filesystem": \(c.filesystem.map(jsonString) ?? "null"), "concurrency": \(c.concurrency), \
-                "probeDirectories": \(c.probeDirectories), \
-                "miss": \(series(c.miss)), "hit": \(series(c.hit)), "open": \(series(c.opens)), "readlink": \(series(c.readlink)), \
-                "profile": \(jsonString(p.name)), "latency": \(jsonString(flags[1])), \
-                "flags": [\(flags.map(jsonString).joined(separator: ", "))]}
-                """)
-            return
-        }
-        print("\(c.directory) (\(c.filesystem ?? "file system unknown")), \(c.concurrency) at once"
-              + (c.concurrency > 1 ? " in \(c.probeDirectories) directories:" : ":"))
-        print("  call                      calls  median µs   p10 µs   p90 µs")
-        for (label, s) in [("lookup of a missing name", c.miss), ("first lookup of an entry", c.hit),
-                           ("first open of a file", c.opens), ("first readlink", c.readlink)] {
-            var line = "  " + label + String(repeating: " ", count: max(0, 24 - label.count))
-            line += right(String(s.samples.count), 7) + right(us(s.median), 11)
-            line += right(us(s.p10), 9) + right(us(s.p90), 9)
-            print(line)
-        }
-        let why = p.roundTrip == 0 ? ""
-            : c.concurrency > 1 ? "  (measured under load: the whole time per operation)"
-            : "  (the profile adds its own \(Int(p.roundTrip * 1e6)) µs round trip)"
-        print("predict with: --fs \(p.name) \(flags.joined(separator: " "))" + why)
+        print(json ? c.json(profile: p) : c.text(profile: p), terminator: json ? "\n" : "")
     }
-}
-
-private func right(_ s: String, _ width: Int) -> String {
-    String(repeating: " ", count: max(0, width - s.count)) + s
-}
-
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
 }

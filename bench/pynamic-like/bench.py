@@ -511,7 +511,7 @@ def _calibrate(man, delay_us, procs):
         if r.returncode != 0:
             raise SystemExit(f"bench: loadprobe calibrate failed: {r.stderr.strip()}")
         c = json.loads(r.stdout)
-        _calibrations[key] = {"latency": c["latency"], "flags": c["flags"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
+        _calibrations[key] = {"flags": c["flags"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
                               "miss_p90_us": round(c["miss"]["p90Seconds"] * 1e6, 1), "calls": c["miss"]["calls"],
                               "concurrency": procs}
         log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {_calibrations[key]['miss_median_us']} us"
@@ -715,7 +715,7 @@ def section_model_accuracy(results):
                         # mounted file system (what a user measures before predicting)
                         cal = next((r["calibrated"] for r in rows if r["delay_us"] == d and r["procs"] == procs
                                     and r.get("calibrated")), None)
-                        pred_cal = predict(trace, tree, *cal.get("flags", ["--latency", cal["latency"]]), *shape) if cal else None
+                        pred_cal = predict(trace, tree, *cal["flags"], *shape) if cal else None
                         for r in rows:
                             if r["delay_us"] != d or r["procs"] != procs:
                                 continue
@@ -729,9 +729,9 @@ def section_model_accuracy(results):
                             if pred_cal:
                                 sc = pred_cal[scen_of[r["program"]]]
                                 err_c = (sc["jobSeconds"] - r["wall_s"]) / r["wall_s"] * 100
-                                row.update({"calibrated_flags": " ".join(cal.get("flags", [])), "predicted_calibrated_s": sc["jobSeconds"],
+                                row.update({"calibrated_flags": " ".join(cal["flags"]), "predicted_calibrated_s": sc["jobSeconds"],
                                             "error_calibrated_pct": round(err_c, 1)})
-                                line += f"  calibrated ({' '.join(cal.get('flags', []))}): {sc['jobSeconds']:8.3f} s ({err_c:+.1f}%)"
+                                line += f"  calibrated ({' '.join(cal['flags'])}): {sc['jobSeconds']:8.3f} s ({err_c:+.1f}%)"
                             times.append(row)
                             log(line)
     finally:

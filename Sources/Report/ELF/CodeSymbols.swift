@@ -50,16 +50,10 @@ enum CodeSymbols {
         }
         // .symtab has the local functions too; .dynsym only the exported ones.
         var tables: [(UnsafeMutablePointer<Elf_Data>, Int, Int, Bool)] = []
-        var scn = elf_nextscn(elf, nil)
-        var visited = 0
-        while let section = scn, visited < 65_536 {
-            visited += 1
-            defer { scn = elf_nextscn(elf, section) }
-            var shdr = GElf_Shdr()
-            guard gelf_getshdr(section, &shdr) != nil, shdr.sh_type == 2 || shdr.sh_type == ELFConstant.shtDynsym,
-                  let data = elf_getdata(section, nil) else { continue }
+        ELFFile.forEachSection(elf) { section, shdr in
+            guard shdr.sh_type == 2 || shdr.sh_type == ELFConstant.shtDynsym, let data = elf_getdata(section, nil) else { return }
             let entry = gelf_fsize(elf, ELF_T_SYM, 1, UInt32(EV_CURRENT))
-            guard entry > 0 else { continue }
+            guard entry > 0 else { return }
             tables.append((data, Int(shdr.sh_link), min(data.pointee.d_size / entry, 4_000_000), shdr.sh_type == 2))
         }
         guard let (data, strings, n, _) = tables.first(where: { $0.3 }) ?? tables.first else { return table }

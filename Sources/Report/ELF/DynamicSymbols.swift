@@ -64,14 +64,8 @@ public struct DynamicSymbols: Sendable, Hashable {
         var dynsym: (data: UnsafeMutablePointer<Elf_Data>, strings: Int, count: Int)?
         var versym: UnsafeMutablePointer<Elf_Data>?
         var versionNames: [UInt16: String] = [:]
-        var scn = elf_nextscn(elf, nil)
-        var visited = 0
-        while let section = scn, visited < 65_536 {
-            visited += 1
-            defer { scn = elf_nextscn(elf, section) }
-            var shdr = GElf_Shdr()
-            guard gelf_getshdr(section, &shdr) != nil, shdr.sh_type != ELFConstant.shtNobits,
-                  let data = elf_getdata(section, nil) else { continue }
+        ELFFile.forEachSection(elf) { section, shdr in
+            guard shdr.sh_type != ELFConstant.shtNobits, let data = elf_getdata(section, nil) else { return }
             switch shdr.sh_type {
             case ELFConstant.shtDynsym:
                 let entry = gelf_fsize(elf, ELF_T_SYM, 1, UInt32(EV_CURRENT))

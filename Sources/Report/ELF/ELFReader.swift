@@ -314,16 +314,23 @@ extension ELFFile {
         return nil
     }
 
-    /// .gnu.version_r and .gnu.version_d. A damaged version section is not fatal:
-    /// the loader would report it only when it checks versions, so explain does too.
-    static func readVersions(elf: OpaquePointer, into file: inout ELFFile) {
+    /// Calls `body` with each section and its header, at most 65,536 sections
+    /// (a damaged file's section chain can be long).
+    static func forEachSection(_ elf: OpaquePointer, _ body: (OpaquePointer, GElf_Shdr) -> Void) {
         var scn = elf_nextscn(elf, nil)
         var visited = 0
         while let section = scn, visited < 65_536 {
             visited += 1
-            defer { scn = elf_nextscn(elf, section) }
             var shdr = GElf_Shdr()
-            guard gelf_getshdr(section, &shdr) != nil, shdr.sh_type != ELFConstant.shtNobits else { continue }
+            if gelf_getshdr(section, &shdr) != nil { body(section, shdr) }
+            scn = elf_nextscn(elf, section)
+        }
+    }
+
+    /// .gnu.version_r and .gnu.version_d. A damaged version section is not fatal:
+    /// the loader would report it only when it checks versions, so explain does too.
+    static func readVersions(elf: OpaquePointer, into file: inout ELFFile) {
+        forEachSection(elf) { section, shdr in
             switch shdr.sh_type {
             case ELFConstant.shtGNUVerneed:
                 if let data = elf_getdata(section, nil) {

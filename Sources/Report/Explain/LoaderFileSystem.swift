@@ -105,9 +105,7 @@ public struct HostFileSystem: LoaderFileSystem {
         defer { closedir(dir) }
         var names = Set<String>()
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            let name = entry.pointee.name
             if name != "." && name != ".." { names.insert(name) }
         }
         return names
@@ -143,5 +141,12 @@ enum LoaderPath {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
+    }
+}
+
+extension dirent {
+    /// The entry's name (d_name up to its NUL).
+    var name: String {
+        withUnsafeBytes(of: d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }

@@ -117,23 +117,13 @@ public struct Calibration: Sendable {
 
         // Existing entries, each once, one thread.
         var hit: [Double] = [], opened: [Double] = [], links: [Double] = []
-        var names: [(String, UInt8)] = []
-        let listfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if listfd >= 0, let d = fdopendir(listfd) {
-            while names.count < count, let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
-                names.append((name, e.pointee.d_type))
-            }
-            closedir(d)
-        }
+        let names = (HostFileSystem().listDirectory(directory) ?? []).sorted().prefix(count)
         var st = stat()
         var buf = [UInt8](repeating: 0, count: 4096)
-        for (name, type) in names {
+        for name in names {
             var t0 = monotonicNs()
             guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             hit.append(Double(monotonicNs() - t0) * 1e-9)
-            _ = type
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 t0 = monotonicNs()
                 if readlinkat(dirfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
@@ -178,9 +168,8 @@ func subdirectories(of path: String, limit: Int) -> [String] {
     defer { closedir(d) }
     var names: [String] = []
     while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name == "." || name == ".." || name.hasPrefix(".") { continue }
-        if e.pointee.d_type == UInt8(DT_DIR) { names.append(name) }
+        let name = e.pointee.name
+        if !name.hasPrefix("."), e.pointee.d_type == UInt8(DT_DIR) { names.append(name) }
     }
     let base = path.hasSuffix("/") ? path : path + "/"
     return names.sorted().prefix(limit).map { base + $0 }
@@ -188,19 +177,9 @@ func subdirectories(of path: String, limit: Int) -> [String] {
 
 /// The type of the file system `path` lives on, from this process's mount table.
 func fileSystemType(of path: String) -> String? {
-    guard let resolved = realpath(path, nil) else { return nil }
-    defer { free(resolved) }
-    let fd = Glibc.open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return MountTable(mountinfo: String(decoding: bytes, as: UTF8.self)).mount(for: String(cString: resolved))?.fsType
+    let host = HostFileSystem()
+    guard let resolved = host.realPath(path), let mountinfo = host.readText("/proc/self/mountinfo") else { return nil }
+    return MountTable(mountinfo: mountinfo).mount(for: resolved)?.fsType
 }
 
 @inline(__always) func monotonicNs() -> UInt64 {
