@@ -8,18 +8,18 @@ struct Calibrate: ParsableCommand {
         discussion: """
             Run it on a compute node against the directory the program's libraries would live in (an NFS, \
             Lustre or FUSE mount). It only reads: lookups of names that were never used (each one server \
-            operation, past every client cache), then one lookup, open or readlink of up to COUNT existing \
-            entries. With --concurrency P, P threads probe at once, as P processes of a job on one node would, \
+            operation, past every client cache), then up to COUNT existing entries below it once each: \
+            directories looked up, links read, files loaded as ld.so loads a library (open, read, fstat, close). With --concurrency P, P threads probe at once, as P processes of a job on one node would, \
             each in its own directory (the further DIRs, else the first one's subdirectories: the client can \
             serialise lookups in one directory). \
-            It prints the latencies and the --latency flag to predict with: \
-            loadprobe report TRACE --remote TREE --fs PROFILE --latency …
+            It prints the latencies and the flags to predict with (--latency, and --open-overhead: what a load \
+            takes beyond its operations): loadprobe report TRACE --remote TREE --fs PROFILE --latency … --open-overhead …
             """
     )
 
     @Argument(help: "A directory on the file system to measure; more directories (or the first one's subdirectories) spread concurrent probes.")
     var directories: [String]
-    @Option(help: "Fresh-name lookups in all (and at most this many existing entries).") var count: Int = 2000
+    @Option(help: "Fresh-name lookups in all (and at most this many existing entries, 200 of them loaded).") var count: Int = 2000
     @Option(help: "Threads probing at once (a job's processes per node).") var concurrency: Int = 1
     @Option(name: [.customLong("fs"), .customLong("profile")], help: ArgumentHelp(
         "The profile to predict with: the flag printed leaves out what it adds by itself (fuse: its 23 µs round trip).",

@@ -18,6 +18,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("round-trip"), help: ArgumentHelp("Transport overhead added to every operation (e.g. 20us).", valueName: "duration"))
     var roundTrip: String?
 
+    @Option(name: .customLong("open-overhead"), help: ArgumentHelp(
+        "Client time per file opened and read beyond its operations (FUSE's open path and FLUSH; calibrate measures it).",
+        valueName: "duration"))
+    var openOverhead: String?
+
     @Flag(name: .customLong("negative-cache"), help: "The client caches failed lookups (NFS lookupcache=all).")
     var negativeCache = false
 
@@ -75,7 +80,9 @@ struct ModelOptions: ParsableArguments {
         if let p = positiveCache, p < 0 { throw ValidationError("'--positive-cache' cannot be negative") }
         if let c = compute, c < 0 { throw ValidationError("'--compute' cannot be negative") }
         if let c = cores, c < 1 { throw ValidationError("'--cores' must be at least 1") }
-        if let rt = roundTrip, FileSystemProfile.parseDuration(rt) == nil { throw ValidationError("'\(rt)' is not a duration (e.g. 20us)") }
+        for d in [roundTrip, openOverhead].compactMap({ $0 }) where FileSystemProfile.parseDuration(d) == nil {
+            throw ValidationError("'\(d)' is not a duration (e.g. 20us)")
+        }
         var p = FileSystemProfile.named(fs)!
         if let l = latency {
             do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
@@ -89,6 +96,7 @@ struct ModelOptions: ParsableArguments {
             do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
         }
         if let rt = roundTrip, let v = FileSystemProfile.parseDuration(rt) { p.roundTrip = v }
+        if let o = openOverhead, let v = FileSystemProfile.parseDuration(o) { p.openOverhead = v }
         if negativeCache { p.negativeCacheSeconds = max(p.negativeCacheSeconds, 30) }
         if noNegativeCache { p.negativeCacheSeconds = 0 }
         if let pc = positiveCache { p.positiveCacheSeconds = pc }

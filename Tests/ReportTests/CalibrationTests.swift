@@ -26,7 +26,7 @@ import TestSupport
         return info.split(separator: "\n").contains { $0.split(separator: " ").count > 4 && $0.split(separator: " ")[4] == mnt }
     }
 
-    @Test("fresh-name lookups are one server operation each, and take the file system's delay")
+    @Test("fresh-name lookups are one server operation each, loads the operations of ld.so's, both take the file system's delay")
     func againstLatfs() throws {
         let dir = try scratch("calibrate")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -38,7 +38,7 @@ import TestSupport
 
         let fs = Process()
         fs.executableURL = URL(fileURLWithPath: try Self.latfs())
-        fs.arguments = ["-f", "--delay-us=2000", "--stats=\(stats)", src, mnt]
+        fs.arguments = ["-f", "--delay-us=2000", "--read-delay-us=2000", "--stats=\(stats)", src, mnt]
         fs.standardOutput = FileHandle.nullDevice
         fs.standardError = FileHandle.nullDevice
         try fs.run()
@@ -61,20 +61,36 @@ import TestSupport
         #expect(out["concurrency"] as? Int == 2)
         let miss = try #require(out["miss"] as? [String: Any])
         let hit = try #require(out["hit"] as? [String: Any])
+        let alone = try #require(out["missAlone"] as? [String: Any])
         let open = try #require(out["open"] as? [String: Any])
+        let load = try #require(out["load"] as? [String: Any])
         let readlink = try #require(out["readlink"] as? [String: Any])
         #expect(miss["calls"] as? Int == 40)
-        #expect(hit["calls"] as? Int == 7)        // five files, the link and the subdirectory
+        #expect(alone["calls"] as? Int == 40)    // the same count one at a time, to price the loads
+        #expect(hit["calls"] as? Int == 1)        // the subdirectory (files are loaded, the link read)
         #expect(out["probeDirectories"] as? Int == 2)  // the two threads probed mnt and mnt/sub
         #expect(open["calls"] as? Int == 5)
+        #expect(load["calls"] as? Int == 5)
         #expect(readlink["calls"] as? Int == 1)
 
-        // latfs's own counters: every probe reached it exactly once.
+        // latfs's own counters: every probe reached it exactly once, each load
+        // with ld.so's operations: a LOOKUP, the OPEN, one READ, a FLUSH at close.
         let counters = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
         let ops = try #require(counters["ops"] as? [String: Any])
-        #expect(ops["lookup_miss"] as? Int == 40)
+        #expect(ops["lookup_miss"] as? Int == 80)
         #expect(ops["readlink"] as? Int == 1)
         #expect(ops["open"] as? Int == 5)
+        #expect(ops["read"] as? Int == 5)
+        #expect(ops["flush"] as? Int == 5)
+
+        // A load waits for its five delayed operations (LOOKUP, OPEN, READ and
+        // the GETATTRs of the read and the fstat); the overhead is what is left
+        // beyond them at the one-at-a-time latency and the local call cost.
+        let loadMedian = try #require(load["medianSeconds"] as? Double)
+        #expect(try #require(load["p10Seconds"] as? Double) >= 5 * 0.002)
+        let aloneMedian = try #require(alone["medianSeconds"] as? Double)
+        let overhead = try #require(out["openOverheadSeconds"] as? Double)
+        #expect(abs(overhead - max(0, loadMedian - 5 * aloneMedian - 8e-6)) < 1e-9, "\(overhead) vs \(loadMedian), \(aloneMedian)")
 
         // Each miss waited for latfs's 2 ms delay (and not for much more on an idle machine).
         let median = try #require(miss["medianSeconds"] as? Double)
@@ -84,7 +100,8 @@ import TestSupport
         // The flags to predict with: measured two at a time, the whole median, and no
         // separate round trip (the measurement holds it).
         let flags = try #require(out["flags"] as? [String])
-        #expect(flags.count == 4 && flags[0] == "--latency" && flags[2...] == ["--round-trip", "0"], "\(flags)")
+        #expect(flags.count == 6 && flags[0] == "--latency" && flags[2...3] == ["--round-trip", "0"]
+                && flags[4] == "--open-overhead", "\(flags)")
         let us = try #require(Double(flags[1].dropFirst("all=".count).dropLast(2)))
         #expect(abs(us - median * 1e6) < 1, "\(flags) vs median \(median)")
 
@@ -93,7 +110,8 @@ import TestSupport
         let oneOut = try #require(try JSONSerialization.jsonObject(with: one.stdout) as? [String: Any])
         let oneMedian = try #require((oneOut["miss"] as? [String: Any])?["medianSeconds"] as? Double)
         let oneFlags = try #require(oneOut["flags"] as? [String])
-        #expect(oneFlags.count == 2, "\(oneFlags)")
+        #expect(oneFlags.count == 4 && oneFlags[2] == "--open-overhead", "\(oneFlags)")
+        #expect(oneOut["missAlone"] is NSNull, "one thread: the misses were measured one at a time already")
         let expected = max(0, oneMedian * 1e6 - 23)
         let got = try #require(Double(oneFlags[1].dropFirst("all=".count).dropLast(2)))
         #expect(abs(got - expected) < 1, "\(oneFlags) vs median \(oneMedian)")

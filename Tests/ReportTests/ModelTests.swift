@@ -77,6 +77,26 @@ struct ModelTests {
         #expect(local.total == 0)
     }
 
+    @Test("the open overhead is paid once per remote file opened, not by misses, stats or local opens")
+    func openOverhead() {
+        var prof = FileSystemProfile.named("fuse")!
+        prof.openOverhead = 70e-6
+        var w = walker(prof) { t in
+            let (d, n) = t.file("/nfs/a/lib.so")
+            t.markFile(d, n, exists: true)
+        }
+        func local(_ path: String, _ kind: ModelCall.Kind, failed: Bool) -> Double {
+            let (d, n) = w.tree.file(path)
+            return w.price(ModelCall(kind: kind, call: .openat, dir: d, name: n, failed: failed, purpose: .other)).localSeconds
+        }
+        let base = prof.localHitSeconds
+        #expect(abs(local("/nfs/a/lib.so", .open, failed: false) - (base + 70e-6)) < 1e-12)
+        #expect(abs(local("/nfs/a/lib.so", .exec, failed: false) - (base + 70e-6)) < 1e-12)
+        #expect(abs(local("/nfs/a/lib.so", .stat, failed: false) - base) < 1e-12)
+        #expect(abs(local("/nfs/a/gone.so", .open, failed: true) - prof.localMissSeconds) < 1e-12)
+        #expect(abs(local("/usr/lib/libc.so.6", .open, failed: false) - base) < 1e-12)
+    }
+
     @Test("client caches: positive entries and negative entries are served once")
     func caches() {
         var prof = FileSystemProfile.named("nfs")!

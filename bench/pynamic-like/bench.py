@@ -502,9 +502,11 @@ def _calibrate(man, delay_us, procs):
         return None
     key = (man["tree"], delay_us, procs)
     if key not in _calibrations:
-        # library directories of the tree, one per probing thread (a job's processes
-        # search different directories at any moment)
-        probe_dirs = [os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"])) if e.startswith("mod")][:procs]
+        # the tree (its files are loaded below it, breadth first), and library
+        # directories for the other probing threads (a job's processes search
+        # different directories at any moment)
+        probe_dirs = [man["tree"]] + [os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"]))
+                                      if e.startswith("mod")][:procs - 1]
         r = subprocess.run([lp, "calibrate", "--json", "--fs", "fuse", "--concurrency", str(procs),
                             "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), *probe_dirs],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -513,9 +515,10 @@ def _calibrate(man, delay_us, procs):
         c = json.loads(r.stdout)
         _calibrations[key] = {"flags": c["flags"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
                               "miss_p90_us": round(c["miss"]["p90Seconds"] * 1e6, 1), "calls": c["miss"]["calls"],
+                              "load_median_us": round(c["load"]["medianSeconds"] * 1e6, 1), "loads": c["load"]["calls"],
                               "concurrency": procs}
-        log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {_calibrations[key]['miss_median_us']} us"
-            f" -> {' '.join(c['flags'])}")
+        log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {_calibrations[key]['miss_median_us']} us,"
+            f" load {_calibrations[key]['load_median_us']} us -> {' '.join(c['flags'])}")
     return _calibrations[key]
 
 

@@ -11,9 +11,11 @@ import Musl
 /// Only reads, and only what defeats the client's caches: each probe looks up
 /// a name never used before (`fstatat(dirfd, fresh name)`: exactly one LOOKUP
 /// that misses, on NFS, Lustre, FUSE alike: the directory is held open, so no
-/// other component is walked), and each existing entry of the directory is
-/// looked up, opened and read once at most (a second time could be served from
-/// the client's cache).
+/// other component is walked), and each existing entry below the directory is
+/// looked up, loaded or read once at most (a second time could be served from
+/// the client's cache). A load is what ld.so does with a library's file: open,
+/// read the ELF header, fstat, close; what it takes beyond the operations the
+/// profile prices for it is the profile's open overhead.
 public struct Calibration: Sendable {
     public struct Series: Sendable, Equatable {
         public var kind: String
@@ -33,10 +35,20 @@ public struct Calibration: Sendable {
     public var miss: Series
     /// First lookups of existing entries (a LOOKUP; a GETATTR as well where attributes are not returned with it).
     public var hit: Series
-    /// First opens of existing regular files, closed again at once.
+    /// First opens of existing regular files (the open call of each load).
     public var opens: Series
+    /// First loads of existing regular files: open, read of the first 832
+    /// bytes (ld.so's ELF header read), fstat, close.
+    public var loads: Series
     /// First readlinks of existing symbolic links.
     public var readlink: Series
+    /// Fresh-name lookups one at a time, when `miss` was measured with several
+    /// threads: the time per operation the loads are measured against.
+    public var missAlone: Series?
+    /// Bytes ld.so reads from a library before mapping it.
+    static let headerBytes = 832
+    /// Loads at most (each costs several operations).
+    static let maxLoads = 200
 
     static func quantile(_ xs: [Double], _ q: Double) -> Double {
         guard !xs.isEmpty else { return .nan }
@@ -115,24 +127,51 @@ public struct Calibration: Sendable {
         for t in tids { pthread_join(t, nil) }
         let miss = (0..<threads).flatMap { results[$0] }
 
-        // Existing entries, each once, one thread.
-        var hit: [Double] = [], opened: [Double] = [], links: [Double] = []
-        let names = (HostFileSystem().listDirectory(directory) ?? []).sorted().prefix(count)
+        // One at a time as well, when the probes above ran together: the loads
+        // below are measured one at a time and compared with this.
+        var alone: Series? = nil
+        if threads > 1 {
+            let out = UnsafeMutablePointer<[Double]>.allocate(capacity: 1)
+            out.initialize(to: [])
+            Job(dirfd: dirfd, index: threads, n: min(count, maxLoads), tag: tag, out: out).run()
+            alone = Series(kind: "miss", samples: out.pointee)
+            out.deinitialize(count: 1); out.deallocate()
+        }
+
+        // Existing entries, each once, one thread, breadth first below the
+        // directories: directories (and other entries) looked up, regular files
+        // loaded, symbolic links read. Only names from readdir, so no entry was
+        // looked up before its probe.
+        var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = []
+        var queue = [directory] + others
+        var probed = 0
         var st = stat()
         var buf = [UInt8](repeating: 0, count: 4096)
-        for name in names {
-            var t0 = monotonicNs()
-            guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            hit.append(Double(monotonicNs() - t0) * 1e-9)
-            if (st.st_mode & S_IFMT) == S_IFLNK {
-                t0 = monotonicNs()
-                if readlinkat(dirfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
-            } else if (st.st_mode & S_IFMT) == S_IFREG {
-                t0 = monotonicNs()
-                let fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-                if fd >= 0 {
-                    opened.append(Double(monotonicNs() - t0) * 1e-9)
+        while !queue.isEmpty && probed < count {
+            let dir = queue.removeFirst()
+            let dfd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard dfd >= 0 else { continue }
+            defer { close(dfd) }
+            for (name, type) in directoryEntries(dir) where probed < count {
+                probed += 1
+                var t0 = monotonicNs()
+                switch Int32(type) {
+                case Int32(DT_REG) where loads.count < maxLoads:
+                    let fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                    guard fd >= 0 else { continue }
+                    let t1 = monotonicNs()
+                    _ = read(fd, &buf, headerBytes)
+                    _ = fstat(fd, &st)
                     close(fd)
+                    opened.append(Double(t1 - t0) * 1e-9)
+                    loads.append(Double(monotonicNs() - t0) * 1e-9)
+                case Int32(DT_LNK):
+                    if readlinkat(dfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
+                default:
+                    t0 = monotonicNs()
+                    guard fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                    hit.append(Double(monotonicNs() - t0) * 1e-9)
+                    if (st.st_mode & S_IFMT) == S_IFDIR { queue.append(dir.hasSuffix("/") ? dir + name : dir + "/" + name) }
                 }
             }
         }
@@ -140,7 +179,19 @@ public struct Calibration: Sendable {
             directory: directory, filesystem: fileSystemType(of: directory),
             concurrency: threads, probeDirectories: probeDirs.count,
             miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
-            opens: Series(kind: "open", samples: opened), readlink: Series(kind: "readlink", samples: links))
+            opens: Series(kind: "open", samples: opened), loads: Series(kind: "load", samples: loads),
+            readlink: Series(kind: "readlink", samples: links), missAlone: alone)
+    }
+
+    /// What a load took beyond what `profile` prices for it, seconds: its
+    /// operations (a LOOKUP, the OPEN, a READ, and the GETATTRs the profile
+    /// sends on open and fstat) at the latency measured one at a time, and the
+    /// local cost of a successful call. Nil when no file was loaded.
+    public func openOverhead(for profile: FileSystemProfile) -> Double? {
+        guard !loads.samples.isEmpty else { return nil }
+        let perOperation = (missAlone ?? miss).median
+        let operations = 3 + (profile.openRevalidates ? 1 : 0) + (profile.fstatReachesServer ? 1 : 0)
+        return max(0, loads.median - Double(operations) * perOperation - profile.localHitSeconds)
     }
 
     /// The report flags that reproduce the measured time per operation with
@@ -155,24 +206,31 @@ public struct Calibration: Sendable {
             let v = max(0, s) * 1e6
             return v >= 100 ? "\(Int(v.rounded()))us" : "\(Double(Int(v * 10)) / 10)us"
         }
+        let overhead = openOverhead(for: profile).map { ["--open-overhead", us($0)] } ?? []
         if concurrency > 1 && profile.roundTrip > 0 {
-            return ["--latency", "all=\(us(miss.median))", "--round-trip", "0"]
+            return ["--latency", "all=\(us(miss.median))", "--round-trip", "0"] + overhead
         }
-        return ["--latency", "all=\(us(miss.median - profile.roundTrip))"]
+        return ["--latency", "all=\(us(miss.median - profile.roundTrip))"] + overhead
     }
 }
 
 /// Up to `limit` subdirectories of `path`, in name order.
 func subdirectories(of path: String, limit: Int) -> [String] {
-    guard limit > 0, let d = opendir(path) else { return [] }
+    let base = path.hasSuffix("/") ? path : path + "/"
+    return directoryEntries(path).filter { $0.type == UInt8(DT_DIR) }.prefix(limit).map { base + $0.name }
+}
+
+/// The entries of `path` but `.` and `..` (names starting with a dot left out),
+/// with readdir's type, in name order.
+func directoryEntries(_ path: String) -> [(name: String, type: UInt8)] {
+    guard let d = opendir(path) else { return [] }
     defer { closedir(d) }
-    var names: [String] = []
+    var out: [(name: String, type: UInt8)] = []
     while let e = readdir(d) {
         let name = e.pointee.name
-        if !name.hasPrefix("."), e.pointee.d_type == UInt8(DT_DIR) { names.append(name) }
+        if !name.hasPrefix(".") { out.append((name, e.pointee.d_type)) }
     }
-    let base = path.hasSuffix("/") ? path : path + "/"
-    return names.sorted().prefix(limit).map { base + $0 }
+    return out.sorted { $0.name < $1.name }
 }
 
 /// The type of the file system `path` lives on, from this process's mount table.

@@ -208,6 +208,7 @@ public struct CostModel: Sendable {
         let kinds: [ServerOperation] = [.lookup, .lookupMiss, .getattr, .access, .open, .readlink, .read]
         let vals = kinds.map { "\($0.name) \(seconds(p.latency($0)))" }
         return vals.joined(separator: ", ") + (p.roundTrip > 0 ? " (round trip \(seconds(p.roundTrip)) included)" : "")
+            + (p.openOverhead > 0 ? "; \(seconds(p.openOverhead)) more per file opened" : "")
     }
 }
 

@@ -27,6 +27,10 @@ public struct FileSystemProfile: Sendable, Equatable {
     public var readBytes: Int
     /// Reads per object opened when its size is unknown.
     public var readsPerObjectDefault: Int
+    /// Client time per file opened and read beyond the operations priced for it,
+    /// seconds (CPU work on the node): FUSE's open path and the FLUSH at close,
+    /// neither of which a delay on the server covers. `calibrate` measures it.
+    public var openOverhead: Double
     /// Local (non-modeled) call costs, seconds: a failed and a successful lookup call.
     public var localMissSeconds: Double
     public var localHitSeconds: Double
@@ -38,7 +42,7 @@ public struct FileSystemProfile: Sendable, Equatable {
                 open: Double? = nil, readlink: Double? = nil, read: Double? = nil, roundTrip: Double = 0, roundTripIsCPU: Bool = false,
                 positiveCacheSeconds: Double = 0, negativeCacheSeconds: Double = 0, serverOpsPerSecond: Double? = nil,
                 openRevalidates: Bool = false, fstatReachesServer: Bool = false, readBytes: Int = 131072,
-                readsPerObjectDefault: Int = 1, summary: String) {
+                readsPerObjectDefault: Int = 1, openOverhead: Double = 0, summary: String) {
         self.name = name
         var l = [Double](repeating: lookup, count: ServerOperation.allCases.count)
         l[ServerOperation.lookupMiss.rawValue] = miss ?? lookup
@@ -58,6 +62,7 @@ public struct FileSystemProfile: Sendable, Equatable {
         self.fstatReachesServer = fstatReachesServer
         self.readBytes = readBytes
         self.readsPerObjectDefault = readsPerObjectDefault
+        self.openOverhead = openOverhead
         // Measured untraced on local disk (ext4, warm): a 300-library start-up's
         // 51,383 calls (50,746 failed) cost 0.21 s beyond its compute.
         self.localMissSeconds = 4e-6

@@ -12,8 +12,11 @@ extension Calibration {
             ("format", .string("loadprobe-calibrate/1")), ("directory", .string(directory)),
             ("filesystem", filesystem.map(JSON.string) ?? .null), ("concurrency", .int(Int64(concurrency))),
             ("probeDirectories", .int(Int64(probeDirectories))),
-            ("miss", series(miss)), ("hit", series(hit)), ("open", series(opens)), ("readlink", series(readlink)),
-            ("profile", .string(profile.name)), ("latency", .string(flags[1])), ("flags", .array(flags.map(JSON.string))),
+            ("miss", series(miss)), ("missAlone", missAlone.map(series) ?? .null), ("hit", series(hit)),
+            ("open", series(opens)), ("load", series(loads)), ("readlink", series(readlink)),
+            ("profile", .string(profile.name)), ("latency", .string(flags[1])),
+            ("openOverheadSeconds", openOverhead(for: profile).map(JSON.double) ?? .null),
+            ("flags", .array(flags.map(JSON.string))),
         ]).serialized(pretty: false)
     }
 
@@ -22,8 +25,11 @@ extension Calibration {
             s.samples.isEmpty ? ["—", "—", "—"] : [s.median, s.p10, s.p90].map { String(Int(($0 * 1e6).rounded())) }
         }
         var t = TextTable(header: ["call", "calls", "median µs", "p10 µs", "p90 µs"], rightAligned: [1, 2, 3, 4])
-        for (label, s) in [("lookup of a missing name", miss), ("first lookup of an entry", hit),
-                           ("first open of a file", opens), ("first readlink", readlink)] {
+        var rows = [("lookup of a missing name", miss)]
+        if let a = missAlone { rows.append(("… one at a time", a)) }
+        rows += [("first lookup of an entry", hit), ("first open of a file", opens),
+                 ("first load (open, read, fstat, close)", loads), ("first readlink", readlink)]
+        for (label, s) in rows {
             t.rows.append([label, String(s.samples.count)] + us(s))
         }
         let why = profile.roundTrip == 0 ? ""

@@ -121,6 +121,7 @@ public enum ReportJSON {
             ("profile", .string(p.name)),
             ("latencySeconds", .object(ServerOperation.allCases.map { ($0.name, num(p.latency($0))) })),
             ("roundTripSeconds", num(p.roundTrip)),
+            ("openOverheadSeconds", num(p.openOverhead)),
             ("positiveCacheSeconds", num(p.positiveCacheSeconds)),
             ("negativeCacheSeconds", num(p.negativeCacheSeconds)),
             ("serverOpsPerSecond", p.serverOpsPerSecond.map { .double($0) } ?? .null),
