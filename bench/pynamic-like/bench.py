@@ -465,14 +465,15 @@ def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
                 cold = None
                 with Mount(man["tree"], d, extra=FS_VARIANTS[fs]) as m:
                     calibrated = _calibrate(man, d, p) if fs == "nocache" and d > 0 else None
+                    # the calibration's own operations are not the program's
+                    before = m.snapshot()["ops"] if calibrated else {}
                     if caching:
                         cw, _ = start_wave(command(man, prog), p)
                         cold = {"wall_s": round(cw, 4), "ops": m.snapshot()["ops"]}
+                        before = cold["ops"]
                     r = measure(command(man, prog), p)
                 starts = p * r["reps"]
-                ops = dict(m.stats["ops"])
-                if cold:
-                    ops = {k: v - cold["ops"].get(k, 0) for k, v in ops.items()}
+                ops = {k: v - before.get(k, 0) for k, v in m.stats["ops"].items()}
                 ops = {k: round(v / starts, 1) for k, v in ops.items() if v}
                 row = {"size": label, "fs": fs, "program": prog, "delay_us": d, "procs": p, **r,
                        "ops_per_start": ops, "mean_actual_delay_us": m.stats["mean_actual_delay_us"]}

@@ -42,9 +42,10 @@ public struct Calibration: Sendable {
     public var loads: Series
     /// First readlinks of existing symbolic links.
     public var readlink: Series
-    /// Fresh-name lookups one at a time, when `miss` was measured with several
-    /// threads: the time per operation the loads are measured against.
-    public var missAlone: Series?
+    /// Fresh-name lookups one at a time, one just before each load in the
+    /// load's directory: the time per operation the loads are measured against
+    /// (taken in the same moments, so a file system that drifts does not bias it).
+    public var missAlone: Series
     /// Bytes ld.so reads from a library before mapping it.
     static let headerBytes = 832
     /// Loads at most (each costs several operations).
@@ -127,22 +128,11 @@ public struct Calibration: Sendable {
         for t in tids { pthread_join(t, nil) }
         let miss = (0..<threads).flatMap { results[$0] }
 
-        // One at a time as well, when the probes above ran together: the loads
-        // below are measured one at a time and compared with this.
-        var alone: Series? = nil
-        if threads > 1 {
-            let out = UnsafeMutablePointer<[Double]>.allocate(capacity: 1)
-            out.initialize(to: [])
-            Job(dirfd: dirfd, index: threads, n: min(count, maxLoads), tag: tag, out: out).run()
-            alone = Series(kind: "miss", samples: out.pointee)
-            out.deinitialize(count: 1); out.deallocate()
-        }
-
         // Existing entries, each once, one thread, breadth first below the
         // directories: directories (and other entries) looked up, regular files
         // loaded, symbolic links read. Only names from readdir, so no entry was
         // looked up before its probe.
-        var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = []
+        var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = [], alone: [Double] = []
         var queue = [directory] + others
         var probed = 0
         var st = stat()
@@ -157,6 +147,11 @@ public struct Calibration: Sendable {
                 var t0 = monotonicNs()
                 switch Int32(type) {
                 case Int32(DT_REG) where loads.count < maxLoads:
+                    let fresh = ".loadprobe-calibrate-\(tag)-load-\(loads.count)"
+                    let m0 = monotonicNs()
+                    _ = fstatat(dfd, fresh, &st, AT_SYMLINK_NOFOLLOW)
+                    let missed = monotonicNs() - m0
+                    t0 = monotonicNs()
                     let fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
                     guard fd >= 0 else { continue }
                     let t1 = monotonicNs()
@@ -165,6 +160,7 @@ public struct Calibration: Sendable {
                     close(fd)
                     opened.append(Double(t1 - t0) * 1e-9)
                     loads.append(Double(monotonicNs() - t0) * 1e-9)
+                    alone.append(Double(missed) * 1e-9)
                 case Int32(DT_LNK):
                     if readlinkat(dfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
                 default:
@@ -180,16 +176,16 @@ public struct Calibration: Sendable {
             concurrency: threads, probeDirectories: probeDirs.count,
             miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
             opens: Series(kind: "open", samples: opened), loads: Series(kind: "load", samples: loads),
-            readlink: Series(kind: "readlink", samples: links), missAlone: alone)
+            readlink: Series(kind: "readlink", samples: links), missAlone: Series(kind: "miss", samples: alone))
     }
 
     /// What a load took beyond what `profile` prices for it, seconds: its
     /// operations (a LOOKUP, the OPEN, a READ, and the GETATTRs the profile
-    /// sends on open and fstat) at the latency measured one at a time, and the
-    /// local cost of a successful call. Nil when no file was loaded.
+    /// sends on open and fstat) at the latency of the lookups made between the
+    /// loads, and the local cost of a successful call. Nil when no file was loaded.
     public func openOverhead(for profile: FileSystemProfile) -> Double? {
         guard !loads.samples.isEmpty else { return nil }
-        let perOperation = (missAlone ?? miss).median
+        let perOperation = missAlone.median
         let operations = 3 + (profile.openRevalidates ? 1 : 0) + (profile.fstatReachesServer ? 1 : 0)
         return max(0, loads.median - Double(operations) * perOperation - profile.localHitSeconds)
     }
