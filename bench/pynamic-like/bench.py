@@ -490,37 +490,34 @@ def section_startup(man, programs, delays, procs, results, label, fs="nocache"):
     return rows
 
 
-_calibrations = {}
-
-
 def _calibrate(man, delay_us, procs):
-    """`loadprobe calibrate` on the mounted latfs, once per (tree, delay,
-    processes): the per-operation latency a user would measure on the file
-    system before predicting (fresh-name lookups in one library directory,
-    `procs` threads at once). None without a loadprobe binary."""
+    """`loadprobe calibrate` on the mounted latfs, in every cell of (b) right
+    before its measurement (latfs's time per operation drifts by ~10 % over
+    minutes on this machine): the per-operation latency and open overhead a
+    user would measure on the file system before predicting (fresh-name
+    lookups and loads below the tree, `procs` threads at once). None without a
+    loadprobe binary."""
     lp = _loadprobe_binary()
     if not lp:
         return None
-    key = (man["tree"], delay_us, procs)
-    if key not in _calibrations:
-        # the tree (its files are loaded below it, breadth first), and library
-        # directories for the other probing threads (a job's processes search
-        # different directories at any moment)
-        probe_dirs = [man["tree"]] + [os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"]))
-                                      if e.startswith("mod")][:procs - 1]
-        r = subprocess.run([lp, "calibrate", "--json", "--fs", "fuse", "--concurrency", str(procs),
-                            "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), *probe_dirs],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"bench: loadprobe calibrate failed: {r.stderr.strip()}")
-        c = json.loads(r.stdout)
-        _calibrations[key] = {"flags": c["flags"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
-                              "miss_p90_us": round(c["miss"]["p90Seconds"] * 1e6, 1), "calls": c["miss"]["calls"],
-                              "load_median_us": round(c["load"]["medianSeconds"] * 1e6, 1), "loads": c["load"]["calls"],
-                              "concurrency": procs}
-        log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {_calibrations[key]['miss_median_us']} us,"
-            f" load {_calibrations[key]['load_median_us']} us -> {' '.join(c['flags'])}")
-    return _calibrations[key]
+    # the tree (its files are loaded below it, breadth first), and library
+    # directories for the other probing threads (a job's processes search
+    # different directories at any moment)
+    probe_dirs = [man["tree"]] + [os.path.join(man["tree"], e) for e in sorted(os.listdir(man["tree"]))
+                                  if e.startswith("mod")][:procs - 1]
+    r = subprocess.run([lp, "calibrate", "--json", "--fs", "fuse", "--concurrency", str(procs),
+                        "--count", str(max(400, 2000 if delay_us < 1000 else 400 * procs)), *probe_dirs],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"bench: loadprobe calibrate failed: {r.stderr.strip()}")
+    c = json.loads(r.stdout)
+    cal = {"flags": c["flags"], "miss_median_us": round(c["miss"]["medianSeconds"] * 1e6, 1),
+           "miss_p90_us": round(c["miss"]["p90Seconds"] * 1e6, 1), "calls": c["miss"]["calls"],
+           "load_median_us": round(c["load"]["medianSeconds"] * 1e6, 1), "loads": c["load"]["calls"],
+           "concurrency": procs}
+    log(f"  calibrate {delay_us:>5} us, {procs} at once: lookup miss median {cal['miss_median_us']} us,"
+        f" load {cal['load_median_us']} us -> {' '.join(c['flags'])}")
+    return cal
 
 
 def section_counts(man, programs, results, label, tmpdir):
@@ -715,14 +712,14 @@ def section_model_accuracy(results):
                     for procs in sorted({r["procs"] for r in rows if r["delay_us"] == d}):
                         shape = ["--procs", str(procs), "--cores", str(os.cpu_count() or 1)]
                         pred = predict(trace, tree, "--latency", f"all={d}us", *shape)
-                        # the same prediction with the latency loadprobe calibrate measured on the
-                        # mounted file system (what a user measures before predicting)
-                        cal = next((r["calibrated"] for r in rows if r["delay_us"] == d and r["procs"] == procs
-                                    and r.get("calibrated")), None)
-                        pred_cal = predict(trace, tree, *cal["flags"], *shape) if cal else None
                         for r in rows:
                             if r["delay_us"] != d or r["procs"] != procs:
                                 continue
+                            # the same prediction with the latency loadprobe calibrate measured on the
+                            # mounted file system right before the measurement (what a user measures
+                            # before predicting)
+                            cal = r.get("calibrated")
+                            pred_cal = predict(trace, tree, *cal["flags"], *shape) if cal else None
                             s = pred[scen_of[r["program"]]]
                             err = (s["jobSeconds"] - r["wall_s"]) / r["wall_s"] * 100
                             row = {"size": label, "program": r["program"], "delay_us": d, "procs": procs,
