@@ -72,6 +72,16 @@ struct CLITests {
         #expect(t.meta("mountinfo")?.contains(" / ") == true)
         #expect(t.meta("libc")?.hasPrefix("glibc ") == true)
         #expect(t.meta("cwd") != nil && t.meta("host") != nil)
+
+        // Recording to the same name again replaces the trace with a new file
+        // (a hard link to the old one keeps the old trace, whole).
+        try FileManager.default.linkItem(atPath: expected, toPath: dir + "/old.lpt")
+        let old = try Data(contentsOf: URL(fileURLWithPath: dir + "/old.lpt"))
+        let again = try run([loadprobe, "-q", "-o", expected, "--", "/bin/false"], env: env)
+        #expect(again.status == 1, "\(again.stderrText)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/old.lpt")) == old)
+        #expect(try TraceReader.read(file: dir + "/old.lpt").meta("program") == "/bin/true")
+        #expect(try TraceReader.read(file: expected).meta("program") == "/bin/false")
     }
 
     @Test("report: missing, not a trace, a directory, truncated — one line each, status 1")
