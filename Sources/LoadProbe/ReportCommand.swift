@@ -19,7 +19,7 @@ struct ModelOptions: ParsableArguments {
     var roundTrip: String?
 
     @Option(name: .customLong("open-overhead"), help: ArgumentHelp(
-        "Client time per file opened and read beyond its operations (FUSE's open path and FLUSH; calibrate measures it).",
+        "Client time per file opened and read beyond its operations (e.g. an NFSv4 CLOSE, a FUSE FLUSH; calibrate measures it).",
         valueName: "duration"))
     var openOverhead: String?
 

@@ -28,8 +28,8 @@ public struct FileSystemProfile: Sendable, Equatable {
     /// Reads per object opened when its size is unknown.
     public var readsPerObjectDefault: Int
     /// Client time per file opened and read beyond the operations priced for it,
-    /// seconds (CPU work on the node): FUSE's open path and the FLUSH at close,
-    /// neither of which a delay on the server covers. `calibrate` measures it.
+    /// seconds (CPU work on the node): e.g. the CLOSE RPC of an NFSv4 close, a
+    /// FUSE FLUSH, an open path slower than the lookups. `calibrate` measures it.
     public var openOverhead: Double
     /// Local (non-modeled) call costs, seconds: a failed and a successful lookup call.
     public var localMissSeconds: Double

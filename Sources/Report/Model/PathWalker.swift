@@ -95,8 +95,8 @@ public struct PathWalker {
         switch call.kind {
         case .open, .exec:
             op(.open, &c)
-            // The client's own work for a file opened and read (FUSE: its open
-            // path and the FLUSH at close), CPU time as the local part is.
+            // What opening and closing the file costs beyond its operations
+            // (the profile's open overhead), CPU time as the local part is.
             c.localSeconds += profile.openOverhead
             if profile.openRevalidates { op(.getattr, &c); if positive { cachedAttrs.insert(k) } }
             // execve asks for the file's attributes three more times on FUSE
