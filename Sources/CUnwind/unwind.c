@@ -23,6 +23,9 @@
 #define LP_PAGE 4096u
 #define LP_CACHED_PAGES 16
 
+/* An address range [lo, hi) of the tracee. */
+struct lp_range { uint64_t lo, hi; };
+
 struct lp_unwinder {
     unw_addr_space_t as;
     /* ld.so's and libc's mappings, from the image's first unwind (they do not move). */
@@ -45,25 +48,20 @@ static struct {
     int used, next;
 } cur;
 
-long lp_unwind_reads;
-
 static int read_word(unw_word_t addr, unw_word_t *val) {
     uint64_t base = addr & ~(uint64_t)(LP_PAGE - 1);
     size_t in = (size_t)(addr - base);
     if (in + sizeof *val > LP_PAGE) { /* straddles two pages */
         struct iovec l = { val, sizeof *val }, r = { (void *)(uintptr_t)addr, sizeof *val };
-        lp_unwind_reads++;
         return process_vm_readv(cur.tid, &l, 1, &r, 1, 0) == (ssize_t)sizeof *val ? 0 : -1;
     }
     for (int i = 0; i < cur.used; i++)
         if (cur.page_addr[i] == base) { memcpy(val, cur.page[i] + in, sizeof *val); return 0; }
     int slot = cur.used < LP_CACHED_PAGES ? cur.used++ : (cur.next++ % LP_CACHED_PAGES);
     struct iovec l = { cur.page[slot], LP_PAGE }, r = { (void *)(uintptr_t)base, LP_PAGE };
-    lp_unwind_reads++;
     if (process_vm_readv(cur.tid, &l, 1, &r, 1, 0) != (ssize_t)LP_PAGE) {
         cur.page_addr[slot] = UINT64_MAX;
         struct iovec l1 = { val, sizeof *val }, r1 = { (void *)(uintptr_t)addr, sizeof *val };
-        lp_unwind_reads++;
         return process_vm_readv(cur.tid, &l1, 1, &r1, 1, 0) == (ssize_t)sizeof *val ? 0 : -1;
     }
     cur.page_addr[slot] = base;
@@ -82,7 +80,6 @@ static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, in
     if (write) return _UPT_access_reg(as, reg, val, write, cur.upt);
     (void)arg;
     if (!cur.have_regs) {
-        lp_unwind_reads++;
         if (ptrace(PTRACE_GETREGS, cur.tid, 0, &cur.regs) != 0) return -UNW_EBADREG;
         cur.have_regs = 1;
     }
@@ -111,7 +108,7 @@ static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, in
 }
 #endif
 
-struct lp_unwinder *lp_unwinder_new(void) {
+struct lp_unwinder *lp_unwinder_new(pid_t pid) {
     unw_accessors_t acc = _UPT_accessors;
     acc.access_mem = access_mem;
 #if defined(__x86_64__)
@@ -123,6 +120,7 @@ struct lp_unwinder *lp_unwinder_new(void) {
     struct lp_unwinder *u = calloc(1, sizeof *u);
     if (!u) { unw_destroy_addr_space(as); return NULL; }
     u->as = as;
+    u->pid = pid;
     u->maps_fd = -1;
     return u;
 }
@@ -140,11 +138,14 @@ static int outside(uint64_t ip, const struct lp_range *skip, int nskip) {
     return 1;
 }
 
-int lp_unwind_caller(struct lp_unwinder *u, pid_t tid, const struct lp_range *skip, int nskip,
-                     int max_frames, struct lp_frame_found *out) {
+/* Unwinds the stopped thread `tid` from its current frame, skipping frames
+ * whose instruction pointer lies in one of `skip`. Returns 1 when a frame
+ * outside them was found, 0 when the stack ended inside them (out: the
+ * outermost frame), -1 when unwinding failed or exceeded max_frames. */
+static int unwind_caller(struct lp_unwinder *u, pid_t tid, const struct lp_range *skip, int nskip,
+                         int max_frames, struct lp_frame_found *out) {
     memset(out, 0, sizeof *out);
     if (!u) return -1;
-    lp_unwind_reads = 0;
     cur.tid = tid;
     cur.have_regs = 0;
     cur.used = 0;
@@ -277,13 +278,6 @@ int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *load
     if (object_cap) object[0] = 0;
     *offset = 0;
     if (!u) return -1;
-    if (u->pid != pid) { /* a new process (the unwinder is per image) */
-        if (u->maps_fd >= 0) close(u->maps_fd);
-        u->maps_fd = -1;
-        u->pid = pid;
-        u->nskip = 0;
-        u->have_libc = 0;
-    }
     int have_maps = 0;
     if (!u->have_libc) {
         /* ld.so's and libc's mappings, once per image (again until libc is mapped). */
@@ -304,7 +298,7 @@ int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *load
             }
         }
     }
-    int rc = lp_unwind_caller(u, tid, u->skip, u->nskip, max_frames, out);
+    int rc = unwind_caller(u, tid, u->skip, u->nskip, max_frames, out);
     if (rc != 1) return rc;
     uint64_t lo = 0, off = 0;
     if (object_cap > 1 && query_vma(u, out->ip, object, object_cap, &lo, &off) == 0) {

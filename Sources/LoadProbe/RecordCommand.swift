@@ -19,7 +19,7 @@ struct Record: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp(
         "Trace file pattern: %p program pid, %r MPI/Slurm rank, %j job id, %h short host name, %% a percent sign.",
         valueName: "pattern"))
-    var output: String = "loadprobe-%p.lpt"
+    var output: String = RecordOptions.defaultOutputPattern
 
     @Flag(name: .customLong("no-ptrace"), help: "Record only through the audit library (near-zero overhead; no system calls).")
     var noPtrace = false
@@ -58,7 +58,7 @@ struct Record: ParsableCommand {
 
     var invocation: RecordInvocation {
         RecordInvocation(command: commandLine, output: output,
-                         mode: noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full,
+                         mode: RecordOptions.Mode(noPtrace: noPtrace, noAudit: noAudit),
                          pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet)
     }
 
@@ -112,7 +112,7 @@ struct Record: ParsableCommand {
 /// What one `loadprobe [record]` invocation asks for, however it was parsed.
 struct RecordInvocation: Equatable {
     var command: [String]
-    var output: String = "loadprobe-%p.lpt"
+    var output: String = RecordOptions.defaultOutputPattern
     var mode: RecordOptions.Mode = .full
     var pin = true
     var answerMisses = true
@@ -138,7 +138,7 @@ struct RecordInvocation: Equatable {
             if arg == "--" {
                 guard !rest.isEmpty, !(noPtrace && noAudit) else { return nil }
                 inv.command = Array(rest)
-                inv.mode = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
+                inv.mode = RecordOptions.Mode(noPtrace: noPtrace, noAudit: noAudit)
                 return inv
             }
             var name = arg

@@ -77,26 +77,27 @@ final class AuditDrain {
                 if let s = Self.open(file) { segments[file] = s }
             }
         }
+        // The header fields only: a copy of the whole segment would share its
+        // id tables and make take() copy them on the first append.
         let ordered = segments.values.sorted { ($0.imageStartNs, $0.segment) < ($1.imageStartNs, $1.segment) }
-            .map { ($0.file, $0.imageId, $0.segment) }
-        var lastSegment: [UInt64: UInt32] = [:]
-        for (_, image, n) in ordered { lastSegment[image] = max(lastSegment[image] ?? 0, n) }
-        for (file, image, n) in ordered {
-            // the header fields only: a copy of the whole segment would share its
-            // id tables and make take() copy them on the first append
-            let s = segments[file].map { (pid: $0.pid, ppid: $0.ppid, segment: $0.segment, forked: $0.forked,
-                                          imageStartNs: $0.imageStartNs, fd: $0.fd) }!
+            .map { (file: $0.file, image: $0.imageId, segment: $0.segment, pid: $0.pid, ppid: $0.ppid,
+                    forked: $0.forked, imageStartNs: $0.imageStartNs, fd: $0.fd) }
+        for s in ordered {
             if processEvents && s.segment == 0 && !announced.contains(s.pid) {
                 announced.insert(s.pid)
                 try writer.write(ProcessEvent(pid: s.pid, tid: s.pid, parent: s.ppid,
                                               how: s.forked ? .fork : .root, timeNs: s.imageStartNs))
             }
             // in place: the segment's id tables are not copied
-            let cut = try take(&segments[file]!)
-            guard final else { continue }
+            try take(&segments[s.file]!)
+        }
+        guard final else { return }
+        var lastSegment: [UInt64: UInt32] = [:]
+        for s in ordered { lastSegment[s.image] = max(lastSegment[s.image] ?? 0, s.segment) }
+        for s in ordered {
             // Bytes past `used` can only be a record its process did not finish
             // (killed while writing it), in the image's last segment.
-            if cut && lastSegment[image] == n {
+            if lastSegment[s.image] == s.segment && endsInIncompleteRecord(segments[s.file]!) {
                 notes.append("pid \(s.pid): the audit record being written when the process ended was incomplete and is left out")
             }
             var dropped: UInt32 = 0
@@ -106,11 +107,20 @@ final class AuditDrain {
         }
     }
 
-    /// Moves the complete records past `consumed`; returns true when the
-    /// process ended in the middle of writing one (bytes past `used`).
-    private func take(_ s: inout Segment) throws -> Bool {
+    /// Whether the process ended in the middle of writing a record: every
+    /// complete record was taken, and bytes follow `used`.
+    private func endsInIncompleteRecord(_ s: Segment) -> Bool {
         var used: UInt64 = 0
         guard pread(s.fd, &used, 8, 16) == 8 else { return false }
+        let end = min(Int(min(used, UInt64(Int32.max))), s.capacity)
+        var tail: UInt64 = 0
+        return s.consumed == end && end < s.capacity && pread(s.fd, &tail, 8, off_t(s.headerSize + end)) == 8 && tail != 0
+    }
+
+    /// Moves the complete records past `consumed`.
+    private func take(_ s: inout Segment) throws {
+        var used: UInt64 = 0
+        guard pread(s.fd, &used, 8, 16) == 8 else { return }
         let end = min(Int(min(used, UInt64(Int32.max))), s.capacity)
         if end > s.consumed && !s.broken {
             let want = end - s.consumed
@@ -130,8 +140,6 @@ final class AuditDrain {
                 notes.append("pid \(s.pid): audit file \(s.file) is damaged at byte \(s.headerSize + s.consumed); the records after it are left out")
             }
         }
-        var tail: UInt64 = 0
-        return s.consumed == end && end < s.capacity && pread(s.fd, &tail, 8, off_t(s.headerSize + end)) == 8 && tail != 0
     }
 
     /// Decodes whole records of `raw` (wire format 2) into trace events;

@@ -62,11 +62,15 @@ struct CallerTracker {
             mapped = true
             guard entry != 0 else { return }
             let maps = ProcMaps.read(pid)
-            guard let at = maps.first(where: { entry >= $0.lo && entry < $0.hi }), !at.path.isEmpty else { return }
+            guard let at = maps.first(where: { entry >= $0.lo && entry < $0.hi }) else { return }
             if let exe = Proc.readLink("/proc/\(pid)/exe"), exe == at.path { return }
             loaderPath = at.path
-            loaderLo = maps.filter { $0.path == at.path }.map(\.lo).min() ?? 0
-            loaderHi = maps.filter { $0.path == at.path }.map(\.hi).max() ?? 0
+            loaderLo = at.lo
+            loaderHi = at.hi
+            for m in maps where m.path == at.path {
+                loaderLo = min(loaderLo, m.lo)
+                loaderHi = max(loaderHi, m.hi)
+            }
         }
     }
 
@@ -75,8 +79,8 @@ struct CallerTracker {
     struct ThreadKey {
         var slot: UInt64 = 0
         var value: UInt64 = 0
-        var keyed = false
-        /// The thread made a call from outside the loader since the key was set.
+        /// The thread made a call from outside the loader since the key was set
+        /// (true until a key is set).
         var outside = true
         /// The last caller written for the thread (return address; 0: none).
         var written: UInt64 = 0
@@ -91,7 +95,7 @@ struct CallerTracker {
     /// `keyWord`: the word in the key's slot, when the tracer read it with the call's path.
     mutating func loaderCall(tid: Int32, pid: Int32, sp: UInt64, image: inout Image, key: inout ThreadKey,
                              keyWord: UInt64?, writer: TraceWriter, now: UInt64) -> CallerEvent? {
-        if key.keyed && !key.outside {
+        if !key.outside {
             if key.slot == 0 { return nil } // no slot known: one unwind per run of loader calls
             if sp < key.slot, (keyWord ?? Self.word(tid, key.slot)) == key.value { return nil }
         }
@@ -100,20 +104,21 @@ struct CallerTracker {
             if tid == pid, image.stack > 8 {
                 let slot = image.stack - 8
                 if sp < slot, let v = Self.word(tid, slot), image.isLoader(v) {
-                    key = ThreadKey(slot: slot, value: v, keyed: true, outside: false, written: key.written, writtenSlot: key.writtenSlot)
+                    key.slot = slot
+                    key.value = v
+                    key.outside = false
                     return nil
                 }
             }
         }
         let t0 = lp_monotonic_ns()
         defer { unwinds += 1; unwindNs += lp_monotonic_ns() - t0 }
-        if image.unwinder == nil { image.unwinder = lp_unwinder_new() }
+        if image.unwinder == nil { image.unwinder = lp_unwinder_new(pid) }
         var found = lp_frame_found()
         var offset: UInt64 = 0
         let rc = objectBuffer.withUnsafeMutableBufferPointer { buf in
             lp_find_caller(image.unwinder, tid, pid, image.loaderPath, Self.maxFrames, &found, buf.baseAddress, buf.count, &offset)
         }
-        key.keyed = true
         key.outside = false
         key.slot = found.slot
         key.value = found.ip
@@ -129,10 +134,10 @@ struct CallerTracker {
         }
         // The stack ended inside ld.so and libc (the start-up load), or could
         // not be unwound: no caller. Say so when the thread had one.
-        if rc != 1 && key.written != 0 {
+        if key.written != 0 {
             key.written = 0
             key.writtenSlot = 0
-            return CallerEvent(pid: pid, tid: tid, object: .none, offset: 0, depth: UInt32(max(found.depth, 0)), timeNs: now)
+            return CallerEvent(pid: pid, tid: tid, object: .none, offset: 0, depth: UInt32(found.depth), timeNs: now)
         }
         return nil
     }
@@ -144,15 +149,12 @@ struct CallerTracker {
     }
 }
 
-/// /proc/PID/maps, the lines with a name.
+/// /proc/PID/maps, the mappings of files.
 enum ProcMaps {
     struct Mapping {
         var lo: UInt64
         var hi: UInt64
-        var offset: UInt64
-        /// The file ("" for anonymous mappings); `name` keeps [vdso], [stack], ….
         var path: String
-        var name: String
     }
 
     static func read(_ pid: Int32) -> [Mapping] {
@@ -164,9 +166,9 @@ enum ProcMaps {
             guard fields.count >= 5 else { continue }
             let range = fields[0].split(separator: "-")
             guard range.count == 2, let lo = UInt64(range[0], radix: 16), let hi = UInt64(range[1], radix: 16),
-                  let off = UInt64(fields[2], radix: 16) else { continue }
-            let name = fields.count > 5 ? String(fields[5].trimmingCharacters()) : ""
-            out.append(Mapping(lo: lo, hi: hi, offset: off, path: name.hasPrefix("/") ? name : "", name: name))
+                  fields.count > 5 else { continue }
+            let name = String(fields[5].trimmingCharacters())
+            if name.hasPrefix("/") { out.append(Mapping(lo: lo, hi: hi, path: name)) }
         }
         return out
     }

@@ -475,25 +475,24 @@ final class PtraceSession {
     /// The stack slot whose word decides whether a loader call needs an unwind
     /// (0: none to read).
     private func callerKeySlot(tid: Int32, ip: UInt64, sp: UInt64) -> UInt64 {
-        guard let t = threads[tid], t.caller.keyed, !t.caller.outside, t.caller.slot > sp,
+        guard let t = threads[tid], !t.caller.outside, t.caller.slot > sp,
               let image = processes[t.pid]?.image, image.mapped, image.isLoader(ip) else { return 0 }
         return t.caller.slot
     }
 
     private func loaderCall(tid: Int32, pid: Int32, ip: UInt64, sp: UInt64, ownRecordFile: Bool, keyWord: UInt64?,
                             now: UInt64) throws {
-        guard var image = processes[pid]?.image, var key = threads[tid]?.caller else { return }
-        if !image.mapped { image.map(pid: pid); processes[pid]?.image = image }
-        guard image.isLoader(ip) else {
-            if !ownRecordFile && !key.outside { threads[tid]?.caller.outside = true }
+        guard processes[pid] != nil, threads[tid] != nil else { return }
+        if !processes[pid]!.image.mapped { processes[pid]!.image.map(pid: pid) }
+        guard processes[pid]!.image.isLoader(ip) else {
+            if !ownRecordFile { threads[tid]!.caller.outside = true }
             return
         }
-        if let event = callers.loaderCall(tid: tid, pid: pid, sp: sp, image: &image, key: &key, keyWord: keyWord,
-                                          writer: writer, now: now) {
+        // in place: neither the image nor the thread's key is copied
+        if let event = callers.loaderCall(tid: tid, pid: pid, sp: sp, image: &processes[pid]!.image,
+                                          key: &threads[tid]!.caller, keyWord: keyWord, writer: writer, now: now) {
             try writer.write(event)
         }
-        processes[pid]?.image = image
-        threads[tid]?.caller = key
     }
 
     // MARK: reading the tracee

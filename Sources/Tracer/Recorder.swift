@@ -9,7 +9,14 @@ public struct RecordOptions: Sendable {
         case full = "ptrace+audit"
         case auditOnly = "audit"
         case ptraceOnly = "ptrace"
+
+        /// The mode `--no-ptrace` / `--no-audit` ask for (not both).
+        public init(noPtrace: Bool, noAudit: Bool) {
+            self = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
+        }
     }
+    /// The trace's name when `-o` is not given.
+    public static let defaultOutputPattern = "loadprobe-%p.lpt"
     public var command: [String]
     /// Output path pattern: %p program pid, %r rank, %j job id, %h short host name, %%.
     public var outputPattern: String
@@ -23,7 +30,7 @@ public struct RecordOptions: Sendable {
     /// Name the object that called each dlopen (CallerTracker).
     public var recordCallers: Bool = true
 
-    public init(command: [String], outputPattern: String = "loadprobe-%p.lpt", mode: Mode = .full,
+    public init(command: [String], outputPattern: String = RecordOptions.defaultOutputPattern, mode: Mode = .full,
                 auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
         self.command = command
         self.outputPattern = outputPattern
@@ -277,25 +284,21 @@ public enum Recorder {
         if let mounts = Proc.readSmallFile("/proc/self/mountinfo") { try w.meta("mountinfo", mounts) }
     }
 
-    static func makeTempDir(environment: [String: String]) throws -> String {
+    /// The audit library's directory, `loadprobe-XXXXXX`: on tmpfs when
+    /// /dev/shm is one (a page of the audit files is backed in ~3 µs there
+    /// instead of ~8 µs on ext4, and removing the files at the end takes ~0.5 ms
+    /// instead of ~2-3 ms); else in $TMPDIR or /tmp.
+    static func makeAuditDir(environment: [String: String]) throws -> String {
+        func make(in base: String) -> String? {
+            var template = Array((base + "/loadprobe-XXXXXX").utf8CString)
+            return template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
+        }
+        if lp_is_tmpfs("/dev/shm") != 0 && access("/dev/shm", W_OK | X_OK) == 0, let d = make(in: "/dev/shm") { return d }
         let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((base + "/loadprobe-XXXXXX").utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        guard let d = make(in: base) else {
             throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(String(cString: strerror(errno)))")
         }
-        return String(cString: p)
-    }
-
-    /// The audit library's directory: on tmpfs when /dev/shm is one (a page of
-    /// the audit files is backed in ~3 µs there instead of ~8 µs on ext4, and
-    /// removing the files at the end takes ~0.5 ms instead of ~2-3 ms); else as
-    /// makeTempDir.
-    static func makeAuditDir(environment: [String: String]) throws -> String {
-        if lp_is_tmpfs("/dev/shm") != 0 && access("/dev/shm", W_OK | X_OK) == 0 {
-            var template = Array("/dev/shm/loadprobe-XXXXXX".utf8CString)
-            if let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) { return String(cString: p) }
-        }
-        return try makeTempDir(environment: environment)
+        return d
     }
 
     static func removeTree(_ dir: String) {

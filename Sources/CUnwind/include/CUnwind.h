@@ -9,9 +9,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* An address range [lo, hi) of the tracee. */
-struct lp_range { uint64_t lo, hi; };
-
 struct lp_frame_found {
     /* The first frame outside the skipped ranges: its instruction pointer (a
      * return address), and the stack slot that return address was read from
@@ -26,25 +23,18 @@ struct lp_frame_found {
 /* One unwinder per process image: libunwind's caches (register-state cache
  * per instruction address) stay valid until the image changes. */
 struct lp_unwinder;
-struct lp_unwinder *lp_unwinder_new(void);
+struct lp_unwinder *lp_unwinder_new(pid_t pid);
 void lp_unwinder_free(struct lp_unwinder *u);
 
-/* Unwinds the stopped thread `tid` from its current frame, skipping frames
- * whose instruction pointer lies in one of `skip`. Returns 1 when a frame
- * outside them was found, 0 when the stack ended inside them (out: the
- * outermost frame), -1 when unwinding failed or exceeded max_frames. */
-int lp_unwind_caller(struct lp_unwinder *u, pid_t tid, const struct lp_range *skip, int nskip,
-                     int max_frames, struct lp_frame_found *out);
-
-/* lp_unwind_caller with the ranges taken from /proc/PID/maps: ld.so's
- * mappings (the file `loader_path`) and libc's (libc.so.*, libdl.so.*) are
- * skipped. When a caller is found (returns 1), its object's path is copied to
- * `object` (NUL-terminated) and `*offset` is the caller's address as an offset
- * in that file. */
+/* Unwinds the stopped thread `tid` of process `pid` (the unwinder's) from its
+ * current frame, skipping the frames in ld.so's mappings (the file
+ * `loader_path`) and libc's (libc.so.*, libdl.so.*), taken from
+ * /proc/PID/maps. Returns 1 when a frame outside them was found, 0 when the
+ * stack ended inside them (out: the outermost frame), -1 when unwinding failed
+ * or exceeded max_frames. When a caller is found, its object's path is copied
+ * to `object` (NUL-terminated) and `*offset` is the caller's address as an
+ * offset in that file. */
 int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *loader_path, int max_frames,
                    struct lp_frame_found *out, char *object, size_t object_cap, uint64_t *offset);
-
-/* Memory reads of the last lp_unwind_caller call (system calls), for measuring. */
-extern long lp_unwind_reads;
 
 #endif

@@ -67,6 +67,12 @@ public enum Phase: Sendable, Hashable, Comparable {
         default: name
         }
     }
+
+    /// A dlopen group (any number).
+    public var isDlopen: Bool {
+        if case .dlopen = self { return true }
+        return false
+    }
 }
 
 /// One recorded call of the program (loadprobe's own calls are left out),

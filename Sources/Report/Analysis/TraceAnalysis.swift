@@ -24,8 +24,13 @@ public struct TraceAnalysis: Sendable {
         builder.run()
         processes = builder.units
         ownCalls = builder.ownCalls
-        // Name the calling functions from the objects' symbol tables, where readable.
-        var symbols = CodeSymbols.Cache()
+        mounts = MountTable(mountinfo: trace.meta("mountinfo") ?? "")
+    }
+
+    /// Names the dlopen callers' functions from the objects' symbol tables,
+    /// where readable (`symbols` is shared by a report's traces: a job's ranks
+    /// name the same objects).
+    mutating func nameCallers(_ symbols: inout CodeSymbols.Cache) {
         for i in processes.indices {
             for j in processes[i].groups.indices {
                 guard var c = processes[i].groups[j].caller else { continue }
@@ -33,7 +38,6 @@ public struct TraceAnalysis: Sendable {
                 processes[i].groups[j].caller = c
             }
         }
-        mounts = MountTable(mountinfo: trace.meta("mountinfo") ?? "")
     }
 
     public var host: String? { trace.meta("host") }
@@ -83,21 +87,15 @@ private struct AttributionBuilder {
         // Each event's time, read once (the merge below compares them often).
         times.reserveCapacity(trace.events.count)
         for (i, e) in trace.events.enumerated() {
-            let pid: Int32
+            let pid = e.pid
+            times.append(e.timeNs)
             switch e {
-            case .syscall(let s): pid = s.pid; times.append(s.entryNs)
-            case .audit(let a): pid = a.pid; times.append(a.timeNs)
             case .process(let p):
-                pid = p.pid
-                times.append(p.timeNs)
                 if p.how != .thread && parents[p.pid] == nil { parents[p.pid] = (p.parent, p.how, p.timeNs) }
             case .exit(let x):
-                pid = x.pid
-                times.append(x.timeNs)
                 if x.tid == x.pid { exits[x.pid] = x }
-            case .exec(let x): pid = x.pid; times.append(x.timeNs)
-            case .note(let n): pid = n.pid; times.append(0)
-            case .caller(let c): pid = c.pid; times.append(c.timeNs)
+            default:
+                break
             }
             if lastSlot < 0 || pid != lastPid {
                 if let k = slot[pid] { lastSlot = k } else {
@@ -237,7 +235,7 @@ private struct ProcessRun {
     var dlopenPossible: Bool { phase == .main || (phase == .startup && startupLoaded) }
 
     mutating func openDlopenGroup() {
-        outerPhase = phase.kind == "dlopen" ? outerPhase : phase
+        outerPhase = phase.isDlopen ? outerPhase : phase
         dlopenCount += 1
         phase = .dlopen(dlopenCount)
         groupCaller = nil
@@ -260,7 +258,7 @@ private struct ProcessRun {
         // The phase the group opened in (a failed dlopen's group may close later, elsewhere).
         let opened = groupPhase ?? phase
         groupPhase = nil
-        let isDlopen = opened.kind == "dlopen"
+        let isDlopen = opened.isDlopen
         cur.groups.append(LoadGroup(phase: opened == .exec ? .startup : opened, startNs: s, endNs: max(s, t), names: groupNames,
                                     caller: isDlopen ? groupCaller : nil))
         groupStart = nil
@@ -348,7 +346,7 @@ private struct ProcessRun {
                 purpose = classifyOther(s, trace: trace)
                 sIdx = -1
             }
-        } else if s.call.isStat && isEmptyPath(s, trace) && (phase == .startup || phase.kind == "dlopen") {
+        } else if s.call.isStat && isEmptyPath(s, trace) && (phase == .startup || phase.isDlopen) {
             purpose = .objectStat
         } else {
             purpose = classifyOther(s, trace: trace)
@@ -366,7 +364,7 @@ private struct ProcessRun {
                 if s.failed { cur.searches[Int(sIdx)].candidates[Int(cIdx)].failedCalls += 1 }
             }
         }
-        if !groupCallerSet, phase.kind == "dlopen", purpose != .other, purpose != .pythonImport, purpose != .exec {
+        if !groupCallerSet, phase.isDlopen, purpose != .other, purpose != .pythonImport, purpose != .exec {
             // The dlopen's first loader call: the tracer wrote its caller just before it.
             groupCaller = lastCaller[s.tid]
             groupCallerSet = true
@@ -385,8 +383,8 @@ private struct ProcessRun {
                 // After main, a search opens a dlopen group: ld.so searches before it
                 // reports la_activity(LA_ACT_ADD) (that comes when the first new
                 // object is mapped). A search after a failed dlopen opens the next.
-                if dlopenPossible || (phase.kind == "dlopen" && !addSeen && search >= 0 && cur.searches[search].found == nil) {
-                    if phase.kind == "dlopen" || groupStart != nil { closeGroup(at: a.timeNs) }
+                if dlopenPossible || (phase.isDlopen && !addSeen && search >= 0 && cur.searches[search].found == nil) {
+                    if phase.isDlopen || groupStart != nil { closeGroup(at: a.timeNs) }
                     openDlopenGroup()
                     addSeen = false
                 }

@@ -105,6 +105,8 @@ public struct WasteRanking: Sendable {
             // Indexed by the directory part's string id (dense), in id order.
             var byPart = [(calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)?](repeating: nil, count: a.trace.strings.count + 1)
             var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
+            // The tracer writes callerUnwinds when it looked for callers.
+            let unwound = a.trace.meta("callerUnwinds") != nil
             for p in a.processes {
                 var groupName: [Int: String] = [:]
                 for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
@@ -151,8 +153,7 @@ public struct WasteRanking: Sendable {
                     if let c = g.caller {
                         key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
                     } else {
-                        // The tracer writes callerUnwinds when it looked for callers.
-                        key = p.callersRecorded || a.trace.meta("callerUnwinds") != nil ? "(caller not found)"
+                        key = p.callersRecorded || unwound ? "(caller not found)"
                             : a.mode == "audit" ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
                     }
                     var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
@@ -239,11 +240,7 @@ public struct WasteRanking: Sendable {
         byPurpose = buckets(pu)
         byLoadGroup = buckets(groups)
         byCaller = callers.map { k, v in
-            var name = k
-            if let o = v.object {
-                let base = SearchDirectory.basename(o)
-                name = v.symbol.map { "\(base): \($0)" } ?? "\(base)+0x\(String(v.offsets.min() ?? 0, radix: 16))"
-            }
+            let name = v.object.map { CallerSite(object: $0, offset: v.offsets.min() ?? 0, symbol: v.symbol).label } ?? k
             return CallerWaste(name: name, object: v.object, symbol: v.symbol, offsets: v.offsets.sorted(), groups: v.groups,
                                firstNames: v.names, calls: v.calls, failed: v.failed, share: share(v.failed))
         }.sorted { $0.failed != $1.failed ? $0.failed > $1.failed : ($0.calls != $1.calls ? $0.calls > $1.calls : $0.name < $1.name) }

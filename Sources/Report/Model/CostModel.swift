@@ -91,14 +91,6 @@ public struct CostModel: Sendable {
         return prof
     }
 
-    public func price(_ scenario: Scenario, processes: [[ModelProcess]], tree: PathTree,
-                      assumptions: ScenarioAssumptions) -> ScenarioResult {
-        var t = Tally()
-        var walker = PathWalker(tree: tree, profile: profile(for: scenario))
-        for trace in processes { add(trace, walker: &walker, to: &t) }
-        return result(scenario, t, assumptions: assumptions)
-    }
-
     /// Prices one trace's processes (cold client, and warm when a node runs
     /// several) and adds them `times` times (identical traces of a job).
     public func add(_ trace: [ModelProcess], walker: inout PathWalker, to t: inout Tally, times: Int = 1) {

@@ -5,12 +5,9 @@ import TraceFormat
 /// glibc's capability subdirectory list and the program's own search path.
 public struct ModelWorld: Sendable {
     public var tree = PathTree()
-    /// Per trace, per process: the recorded calls, index-aligned with `ProcessAnalysis.calls`.
-    public var recorded: [[[ModelCall]]] = []
     /// glibc's subdirectories tried in each search directory, in order ("" last).
     public var capabilitySubdirectories: [String] = [""]
-    /// The program's RPATH/RUNPATH directories (what `view` replaces) per trace and process.
-    public var programSearchPath: [[[String]]] = []
+    /// Where the program's RPATH/RUNPATH directories (what `view` replaces) come from.
     public var programSearchPathSource = "none"
     /// The remote roots and why each is remote.
     public var remote: [(path: String, why: String)] = []
@@ -24,8 +21,6 @@ public struct ModelWorld: Sendable {
         /// Ask this machine's file system about directories and file sizes (when the
         /// trace comes from this host, or always with `.always`).
         public var consultHost: HostUse = .sameHost
-        /// The program's search path, when known better than the trace shows (ELF).
-        public var programSearchPath: (@Sendable (ProcessAnalysis) -> [String]?)?
         public init() {}
     }
 
@@ -43,30 +38,6 @@ public struct ModelWorld: Sendable {
 
     public init(options: Options) {
         self.options = options
-    }
-
-    /// All traces at once (the single-report case and tests).
-    public init(analyses: [TraceAnalysis], options: Options, hostName: String?) {
-        self.init(options: options)
-        for a in analyses { addRoots(a) }
-        for a in analyses { recorded.append(add(a)) }
-        settle(consultHost: options.consultHost == .always
-               || (options.consultHost == .sameHost && hostName != nil && analyses.allSatisfy { $0.host == hostName }))
-        for a in analyses {
-            var perTrace: [[String]] = []
-            for p in a.processes {
-                if let exact = options.programSearchPath?(p) {
-                    perTrace.append(exact)
-                    programSearchPathSource = "the program's ELF file (DT_RPATH/DT_RUNPATH)"
-                } else {
-                    perTrace.append(ModelWorld.inferProgramSearchPath(p))
-                    if programSearchPathSource == "none" {
-                        programSearchPathSource = "inferred from the trace (the directories of the program's first searches)"
-                    }
-                }
-            }
-            programSearchPath.append(perTrace)
-        }
     }
 
     /// Adds a trace's remote roots (its mount table) and `--remote`'s to the tree,

@@ -35,10 +35,8 @@ public struct PathTree: Sendable {
     public private(set) var mountRoots: [(path: String, node: Int32)] = []
     /// Symlinks at the file level: (dir node, name id) → target.
     var fileSymlinks: [UInt64: String] = [:]
-    /// Files known to exist / to be missing: (dir node, name id).
-    var knownFiles: [UInt64: Bool] = [:]
-    /// Keys of `knownFiles` and `fileSymlinks` together: the walker's test for a
-    /// failed call ("missed at its last component") in one probe.
+    /// Files known to exist, symlinks included: (dir node, name id). The
+    /// walker's test for a failed call ("missed at its last component").
     var knownOrLinked = U64Set()
     /// Directory paths → their nodes (`directory`): the traces of a job repeat
     /// the same few thousand directories.
@@ -146,15 +144,12 @@ public struct PathTree: Sendable {
         // Only files that exist are remembered: a failed call whose directories
         // exist missed at its last component, which is what an unknown file means.
         guard exists else { return }
-        knownFiles[PathTree.key(dir, name)] = true
         knownOrLinked.insert(PathTree.key(dir, name))
         markExists(dir)
     }
 
     public mutating func setSymlink(_ dir: Int32, _ name: Int32, target: String) {
         fileSymlinks[PathTree.key(dir, name)] = target
-        knownFiles[PathTree.key(dir, name)] = true
-        knownOrLinked.insert(PathTree.key(dir, name))
         knownOrLinked.insert(PathTree.key(dir, name))
         markExists(dir)
     }

@@ -149,7 +149,7 @@ public struct PathWalker {
         }
         if remote && !(positive && cachedNames.contains(k)) { op(.lookup, &c) }
         if positive { cachedNames.insert(k) }
-        if follow, tree.knownOrLinked.contains(k), let target = tree.symlinkTarget(realDir, name), depth < 40 {
+        if follow, let target = tree.symlinkTarget(realDir, name), depth < 40 {
             depth += 1
             if remote { op(.readlink, &c) }
             let abs = target.hasPrefix("/") ? target : tree.path(realDir) + "/" + target
@@ -203,8 +203,8 @@ public struct PathWalker {
             let remote = tree.isRemote(node) && !tree.isMountRoot(node)
             if !tree.exists(node) {
                 let k = PathTree.key(tree.parent(node), tree.nodes[Int(node)].name)
-                if remote && !(negative && cachedMisses.contains(k)) { op(.lookupMiss, &c) }
-                if negative { cachedMisses.insert(k) }
+                let cached = negative && !cachedMisses.insert(k)
+                if remote && !cached { op(.lookupMiss, &c) }
                 return nil
             }
             if remote && !(positive && cachedDirs[Int(node)]) { op(.lookup, &c) }

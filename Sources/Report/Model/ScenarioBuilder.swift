@@ -21,17 +21,6 @@ public struct ScenarioBuilder {
         self.world = world
     }
 
-    /// A scenario's calls for every process of every trace (the traces the world was made of).
-    public mutating func build(_ scenario: Scenario, analyses: [TraceAnalysis], assumptions a: inout ScenarioAssumptions) -> [[ModelProcess]] {
-        var out: [[ModelProcess]] = []
-        for (t, analysis) in analyses.enumerated() {
-            prepare(analysis)
-            out.append(build(scenario, trace: analysis, recorded: world.recorded[t], searchPaths: world.programSearchPath[t], assumptions: &a))
-        }
-        describe(scenario, assumptions: &a)
-        return out
-    }
-
     /// A scenario's calls for the processes of one trace (`prepare`d); `recorded`
     /// and `searchPaths` are per process (ModelWorld.add, the program's search path).
     public mutating func build(_ scenario: Scenario, trace analysis: TraceAnalysis, recorded: [[ModelCall]], searchPaths: [[String]],
@@ -39,7 +28,7 @@ public struct ScenarioBuilder {
         var procs: [ModelProcess] = []
         for (pi, p) in analysis.processes.enumerated() {
             let rec = recorded[pi]
-            currentProcess = pi
+            startProcess(pi)
             let calls: [ModelCall]
             switch scenario {
             case .recorded, .negativeCache: calls = rec
@@ -77,7 +66,6 @@ public struct ScenarioBuilder {
     // MARK: scenarios
 
     mutating func shrinkwrap(_ p: ProcessAnalysis, _ rec: [ModelCall]) -> [ModelCall] {
-        index(p)
         var out: [ModelCall] = []
         out.reserveCapacity(rec.count)
         var done = [Bool](repeating: false, count: p.searches.count)
@@ -87,7 +75,7 @@ public struct ScenarioBuilder {
             guard !done[Int(c.search)] else { continue }
             done[Int(c.search)] = true
             let s = p.searches[Int(c.search)]
-            let lifted = s.phase == .startup || (liftDlopen && s.phase.kind == "dlopen")
+            let lifted = s.phase == .startup || (liftDlopen && s.phase.isDlopen)
             if lifted {
                 if let found = s.found { emitAbsolute(found, into: &out) } else { out += callsOf(search: c.search, p, rec) }
             } else {
@@ -101,7 +89,6 @@ public struct ScenarioBuilder {
                        assumptions a: inout ScenarioAssumptions) -> [ModelCall] {
         let r = Set(searchPath)
         guard !r.isEmpty else { return rec }
-        index(p)
         // The first of the program's directories that exists starts its block.
         // (dirNode may add the node: look it up before reading the tree.)
         let firstProgramDir = searchPath.first { let n = dirNode($0); return world.tree.exists(n) } ?? searchPath[0]
@@ -170,7 +157,6 @@ public struct ScenarioBuilder {
     }
 
     mutating func loaderCache(_ p: ProcessAnalysis, _ rec: [ModelCall]) -> [ModelCall] {
-        index(p)
         var out: [ModelCall] = []
         var done = [Bool](repeating: false, count: p.searches.count)
         var cacheRead = false
@@ -202,7 +188,7 @@ public struct ScenarioBuilder {
         }
         for (i, c) in p.calls.enumerated() {
             if c.search >= 0 || c.purpose == .loaderConfig || c.phase == .startup { continue }
-            if c.purpose == .objectStat && c.phase.kind == "dlopen" { continue }
+            if c.purpose == .objectStat && c.phase.isDlopen { continue }
             var m = rec[i]
             if m.kind == .exec && !m.failed {
                 // One executable holding the libraries' code and data.
@@ -223,15 +209,15 @@ public struct ScenarioBuilder {
     /// The indices of each search's calls, for the process being built.
     var bySearch: [[Int]] = []
 
-    mutating func index(_ p: ProcessAnalysis) {
-        bySearch = bySearchOfProcess[currentProcess]
+    /// Before building a scenario's calls for process `pi` of the trace.
+    mutating func startProcess(_ pi: Int) {
+        bySearch = bySearchOfProcess[pi]
         nodeOfDirectoryId.removeAll(keepingCapacity: true)
         seenStamp.removeAll(keepingCapacity: true)
     }
 
     /// Each process's calls by search, made once per trace (every scenario uses them).
     var bySearchOfProcess: [[[Int]]] = []
-    var currentProcess = 0
     /// Call before building a trace's scenarios.
     public mutating func prepare(_ analysis: TraceAnalysis) {
         bySearchOfProcess = analysis.processes.map { p in

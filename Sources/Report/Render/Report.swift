@@ -89,20 +89,17 @@ public struct Report: Sendable {
     }
 
     public init(analyses: [TraceAnalysis], options: ReportOptions) {
-        var b = ReportBuilder(options: options)
-        b.keepTraces = analyses.count
-        b.callBudget = .max
-        for a in analyses { b.add(a) }
-        // Every trace is in memory: nothing is read again.
-        self = try! b.finish()
+        self.init(analyses: analyses, options: options, scenarioListing: nil)
     }
 
+    /// With a listing, identical traces are listed each (not priced once).
     init(analyses: [TraceAnalysis], options: ReportOptions, scenarioListing: (Scenario, (String) -> Void)?) {
         var b = ReportBuilder(options: options)
         b.keepTraces = analyses.count
-        b.dedup = false
+        b.dedup = scenarioListing == nil
         b.callBudget = .max
         for a in analyses { b.add(a) }
+        // Every trace is in memory: nothing is read again.
         self = try! b.finish(scenarioListing: scenarioListing)
     }
 

@@ -53,6 +53,8 @@ public struct ReportBuilder {
     }
     var groups: [Group] = []
     var groupOf: [Fingerprint: Int] = [:]
+    /// The callers' objects' symbol tables, read once for all traces.
+    var symbols = CodeSymbols.Cache()
     var keptCalls = 0
 
     public init(options: ReportOptions) {
@@ -68,6 +70,7 @@ public struct ReportBuilder {
     /// Folds one trace in. `partial` says how to read it again if needed.
     public mutating func add(_ analysis: TraceAnalysis, partial: Bool = false) {
         var a = analysis
+        a.nameCallers(&symbols)
         traceCount += 1
         summaries.append(TraceSummary(trace: a.trace, file: a.file))
         // The events are not needed any more: the attribution holds the calls.
