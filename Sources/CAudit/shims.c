@@ -158,7 +158,7 @@ long lp_read_string_word(pid_t pid, uintptr_t addr, char *out, size_t cap,
             struct iovec remote[2] = { { (void *)word_addr, 8 }, { (void *)at, chunk } };
             r = process_vm_readv(pid, local, 2, remote, 2, 0);
             if (r >= 8) { *word_ok = 1; r -= 8; }
-            else if (r >= 0) { /* the word is unreadable: read the string alone */
+            else { /* the word is unreadable (-1 EFAULT, or a short read): read the string alone */
                 struct iovec l1 = { out, chunk }, r1 = { (void *)at, chunk };
                 r = process_vm_readv(pid, &l1, 1, &r1, 1, 0);
             }
