@@ -35,12 +35,12 @@ let package = Package(
             name: "CAudit",
             cSettings: [.define("_GNU_SOURCE")]
         ),
-        .systemLibrary(name: "CLibElf", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
+        .systemLibrary(name: "CLibElf", providers: [.apt(["libelf-dev"])]),
         // libunwind-ptrace: the tracer unwinds a thread once per dlopen to name its caller.
-        .systemLibrary(name: "CLibUnwind", pkgConfig: "libunwind-ptrace", providers: [.apt(["libunwind-dev"])]),
+        .systemLibrary(name: "CLibUnwind", providers: [.apt(["libunwind-dev"])]),
         // libunwind-ptrace.so leaves its MiniDebugInfo (xz) reader's symbols to the program.
         .target(name: "CUnwind", dependencies: ["CLibUnwind"], cSettings: [.define("_GNU_SOURCE")],
-                linkerSettings: [.linkedLibrary("lzma")]),
+                linkerSettings: [.linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("lzma")]),
         .target(name: "TraceFormat", swiftSettings: hotPath),
         .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat"], swiftSettings: hotPath),
         .target(name: "Report", dependencies: ["TraceFormat", "CLibElf"]),
@@ -50,7 +50,7 @@ let package = Package(
                 "Tracer", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie", "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lswiftCore"], .when(configuration: .release))]
+            linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-lz", "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lswiftCore"], .when(configuration: .release))]
         ),
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),

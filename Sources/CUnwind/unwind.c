@@ -319,3 +319,10 @@ int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *load
     }
     return 1;
 }
+
+/* libunwind-x86_64.a's unw_resume refers to the local-unwinding setcontext, which
+ * libunwind.a defines next to its own copy of libgcc's _Unwind_* API (a static link
+ * cannot take both). loadprobe only unwinds other processes and never resumes a
+ * cursor: nothing calls this. */
+int _Ux86_64_setcontext(const void *ucp);
+int _Ux86_64_setcontext(const void *ucp) { (void)ucp; abort(); }

@@ -143,21 +143,33 @@ public enum Recorder {
         let argvC = argv.map { strdup($0) } + [nil]
         let envC = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argvC.forEach { free($0) }; envC.forEach { free($0) } }
-        var spawn = lp_spawn_options(install_filter: mode != .auditOnly && filtered ? 1 : 0, stop_before_exec: 1, cpu: cpu)
+        // With the audit library alone nothing needs the program stopped: it starts at
+        // once and runs while the trace is made and its header written (the machine's
+        // other CPUs are otherwise idle at start-up). The tracer must seize it first.
+        let stopped = mode != .auditOnly
+        var startNs = lp_monotonic_ns()
+        var spawn = lp_spawn_options(install_filter: mode != .auditOnly && filtered ? 1 : 0,
+                                     stop_before_exec: stopped ? 1 : 0, cpu: cpu)
         var resultFd: Int32 = -1
         let pid = lp_spawn(path, argvC, envC, &spawn, &resultFd)
-        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): fork failed: \(String(cString: strerror(errno)))") }
+        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): \(String(cString: strerror(errno)))") }
         // From now on a signal sent to loadprobe goes to the program.
         lp_forward_signals_to(pid)
         defer { lp_forward_signals_to(0) }
 
-        // The child is stopped before exec: open the trace now that %p is known.
         var st: Int32 = 0
         var waited: Int32
-        repeat { waited = waitpid(pid, &st, WUNTRACED) } while waited < 0 && errno == EINTR
-        if lp_wifstopped(st) == 0 {
-            let err = lp_spawn_exec_result(resultFd)
-            throw RecordError("loadprobe: cannot start \(name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
+        var execError: Int32 = 0
+        if stopped {
+            // The child is stopped before exec: open the trace now that %p is known.
+            repeat { waited = waitpid(pid, &st, WUNTRACED) } while waited < 0 && errno == EINTR
+            if lp_wifstopped(st) == 0 {
+                let err = lp_spawn_exec_result(resultFd)
+                throw RecordError("loadprobe: cannot start \(name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
+            }
+        } else {
+            // lp_spawn returned after the exec (or its failure): the outcome is in the pipe.
+            execError = lp_spawn_exec_result(resultFd)
         }
         let traceFile = OutputPattern.expand(options.outputPattern, pid: pid, environment: environment)
         let writer: TraceWriter
@@ -168,12 +180,8 @@ public enum Recorder {
             _ = waitpid(pid, nil, 0)
             throw error
         }
+        if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
 
-        let startNs = lp_monotonic_ns()
-        // With the audit library alone nothing needs the program stopped: let it
-        // run while the trace's header is written (the machine's other CPUs are
-        // otherwise idle at start-up).
-        if mode == .auditOnly { kill(pid, SIGCONT) }
         try writeMeta(writer, options: options, mode: mode, path: path, environment: environment,
                       auditLib: auditLib, auditDir: auditDir, startNs: startNs, notes: notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
@@ -183,10 +191,9 @@ public enum Recorder {
         var ownCalls = 0
         let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
         if mode == .auditOnly {
-            let err = lp_spawn_exec_result(resultFd)
-            if err != 0 {
+            if execError != 0 {
                 _ = waitpid(pid, nil, 0)
-                try execFailed(err, path: path, pid: pid, writer: writer)
+                try execFailed(execError, path: path, pid: pid, writer: writer)
             }
             // Move audit records while the program runs, every 20 ms; its end
             // wakes the wait at once (pidfd), so loadprobe adds no wait to it.

@@ -86,12 +86,14 @@ struct lp_spawn_options {
                              also stops sched_getaffinity/sched_setaffinity so the
                              program can be shown its own mask */
 };
-/* fork; in the child: [no_new_privs + seccomp filter], [pin], [SIGSTOP], execve(path, argv, envp).
- * An exec failure's errno comes back through a CLOEXEC pipe: returns the child
- * pid and sets *exec_errno to 0 when exec happened, or to its errno (the child
- * has then exited with 127). When stop_before_exec is set, the caller must
- * seize and continue the child before the exec outcome is known: pass NULL and
- * call lp_spawn_exec_result(fd) later with *result_fd. Returns -1 when fork fails. */
+/* Starts path with argv and envp; in the child: signal dispositions and mask as
+ * loadprobe found them, [pin], [no_new_privs + seccomp filter], [SIGSTOP], execve.
+ * With stop_before_exec the child is forked and stops itself so the caller can
+ * PTRACE_SEIZE it; without, it shares loadprobe's memory until its exec
+ * (CLONE_VM | CLONE_VFORK) and lp_spawn returns once it has exec'd or failed.
+ * Returns the child's pid (-1 and errno when it cannot be made) and in *result_fd
+ * a pipe: lp_spawn_exec_result(fd) tells whether exec happened (after the seize
+ * and SIGCONT when stopped). */
 pid_t lp_spawn(const char *path, char *const argv[], char *const envp[],
                const struct lp_spawn_options *opts, int *result_fd);
 /* Reads the exec outcome from the pipe lp_spawn gave: 0 when exec happened, else errno. Closes fd. */
