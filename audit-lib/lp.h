@@ -28,9 +28,8 @@ struct lp_config {
     char dir[LP_PATH_MAX];      /* LOADPROBE_AUDIT_DIR (made absolute at la_version) */
     char argv0[LP_PATH_MAX];    /* copy of argv[0] (a program may overwrite its argv area) */
     char path[LP_PATH_MAX + 64];/* scratch for the segment file name */
-    struct lp_ient *table;      /* string interning table (anonymous, wipe-on-fork), or 0 */
-    struct lp_idinfo *ids[2];   /* directories, names: in the same mapping after the table */
-    char *arena;                /* and then the arena */
+    char prev[LP_PATH_MAX * 4]; /* the previous record's path (LP_S.prevlen bytes; under the
+                                   lock): the next one is coded against it */
 };
 
 extern struct lp_config lp_cfg LP_HIDDEN;
@@ -51,34 +50,6 @@ struct lp_seg {
     lp_u32 unused;
 };
 
-/* String interning (see writer.c): open addressing, linear probing. An entry belongs to
- * the current segment only when its `gen` equals lp_state.gen, so starting a segment
- * empties the table without touching it; a forked child finds it zeroed. */
-#define LP_TABLE_SLOTS 32768u                   /* power of two */
-#define LP_TABLE_MAX_FILL (LP_TABLE_SLOTS / 4 * 3)
-#define LP_INTERN_MAX_LEN 16383u                /* longer strings are always written in full */
-struct lp_ient {
-    lp_u32 gen;   /* lp_state.gen of the segment the entry belongs to */
-    lp_u32 hash;  /* upper bits of the 64-bit hash (role included) */
-    lp_u32 off;   /* offset of a copy of the string's bytes in the arena */
-    lp_u32 meta;  /* id << 16 | role << 15 | len (len <= LP_INTERN_MAX_LEN) */
-};
-/* Per id of the current segment (ids below lp_state.ndirs / nnames are valid), for the
- * prediction that skips hashing: ld.so tries the same name in one directory after the
- * other, and the directories of a search path in the same order every time. */
-#define LP_PREDICT_IDS 32768u
-struct lp_idinfo {
-    lp_u32 off;   /* offset of a copy of the string's bytes in the arena; ~0: none */
-    lp_u32 len;
-    lp_u32 succ;  /* 1 + the id that followed this one last time (same role), 0: none */
-};
-/* Copies of the interned strings, packed (comparing against them, rather than against
- * their definitions scattered through the segment file, stays in cache and TLB). */
-#define LP_ARENA_BYTES (4u << 20)
-/* One anonymous mapping: the table, the id arrays of directories and names, the arena. */
-#define LP_INTERN_BYTES (LP_TABLE_SLOTS * sizeof(struct lp_ient) + \
-                         2 * LP_PREDICT_IDS * sizeof(struct lp_idinfo) + LP_ARENA_BYTES)
-
 struct lp_state {
     struct lp_seg *cur;   /* current segment, 0 = not set up in this process (atomic) */
     int pid;              /* cached getpid() */
@@ -88,12 +59,7 @@ struct lp_state {
     lp_u32 nsegs;
     lp_u32 forked;
     /* encoder state of the current segment (under the lock) */
-    lp_u32 gen;           /* interning generation: one per segment, from 1 */
-    lp_u32 ndirs;         /* directory ids handed out in the current segment */
-    lp_u32 nnames;        /* name ids handed out in the current segment */
-    lp_u32 fill;          /* table entries of this generation */
-    lp_u32 last[2];       /* 1 + the directory / name id of the previous reference, 0: none */
-    lp_u32 arena_used;    /* bytes of the arena holding this segment's strings */
+    lp_u64 prevlen;       /* length of the previous path (lp_cfg.prev), 0 at a segment's start */
     lp_u64 last_t;        /* time of the previous record (the segment's time base at first) */
     struct lp_seg segs[LP_MAX_SEGS];
 };

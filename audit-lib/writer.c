@@ -1,16 +1,17 @@
 /*
  * The record writer: segment files a-<pid>-<n>.lpa mapped MAP_SHARED, compact
- * variable-length records (loadprobe_wire.h), per-segment string interning, fork
- * detection through a MADV_WIPEONFORK page.
+ * variable-length records (loadprobe_wire.h), paths front- and back-coded against the
+ * previous record's path, fork detection through a MADV_WIPEONFORK page.
  *
  * Hot path (lp_emit): one load of the current segment descriptor, the writer lock (an
  * exchange; ld.so already serialises its audit calls, so it is uncontended in practice),
- * the vDSO clock, a word-at-a-time scan of the path, per path part (directory, name) a
- * comparison with the predicted id's string or else a hash-table probe, a few byte stores
- * and a release store of header.used. A path part seen before in the segment costs its
- * id (1-3 bytes); a new one is written once in full. System calls happen only when a
- * segment is set up, when the next chunk of the segment is populated
- * (MADV_POPULATE_WRITE, 16 KiB .. 2 MiB) and when a segment is full.
+ * the vDSO clock, one pass over the path that compares it with the previous record's
+ * path and copies it over that copy, a few byte stores and a release store of
+ * header.used. ld.so tries one name in directory after directory, so consecutive
+ * candidates share their start and their end: a record carries only the bytes between
+ * (a few). Nothing is looked up, so the hot path touches a handful of cache lines.
+ * System calls happen only when a segment is set up, when the next chunk of the segment
+ * is populated (MADV_POPULATE_WRITE, 16 KiB .. 2 MiB) and when a segment is full.
  */
 #include "lp.h"
 
@@ -195,10 +196,8 @@ static struct lp_seg *new_segment(lp_u32 segno, int ppid, lp_u64 parent_image_id
     d->populated = populated;
     d->mapped = size;
     d->segment = segno;
-    /* a fresh encoder state: ids and time deltas count per segment */
-    S->gen++;
-    S->ndirs = S->nnames = S->fill = 0;
-    S->last[0] = S->last[1] = S->arena_used = 0;
+    /* a fresh encoder state: paths and time deltas count per segment */
+    S->prevlen = 0;
     return d;
 
 fail_map:
@@ -209,14 +208,9 @@ fail_file:
     return 0;
 }
 
-struct lp_path {
-    const char *s; /* 0: the record has no path */
-    lp_u64 len;    /* bytes (at most LP_PATH_MAX * 4) */
-    lp_u64 slash;  /* index of the last '/', or ~0 */
-};
-static struct lp_path split_path(unsigned kind, const char *name);
+static inline lp_u64 path_length(unsigned kind, const char *s);
 static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid, lp_u64 t,
-                       struct lp_path path);
+                       const char *name, lp_u64 len);
 
 /* First segment of an image (fresh image at la_version, or a forked child):
  * makes it and writes the LP_REC_IMAGE record, then publishes it. Lock held. */
@@ -235,7 +229,7 @@ static struct lp_seg *start_image(int forked, lp_u64 parent_image_id)
 
     struct lp_seg *d = new_segment(0, ppid, parent_image_id);
     if (!d) return 0;
-    put_record(d, LP_REC_IMAGE, 0, 0, lp_now(), split_path(LP_REC_IMAGE, lp_cfg.argv0));
+    put_record(d, LP_REC_IMAGE, 0, 0, lp_now(), lp_cfg.argv0, path_length(LP_REC_IMAGE, lp_cfg.argv0));
     __atomic_store_n(&S->cur, d, __ATOMIC_RELEASE);
     return d;
 }
@@ -262,20 +256,6 @@ int lp_writer_start(void)
         for (lp_u64 i = 0; i < cl; i++) lp_cfg.dir[i] = cwd[i];
         lp_cfg.dir[cl] = '/';
         lp_cfg.dirlen += cl + 1;
-    }
-    /* The interning table: anonymous, wiped on fork like the state page (a forked
-     * child starts with an empty one). Without it every string is written in full. */
-    long m = lp_mmap(0, LP_INTERN_BYTES, LP_PROT_READ | LP_PROT_WRITE, LP_MAP_PRIVATE | LP_MAP_ANONYMOUS,
-                     -1, 0);
-    if (!(m < 0 && m > -4096)) {
-        if (lp_madvise((void *)m, LP_INTERN_BYTES, LP_MADV_WIPEONFORK) == 0) {
-            lp_cfg.table = (struct lp_ient *)m;
-            lp_cfg.ids[0] = (struct lp_idinfo *)(lp_cfg.table + LP_TABLE_SLOTS);
-            lp_cfg.ids[1] = lp_cfg.ids[0] + LP_PREDICT_IDS;
-            lp_cfg.arena = (char *)(lp_cfg.ids[1] + LP_PREDICT_IDS);
-        } else {
-            lp_munmap((void *)m, LP_INTERN_BYTES);
-        }
     }
     if (lock_state() < 0) return -1;
     struct lp_seg *d = start_image(0, 0);
@@ -314,151 +294,85 @@ static inline char *put_var(char *p, lp_u64 v)
 typedef lp_u64 __attribute__((aligned(1), may_alias)) lp_u64_unaligned;
 typedef lp_u64 __attribute__((may_alias)) lp_u64_alias;
 
-/* FNV-1a over 8-byte words, then a final avalanche; `seed` separates the roles. */
-static inline lp_u64 hash_bytes(const char *s, lp_u64 n, lp_u64 seed)
-{
-    lp_u64 h = 0xcbf29ce484222325ull ^ seed;
-    lp_u64 i = 0;
-    for (; i + 8 <= n; i += 8) h = (h ^ *(const lp_u64_unaligned *)(s + i)) * 0x100000001b3ull;
-    for (; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
-
-static inline int same_bytes(const char *a, const char *b, lp_u64 n)
-{
-    if (n >= 8) {
-        /* whole words, the last one overlapping the previous */
-        for (lp_u64 i = 0; i + 8 < n; i += 8)
-            if (*(const lp_u64_unaligned *)(a + i) != *(const lp_u64_unaligned *)(b + i)) return 0;
-        return *(const lp_u64_unaligned *)(a + n - 8) == *(const lp_u64_unaligned *)(b + n - 8);
-    }
-    for (lp_u64 i = 0; i < n; i++)
-        if (a[i] != b[i]) return 0;
-    return 1;
-}
-
-/* Id `id` of `role` was just referred to: learn it as the successor of the previous one. */
-static inline void follow(unsigned role, lp_u32 id)
-{
-    struct lp_state *S = &LP_S;
-    lp_u32 prev = S->last[role];
-    if (prev && prev - 1 < LP_PREDICT_IDS) lp_cfg.ids[role][prev - 1].succ = id + 1;
-    S->last[role] = id + 1;
-}
-
-/* Writes a reference to the string s[0..n) of table `role` (0 directories, 1 names) at
- * p: its id when the segment has it already, else the string itself (and
- * remembers where). Returns the new end. First tries the predicted id (a name: the
- * previous one; a directory: the one that followed the previous one last time), then
- * the hash table. */
-static inline __attribute__((always_inline)) char *put_ref(char *p, unsigned role, const char *s, lp_u64 n)
-{
-    struct lp_state *S = &LP_S;
-    struct lp_ient *tab = lp_cfg.table;
-    struct lp_ient *slot = 0;
-    lp_u32 h32 = 0;
-    if (LP_LIKELY(tab != 0) && n <= LP_INTERN_MAX_LEN) {
-        lp_u32 last = S->last[role];
-        if (last) {
-            lp_u32 k = role ? last : (last - 1 < LP_PREDICT_IDS ? lp_cfg.ids[0][last - 1].succ : 0);
-            if (k && k - 1 < LP_PREDICT_IDS) {
-                const struct lp_idinfo *g = &lp_cfg.ids[role][k - 1];
-                if (g->len == n && g->off != ~0u && same_bytes(lp_cfg.arena + g->off, s, n)) {
-                    follow(role, k - 1);
-                    return put_var(p, (lp_u64)(k - 1) + LP_AUDIT_REF_ID0);
-                }
-            }
-        }
-        lp_u64 h = hash_bytes(s, n, role ? 0x9e3779b97f4a7c15ull : 0);
-        h32 = (lp_u32)(h >> 32);
-        lp_u32 meta_len = (lp_u32)n, gen = S->gen;
-        for (lp_u32 i = (lp_u32)h & (LP_TABLE_SLOTS - 1);; i = (i + 1) & (LP_TABLE_SLOTS - 1)) {
-            struct lp_ient *e = &tab[i];
-            if (e->gen != gen) { slot = e; break; }
-            if (e->hash == h32 && (e->meta & 0xffffu) == (role << 15 | meta_len) &&
-                same_bytes(lp_cfg.arena + e->off, s, n)) {
-                follow(role, e->meta >> 16);
-                return put_var(p, (lp_u64)(e->meta >> 16) + LP_AUDIT_REF_ID0);
-            }
-        }
-    }
-    lp_u32 id = role ? S->nnames++ : S->ndirs++;
-    p = put_var(p, LP_AUDIT_REF_NEW);
-    p = put_var(p, n);
-    lp_u32 aoff = ~0u;
-    if (tab && n <= LP_INTERN_MAX_LEN && S->arena_used + n <= LP_ARENA_BYTES) {
-        aoff = S->arena_used;
-        S->arena_used += (lp_u32)n;
-        for (lp_u64 i = 0; i < n; i++) lp_cfg.arena[aoff + i] = s[i];
-    }
-    if (slot && aoff != ~0u && S->fill < LP_TABLE_MAX_FILL && id < 0xffffu) {
-        slot->gen = S->gen;
-        slot->hash = h32;
-        slot->off = aoff;
-        slot->meta = id << 16 | role << 15 | (lp_u32)n;
-        S->fill++;
-    }
-    if (tab && id < LP_PREDICT_IDS) {
-        struct lp_idinfo *g = &lp_cfg.ids[role][id];
-        g->off = aoff;
-        g->len = (lp_u32)n;
-        g->succ = 0;
-        follow(role, id);
-    }
-    for (lp_u64 i = 0; i < n; i++) p[i] = s[i];
-    return p + n;
-}
-
 /* Upper bound of a record's size with a path of `len` bytes. */
 #define LP_RECORD_BOUND(len) (48u + (len))
 
-/* The path of a record of this kind (IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE: a missing
- * name counts as ""), measured once, before the lock is taken. */
-static inline struct lp_path split_path(unsigned kind, const char *name)
+/* The length of a record's path (IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE: a missing name
+ * counts as ""; ~0 for the kinds without one), measured before the lock is taken. */
+static inline lp_u64 path_length(unsigned kind, const char *s)
 {
-    struct lp_path r = {0, 0, ~0ull};
-    if (kind == LP_REC_ACTIVITY || kind == LP_REC_PREINIT) return r;
-    const char *s = name ? name : "";
-    r.s = s;
+    if (kind == LP_REC_ACTIVITY || kind == LP_REC_PREINIT) return ~0ull;
+    if (!s) return 0;
     /* A word at a time: aligned 8-byte loads never cross into another page. */
-    const lp_u64 ones = 0x0101010101010101ull, low7 = 0x7f7f7f7f7f7f7f7full;
+    const lp_u64 low7 = 0x7f7f7f7f7f7f7f7full;
     const char *q = s;
-    lp_u64 slash = ~0ull;
-    for (; (lp_uptr)q & 7; q++) {
-        if (!*q) goto done;
-        if (*q == '/') slash = (lp_u64)(q - s);
-    }
+    for (; (lp_uptr)q & 7; q++)
+        if (!*q) return (lp_u64)(q - s);
     for (;; q += 8) {
         lp_u64 w = *(const lp_u64_alias *)q;
-        lp_u64 x = w ^ (ones * '/');
-        /* exactly the NUL and the '/' bytes get their high bit set */
-        lp_u64 z = ~(((w & low7) + low7) | w | low7);
-        lp_u64 sl = ~(((x & low7) + low7) | x | low7);
+        lp_u64 z = ~(((w & low7) + low7) | w | low7); /* high bit set exactly at NUL bytes */
         if (z) {
-            sl &= (z & (0 - z)) - 1; /* only bytes before the NUL */
-            if (sl) slash = (lp_u64)(q - s) + (lp_u64)(63 - __builtin_clzll(sl)) / 8;
-            q += __builtin_ctzll(z) / 8;
-            break;
+            lp_u64 len = (lp_u64)(q - s) + (lp_u64)__builtin_ctzll(z) / 8;
+            return len > LP_PATH_MAX * 4 ? LP_PATH_MAX * 4 : len;
         }
-        if (sl) slash = (lp_u64)(q - s) + (lp_u64)(63 - __builtin_clzll(sl)) / 8;
     }
-done:;
-    lp_u64 len = (lp_u64)(q - s);
-    if (LP_UNLIKELY(len > LP_PATH_MAX * 4)) {
-        len = LP_PATH_MAX * 4;
-        for (slash = len; slash-- > 0 && s[slash] != '/';) {}
-    }
-    r.len = len;
-    r.slash = slash;
-    return r;
 }
 
-/* Appends one record to segment d (space and pages checked by the caller). */
+/* Writes the path s[0..len) at p, coded against the previous path of the segment (kept
+ * in lp_cfg.prev), and makes it the previous path. Returns the new end. */
+static inline char *put_path(char *p, const char *s, lp_u64 len)
+{
+    struct lp_state *S = &LP_S;
+    char *prev = lp_cfg.prev;
+    lp_u64 plen = S->prevlen;
+    lp_u64 m = len < plen ? len : plen;
+    /* bytes shared at the start */
+    lp_u64 keep = 0;
+    while (keep + 8 <= m) {
+        lp_u64 x = *(const lp_u64_unaligned *)(s + keep) ^ *(const lp_u64_unaligned *)(prev + keep);
+        if (x) {
+            keep += (lp_u64)__builtin_ctzll(x) / 8;
+            goto kept;
+        }
+        keep += 8;
+    }
+    while (keep < m && s[keep] == prev[keep]) keep++;
+kept:;
+    /* bytes shared at the end, not overlapping those */
+    lp_u64 room = m - keep, tail = 0;
+    while (tail + 8 <= room) {
+        lp_u64 x = *(const lp_u64_unaligned *)(s + len - tail - 8) ^
+                   *(const lp_u64_unaligned *)(prev + plen - tail - 8);
+        if (x) {
+            tail += (lp_u64)__builtin_clzll(x) / 8;
+            goto tailed;
+        }
+        tail += 8;
+    }
+    while (tail < room && s[len - tail - 1] == prev[plen - tail - 1]) tail++;
+tailed:;
+    lp_u64 mid = len - keep - tail;
+    p = put_var(p, keep);
+    p = put_var(p, tail);
+    p = put_var(p, mid);
+    /* the new bytes, into the record and over the previous path */
+    lp_u64 i = 0;
+    for (; i + 8 <= mid; i += 8)
+        *(lp_u64_unaligned *)(p + i) = *(const lp_u64_unaligned *)(s + keep + i);
+    for (; i < mid; i++) p[i] = s[keep + i];
+    p += mid;
+    lp_u64 n = len - keep; /* prev[0..keep) is already the same */
+    for (i = 0; i + 8 <= n; i += 8)
+        *(lp_u64_unaligned *)(prev + keep + i) = *(const lp_u64_unaligned *)(s + keep + i);
+    for (; i < n; i++) prev[keep + i] = s[keep + i];
+    S->prevlen = len;
+    return p;
+}
+
+/* Appends one record to segment d (space and pages checked by the caller); len is
+ * path_length(kind, name). */
 static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid, lp_u64 t,
-                       struct lp_path path)
+                       const char *name, lp_u64 len)
 {
     struct lp_state *S = &LP_S;
     struct lp_audit_header *h = (struct lp_audit_header *)d->base;
@@ -474,15 +388,7 @@ static void put_record(struct lp_seg *d, unsigned kind, unsigned flag, int lmid,
     p = put_var(p, t - S->last_t);
     S->last_t = t;
     if (kind == LP_REC_OBJOPEN) p = put_var(p, (lp_u64)(((long long)lmid << 1) ^ ((long long)lmid >> 63)));
-    if (path.s) {
-        if (path.slash == ~0ull) {
-            p = put_var(p, LP_AUDIT_REF_NONE);
-            p = put_ref(p, 1, path.s, path.len);
-        } else {
-            p = put_ref(p, 0, path.s, path.slash);
-            p = put_ref(p, 1, path.s + path.slash + 1, path.len - path.slash - 1);
-        }
-    }
+    if (len != ~0ull) p = put_path(p, name ? name : "", len);
     S->seq++;
     __atomic_store_n(&h->used, h->used + (lp_u64)(p - start), __ATOMIC_RELEASE);
 }
@@ -511,7 +417,7 @@ void lp_emit(unsigned kind, unsigned flag, int lmid, const char *name)
         d = setup_slow();
         if (!d) return;
     }
-    struct lp_path path = split_path(kind, name);
+    lp_u64 len = path_length(kind, name);
     if (LP_UNLIKELY(lock_state() < 0)) {
         lp_fetch_add32(&((struct lp_audit_header *)d->base)->dropped, 1);
         return;
@@ -520,15 +426,15 @@ void lp_emit(unsigned kind, unsigned flag, int lmid, const char *name)
     if (LP_UNLIKELY(!d)) goto out;
     lp_u64 t = lp_now();
     lp_u64 need = LP_AUDIT_HEADER_SIZE + ((struct lp_audit_header *)d->base)->used +
-                  LP_RECORD_BOUND(path.len);
+                  LP_RECORD_BOUND(len == ~0ull ? 0 : len);
     if (LP_UNLIKELY(need > d->end)) {
         d = next_segment(d);
         if (!d) goto out;
-        need = LP_AUDIT_HEADER_SIZE + LP_RECORD_BOUND(path.len);
+        need = LP_AUDIT_HEADER_SIZE + LP_RECORD_BOUND(len == ~0ull ? 0 : len);
         if (need > d->end) goto out;
     }
     if (LP_UNLIKELY(need > d->populated) && populate_to(d, need) < 0) goto out;
-    put_record(d, kind, flag, lmid, t, path);
+    put_record(d, kind, flag, lmid, t, name, len);
 out:
     unlock_state();
 }

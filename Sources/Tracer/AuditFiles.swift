@@ -29,11 +29,10 @@ final class AuditDrain {
         /// Bytes after the header already moved into the trace.
         var consumed = 0
         /// Decoder state: time of the last record, seq of the next one, the
-        /// trace's string id of each audit directory / name id.
+        /// previous record's path (the next one is coded against it).
         var lastTime: UInt64
         var nextSeq: UInt32
-        var dirs: [UInt32] = []
-        var names: [UInt32] = []
+        var prev: [UInt8] = []
         /// A record did not decode (the file is damaged): read no further.
         var broken = false
     }
@@ -44,6 +43,7 @@ final class AuditDrain {
     private var segments: [String: Segment] = [:]
     private var announced: Set<Int32>
     private var buffer: [UInt8] = []
+    private var scratch: [UInt8] = []
     private var listedTime = timespec(tv_sec: -1, tv_nsec: 0)
     private(set) var records = 0
     private(set) var notes: [String] = []
@@ -142,7 +142,7 @@ final class AuditDrain {
         }
     }
 
-    /// Decodes whole records of `raw` (wire format 2) into trace events;
+    /// Decodes whole records of `raw` (wire format 3) into trace events;
     /// returns the bytes used. Stops early at a record that does not decode.
     private func decode(_ raw: UnsafeRawBufferPointer, _ s: inout Segment) throws -> Int {
         let n = raw.count
@@ -166,26 +166,24 @@ final class AuditDrain {
             } while b >= 0x80 && ok
             return v
         }
-        /// A directory (role 0) or name (role 1) reference: the trace's string
-        /// id, 0 for "no directory"; nil when the record is damaged.
-        func ref(_ role: Int) -> UInt32? {
-            let r = varint()
-            guard ok else { return nil }
-            switch r {
-            case UInt64(LP_AUDIT_REF_NONE):
-                return role == 0 ? 0 : nil
-            case UInt64(LP_AUDIT_REF_NEW):
-                let len = Int(truncatingIfNeeded: varint())
-                guard ok, len >= 0, len <= n - p else { ok = false; return nil }
-                let id = writer.intern(bytes: UnsafeRawBufferPointer(rebasing: raw[p..<(p + len)]))
-                p += len
-                if role == 0 { s.dirs.append(id) } else { s.names.append(id) }
-                return id
-            default:
-                let i = Int(truncatingIfNeeded: r - UInt64(LP_AUDIT_REF_ID0))
-                if role == 0 { return i < s.dirs.count ? s.dirs[i] : nil }
-                return i < s.names.count ? s.names[i] : nil
+        /// The record's path (front- and back-coded against the previous one),
+        /// interned as directory + name; nil when the record is damaged.
+        func path() -> PathRef? {
+            let keep = Int(truncatingIfNeeded: varint())
+            let tail = Int(truncatingIfNeeded: varint())
+            let mid = Int(truncatingIfNeeded: varint())
+            let plen = s.prev.count
+            guard ok, keep >= 0, tail >= 0, mid >= 0, keep <= plen, tail <= plen - keep, mid <= n - p else {
+                ok = false
+                return nil
             }
+            scratch.removeAll(keepingCapacity: true)
+            scratch.append(contentsOf: s.prev[0..<keep])
+            scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[p..<(p + mid)]))
+            scratch.append(contentsOf: s.prev[(plen - tail)...])
+            p += mid
+            swap(&scratch, &s.prev)
+            return s.prev.withUnsafeBytes { writer.internPath(bytes: $0) }
         }
         var done = 0
         while done < n {
@@ -202,8 +200,8 @@ final class AuditDrain {
             }
             var name = PathRef.none
             if kind != .activity && kind != .preinit {
-                guard let dir = ref(0), let base = ref(1) else { break }
-                name = PathRef(dir: dir, base: base)
+                guard let ref = path() else { break }
+                name = ref
             }
             guard ok else { break }
             s.lastTime &+= dt

@@ -9,7 +9,7 @@ import struct
 import sys
 
 MAGIC = b"LPAUDIT1"
-VERSION = 2
+VERSION = 3
 HEADER_SIZE = 128
 SEGMENT_BYTES = 64 * 1024 * 1024
 # magic, version, header_size, used, capacity, pid, ppid, segment, clock_source,
@@ -18,7 +18,6 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 HEADER = struct.Struct("<8sIIQQiiIIQQIIQIIQ32s")
 assert HEADER.size == HEADER_SIZE
 FLAG_ESCAPE = 15
-REF_NONE, REF_NEW, REF_ID0 = 0, 1, 2
 
 IMAGE, OBJSEARCH, OBJOPEN, ACTIVITY, PREINIT, OBJCLOSE = 1, 2, 3, 4, 5, 6
 KIND_NAMES = {IMAGE: "IMAGE", OBJSEARCH: "OBJSEARCH", OBJOPEN: "OBJOPEN",
@@ -85,31 +84,25 @@ def read_segment(path, strict=True):
         problems.append("used %d > capacity %d" % (used, capacity))
     records = []
     limit = min(len(data), header_size + used, header_size + capacity)
-    tables = ([], [])  # directories, names: ids from 0 in definition order
-    stats = dict(defs=0, def_bytes=0)
+    prev = [b""]  # the previous record's path: the next one is coded against it
+    stats = dict(new_bytes=0, path_bytes=0)
     t = time_base_ns
     off = header_size
 
-    def ref(off, role):
-        r, off = _var(data, off, limit)
-        if r == REF_NONE:
-            if role == 1:
-                problems.append("record at %d: name reference 0" % off)
-            return None, off
-        if r == REF_NEW:
-            n, off = _var(data, off, limit)
-            if off + n > limit:
-                raise _Cut()
-            sv = data[off:off + n].decode("utf-8", "surrogateescape")
-            tables[role].append(sv)
-            stats["defs"] += 1
-            stats["def_bytes"] += n
-            return sv, off + n
-        i = r - REF_ID0
-        if i >= len(tables[role]):
-            problems.append("record at %d: %s id %d not defined" % (off, ("dir", "name")[role], i))
-            return "?", off
-        return tables[role][i], off
+    def coded_path(off):
+        keep, off = _var(data, off, limit)
+        tail, off = _var(data, off, limit)
+        n, off = _var(data, off, limit)
+        if off + n > limit:
+            raise _Cut()
+        p = prev[0]
+        if keep + tail > len(p):
+            problems.append("record at %d: keeps %d + %d bytes of a %d-byte previous path" % (off, keep, tail, len(p)))
+        new = p[:keep] + data[off:off + n] + (p[len(p) - tail:] if tail else b"")
+        prev[0] = new
+        stats["new_bytes"] += n
+        stats["path_bytes"] += len(new)
+        return new.decode("utf-8", "surrogateescape"), off + n
 
     while off < limit:
         start = off
@@ -126,9 +119,7 @@ def read_segment(path, strict=True):
                 lmid = (z >> 1) ^ -(z & 1)
             name = ""
             if kind in (IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE):
-                d, off = ref(off, 0)
-                nm, off = ref(off, 1)
-                name = nm if d is None else d + "/" + nm
+                name, off = coded_path(off)
         except _Cut:
             problems.append("record at %d runs past used" % start)
             break
@@ -140,8 +131,7 @@ def read_segment(path, strict=True):
                             time_ns=t, pid=pid, lmid=lmid, name=name,
                             seq=first_seq + len(records), offset=start))
     seg = Segment(path, header, records, problems, len(data))
-    seg.string_defs, seg.string_def_bytes = stats["defs"], stats["def_bytes"]
-    seg.ndirs, seg.nnames = len(tables[0]), len(tables[1])
+    seg.new_bytes, seg.path_bytes = stats["new_bytes"], stats["path_bytes"]
     # bytes past `used` are zero unless a record was being written when the process ended
     seg.cut = any(data[header_size + used: header_size + used + 64]) if header_size + used < len(data) else False
     return seg
@@ -189,11 +179,10 @@ def main(argv):
             continue
         print("%s: pid %d ppid %d segment %d image %#x forked %d parent_image %#x clock %d la_version %d "
               "used %d capacity %d first_seq %d dropped %d; %d records, %.1f bytes/record, "
-              "%d strings defined (%d dirs, %d names, %d bytes)"
+              "path bytes: %d written for %d"
               % (p, seg.pid, seg.ppid, seg.segment, seg.image_id, seg.forked, seg.parent_image_id,
                  seg.clock_source, seg.la_version, seg.used, seg.capacity, seg.first_seq, seg.dropped,
-                 len(seg.records), seg.used / max(1, len(seg.records)), seg.string_defs, seg.ndirs,
-                 seg.nnames, seg.string_def_bytes))
+                 len(seg.records), seg.used / max(1, len(seg.records)), seg.new_bytes, seg.path_bytes))
         for r in seg.records:
             print(describe(r))
         for pr in seg.problems:

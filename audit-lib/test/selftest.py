@@ -332,8 +332,9 @@ def validate_dir(test, d, single_threaded=True):
         check(test, not s.cut, "%s: bytes past `used` (an unfinished record)" % name)
         check(test, s.dropped == 0, "%s: %d records dropped" % (name, s.dropped))
         if single_threaded:
-            check(test, len(s.records) <= 1 or s.string_defs < len(s.records),
-                  "%s: %d strings defined for %d records (no interning?)" % (name, s.string_defs, len(s.records)))
+            check(test, len(s.records) <= 1 or s.new_bytes < s.path_bytes,
+                  "%s: %d path bytes written for %d (no sharing with the previous path?)"
+                  % (name, s.new_bytes, s.path_bytes))
         by_pid.setdefault(s.pid, []).append(s)
     for p in by_pid:
         by_pid[p].sort(key=lambda s: (s.image_start_ns, s.segment))
@@ -411,11 +412,11 @@ def test_search_order(so, argv, kind, env=None, expect_flags=()):
     info("%s: %d candidates match LD_DEBUG=libs one for one, origin for origin; hwcaps candidates: %d, flag(s) %s; "
          "candidate flags seen: %s" % (kind, len(got), len(hw), sorted({flagname(f) for f, _ in hw}), seen))
     sizes = [r["size"] for s in segs for r in s.records]
-    info("%s: %d records, %d bytes, %.1f bytes/record (OBJSEARCH candidates: %.1f; first use of a string "
-         "included); %d strings defined"
+    info("%s: %d records, %d bytes, %.1f bytes/record (OBJSEARCH candidates: %.1f); path bytes: %d written "
+         "for %d"
          % (kind, len(sizes), sum(sizes), sum(sizes) / len(sizes),
             sum(r["size"] for s in segs for r in s.records if r["kind"] == lpa.OBJSEARCH and r["flag"] != 1)
-            / max(1, len(got)), sum(s.string_defs for s in segs)))
+            / max(1, len(got)), sum(s.new_bytes for s in segs), sum(s.path_bytes for s in segs)))
     return segs
 
 

@@ -1,5 +1,5 @@
 /*
- * loadprobe audit wire format, version 2.
+ * loadprobe audit wire format, version 3.
  *
  * Shared by audit-lib/ (the writer, freestanding C) and the Swift tracer (the
  * reader, through the CAudit module). One file per process image and segment,
@@ -21,16 +21,15 @@
  *   varint  dt                   ns since the previous record of this segment
  *                                (the first: since header.time_base_ns)
  *   [varint zigzag(lmid)]        OBJOPEN only
- *   [ref dir, ref name]          IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE: the path
- *                                split at its last '/' (dir without that slash)
+ *   [path]                       IMAGE, OBJSEARCH, OBJOPEN, OBJCLOSE, coded against the
+ *                                previous path of this segment ("" at its start):
  *
- *   ref  =  varint 0                       no directory (path without '/'; dir only)
- *        |  varint 1, varint len, len bytes  a new string: gets the next id of its
- *                                          table (directories and names count apart,
- *                                          from 0, per segment)
- *        |  varint id + 2                  a string defined earlier in this segment
+ *   path =  varint keep            bytes shared with the start of the previous path
+ *           varint tail            bytes shared with its end (after those keep bytes)
+ *           varint n, n bytes      the bytes in between
+ *   the path is prev[0, keep) + the n bytes + prev[len(prev) - tail, len(prev)),
+ *   keep + tail <= len(prev); it becomes the previous path of the next record.
  *
- *   path = name, when dir is absent; else dir + "/" + name.
  *   pid  = header.pid; seq = header.first_seq + index of the record in the segment.
  *
  * Only fixed-width types: this header is also compiled with -ffreestanding.
@@ -43,7 +42,7 @@ extern "C" {
 #endif
 
 #define LP_AUDIT_MAGIC "LPAUDIT1"
-#define LP_AUDIT_VERSION 2u
+#define LP_AUDIT_VERSION 3u
 #define LP_AUDIT_HEADER_SIZE 128u
 /* Size each segment file is truncated to (sparse: only written pages count). */
 #define LP_AUDIT_SEGMENT_BYTES (64ull * 1024 * 1024)
@@ -83,10 +82,6 @@ enum lp_clock_source {
 
 /* Record flag codes up to this value are stored in the kind byte. */
 #define LP_AUDIT_FLAG_ESCAPE 15u
-/* References to strings (see the record encoding above). */
-#define LP_AUDIT_REF_NONE 0u
-#define LP_AUDIT_REF_NEW 1u
-#define LP_AUDIT_REF_ID0 2u
 
 struct lp_audit_header {
     char magic[8];               /* LP_AUDIT_MAGIC, no NUL */
