@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reader for loadprobe audit segment files (a-<pid>-<n>.lpa), wire format version 2.
+"""Reader for loadprobe audit segment files (a-<pid>-<n>.lpa), wire format version 3.
 
 Mirrors Sources/CAudit/include/loadprobe_wire.h. Used by audit-lib/selftest.sh; the real
 reader is the Swift tracer. As a script: `lpa.py FILE...` prints headers and records.
