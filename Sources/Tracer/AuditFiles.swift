@@ -33,6 +33,9 @@ final class AuditDrain {
         var lastTime: UInt64
         var nextSeq: UInt32
         var prev: [UInt8] = []
+        /// Where the previous path's last '/' is (-1: none), and its trace ids.
+        var slash = -1
+        var ref: PathRef?
         /// A record did not decode (the file is damaged): read no further.
         var broken = false
     }
@@ -43,7 +46,6 @@ final class AuditDrain {
     private var segments: [String: Segment] = [:]
     private var announced: Set<Int32>
     private var buffer: [UInt8] = []
-    private var scratch: [UInt8] = []
     private var listedTime = timespec(tv_sec: -1, tv_nsec: 0)
     private(set) var records = 0
     private(set) var notes: [String] = []
@@ -167,7 +169,10 @@ final class AuditDrain {
             return v
         }
         /// The record's path (front- and back-coded against the previous one),
-        /// interned as directory + name; nil when the record is damaged.
+        /// interned as directory + name; nil when the record is damaged. The
+        /// directory or name that comes whole from the previous path keeps its
+        /// id (ld.so tries one name in directory after directory): at most one
+        /// look-up per candidate.
         func path() -> PathRef? {
             let keep = Int(truncatingIfNeeded: varint())
             let tail = Int(truncatingIfNeeded: varint())
@@ -177,13 +182,33 @@ final class AuditDrain {
                 ok = false
                 return nil
             }
-            scratch.removeAll(keepingCapacity: true)
-            scratch.append(contentsOf: s.prev[0..<keep])
-            scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[p..<(p + mid)]))
-            scratch.append(contentsOf: s.prev[(plen - tail)...])
+            let newBytes = UnsafeRawBufferPointer(rebasing: raw[p..<(p + mid)])
+            if mid == plen - keep - tail {
+                s.prev.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: keep).copyMemory(from: newBytes.baseAddress!, byteCount: mid) }
+            } else {
+                s.prev.replaceSubrange(keep..<(plen - tail), with: newBytes)
+            }
             p += mid
-            swap(&scratch, &s.prev)
-            return s.prev.withUnsafeBytes { writer.internPath(bytes: $0) }
+            let oldSlash = s.slash
+            let ref = s.prev.withUnsafeBytes { path -> PathRef in
+                let len = path.count
+                var slash = len - 1
+                while slash >= 0 && path[slash] != UInt8(ascii: "/") { slash -= 1 }
+                s.slash = slash
+                // The name (and the '/' before it) came from the previous path's
+                // end, which ended in a name of the same length: the same name.
+                let sameName = s.ref != nil && len - slash == plen - oldSlash && tail >= len - slash
+                // The directory came from the previous path's start, whose
+                // directory had the same length.
+                let sameDir = s.ref != nil && slash == oldSlash && keep >= max(slash, 0)
+                let base = sameName ? s.ref!.base
+                    : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[(slash + 1)...]))
+                let dir = slash < 0 ? 0 : sameDir ? s.ref!.dir
+                    : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[0..<slash]))
+                return PathRef(dir: dir, base: base)
+            }
+            s.ref = ref
+            return ref
         }
         var done = 0
         while done < n {
