@@ -132,8 +132,8 @@ public struct ProgramKind: Sendable, Equatable {
                   let raw = bytesAt(off, min(size, 4096)) else { continue }
             let interp = String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             kind.interpreter = interp
-            if interp.contains("ld-musl") { kind.linkage = .muslDynamic }
-            else if interp.contains("ld-linux") || interp.contains("ld64.so") { kind.linkage = .glibcDynamic }
+            if interp.hasBytes("ld-musl") { kind.linkage = .muslDynamic }
+            else if interp.hasBytes("ld-linux") || interp.hasBytes("ld64.so") { kind.linkage = .glibcDynamic }
             else { kind.linkage = .otherDynamic(interp) }
         }
         return kind
@@ -147,5 +147,22 @@ extension String {
         while let f = s.first, f == " " || f == "\t" || f == "\r" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" || l == "\r" { s.removeLast() }
         return String(s)
+    }
+}
+
+extension String {
+    /// Whether `part` occurs in this string, byte for byte. (The standard
+    /// library's substring search builds a table of Characters: its first use
+    /// costs loadprobe ~0.1 ms of type look-ups before the program can start.)
+    func hasBytes(_ part: String) -> Bool {
+        let a = Array(utf8), b = Array(part.utf8)
+        guard !b.isEmpty else { return true }
+        guard a.count >= b.count else { return false }
+        for i in 0...(a.count - b.count) where a[i] == b[0] {
+            var j = 1
+            while j < b.count && a[i + j] == b[j] { j += 1 }
+            if j == b.count { return true }
+        }
+        return false
     }
 }
