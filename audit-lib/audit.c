@@ -12,6 +12,64 @@ struct lp_link_map {
     struct lp_link_map *l_next, *l_prev;
 };
 
+/* Whether the CPU has RDTSCP (CPUID 0x80000001, EDX bit 27) and says its TSC runs at a
+ * constant rate in every power state (CPUID 0x80000007, EDX bit 8: Linux's constant_tsc
+ * + nonstop_tsc). */
+static int lp_invariant_tsc(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000000u), "c"(0u));
+    if (a < 0x80000007u) return 0;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000001u), "c"(0u));
+    if (!(d >> 27 & 1)) return 0;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000007u), "c"(0u));
+    return (int)(d >> 8 & 1);
+#else
+    return 0;
+#endif
+}
+
+/* lp_now's slow path: reads the clock between two TSC reads; when those are close and on
+ * one CPU (nothing preempted or moved us in between), makes (their midpoint, the clock)
+ * the anchor and, once the first such pair on this CPU is LP_TSC_MIN_SPAN ticks back,
+ * measures the TSC's rate from it. A pair that took too long is not used: the next call
+ * reads the clock again. */
+#if defined(__x86_64__)
+#define LP_TSC_PAIR_MAX (1ull << 12)
+lp_u64 lp_now_anchor(void)
+{
+    lp_u64 ns = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        unsigned int c1, c2;
+        lp_u64 t1 = lp_rdtscp(&c1);
+        ns = lp_clock_ns();
+        lp_u64 t2 = lp_rdtscp(&c2);
+        if (ns == 0) return 0;
+        if (c1 != c2 || t2 - t1 >= LP_TSC_PAIR_MAX) continue;
+        lp_u64 t = t1 + (t2 - t1) / 2;
+        if (lp_cfg.tsc_base == 0 || c1 != lp_cfg.tsc_cpu || t <= lp_cfg.tsc_base || ns <= lp_cfg.ns_base) {
+            lp_cfg.tsc_base = t;
+            lp_cfg.ns_base = ns;
+            lp_cfg.tsc_mult = 0;
+            lp_cfg.tsc_cpu = c1;
+        } else if (t - lp_cfg.tsc_base >= LP_TSC_MIN_SPAN) {
+            lp_u64 dt = t - lp_cfg.tsc_base, dn = ns - lp_cfg.ns_base;
+            while (dn >= (1ull << 31)) { dn >>= 1; dt >>= 1; } /* dn << 32 must fit */
+            lp_u64 mult = dt ? (dn << 32) / dt : 0;
+            /* above 2^33 (a TSC under 0.5 GHz) d * mult could overflow: keep the clock */
+            lp_cfg.tsc_mult = mult < (1ull << 33) ? mult : 0;
+        }
+        lp_cfg.tsc_anchor = t;
+        lp_cfg.ns_anchor = ns;
+        break;
+    }
+    return ns;
+}
+#else
+lp_u64 lp_now_anchor(void) { return lp_clock_ns(); }
+#endif
+
 /* glibc calls an audit module's constructors from dlmopen with (argc, argv, environ),
  * before la_version. No system calls here: everything is read from memory. */
 __attribute__((constructor)) static void lp_constructor(int argc, char **argv, char **envp)
@@ -43,6 +101,10 @@ __attribute__((constructor)) static void lp_constructor(int argc, char **argv, c
         if (lp_cfg.clock(LP_CLOCK_MONOTONIC, &ts) != 0) lp_cfg.clock = 0;
     }
     lp_cfg.clock_source = lp_cfg.clock ? LP_CLOCK_VDSO : LP_CLOCK_SYSCALL;
+    if (lp_cfg.clock && lp_invariant_tsc()) {
+        lp_cfg.tsc = 1;
+        lp_cfg.clock_source = LP_CLOCK_TSC;
+    }
     lp_cfg.image_start_ns = lp_now();
 
     if (argc > 0 && argv && argv[0]) {

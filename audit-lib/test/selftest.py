@@ -211,6 +211,37 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
+# brackets each la_objsearch call with CLOCK_MONOTONIC reads, with pauses of every
+# length between calls (so the library's clock both interpolates and re-reads).
+CLOCKED = r"""
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static uint64_t now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1000000000ull + ts.tv_nsec; }
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    int n = atoi(argv[2]);
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 3; }
+    unsigned (*version)(unsigned) = (unsigned (*)(unsigned))dlsym(h, "la_version");
+    char *(*objsearch)(const char *, uintptr_t *, unsigned) = (char *(*)(const char *, uintptr_t *, unsigned))dlsym(h, "la_objsearch");
+    if (!version || !objsearch || version(2) != 2) return 4;
+    uintptr_t cookie = 0;
+    char name[64];
+    for (int i = 0; i < n; i++) {
+        uint64_t pause = (uint64_t)(i % 97) * (i % 5 == 0 ? 40000 : 300); /* 0 .. 3.8 ms */
+        for (uint64_t t = now(); now() - t < pause;) {}
+        snprintf(name, sizeof name, "/clock/dir%d/lib%d.so", i % 13, i);
+        uint64_t a = now();
+        objsearch(name, &cookie, 4);
+        uint64_t b = now();
+        printf("%llu %llu\n", (unsigned long long)a, (unsigned long long)b);
+    }
+    return 0;
+}
+"""
 DLOPEN_MISSING = r"""
 #include <dlfcn.h>
 #include <stdio.h>
@@ -249,6 +280,7 @@ def build_fixtures():
     sh([CC, "-o", T + "/dlopen_missing", write(src + "/missing.c", DLOPEN_MISSING)])
     sh([CC, "-O1", "-pthread", "-o", T + "/stress", write(src + "/stress.c", STRESS), "-ldl"])
     sh([CC, "-shared", "-fPIC", "-o", T + "/libotheraudit.so", write(src + "/other.c", OTHER_AUDIT)])
+    sh([CC, "-O1", "-o", T + "/clocked", write(src + "/clocked.c", CLOCKED), "-ldl"])
 
 
 # ---------------------------------------------------------------- helpers
@@ -307,7 +339,7 @@ def validate_dir(test, d, single_threaded=True):
         check(test, m and int(m.group(1)) == s.pid, "%s: file name does not match header pid %d" % (name, s.pid))
         check(test, s.file_size in (lpa.SEGMENT_BYTES, lpa.HEADER_SIZE + s.capacity),
               "%s: file size %d, capacity %d" % (name, s.file_size, s.capacity))
-        check(test, s.clock_source in (1, 2), "%s: clock_source %d" % (name, s.clock_source))
+        check(test, s.clock_source in (1, 2, 3), "%s: clock_source %d" % (name, s.clock_source))
         check(test, s.la_version >= 1, "%s: la_version %d" % (name, s.la_version))
         check(test, s.records, "%s: no records" % name)
         if s.segment == 0 and s.records:
@@ -594,6 +626,31 @@ def test_stress(so):
          % (nthreads, per, len(segs), limit, len(kids)))
 
 
+def test_clock(so):
+    """Each record's time lies between the caller's clock reads around the call."""
+    t = "clock"
+    d = fresh_dir(t)
+    n = 1500
+    r = run([os.path.join(T, "clocked"), so, str(n)], audit_dir=d, timeout=120)
+    if not check(t, r.returncode == 0, "clocked exited %d: %r" % (r.returncode, r.stderr)):
+        return
+    brackets = [tuple(map(int, l.split())) for l in r.stdout.decode().splitlines()]
+    segs = [s for ss in validate_dir(t, d).values() for s in ss]
+    recs = [x for s in segs for x in s.records if x["kind"] == lpa.OBJSEARCH]
+    if not check(t, len(recs) == n == len(brackets), "%d records, %d brackets, %d calls" % (len(recs), len(brackets), n)):
+        return
+    # The library's time comes from the TSC between clock reads (clock_source 3): allow
+    # it 2 us either side of the caller's reads; a wrong rate would be off by far more.
+    slack = 2000
+    worst = 0
+    for x, (a, b) in zip(recs, brackets):
+        off = a - x["time_ns"] if x["time_ns"] < a else x["time_ns"] - b if x["time_ns"] > b else 0
+        worst = max(worst, off)
+    check(t, worst <= slack, "a record's time is %d ns outside the call's bracket" % worst)
+    info("clock: clock_source %d, %d calls, worst distance from the call's bracket %d ns"
+         % (segs[0].clock_source, n, worst))
+
+
 def test_inert(so):
     t = "inert"
     prog = os.path.join(T, "m_rpath")
@@ -800,6 +857,7 @@ def main():
         ("sigkill", lambda: test_kill(so)),
         ("fork/vfork/spawn/exec", lambda: test_fork_exec(so)),
         ("threads, roll-over, fork from threads", lambda: test_stress(so)),
+        ("clock", lambda: test_clock(so)),
         ("inert and edge cases", lambda: test_inert(so)),
         ("two audit libraries", lambda: test_coexist(so)),
         ("system calls", lambda: test_strace(so)),

@@ -78,6 +78,8 @@ enum lp_la_ser {
 enum lp_clock_source {
     LP_CLOCK_VDSO = 1,     /* vDSO clock_gettime(CLOCK_MONOTONIC) */
     LP_CLOCK_SYSCALL = 2,  /* raw clock_gettime system call (vDSO not found) */
+    LP_CLOCK_TSC = 3,      /* the vDSO clock at least every ~1.5 ms, the invariant TSC
+                              (x86-64) between: still CLOCK_MONOTONIC nanoseconds */
 };
 
 /* Record flag codes up to this value are stored in the kind byte. */
