@@ -66,8 +66,6 @@ lp_u64 lp_now_anchor(void)
     }
     return ns;
 }
-#else
-lp_u64 lp_now_anchor(void) { return lp_clock_ns(); }
 #endif
 
 /* glibc calls an audit module's constructors from dlmopen with (argc, argv, environ),

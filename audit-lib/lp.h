@@ -106,8 +106,8 @@ static inline lp_u64 lp_clock_ns(void)
  * Called with the writer lock held, or single-threaded. */
 #define LP_TSC_SPAN (1ull << 22)
 #define LP_TSC_MIN_SPAN (1ull << 20)
-LP_HIDDEN lp_u64 lp_now_anchor(void);
 #if defined(__x86_64__)
+LP_HIDDEN lp_u64 lp_now_anchor(void);
 static inline lp_u64 lp_rdtscp(unsigned int *cpu)
 {
     unsigned lo, hi, aux;

@@ -148,7 +148,7 @@ public enum Recorder {
         // other CPUs are otherwise idle at start-up). The tracer must seize it first.
         let stopped = mode != .auditOnly
         var startNs = lp_monotonic_ns()
-        var spawn = lp_spawn_options(install_filter: mode != .auditOnly && filtered ? 1 : 0,
+        var spawn = lp_spawn_options(install_filter: stopped && filtered ? 1 : 0,
                                      stop_before_exec: stopped ? 1 : 0, cpu: cpu)
         var resultFd: Int32 = -1
         let pid = lp_spawn(path, argvC, envC, &spawn, &resultFd)

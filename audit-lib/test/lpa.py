@@ -84,22 +84,22 @@ def read_segment(path, strict=True):
         problems.append("used %d > capacity %d" % (used, capacity))
     records = []
     limit = min(len(data), header_size + used, header_size + capacity)
-    prev = [b""]  # the previous record's path: the next one is coded against it
+    prev = b""  # the previous record's path: the next one is coded against it
     stats = dict(new_bytes=0, path_bytes=0)
     t = time_base_ns
     off = header_size
 
     def coded_path(off):
+        nonlocal prev
         keep, off = _var(data, off, limit)
         tail, off = _var(data, off, limit)
         n, off = _var(data, off, limit)
         if off + n > limit:
             raise _Cut()
-        p = prev[0]
-        if keep + tail > len(p):
-            problems.append("record at %d: keeps %d + %d bytes of a %d-byte previous path" % (off, keep, tail, len(p)))
-        new = p[:keep] + data[off:off + n] + (p[len(p) - tail:] if tail else b"")
-        prev[0] = new
+        if keep + tail > len(prev):
+            problems.append("record at %d: keeps %d + %d bytes of a %d-byte previous path" % (off, keep, tail, len(prev)))
+        prev = prev[:keep] + data[off:off + n] + (prev[len(prev) - tail:] if tail else b"")
+        new = prev
         stats["new_bytes"] += n
         stats["path_bytes"] += len(new)
         return new.decode("utf-8", "surrogateescape"), off + n

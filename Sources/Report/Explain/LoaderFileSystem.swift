@@ -125,11 +125,16 @@ enum LoaderPath {
     static func glibcOrigin(of realname: String, workingDirectory: String) -> String {
         var full = realname
         if !realname.hasPrefix("/") {
-            full = workingDirectory.hasSuffix("/") ? workingDirectory + realname : workingDirectory + "/" + realname
+            full = join(workingDirectory, realname)
         }
         guard let slash = full.lastIndex(of: "/") else { return full }
         if slash == full.startIndex { return "/" }
         return String(full[..<slash])
+    }
+
+    /// `name` inside `directory` (one slash between them).
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
     static func basename(_ path: String) -> String {

@@ -167,7 +167,7 @@ public struct Calibration: Sendable {
                     t0 = monotonicNs()
                     guard fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
                     hit.append(Double(monotonicNs() - t0) * 1e-9)
-                    if (st.st_mode & S_IFMT) == S_IFDIR { queue.append(dir.hasSuffix("/") ? dir + name : dir + "/" + name) }
+                    if (st.st_mode & S_IFMT) == S_IFDIR { queue.append(LoaderPath.join(dir, name)) }
                 }
             }
         }
@@ -212,8 +212,7 @@ public struct Calibration: Sendable {
 
 /// Up to `limit` subdirectories of `path`, in name order.
 func subdirectories(of path: String, limit: Int) -> [String] {
-    let base = path.hasSuffix("/") ? path : path + "/"
-    return directoryEntries(path).filter { $0.type == UInt8(DT_DIR) }.prefix(limit).map { base + $0.name }
+    directoryEntries(path).filter { $0.type == UInt8(DT_DIR) }.prefix(limit).map { LoaderPath.join(path, $0.name) }
 }
 
 /// The entries of `path` but `.` and `..` (names starting with a dot left out),
