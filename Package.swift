@@ -43,7 +43,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("lzma")]),
         .target(name: "TraceFormat", swiftSettings: hotPath),
         .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat"], swiftSettings: hotPath),
-        .target(name: "Report", dependencies: ["TraceFormat", "CLibElf"]),
+        .target(name: "LoaderModel", dependencies: ["CLibElf"]),
+        .target(name: "Report", dependencies: ["TraceFormat", "LoaderModel"]),
         .executableTarget(
             name: "LoadProbe",
             dependencies: [
@@ -55,10 +56,10 @@ let package = Package(
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "TraceFormat", "TestSupport"]),
-        .testTarget(name: "ExplainTests", dependencies: ["Report"]),
+        .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "LoaderModel", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "ExplainTests", dependencies: ["Report", "LoaderModel"]),
         .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"]),
-        .testTarget(name: "ReportTests", dependencies: ["Report", "TraceFormat", "TestSupport"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report", "LoaderModel", "TraceFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Report
+import LoaderModel
 import TraceFormat
 
 struct Diff: ParsableCommand {

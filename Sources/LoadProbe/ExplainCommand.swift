@@ -1,5 +1,6 @@
 import ArgumentParser
 import Report
+import LoaderModel
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Report
+import LoaderModel
 import TraceFormat
 import Tracer
 #if canImport(Glibc)

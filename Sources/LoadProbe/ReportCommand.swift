@@ -1,5 +1,6 @@
 import ArgumentParser
 import Report
+import LoaderModel
 import TraceFormat
 #if canImport(Glibc)
 import Glibc

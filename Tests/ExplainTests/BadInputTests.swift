@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// The built `loadprobe explain` on bad input: one clear line on stderr, exit
 /// status 1, nothing on stdout, never a trap.

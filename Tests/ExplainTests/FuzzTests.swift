@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// A mutation fuzzer for the ELF reading (libelf through CLibElf), the loader's
 /// header check and the ld.so.cache parser: real files, damaged many times over,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// Each hazard on a fixture built to have it, and not on a clean control that
 /// differs only in the one thing that makes the hazard.

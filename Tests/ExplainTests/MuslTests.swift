@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// musl fixtures (musl-gcc) resolve as musl's own loader says: its ldd is the loader
 /// itself run with --list. Counts are checked against strace too (musl uses open and fstat).

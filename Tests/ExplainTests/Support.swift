@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// A finished command: exit status (128+N when killed by signal N), stdout, stderr.
 struct CommandResult {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// Predicted openat/stat counts against what `strace -f` measures on real runs of
 /// fixture programs (glibc 2.36 here, with its hwcaps and legacy subdirectories).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Report
+@testable import LoaderModel
 
 /// The programs and libraries of this machine resolve as `ld.so --list` says.
 @Suite("this machine's ELF files against ld.so --list")

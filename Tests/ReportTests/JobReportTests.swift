@@ -1,5 +1,6 @@
 import Foundation
 @testable import Report
+@testable import LoaderModel
 import TestSupport
 import Testing
 import TraceFormat

@@ -1,5 +1,6 @@
 import Testing
 @testable import Report
+@testable import LoaderModel
 import TraceFormat
 
 @Suite("model pieces on fixture data")

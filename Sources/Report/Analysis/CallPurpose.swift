@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Why a recorded file call happened: the classes the report ranks.

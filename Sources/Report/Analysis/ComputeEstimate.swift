@@ -1,3 +1,4 @@
+import LoaderModel
 /// How long a process computed outside its file calls, estimated from a traced
 /// run. Under ptrace every traced call costs a stop round trip (~25–140 µs),
 /// far more than the call itself; the work between calls (mapping objects,

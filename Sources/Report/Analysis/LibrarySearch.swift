@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// One candidate path ld.so tried for a name (one la_objsearch call after the

@@ -1,3 +1,4 @@
+import LoaderModel
 /// The mount table of the recorded run (/proc/self/mountinfo as the trace kept
 /// it): which file system serves a path.
 public struct MountTable: Sendable {

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// An object ld.so reported loaded (la_objopen), in load order.

@@ -1,3 +1,4 @@
+import LoaderModel
 /// Splits a candidate path ld.so tried into the search directory it came from,
 /// the capability subdirectory and the name.
 ///

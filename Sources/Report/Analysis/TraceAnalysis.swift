@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// A trace with every call of the program attributed: which search, candidate,

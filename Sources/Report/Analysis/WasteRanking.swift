@@ -1,3 +1,4 @@
+import LoaderModel
 /// Wasted lookups (calls that found nothing) ranked by where they went: search
 /// directory, library, origin, phase and load group. Shares are of all the
 /// program's calls in the traces ranked.

@@ -1,3 +1,4 @@
+import LoaderModel
 /// How to explain: the environment the start-up would see, and which loader to assume.
 public struct ExplainOptions: Sendable {
     public var environment: LoaderEnvironment

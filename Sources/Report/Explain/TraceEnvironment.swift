@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// The start-up conditions a trace recorded: the loader variables, the working

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// How many processes start together, on how many nodes.

@@ -1,3 +1,4 @@
+import LoaderModel
 /// How a file system prices what it serves, and what its clients cache. Every
 /// named profile's numbers and their sources are in docs/cost-model.md.
 public struct FileSystemProfile: Sendable, Equatable {

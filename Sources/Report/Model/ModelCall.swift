@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// One file call of a scenario: what the program would call, on which path, and

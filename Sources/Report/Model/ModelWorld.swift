@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Everything the scenarios need from the traces: the recorded calls as model

@@ -1,3 +1,4 @@
+import LoaderModel
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,4 @@
+import LoaderModel
 /// Turns model calls into server operations the way the Linux VFS walks a path
 /// on NFS or FUSE: one LOOKUP per component below the mount root that the
 /// client has not cached (a missing component ends the walk with a failed

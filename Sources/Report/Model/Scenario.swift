@@ -1,3 +1,4 @@
+import LoaderModel
 /// The start-ups the report prices side by side.
 public enum Scenario: String, Sendable, CaseIterable {
     /// The calls as recorded.

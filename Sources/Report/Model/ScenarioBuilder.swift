@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Turns the recorded calls into each scenario's calls. Searches that a

@@ -1,3 +1,4 @@
+import LoaderModel
 /// What a file system serves, as NFS and FUSE count it: the kernel turns one
 /// system call into several of these (a LOOKUP per path component not in the
 /// client's cache, then GETATTR, ACCESS, OPEN, READLINK or READ).

@@ -1,3 +1,4 @@
+import LoaderModel
 /// A set of 64-bit keys (a directory node and a name id packed together) with
 /// open addressing and a cheap hash that keeps neighbouring directories near: the walker asks it several times
 /// per priced call, where `Set<UInt64>`'s seeded SipHash costs more than the rest.

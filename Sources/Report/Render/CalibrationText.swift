@@ -1,3 +1,4 @@
+import LoaderModel
 /// `loadprobe calibrate`'s output: a table for a terminal, or one JSON line
 /// (format loadprobe-calibrate/1).
 extension Calibration {

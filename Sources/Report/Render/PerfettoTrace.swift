@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Chrome/Perfetto trace-event JSON (the "JSON Array/Object Format" that

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Makes a report from traces given one at a time, so that a job's traces are

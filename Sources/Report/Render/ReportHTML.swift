@@ -1,3 +1,4 @@
+import LoaderModel
 /// One self-contained HTML file: no external scripts, styles, fonts or images,
 /// so it opens offline. Charts are inline SVG: wasted lookups per directory,
 /// a timeline per process (phases, load groups, searches), and the scenarios

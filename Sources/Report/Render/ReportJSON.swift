@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// The loadprobe-report/1 document extended with attribution, waste and

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// Terminal styling: colour only when asked (a tty without NO_COLOR).

@@ -1,3 +1,4 @@
+import LoaderModel
 /// A JSON value with ordered object keys, so reports print their keys in a
 /// documented, stable order.
 public indirect enum JSON: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 extension TraceSummary {

@@ -1,3 +1,4 @@
+import LoaderModel
 import TraceFormat
 
 /// What one recorded run amounts to: per process and in total. Counts leave out

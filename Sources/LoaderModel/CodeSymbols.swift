@@ -7,7 +7,7 @@ import Glibc
 /// Names the function that contains a code address of an object: the symbol
 /// table (.symtab, else .dynsym) of the file, read where the report runs.
 /// Used for dlopen callers (CALLER events carry an object and a file offset).
-enum CodeSymbols {
+package enum CodeSymbols {
     struct Function { var start: UInt64; var end: UInt64; var name: String }
 
     struct Table {
@@ -23,12 +23,13 @@ enum CodeSymbols {
         }
     }
 
-    struct Cache {
+    package struct Cache {
         var tables: [String: Table?] = [:]
+        package init() {}
 
         /// The function containing the call that returns to `returnOffset`
         /// (the byte before a return address is in the call instruction).
-        mutating func function(in path: String, returnOffset: UInt64) -> String? {
+        package mutating func function(in path: String, returnOffset: UInt64) -> String? {
             guard returnOffset > 0 else { return nil }
             if tables[path] == nil { tables[path] = .some(CodeSymbols.read(path)) }
             return tables[path]!?.function(atFileOffset: returnOffset - 1)

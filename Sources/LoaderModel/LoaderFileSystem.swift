@@ -119,10 +119,10 @@ public struct HostFileSystem: LoaderFileSystem {
 }
 
 /// Path helpers with the loaders' exact semantics (no normalisation beyond theirs).
-enum LoaderPath {
+package enum LoaderPath {
     /// glibc's l_origin: the directory part of a loaded object's name, made
     /// absolute against the working directory; "/foo" gives "/".
-    static func glibcOrigin(of realname: String, workingDirectory: String) -> String {
+    package static func glibcOrigin(of realname: String, workingDirectory: String) -> String {
         var full = realname
         if !realname.hasPrefix("/") {
             full = join(workingDirectory, realname)
@@ -133,16 +133,16 @@ enum LoaderPath {
     }
 
     /// `name` inside `directory` (one slash between them).
-    static func join(_ directory: String, _ name: String) -> String {
+    package static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
-    static func basename(_ path: String) -> String {
+    package static func basename(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
     }
 
-    static func directory(_ path: String) -> String {
+    package static func directory(_ path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
@@ -151,7 +151,7 @@ enum LoaderPath {
 
 extension dirent {
     /// The entry's name (d_name up to its NUL).
-    var name: String {
+    package var name: String {
         withUnsafeBytes(of: d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }

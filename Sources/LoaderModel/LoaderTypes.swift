@@ -194,6 +194,9 @@ public struct StartupFailure: Sendable, Hashable {
     /// The object that could not be satisfied (the needing object for a missing library).
     public var object: String
     public var message: String
+    package init(kind: Kind, object: String, message: String) {
+        self.kind = kind; self.object = object; self.message = message
+    }
 }
 
 /// The environment a start-up sees: the variables that steer the loader.
