@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CUnwind", dependencies: ["CLibUnwind"], cSettings: [.define("_GNU_SOURCE")],
                 linkerSettings: [.linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("lzma")]),
         .target(name: "TraceFormat", swiftSettings: hotPath),
-        .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat"], swiftSettings: hotPath),
+        .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat", "LoaderModel"], swiftSettings: hotPath),
         .target(name: "LoaderModel", dependencies: ["CLibElf"]),
         .target(name: "Report", dependencies: ["TraceFormat", "LoaderModel"]),
         .executableTarget(

@@ -18,6 +18,27 @@ public struct ELFFile: Sendable, Hashable {
     public enum ObjectType: Sendable, Hashable {
         case relocatable, executable, sharedObject, core
         case other(UInt16)
+
+        /// e_type.
+        public init(rawValue: UInt16) {
+            switch rawValue {
+            case 1: self = .relocatable
+            case 2: self = .executable
+            case 3: self = .sharedObject
+            case 4: self = .core
+            default: self = .other(rawValue)
+            }
+        }
+
+        public var rawValue: UInt16 {
+            switch self {
+            case .relocatable: 1
+            case .executable: 2
+            case .sharedObject: 3
+            case .core: 4
+            case .other(let v): v
+            }
+        }
     }
 
     /// The file as named by the caller (not resolved through symlinks).

@@ -197,15 +197,7 @@ extension ELFFile {
         return file
     }
 
-    static func objectType(_ raw: UInt16) -> ELFFile.ObjectType {
-        switch raw {
-        case 1: .relocatable
-        case 2: .executable
-        case 3: .sharedObject
-        case 4: .core
-        default: .other(raw)
-        }
-    }
+    static func objectType(_ raw: UInt16) -> ELFFile.ObjectType { ELFFile.ObjectType(rawValue: raw) }
 
     /// Bytes of the file at [offset, offset+size), or nil when that range is not inside it.
     static func rawChunk(_ elf: OpaquePointer, offset: UInt64, size: UInt64, fileSize: Int) -> [UInt8]? {

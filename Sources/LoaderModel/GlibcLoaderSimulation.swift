@@ -18,6 +18,10 @@ public struct GlibcLoaderSimulation: Sendable {
     /// nil when /etc/ld.so.cache is absent or unreadable (glibc then skips it).
     public var cache: LDSOCache?
     public var fileSystem: any LoaderFileSystem
+    /// A per-program loader cache (the loader-cache scenario): consulted after
+    /// the RPATH chain and LD_LIBRARY_PATH, before RUNPATH, in place of
+    /// /etc/ld.so.cache. nil: glibc as released.
+    public var programCache: ProgramCache?
 
     public init(profile: GlibcProfile, environment: LoaderEnvironment, cache: LDSOCache?,
                 fileSystem: any LoaderFileSystem = HostFileSystem()) {
@@ -35,10 +39,12 @@ public struct GlibcLoaderSimulation: Sendable {
                                      cache: LDSOCache.load(path: profile.cachePath, fileSystem: fs), fileSystem: fs)
     }
 
-    /// Simulates the start-up of `program` (already read from `program.path`).
-    public func run(program: ELFFile) -> LoadResult {
+    /// Simulates the start-up of `program` (already read from `program.path`),
+    /// then each dlopen in `dlopens`, in order (their lookups are tagged with
+    /// their group: 1 for the first).
+    public func run(program: ELFFile, dlopens: [DlopenRequest] = []) -> LoadResult {
         let engine = GlibcEngine(simulation: self, program: program)
-        return engine.run()
+        return engine.run(dlopens: dlopens)
     }
 
     /// The directories glibc searches, in order, for the dependencies of the object
@@ -123,6 +129,22 @@ public struct GlibcLoaderSimulation: Sendable {
     }
 }
 
+/// A dlopen the program made: the name it passed and the object whose code
+/// called it (whose RPATH/RUNPATH the search uses; nil: the program).
+public struct DlopenRequest: Sendable, Hashable {
+    public var name: String
+    public var caller: String?
+    public init(name: String, caller: String?) { self.name = name; self.caller = caller }
+}
+
+/// A per-program loader cache: the file read once per process, and the path
+/// each name resolves to.
+public struct ProgramCache: Sendable, Hashable {
+    public var path: String
+    public var entries: [String: String]
+    public init(path: String, entries: [String: String]) { self.path = path; self.entries = entries }
+}
+
 /// The ordered directories of one object's dependency search.
 public struct SearchPlan: Sendable, Hashable {
     public struct Entry: Sendable, Hashable {
@@ -165,6 +187,10 @@ final class GlibcEngine {
     var depth: [Int: Int] = [:]
     var elfCache: [String: Result<ELFFile, ELFReadError>] = [:]
     let mainIndex = 0
+    /// The load group being simulated: 0 the start-up, n the n-th dlopen.
+    var group = 0
+    var programCacheRead = false
+    var reserved: Set<Int> = []
 
     init(simulation: GlibcLoaderSimulation, program: ELFFile) {
         self.sim = simulation
@@ -176,7 +202,7 @@ final class GlibcEngine {
 
     // MARK: Start-up
 
-    func run() -> LoadResult {
+    func run(dlopens: [DlopenRequest]) -> LoadResult {
         let interpreter = program.interpreter ?? profile.interpreterPath
         var programObject = LoadedObject(path: program.path, role: .program, names: [], soname: program.soname,
                                          fileID: nil, loader: nil, elf: program)
@@ -213,7 +239,7 @@ final class GlibcEngine {
         }
 
         var queue: [Int] = [mainIndex]
-        var reserved: Set<Int> = [mainIndex]
+        reserved = [mainIndex]
         if !sim.environment.secure, let preload = sim.environment.ldPreload {
             for name in preload.split(whereSeparator: { $0 == " " || $0 == ":" }) where !name.isEmpty {
                 if let index = mapObject(loader: mainIndex, name: String(name), neededBy: "LD_PRELOAD"), !reserved.contains(index) {
@@ -222,6 +248,33 @@ final class GlibcEngine {
                 }
             }
         }
+        loadDependencies(queue)
+        for (n, request) in dlopens.enumerated() {
+            group = n + 1
+            dlopen(request)
+        }
+        return LoadResult(flavor: .glibc(profile.version), program: program, interpreter: interpreter,
+                          objects: objects, loaded: loaded, total: total, predicted: predicted, failure: failure,
+                          environment: sim.environment, glibcProfile: profile)
+    }
+
+    /// _dl_open: the name searched for the calling object, then the new
+    /// objects' dependencies breadth first.
+    func dlopen(_ request: DlopenRequest) {
+        let caller = request.caller.flatMap { c in
+            loaded.firstIndex { $0.path == c } ?? (fs.realPath(c) == fs.realPath(program.path) ? mainIndex : nil)
+        } ?? mainIndex
+        guard let name = request.name.contains("$") ? expandNeeded(request.name, object: caller) : request.name,
+              let index = mapObject(loader: caller, name: name, neededBy: loaded[caller].path),
+              !reserved.contains(index) else { return }
+        reserved.insert(index)
+        if depth[index] == nil { depth[index] = 1 }
+        loadDependencies([index])
+    }
+
+    /// _dl_map_object_deps: the DT_NEEDED of the queued objects, breadth first.
+    func loadDependencies(_ start: [Int]) {
+        var queue = start
         var position = 0
         while position < queue.count {
             let index = queue[position]
@@ -242,9 +295,6 @@ final class GlibcEngine {
                 }
             }
         }
-        return LoadResult(flavor: .glibc(profile.version), program: program, interpreter: interpreter,
-                          objects: objects, loaded: loaded, total: total, predicted: predicted, failure: failure,
-                          environment: sim.environment, glibcProfile: profile)
     }
 
     // MARK: One DT_NEEDED name (_dl_map_object)
@@ -313,11 +363,15 @@ final class GlibcEngine {
             if hit == nil, fatal == nil, case .dirs(let dirs) = envList {
                 search(dirs, origin: .ldLibraryPath, owner: nil, list: nil)
             }
+            if hit == nil, fatal == nil, let cache = sim.programCache {
+                lookupProgramCache(cache, name: name, attempts: &attempts, hit: &hit, fatal: &fatal,
+                                   foundOtherClass: &foundOtherClass)
+            }
             if hit == nil, fatal == nil, case .dirs(let dirs) = pathList(for: loader, runpath: true) {
                 search(dirs, origin: .runpath, owner: loaderObject.path, list: (loader, true))
             }
             let nodeflib = loaderObject.elf?.noDefaultLib ?? false
-            if hit == nil, fatal == nil {
+            if hit == nil, fatal == nil, sim.programCache == nil {
                 lookupCache(name: name, nodeflib: nodeflib, attempts: &attempts, hit: &hit, fatal: &fatal,
                             foundOtherClass: &foundOtherClass)
             }
@@ -371,10 +425,12 @@ final class GlibcEngine {
     }
 
     func record(_ object: ResolvedObject, failureKind: StartupFailure.Kind? = nil) {
+        var object = object
+        object.group = group
         let cost = object.cost
         total += cost
         if failure == nil { predicted += cost }
-        if failure == nil, let failureKind, let message = object.failure {
+        if failure == nil, group == 0, let failureKind, let message = object.failure {
             failure = StartupFailure(kind: failureKind, object: object.neededBy,
                                      message: "\(object.needed): \(message)")
         }
@@ -390,6 +446,28 @@ final class GlibcEngine {
     }
 
     // MARK: ld.so.cache
+
+    /// The per-program cache: read at the first lookup (open, fstat), then the
+    /// entry's path opened as a cache hit is.
+    func lookupProgramCache(_ cache: ProgramCache, name: String, attempts: inout [SearchAttempt],
+                            hit: inout (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?,
+                            fatal: inout String?, foundOtherClass: inout Bool) {
+        if !programCacheRead {
+            programCacheRead = true
+            let exists: Bool
+            if case .opened = fs.open(cache.path) { exists = true } else { exists = false }
+            attempts.append(SearchAttempt(path: cache.path, origin: .cache, outcome: .readCache,
+                                          cost: SyscallCounts(openat: 1, fstat: exists ? 1 : 0)))
+        }
+        guard let path = cache.entries[name] else { return }
+        let (verdict, attempt) = openVerify(path, origin: .cache, originObject: nil)
+        attempts.append(attempt)
+        switch verdict {
+        case .accepted(let id): hit = (path, id, .cache, nil)
+        case .fatal(let reason): fatal = reason
+        case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
+        }
+    }
 
     func lookupCache(name: String, nodeflib: Bool, attempts: inout [SearchAttempt],
                      hit: inout (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?,
@@ -472,6 +550,7 @@ final class GlibcEngine {
                 allSkipped = false
                 let path = dir + cap + name
                 var (verdict, attempt) = openVerify(path, origin: origin, originObject: owner)
+                attempt.subdirectory = cap
                 var opened = false
                 switch verdict {
                 case .accepted: opened = true

@@ -74,13 +74,18 @@ public struct SearchAttempt: Sendable, Hashable {
     public var originObject: String?
     public var outcome: Outcome
     public var cost: SyscallCounts
+    /// The capability subdirectory the candidate lies in ("glibc-hwcaps/x86-64-v3/",
+    /// "tls/x86_64/", …; "" for the search directory itself).
+    public var subdirectory: String
 
-    public init(path: String, origin: LookupOrigin, originObject: String? = nil, outcome: Outcome, cost: SyscallCounts) {
+    public init(path: String, origin: LookupOrigin, originObject: String? = nil, outcome: Outcome, cost: SyscallCounts,
+                subdirectory: String = "") {
         self.path = path
         self.origin = origin
         self.originObject = originObject
         self.outcome = outcome
         self.cost = cost
+        self.subdirectory = subdirectory
     }
 
     /// True when this attempt opened (or tried to open) the candidate itself.
@@ -112,6 +117,8 @@ public struct ResolvedObject: Sendable, Hashable {
     public var soname: String?
     /// Why the load fails here, as ld.so would say it; nil on success.
     public var failure: String?
+    /// The load group: 0 the start-up, n the n-th dlopen simulated.
+    public var group = 0
 
     public init(needed: String, neededBy: String, path: String?, origin: LookupOrigin?, originObject: String?,
                 attempts: [SearchAttempt], depth: Int, loadedNewObject: Bool, soname: String?, failure: String?) {

@@ -11,6 +11,13 @@ struct ByteInterner {
 
     var count: Int { starts.count }
 
+    /// The bytes of an id `intern` returned.
+    func bytes(_ id: UInt32) -> ArraySlice<UInt8> {
+        let e = Int(id) - 1
+        guard e >= 0 && e < starts.count else { return [] }
+        return arena[starts[e]..<(starts[e] + Int(lengths[e]))]
+    }
+
     /// Returns the id (from 1) and whether the string was new.
     mutating func intern(_ bytes: UnsafeRawBufferPointer) -> (id: UInt32, isNew: Bool) {
         let h = Self.hash(bytes)

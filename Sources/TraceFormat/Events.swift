@@ -186,6 +186,52 @@ public struct CallerEvent: Sendable, Equatable {
     }
 }
 
+/// One file of the loader's world, as the recording saw it (version 3): the
+/// identity of a file the program opened or mapped as an ELF object, and the
+/// dynamic-section facts the loader's search depends on. A report runs the
+/// loader simulation on these (and on the lookups the trace recorded) without
+/// the files at hand.
+public struct ObjectFacts: Sendable, Equatable {
+    /// The path as the program opened it (a symlink stays a symlink).
+    public var path: PathRef
+    /// The file's device and inode (the loaders' "same file" test).
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    /// A 64-bit hash of the file's bytes (docs/trace-format.md).
+    public var contentHash: UInt64
+    /// e_ident: EI_CLASS (1 ELF32, 2 ELF64), EI_DATA, EI_OSABI, EI_ABIVERSION.
+    public var elfClass: UInt8
+    public var byteOrder: UInt8
+    public var osABI: UInt8
+    public var abiVersion: UInt8
+    public var type: UInt16
+    public var machine: UInt16
+    /// PT_DYNAMIC is present.
+    public var isDynamic: Bool
+    /// String ids (nil: absent).
+    public var interpreter: UInt32?
+    public var soname: UInt32?
+    public var rpath: UInt32?
+    public var runpath: UInt32?
+    /// DT_NEEDED in file order, as string ids.
+    public var needed: [UInt32]
+    /// DT_FLAGS and DT_FLAGS_1.
+    public var flags: UInt64
+    public var flags1: UInt64
+
+    public init(path: PathRef, device: UInt64, inode: UInt64, size: UInt64, contentHash: UInt64,
+                elfClass: UInt8, byteOrder: UInt8, osABI: UInt8, abiVersion: UInt8, type: UInt16, machine: UInt16,
+                isDynamic: Bool, interpreter: UInt32?, soname: UInt32?, rpath: UInt32?, runpath: UInt32?,
+                needed: [UInt32], flags: UInt64, flags1: UInt64) {
+        self.path = path; self.device = device; self.inode = inode; self.size = size; self.contentHash = contentHash
+        self.elfClass = elfClass; self.byteOrder = byteOrder; self.osABI = osABI; self.abiVersion = abiVersion
+        self.type = type; self.machine = machine; self.isDynamic = isDynamic; self.interpreter = interpreter
+        self.soname = soname; self.rpath = rpath; self.runpath = runpath; self.needed = needed
+        self.flags = flags; self.flags1 = flags1
+    }
+}
+
 public enum TraceEvent: Sendable, Equatable {
     case syscall(SyscallEvent)
     case audit(AuditEvent)

@@ -46,6 +46,8 @@ public struct Trace: Sendable {
     /// strings[0] is the empty placeholder for id 0.
     public var strings: [String]
     public var events: [TraceEvent]
+    /// The loader's world as recorded (OBJECT records, version 3), in file order.
+    public var objects: [ObjectFacts] = []
     /// The end record was present.
     public var complete: Bool
     public var endNs: UInt64?
@@ -107,8 +109,10 @@ public enum TraceReader {
         if !decoder.ended && !allowPartial && truncatedAt == nil {
             throw TraceReadError(file: file, reason: .incomplete(recovered: decoder.events.count))
         }
-        return Trace(version: version, meta: decoder.meta, strings: decoder.strings, events: decoder.events,
-                     complete: decoder.ended, endNs: decoder.endNs, fileBytes: bytes.count)
+        var trace = Trace(version: version, meta: decoder.meta, strings: decoder.strings, events: decoder.events,
+                          complete: decoder.ended, endNs: decoder.endNs, fileBytes: bytes.count)
+        trace.objects = decoder.objects
+        return trace
     }
 
     static func readFile(_ path: String) throws(TraceWriteError) -> [UInt8] {
@@ -144,6 +148,7 @@ private struct Decoder {
     var strings: [String] = [""]
     var meta: [(key: String, value: String)] = []
     var events: [TraceEvent] = []
+    var objects: [ObjectFacts] = []
     var lastTime: UInt64 = 0
     var ended = false
     var endNs: UInt64?
@@ -267,6 +272,31 @@ private struct Decoder {
                 guard depth <= UInt64(UInt32.max) else { throw fail("caller depth out of range") }
                 events.append(.caller(CallerEvent(pid: pid, tid: tid, object: object, offset: offset,
                                                   depth: UInt32(depth), timeNs: try time())))
+            case .object:
+                guard version >= 3 else { throw fail("an OBJECT record in a version \(version) trace") }
+                let path = try readPath()
+                let device = try u(), inode = try u(), size = try u(), hash = try u()
+                let bits = try u()
+                let elfClass = try byte(), byteOrder = try byte(), osABI = try byte(), abiVersion = try byte()
+                let type = try u(), machine = try u()
+                guard type <= UInt64(UInt16.max), machine <= UInt64(UInt16.max) else { throw fail("object type or machine out of range") }
+                let flags = try u(), flags1 = try u()
+                func optional(_ bit: UInt64) throws(TraceReadError) -> UInt32? { bits & bit != 0 ? try sid() : nil }
+                let interpreter = try optional(TraceWire.objInterpreter)
+                let soname = try optional(TraceWire.objSoname)
+                let rpath = try optional(TraceWire.objRpath)
+                let runpath = try optional(TraceWire.objRunpath)
+                let count = try u()
+                guard count <= UInt64(end - p) else { throw fail("needed count runs past its chunk") }
+                var needed: [UInt32] = []
+                needed.reserveCapacity(Int(count))
+                for _ in 0..<count { needed.append(try sid()) }
+                objects.append(ObjectFacts(path: path, device: device, inode: inode, size: size, contentHash: hash,
+                                           elfClass: elfClass, byteOrder: byteOrder, osABI: osABI, abiVersion: abiVersion,
+                                           type: UInt16(type), machine: UInt16(machine),
+                                           isDynamic: bits & TraceWire.objDynamic != 0, interpreter: interpreter,
+                                           soname: soname, rpath: rpath, runpath: runpath, needed: needed,
+                                           flags: flags, flags1: flags1))
             case .end:
                 endNs = try time()
                 ended = true

@@ -21,6 +21,11 @@ public final class TraceWriter {
     private let chunkBytes: Int
     public private(set) var bytesWritten: Int = 0
     public private(set) var eventsWritten: Int = 0
+    /// The files the program was seen to open, exec or map (successful opens
+    /// without O_DIRECTORY, execs, la_objopen names), in first-seen order: the
+    /// candidates for the OBJECT records written at the end (the loader's world).
+    public private(set) var openedFiles: [PathRef] = []
+    private var openedSeen = Set<PathRef>()
 
     /// Takes ownership of `fd` (closed by `close()`).
     public init(fd: Int32, chunkBytes: Int = 1 << 20) throws {
@@ -94,7 +99,22 @@ public final class TraceWriter {
         putSigned(e.result)
         putTime(e.entryNs)
         putVar(e.exitNs >= e.entryNs ? e.exitNs - e.entryNs : 0)
+        if e.result >= 0 && e.completed && !e.own && (e.call.isOpen && e.flags & 0o200000 == 0 || e.call.isExec) {
+            noteOpened(e.resolved ?? e.path)
+        }
         try record()
+    }
+
+    /// Adds a file to `openedFiles` (a path seen opened or mapped).
+    public func noteOpened(_ p: PathRef) {
+        if p != .none && openedSeen.insert(p).inserted { openedFiles.append(p) }
+    }
+
+    /// The text of a path this writer interned.
+    public func string(_ p: PathRef) -> String {
+        let dir = strings.bytes(p.dir), base = strings.bytes(p.base)
+        let d = String(decoding: dir, as: UTF8.self), b = String(decoding: base, as: UTF8.self)
+        return p.dir == 0 ? b : d + "/" + b
     }
 
     public func write(_ e: AuditEvent) throws {
@@ -106,6 +126,7 @@ public final class TraceWriter {
         putPath(e.name)
         putVar(UInt64(e.seq))
         putTime(e.timeNs)
+        if e.kind == .objopen || e.kind == .image { noteOpened(e.name) }
         try record()
     }
 
@@ -120,6 +141,7 @@ public final class TraceWriter {
     }
 
     public func write(_ e: ExecEvent) throws {
+        noteOpened(e.path)
         buffer.append(TraceWire.Kind.exec.rawValue)
         putVar(UInt64(UInt32(bitPattern: e.pid)))
         putSigned(Int64(e.formerTid) - Int64(e.pid))
@@ -155,6 +177,25 @@ public final class TraceWriter {
         putVar(e.offset)
         putVar(UInt64(e.depth))
         putTime(e.timeNs)
+        try record()
+    }
+
+    public func write(_ o: ObjectFacts) throws {
+        buffer.append(TraceWire.Kind.object.rawValue)
+        putPath(o.path)
+        putVar(o.device); putVar(o.inode); putVar(o.size); putVar(o.contentHash)
+        var bits: UInt64 = o.isDynamic ? TraceWire.objDynamic : 0
+        if o.interpreter != nil { bits |= TraceWire.objInterpreter }
+        if o.soname != nil { bits |= TraceWire.objSoname }
+        if o.rpath != nil { bits |= TraceWire.objRpath }
+        if o.runpath != nil { bits |= TraceWire.objRunpath }
+        putVar(bits)
+        buffer.append(o.elfClass); buffer.append(o.byteOrder); buffer.append(o.osABI); buffer.append(o.abiVersion)
+        putVar(UInt64(o.type)); putVar(UInt64(o.machine))
+        putVar(o.flags); putVar(o.flags1)
+        for id in [o.interpreter, o.soname, o.rpath, o.runpath] { if let id { putVar(UInt64(id)) } }
+        putVar(UInt64(o.needed.count))
+        for id in o.needed { putVar(UInt64(id)) }
         try record()
     }
 

@@ -8,9 +8,10 @@
 public enum TraceWire {
     public static let magic: [UInt8] = Array("LPTRACE\n".utf8)
     public static let chunkMagic: [UInt8] = Array("LPCK".utf8)
-    /// The version this loadprobe writes. Version 2 added the CALLER record;
-    /// version 1 files (which have none) are read as well.
-    public static let version: UInt32 = 2
+    /// The version this loadprobe writes. Version 2 added the CALLER record,
+    /// version 3 the OBJECT record (the loader's world); older files (which
+    /// have none) are read as well.
+    public static let version: UInt32 = 3
     public static let oldestReadable: UInt32 = 1
     public static let headerSize = 16
     public static let chunkHeaderSize = 8
@@ -25,6 +26,7 @@ public enum TraceWire {
         case exit = 0x32
         case note = 0x40
         case caller = 0x41
+        case object = 0x50
         case end = 0x7F
     }
 
@@ -34,6 +36,13 @@ public enum TraceWire {
     static let sysHasResolved: UInt64 = 4
     static let sysHasDirfd: UInt64 = 8
     static let sysAnswered: UInt64 = 16
+
+    // Bits of the object record's flags varint.
+    static let objDynamic: UInt64 = 1
+    static let objInterpreter: UInt64 = 2
+    static let objSoname: UInt64 = 4
+    static let objRpath: UInt64 = 8
+    static let objRunpath: UInt64 = 16
 }
 
 @inline(__always) func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }

@@ -1,4 +1,5 @@
 import CAudit
+import LoaderModel
 import TraceFormat
 #if canImport(Glibc)
 import Glibc
@@ -246,11 +247,45 @@ public enum Recorder {
         if ownCalls > 0 {
             try writer.meta("ownCalls", String(ownCalls))
         }
+        writer.noteOpened(writer.internPath(path))
+        try writeWorld(writer)
         try writer.finish(endNs: lp_monotonic_ns())
 
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
                             notes: notes, ownCallsLeftOut: ownCalls)
+    }
+
+    /// The loader's world (trace format 3): an OBJECT record for every ELF file
+    /// the run opened, executed or mapped, read after the program ended (its
+    /// identity, a hash of its bytes, its dynamic section), so that a report
+    /// can run the loader simulation from the trace alone. Its cost is in the
+    /// trace's "worldNs" entry.
+    static func writeWorld(_ writer: TraceWriter) throws {
+        let t0 = lp_monotonic_ns()
+        var written = 0
+        for ref in writer.openedFiles {
+            let path = writer.string(ref)
+            guard path.hasPrefix("/"), let facts = FileFacts.read(path), let elf = facts.elf else { continue }
+            func id(_ s: String?) -> UInt32? { s.map { writer.intern($0) } }
+            try writer.write(ObjectFacts(
+                path: ref, device: facts.id.device, inode: facts.id.inode, size: facts.size,
+                contentHash: facts.contentHash, elfClass: elf.fileClass == .elf64 ? 2 : 1,
+                byteOrder: elf.byteOrder == .littleEndian ? 1 : 2, osABI: elf.osABI, abiVersion: elf.abiVersion,
+                type: elf.type.rawValue, machine: elf.machine.rawValue, isDynamic: elf.isDynamic,
+                interpreter: id(elf.interpreter), soname: id(elf.soname), rpath: id(elf.rpath), runpath: id(elf.runpath),
+                needed: elf.needed.map { writer.intern($0) }, flags: elf.flags, flags1: elf.flags1))
+            written += 1
+        }
+        // The loader's CPU- and layout-dependent search rules, for a report on another machine.
+        let profile = GlibcProfile.host()
+        try writer.meta("loader.hwcaps", profile.hwcapsSubdirectories.joined(separator: ","))
+        try writer.meta("loader.legacyHwcaps", profile.legacyHwcapNames.joined(separator: ","))
+        if let platform = profile.platform { try writer.meta("loader.platform", platform) }
+        try writer.meta("loader.lib", profile.libToken)
+        try writer.meta("loader.defaultDirs", profile.systemDirectories.joined(separator: ":"))
+        try writer.meta("worldObjects", String(written))
+        try writer.meta("worldNs", String(lp_monotonic_ns() - t0))
     }
 
     /// The program's exec failed (its errno came back through the spawn pipe):

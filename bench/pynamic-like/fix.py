@@ -11,6 +11,9 @@ shrinkwrap   bin/<prog>.shrinkwrap: every DT_NEEDED of the program replaced by t
              For app-dlopen the dlopen()ed sonames are first added as DT_NEEDED
              (as the Shrinkwrap paper does for Python modules), so dlopen finds
              them already loaded.
+bind         bind/: a copy of every library whose DT_NEEDED entries are the absolute
+             paths they resolve to (in bind/), and bin/<prog>.bind the same for the
+             program (Spack's shared_linking: bind); RPATH/RUNPATH kept.
 view         view/: one directory of symlinks to every library of the tree;
              bin/<prog>.view: the program with its RPATH/RUNPATH replaced by that
              single directory (the same tag kind as the original).
@@ -98,6 +101,39 @@ def shrinkwrap(exe, dst, extra_sonames=()):
             "lifted": len(lifted), "added_dlopen": len(extra_sonames)}
 
 
+def bind_tree(tree, libs, system):
+    """bind/<lib>/lib<lib>.so for every library, DT_NEEDED made absolute (one
+    --replace-needed call per file). Returns name -> path in bind/."""
+    bind = os.path.join(tree, "bind")
+    if os.path.exists(bind):
+        shutil.rmtree(bind)
+    where = {f"lib{lib}.so": os.path.join(bind, lib, f"lib{lib}.so") for lib in libs}
+    for lib in libs:
+        os.makedirs(os.path.join(bind, lib))
+        dst = where[f"lib{lib}.so"]
+        shutil.copy2(os.path.join(tree, lib, f"lib{lib}.so"), dst)
+        bind_needed(dst, where, system, tree)
+    return where
+
+
+def bind_needed(dst, where, system, tree):
+    """DT_NEEDED made absolute; the RPATH/RUNPATH kept, pointing into bind/ as
+    an in-place bind's would (a dlopen by name still searches it)."""
+    args = []
+    for n in needed(dst):
+        target = where.get(n) or system.get(n)
+        if target:
+            args += ["--replace-needed", n, target]
+    if args:
+        sh(["patchelf"] + args + [dst])
+    dyn = sh(["readelf", "-d", dst])
+    old = sh(["patchelf", "--print-rpath", dst]).strip()
+    if old:
+        new = ":".join(os.path.join(tree, "bind", os.path.relpath(d, tree)) if d.startswith(tree + "/") else d
+                       for d in old.split(":"))
+        sh(["patchelf"] + (["--force-rpath"] if "(RPATH)" in dyn else []) + ["--set-rpath", new, dst])
+
+
 def make_view(tree, libs):
     view = os.path.join(tree, "view")
     if os.path.exists(view):
@@ -132,7 +168,13 @@ def fix(manifest_path):
     ref = program_output([progs["app"]])
 
     view = make_view(tree, man["modules"] + man["utilities"])
+    system = {n: p for n, p in resolve(progs["app"]) if not p.startswith(tree + "/")}
+    where = bind_tree(tree, man["modules"] + man["utilities"], system)
     for name in ("app", "app-dlopen"):
+        bd = os.path.join(bindir, name + ".bind")
+        shutil.copy2(progs[name], bd)
+        bind_needed(bd, where, system, tree)
+        progs[name + ".bind"] = bd
         exe = progs[name]
         extra = [f"lib{m}.so" for m in man["modules"]] if name == "app-dlopen" else []
         sw = os.path.join(bindir, name + ".shrinkwrap")
@@ -174,7 +216,7 @@ def fix(manifest_path):
     man["expected_output"] = ref
     with open(manifest_path, "w") as f:
         json.dump(man, f, indent=1)
-    print(f"fix: shrinkwrap and view copies made and verified in {man['fix_seconds']:.1f} s: {', '.join(sorted(progs))}")
+    print(f"fix: shrinkwrap, bind and view copies made and verified in {man['fix_seconds']:.1f} s: {', '.join(sorted(progs))}")
     return man
 
 

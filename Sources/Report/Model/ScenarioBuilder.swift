@@ -33,7 +33,7 @@ public struct ScenarioBuilder {
             let calls: [ModelCall]
             switch scenario {
             case .recorded, .negativeCache: calls = rec
-            case .shrinkwrap: calls = shrinkwrap(p, rec)
+            case .shrinkwrap, .bind: calls = shrinkwrap(p, rec)
             case .view: calls = view(p, rec, searchPath: searchPaths[pi], assumptions: &a)
             case .loaderCache: calls = loaderCache(p, rec)
             case .staticLink: calls = staticLink(p, rec)
@@ -51,6 +51,8 @@ public struct ScenarioBuilder {
             a.add("start-up searches", "each replaced by one open of the path it found, plus its fstat")
             a.add("dlopen searches", liftDlopen ? "lifted too (opened by absolute path)" : "replayed as glibc would run them without the start-up searches before (directory statuses start unknown)")
             a.add("ld.so.cache", "not read at start-up (every start-up name is absolute)")
+        case .bind:
+            a.add("every search", "as shrinkwrap: no loader world to simulate binding with")
         case .view:
             break
         case .loaderCache:

@@ -155,6 +155,9 @@ public struct ReportBuilder {
             model.computeMethod = computeMethod
         }
         var assumptions = [ScenarioAssumptions](repeating: ScenarioAssumptions(), count: options.scenarios.count)
+        var simulated = [Bool](repeating: false, count: options.scenarios.count)
+        var modelCheck = ModelCheck()
+        var worldSources = Set<String>()
         var tallies = [CostModel.Tally](repeating: CostModel.Tally(), count: options.scenarios.count)
         for g in groups.indices {
             var analysis: TraceAnalysis
@@ -174,8 +177,29 @@ public struct ReportBuilder {
             }
             let searchPaths = analysis.processes.map { exact($0.image) ?? ModelWorld.inferProgramSearchPath($0) }
             builder.prepare(analysis)
+            // The one loader simulation, on the world the trace carries.
+            let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
+            let sims = analysis.processes.map { p in traceWorld.flatMap { SimulatedProcess(p, world: $0) } }
+            for (pi, sim) in sims.enumerated() {
+                if let sim { modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { modelCheck.unsimulated += groups[g].count }
+            }
+            if let traceWorld { worldSources.insert("ELF facts from \(traceWorld.source.rawValue); loader profile from \(traceWorld.profileSource)") }
             for (si, s) in options.scenarios.enumerated() {
-                let procs = builder.build(s, trace: analysis, recorded: recorded, searchPaths: searchPaths, assumptions: &assumptions[si])
+                var procs: [ModelProcess]
+                if s.isLoaderFix && sims.allSatisfy({ $0 != nil }) {
+                    procs = []
+                    simulated[si] = true
+                } else {
+                    procs = builder.build(s, trace: analysis, recorded: recorded, searchPaths: searchPaths, assumptions: &assumptions[si])
+                }
+                if s.isLoaderFix {
+                    for (pi, p) in analysis.processes.enumerated() {
+                        guard let sim = sims[pi] else { continue }
+                        let calls = sim.calls(ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
+                        let mp = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
+                        if procs.indices.contains(pi) { procs[pi] = mp } else { procs.append(mp) }
+                    }
+                }
                 if let (want, sink) = scenarioListing {
                     if want == s { CostModel.list([procs], tree: builder.world.tree, profile: options.profile, sink: sink) }
                     continue
@@ -187,7 +211,15 @@ public struct ReportBuilder {
         var results: [ScenarioResult] = []
         if scenarioListing == nil {
             for (si, s) in options.scenarios.enumerated() {
-                builder.describe(s, assumptions: &assumptions[si])
+                if simulated[si] {
+                    ReportBuilder.describeSimulated(s, options: options, assumptions: &assumptions[si])
+                } else {
+                    builder.describe(s, assumptions: &assumptions[si])
+                }
+                if s.isLoaderFix || s == .recorded {
+                    for w in worldSources.sorted() { assumptions[si].add("loader world", w) }
+                    assumptions[si].add("model check", modelCheck.text)
+                }
                 results.append(model.result(s, tallies[si], assumptions: assumptions[si]))
             }
         }
@@ -200,6 +232,67 @@ public struct ReportBuilder {
                       timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
                       remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
                       programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+    }
+}
+
+extension ReportBuilder {
+    /// The world change a loader scenario makes for one process.
+    static func transform(_ s: Scenario, _ sim: SimulatedProcess, _ options: ReportOptions) -> WorldTransform? {
+        let program = sim.input.world.resolve(sim.input.program) ?? sim.input.program
+        let prefix = LoaderPath.directory(LoaderPath.directory(program))
+        switch s {
+        case .shrinkwrap: return .shrinkwrap(liftDlopen: options.liftDlopen)
+        case .bind: return .bind
+        case .view:
+            if let dir = options.viewDirectory { return .view(directory: dir) }
+            let plan = GlibcLoaderSimulation(profile: sim.input.profile, environment: sim.input.environment, cache: nil,
+                                             fileSystem: sim.input.world).searchPlan(forDependenciesOf: 0, in: sim.baseline)
+            let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
+            let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
+            return .view(directory: LoaderPath.join(base, "view"))
+        case .loaderCache: return .loaderCache(path: LoaderPath.join(prefix, "etc/ld.so.cache"))
+        case .recorded, .negativeCache, .staticLink: return nil
+        }
+    }
+
+    static func describeSimulated(_ s: Scenario, options: ReportOptions, assumptions a: inout ScenarioAssumptions) {
+        a.add("method", "the loader's world changed as the fix changes it, then the one glibc simulation (the one explain uses) run on it; other calls as recorded")
+        switch s {
+        case .shrinkwrap:
+            a.add("program's DT_NEEDED", "the absolute paths of every library the start-up loads, in load order" + (options.liftDlopen ? ", dlopen'ed ones included" : ""))
+            a.add("libraries", "untouched: a DT_NEEDED whose name is no loaded object's name or soname is still searched")
+        case .bind:
+            a.add("every DT_NEEDED", "the absolute path it resolved to, in every object; RPATH/RUNPATH kept")
+        case .view:
+            a.add("program's RPATH/RUNPATH", "one directory of symlinks (one per name and file name of every library loaded); libraries keep theirs")
+            a.add("symlinks", "each hit costs a readlink and a walk of its target")
+        case .loaderCache:
+            a.add("cache", "<program prefix>/etc/ld.so.cache: read once per process (open, fstat), consulted after LD_LIBRARY_PATH and before RUNPATH, in place of /etc/ld.so.cache; an RPATH is still searched first")
+        case .recorded, .negativeCache, .staticLink:
+            break
+        }
+    }
+}
+
+/// How well the simulation reproduces the recorded loader calls.
+struct ModelCheck {
+    var recorded = 0, simulated = 0, processes = 0, unsimulated = 0
+    mutating func add(_ c: (recorded: Int, simulated: Int), times: Int) {
+        recorded += c.recorded * times; simulated += c.simulated * times; processes += times
+    }
+    var text: String {
+        guard processes > 0 else { return "no process simulated (no loader world: the trace has no OBJECT records and its files are not here)" }
+        let diff = recorded == 0 ? 0 : Double(simulated - recorded) / Double(recorded) * 100
+        var t = "the unchanged world simulated gives \(simulated) loader calls where \(recorded) were recorded (\(diff >= 0 ? "+" : "")\(String(format1: diff))%)"
+        if unsimulated > 0 { t += "; \(unsimulated) processes not simulated (their calls kept as recorded)" }
+        return t
+    }
+}
+
+extension String {
+    init(format1 v: Double) {
+        let r = (v * 10).rounded() / 10
+        self = r == r.rounded() ? String(Int(r)) + ".0" : String(r)
     }
 }
 

@@ -1,0 +1,102 @@
+/// Everything one simulated start-up needs: the world, the program, the
+/// loader's profile and environment, the caches and the dlopens to replay.
+public struct SimulationInput: Sendable {
+    public var world: LoaderWorld
+    public var program: String
+    public var profile: GlibcProfile
+    public var environment: LoaderEnvironment
+    /// /etc/ld.so.cache as the run saw it (nil: absent).
+    public var cache: LDSOCache?
+    public var programCache: ProgramCache?
+    public var dlopens: [DlopenRequest]
+
+    public init(world: LoaderWorld, program: String, profile: GlibcProfile, environment: LoaderEnvironment,
+                cache: LDSOCache?, programCache: ProgramCache? = nil, dlopens: [DlopenRequest] = []) {
+        self.world = world; self.program = program; self.profile = profile; self.environment = environment
+        self.cache = cache; self.programCache = programCache; self.dlopens = dlopens
+    }
+
+    /// The one glibc simulation on this world; nil when the world has no ELF
+    /// facts for the program.
+    public func run() -> LoadResult? {
+        guard let elf = try? world.readELF(program) else { return nil }
+        var sim = GlibcLoaderSimulation(profile: profile, environment: environment, cache: cache, fileSystem: world)
+        sim.programCache = programCache
+        return sim.run(program: elf, dlopens: dlopens)
+    }
+}
+
+/// A fix as a change of the loader's world (docs/cost-model.md, section 4).
+/// Each takes the world and what the loader did in it (`baseline`, the same
+/// simulation's result) and gives the world after the fix; the simulation then
+/// tells what the start-up would do. The same transformation is what
+/// `--what-if` tries and `loadprobe fix` writes.
+public enum WorldTransform: Sendable, Hashable {
+    /// The program's DT_NEEDED replaced by the absolute paths of every library
+    /// the start-up loads, in load order (the paper's Shrinkwrap,
+    /// fzakaria/shrinkwrap); with `liftDlopen`, the dlopen'ed ones too.
+    /// Libraries are untouched.
+    case shrinkwrap(liftDlopen: Bool)
+    /// Every object's DT_NEEDED made the absolute path it resolved to (Spack's
+    /// `shared_linking: bind`); RPATH/RUNPATH kept.
+    case bind
+    /// The program's RPATH/RUNPATH replaced by one directory of symlinks to
+    /// every library the run found through an RPATH or RUNPATH (a Spack/Nix
+    /// view; one link per name it was asked for, file name and soname);
+    /// libraries keep their own RPATH/RUNPATH.
+    case view(directory: String)
+    /// A per-program loader cache at `path` (Guix-style: the program's
+    /// `../etc/ld.so.cache`) listing every name the run resolved.
+    case loaderCache(path: String)
+
+    public func apply(to input: SimulationInput, baseline: LoadResult) -> SimulationInput {
+        var out = input
+        let programPath = input.world.resolve(input.program) ?? input.program
+        func edit(_ path: String, _ change: (inout ELFFile) -> Void) {
+            guard let real = out.world.resolve(path), var file = out.world.files[real], var elf = file.elf else { return }
+            change(&elf)
+            file.elf = elf
+            out.world.addFile(real, file)
+        }
+        switch self {
+        case .shrinkwrap(let liftDlopen):
+            let closure = baseline.objects.filter { $0.loadedNewObject && $0.failure == nil && (liftDlopen || $0.group == 0) }
+                .compactMap(\.path)
+            edit(programPath) { $0.needed = closure }
+        case .bind:
+            var resolved: [String: [String: String]] = [:]
+            for o in baseline.objects {
+                guard let path = o.path, o.failure == nil else { continue }
+                let by = o.neededBy == input.program ? programPath : (out.world.resolve(o.neededBy) ?? o.neededBy)
+                resolved[by, default: [:]][o.needed] = path
+            }
+            for (object, names) in resolved {
+                edit(object) { elf in elf.needed = elf.needed.map { names[$0] ?? $0 } }
+            }
+        case .view(let directory):
+            let dir = LoaderWorld.trimmed(directory)
+            out.world.setDirectory(dir, exists: true)
+            for o in baseline.objects {
+                // What the search path found; libraries from ld.so.cache or the default directories stay there.
+                guard let path = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
+                for name in [o.needed, LoaderPath.basename(path), o.soname].compactMap({ $0 }) where !name.contains("/") {
+                    let link = LoaderPath.join(dir, name)
+                    if out.world.files[link] == nil && out.world.symlinks[link] == nil {
+                        out.world.addSymlink(link, target: path)
+                    }
+                }
+            }
+            edit(programPath) { elf in
+                if elf.runpath != nil || elf.rpath == nil { elf.runpath = dir; elf.rpath = nil } else { elf.rpath = dir }
+            }
+        case .loaderCache(let path):
+            var entries: [String: String] = [:]
+            for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
+                if let p = o.path, entries[o.needed] == nil { entries[o.needed] = p }
+            }
+            out.world.addFile(path, LoaderWorld.File(id: out.world.newFileID(), elf: nil))
+            out.programCache = ProgramCache(path: path, entries: entries)
+        }
+        return out
+    }
+}
