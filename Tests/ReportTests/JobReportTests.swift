@@ -47,7 +47,7 @@ struct JobReportTests {
         #expect((job["model"] as! [String: Any])["processes"] as? Int == n)
         // Per process (one trace), every scenario makes the same calls and server operations.
         let s1 = scenarios(single), sj = scenarios(job)
-        #expect(s1.count == 6 && sj.count == 6)
+        #expect(s1.count == Scenario.allCases.count && sj.count == Scenario.allCases.count)
         for (name, s) in s1 {
             for key in ["operations", "failedOperations", "serverOperations", "remoteOperations"] {
                 #expect(sj[name]?[key] as? Int == s[key] as? Int, "\(name) \(key)")

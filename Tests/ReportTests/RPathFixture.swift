@@ -66,12 +66,13 @@ struct RPathFixture: Sendable {
         guard let libt = resolved["libt.so"] else { throw TestFailure("ld.so --list did not show libt.so: \(list)") }
         _ = try must(["patchelf", "--add-needed", libt, f.shrinkwrap])
 
-        // View: one directory of symlinks, the program's RPATH replaced by it.
+        // View: one directory of symlinks, the program's RPATH replaced by it (an
+        // RPATH still: patchelf would make it a RUNPATH without --force-rpath).
         for (name, target) in [("libx.so", f.d1), ("liby.so", f.d2), ("libz.so", f.d3), ("libt.so", f.d3)] {
             try FileManager.default.createSymbolicLink(atPath: f.view + "/" + name, withDestinationPath: target + "/" + name)
         }
         try FileManager.default.copyItem(atPath: f.app, toPath: f.viewApp)
-        _ = try must(["patchelf", "--set-rpath", f.view, f.viewApp])
+        _ = try must(["patchelf", "--force-rpath", "--set-rpath", f.view, f.viewApp])
 
         for p in [f.app, f.shrinkwrap, f.viewApp] {
             let out = try must([p]).stdoutText

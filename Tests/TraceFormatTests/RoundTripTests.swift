@@ -73,7 +73,7 @@ struct RoundTripTests {
 
     @Test("version 1 traces are still read; a CALLER record in one is refused")
     func versionOne() throws {
-        #expect(TraceWire.version == 2)
+        #expect(TraceWire.version == 3)
         let (bytes0, events, _) = try sampleTrace()
         var bytes = bytes0
         // The sample's last event is the CALLER record: without it, the file is a valid version 1 trace.
@@ -89,6 +89,39 @@ struct RoundTripTests {
         } catch {
             guard case .corrupt(_, let what) = error.reason else { Issue.record("\(error)"); return }
             #expect(what.contains("CALLER"))
+        }
+    }
+
+    @Test("OBJECT records (version 3) survive a write and a read; a version 2 trace with one is refused")
+    func objectRecords() throws {
+        let path = NSTemporaryDirectory() + "lp-format-obj-\(getpid()).lpt"
+        defer { unlink(path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let w = try TraceWriter(fd: fd)
+        let lib = w.internPath("/opt/pkgs/dep1/lib/libdep1.so.1")
+        let ok = ObjectFacts(path: lib, device: 0xfd01, inode: 123_456_789, size: 40_960, contentHash: 0xdead_beef_0bad_cafe,
+                             elfClass: 2, byteOrder: 1, osABI: 3, abiVersion: 0, type: 3, machine: 62, isDynamic: true,
+                             interpreter: nil, soname: w.intern("libdep1.so.1"), rpath: nil, runpath: w.intern("$ORIGIN/../x:/y"),
+                             needed: [w.intern("libc.so.6"), w.intern("libx.so.7.0")], flags: 8, flags1: 0x800)
+        var bare = ok
+        bare.path = w.internPath("/bin/app")
+        bare.soname = nil; bare.runpath = nil; bare.rpath = w.intern(""); bare.interpreter = w.intern("/lib64/ld-linux-x86-64.so.2")
+        bare.needed = []; bare.type = 2
+        try w.write(ok)
+        try w.write(bare)
+        try w.finish(endNs: 1)
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let t = try TraceReader.decode(bytes, file: "o.lpt")
+        #expect(t.objects == [ok, bare])
+        #expect(t.string(t.objects[1].rpath!) == "")
+        #expect(t.objects[0].needed.map { t.string($0) } == ["libc.so.6", "libx.so.7.0"])
+        bytes[8] = 2
+        do {
+            _ = try TraceReader.decode(bytes, file: "v2.lpt")
+            Issue.record("an OBJECT record was accepted in a version 2 trace")
+        } catch {
+            guard case .corrupt(_, let what) = error.reason else { Issue.record("\(error)"); return }
+            #expect(what.contains("OBJECT"))
         }
     }
 

@@ -81,6 +81,8 @@ struct SimulatedProcess {
                 break
             }
             let (d, n) = tree.file(a.path)
+            // The directory exists in the world (a view directory the scenario made, a search directory).
+            if world.stat(LoaderPath.directory(a.path)) == .directory { tree.markExists(d) }
             let missing: Bool
             if case .missing = a.outcome { missing = true } else { missing = false }
             let purpose: CallPurpose = a.origin == .absolute ? .absoluteOpen : a.subdirectory.isEmpty ? .searchCandidate : .hwcapsProbe
@@ -93,13 +95,26 @@ struct SimulatedProcess {
                 let sub = LoaderPath.directory(a.path)
                 let node = tree.directory(sub)
                 let exists = world.stat(sub) == .directory
-                if exists { tree.markExists(node) } else { tree.markMissing(node) }
+                if exists { tree.markExists(node) } else { markMissing(node, world: world, tree: &tree) }
                 out.append(ModelCall(kind: .stat, call: .newfstatat, dir: tree.parent(node), name: tree.nodes[Int(node)].name,
                                      failed: !exists, purpose: a.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe))
             }
             if a.cost.fstat > 0 {
                 out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .objectStat))
             }
+        }
+    }
+
+    /// A missing subdirectory: it, and its first ancestor below a directory the
+    /// world knows, are missing, unless the trace already showed otherwise (a
+    /// view directory holds no glibc-hwcaps/ at all).
+    static func markMissing(_ node: Int32, world: LoaderWorld, tree: inout PathTree) {
+        var n = node
+        while n > 0 {
+            let parent = tree.parent(n)
+            if tree.nodes[Int(n)].state == .unknown { tree.markMissing(n) }
+            if parent <= 0 || world.directories[tree.path(parent)] == true { break }
+            n = parent
         }
     }
 
