@@ -22,6 +22,9 @@ public struct GlibcLoaderSimulation: Sendable {
     /// the RPATH chain and LD_LIBRARY_PATH, before RUNPATH, in place of
     /// /etc/ld.so.cache. nil: glibc as released.
     public var programCache: ProgramCache?
+    /// false: the result's lookups keep their cost but not their attempts (a
+    /// baseline that only needs what resolved where, and the call count).
+    public var keepAttempts = true
 
     public init(profile: GlibcProfile, environment: LoaderEnvironment, cache: LDSOCache?,
                 fileSystem: any LoaderFileSystem = HostFileSystem()) {
@@ -173,7 +176,10 @@ final class GlibcEngine {
     let caps: [String]
     let program: ELFFile
 
-    var dirStatus: [String: [DirState]] = [:]
+    /// glibc's r_search_path_elem status: per directory, one slot per capability
+    /// subdirectory, in `statuses` from the directory's `dirSlot`.
+    var dirSlot: [String: Int] = [:]
+    var statuses: [DirState] = []
     var loaded: [LoadedObject] = []
     var origins: [Int: String?] = [:]
     var rpathLists: [Int: PathList] = [:]
@@ -191,6 +197,9 @@ final class GlibcEngine {
     var group = 0
     var programCacheRead = false
     var reserved: Set<Int> = []
+    /// Name, path or soname → the first loaded object answering to it.
+    var matchIndex: [String: Int] = [:]
+    var fileIndex: [FileID: Int] = [:]
 
     init(simulation: GlibcLoaderSimulation, program: ELFFile) {
         self.sim = simulation
@@ -207,7 +216,7 @@ final class GlibcEngine {
         var programObject = LoadedObject(path: program.path, role: .program, names: [], soname: program.soname,
                                          fileID: nil, loader: nil, elf: program)
         programObject.names = []
-        loaded.append(programObject)
+        append(programObject)
         depth[mainIndex] = 0
         let mainPath = fs.realPath(program.path) ?? program.path
         origins[mainIndex] = LoaderPath.glibcOrigin(of: mainPath, workingDirectory: sim.environment.workingDirectory)
@@ -217,14 +226,12 @@ final class GlibcEngine {
         var interpreterSoname = profile.interpreterSoname
         if let elf = try? fs.readELF(interpreter), let soname = elf.soname { interpreterSoname = soname }
         if !interpreterNames.contains(interpreterSoname) { interpreterNames.append(interpreterSoname) }
-        loaded.append(LoadedObject(path: interpreter, role: .interpreter, names: interpreterNames,
+        append(LoadedObject(path: interpreter, role: .interpreter, names: interpreterNames,
                                    soname: interpreterSoname, fileID: nil, loader: nil, elf: nil))
-        loaded.append(LoadedObject(path: "linux-vdso.so.1", role: .vdso, names: ["linux-vdso.so.1"],
+        append(LoadedObject(path: "linux-vdso.so.1", role: .vdso, names: ["linux-vdso.so.1"],
                                    soname: "linux-vdso.so.1", fileID: nil, loader: nil, elf: nil))
 
-        for dir in profile.systemDirectories where dirStatus[dir] == nil {
-            dirStatus[dir] = Array(repeating: .unknown, count: caps.count)
-        }
+        for dir in profile.systemDirectories { _ = slot(dir) }
         // _dl_init_paths: the program's RUNPATH (which hides its RPATH), then LD_LIBRARY_PATH.
         if program.runpath != nil {
             rpathLists[mainIndex] = .disabled
@@ -262,7 +269,7 @@ final class GlibcEngine {
     /// objects' dependencies breadth first.
     func dlopen(_ request: DlopenRequest) {
         let caller = request.caller.flatMap { c in
-            loaded.firstIndex { $0.path == c } ?? (fs.realPath(c) == fs.realPath(program.path) ? mainIndex : nil)
+            matchIndex[c] ?? (fs.realPath(c) == fs.realPath(program.path) ? mainIndex : nil)
         } ?? mainIndex
         guard let name = request.name.contains("$") ? expandNeeded(request.name, object: caller) : request.name,
               let index = mapObject(loader: caller, name: name, neededBy: loaded[caller].path),
@@ -303,18 +310,16 @@ final class GlibcEngine {
     /// that serves it, nil when none does.
     func mapObject(loader: Int, name: String, neededBy: String) -> Int? {
         let objectDepth = (depth[loader] ?? 0) + 1
-        // Already loaded under this name, or with this soname.
-        for (index, object) in loaded.enumerated() {
-            // _dl_name_match_p: the object's name (its path; "" for the program) or any name it was loaded under.
-            if object.names.contains(name) || (object.role != .program && object.path == name) {
-                record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
-                return index
+        // Already loaded under this name, or with this soname: the first such
+        // object in load order. (_dl_name_match_p: the object's name, its path
+        // and "" for the program, or any name it was loaded under.)
+        if let index = matchIndex[name] {
+            let object = loaded[index]
+            if !object.names.contains(name) && !(object.role != .program && object.path == name) {
+                addName(name, to: index)  // matched by soname: the name is remembered
             }
-            if let soname = object.soname, soname == name {
-                if !loaded[index].names.contains(name) { loaded[index].names.append(name) }
-                record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
-                return index
-            }
+            record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
+            return index
         }
 
         var attempts: [SearchAttempt] = []
@@ -393,9 +398,9 @@ final class GlibcEngine {
 
         // _dl_map_object_from_fd: fstat, then compare with every loaded file.
         if let last = attempts.indices.last { attempts[last].cost.fstat += 1 }
-        if let index = loaded.firstIndex(where: { $0.fileID == hit.id }) {
+        if let index = fileIndex[hit.id] {
             if let last = attempts.indices.last { attempts[last].outcome = .sameFileAsLoaded(loaded[index].path) }
-            if !loaded[index].names.contains(name) { loaded[index].names.append(name) }
+            if !loaded[index].names.contains(name) { addName(name, to: index) }
             record(ResolvedObject(needed: name, neededBy: neededBy, path: loaded[index].path, origin: hit.origin,
                                   originObject: hit.originObject, attempts: attempts, depth: objectDepth,
                                   loadedNewObject: false, soname: loaded[index].soname, failure: nil))
@@ -408,7 +413,7 @@ final class GlibcEngine {
         case .failure(let error): elf = nil; problem = error.reasonText
         }
         let index = loaded.count
-        loaded.append(LoadedObject(path: hit.path, role: .library, names: [name], soname: elf?.soname,
+        append(LoadedObject(path: hit.path, role: .library, names: [name], soname: elf?.soname,
                                    fileID: hit.id, loader: loader, elf: elf))
         origins[index] = LoaderPath.glibcOrigin(of: hit.path, workingDirectory: sim.environment.workingDirectory)
         depth[index] = objectDepth
@@ -417,6 +422,24 @@ final class GlibcEngine {
                               loadedNewObject: true, soname: elf?.soname, failure: problem),
                failureKind: problem != nil ? .rejectedLibrary : nil)
         return index
+    }
+
+    /// Adds an object to the link map, with its names, path and soname indexed
+    /// for the name match (the first object in load order wins).
+    func append(_ object: LoadedObject) {
+        let index = loaded.count
+        loaded.append(object)
+        var keys = object.names
+        if object.role != .program { keys.append(object.path) }
+        if let soname = object.soname { keys.append(soname) }
+        for k in keys where matchIndex[k] == nil { matchIndex[k] = index }
+        if let id = object.fileID, fileIndex[id] == nil { fileIndex[id] = index }
+    }
+
+    func addName(_ name: String, to index: Int) {
+        loaded[index].names.append(name)
+        if let other = matchIndex[name], other <= index { return }
+        matchIndex[name] = index
     }
 
     func reuse(index: Int, name: String, neededBy: String, depth: Int) -> ResolvedObject {
@@ -428,6 +451,7 @@ final class GlibcEngine {
         var object = object
         object.group = group
         let cost = object.cost
+        if !sim.keepAttempts { object.attempts = [] }
         total += cost
         if failure == nil { predicted += cost }
         if failure == nil, group == 0, let failureKind, let message = object.failure {
@@ -540,13 +564,12 @@ final class GlibcEngine {
         var any = false
         var otherClass = false
         for dir in dirs {
-            var status = dirStatus[dir] ?? Array(repeating: dir.hasPrefix("/") ? .unknown : .existing, count: caps.count)
+            let base = slot(dir)
             var hereAny = false
             var lastErrno: Int32 = ENOENT
             var allSkipped = true
-            defer { dirStatus[dir] = status }
             for (cnt, cap) in caps.enumerated() {
-                if status[cnt] == .nonexisting { continue }
+                if statuses[base + cnt] == .nonexisting { continue }
                 allSkipped = false
                 let path = dir + cap + name
                 var (verdict, attempt) = openVerify(path, origin: origin, originObject: owner)
@@ -561,21 +584,21 @@ final class GlibcEngine {
                     otherClass = otherClass || oc
                     if case .missing(let e) = attempt.outcome { lastErrno = e } else { lastErrno = ENOENT }
                 }
-                if status[cnt] == .unknown {
+                if statuses[base + cnt] == .unknown {
                     if opened {
-                        status[cnt] = .existing
+                        statuses[base + cnt] = .existing
                     } else {
                         // The subdirectory path: "dir/cap" without the slash before the name.
                         let subdirectory = String((dir + cap).dropLast())
                         attempt.cost.statPath += 1
                         switch subdirectory.isEmpty ? .failed(errno: ENOENT) : fs.stat(subdirectory) {
-                        case .directory: status[cnt] = .existing
-                        case .notDirectory: status[cnt] = .nonexisting
-                        case .failed(let e): status[cnt] = .nonexisting; lastErrno = e
+                        case .directory: statuses[base + cnt] = .existing
+                        case .notDirectory: statuses[base + cnt] = .nonexisting
+                        case .failed(let e): statuses[base + cnt] = .nonexisting; lastErrno = e
                         }
                     }
                 }
-                hereAny = hereAny || status[cnt] != .nonexisting
+                hereAny = hereAny || statuses[base + cnt] != .nonexisting
                 attempts.append(attempt)
                 if opened, case .accepted(let id) = verdict { return (.found(path, id), otherClass) }
             }
@@ -610,11 +633,18 @@ final class GlibcEngine {
     /// Decomposes a path list and registers new directories in the status cache.
     func decompose(_ raw: String, separators: String, origin: String?) -> [String] {
         let result = GlibcPaths.decompose(raw, separators: separators, origin: origin, profile: profile)
-        for dir in result where dirStatus[dir] == nil {
-            // Relative directories are never marked missing: the working directory may change.
-            dirStatus[dir] = Array(repeating: dir.hasPrefix("/") ? .unknown : .existing, count: caps.count)
-        }
+        for dir in result { _ = slot(dir) }
         return result
+    }
+
+    /// The directory's first status slot, made on first sight. Relative
+    /// directories are never marked missing: the working directory may change.
+    func slot(_ dir: String) -> Int {
+        if let s = dirSlot[dir] { return s }
+        let s = statuses.count
+        statuses += repeatElement(dir.hasPrefix("/") ? .unknown : .existing, count: caps.count)
+        dirSlot[dir] = s
+        return s
     }
 
     func expand(_ input: String, origin: String?) -> String? {

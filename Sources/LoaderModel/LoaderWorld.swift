@@ -73,8 +73,9 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     public static func trimmedPath(_ path: String) -> String { trimmed(path) }
 
     static func trimmed(_ path: String) -> String {
+        guard path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") else { return path }
         var p = Substring(path)
-        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        while p.utf8.count > 1 && p.utf8.last == UInt8(ascii: "/") { p = p.dropLast() }
         return String(p)
     }
 
@@ -86,7 +87,7 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
         var p = path.hasPrefix("/") ? path : LoaderPath.join(workingDirectory, path)
         for _ in 0..<40 {
             if files[p] != nil { return p }
-            guard let target = symlinks[p] else { return nil }
+            guard !symlinks.isEmpty, let target = symlinks[p] else { return nil }
             p = target.hasPrefix("/") ? target : LoaderPath.join(LoaderPath.directory(p), target)
         }
         return nil

@@ -9,6 +9,8 @@ public struct SimulationInput: Sendable {
     public var cache: LDSOCache?
     public var programCache: ProgramCache?
     public var dlopens: [DlopenRequest]
+    /// Keep every lookup's attempts in the result (off for a baseline).
+    public var keepAttempts = true
 
     public init(world: LoaderWorld, program: String, profile: GlibcProfile, environment: LoaderEnvironment,
                 cache: LDSOCache?, programCache: ProgramCache? = nil, dlopens: [DlopenRequest] = []) {
@@ -22,6 +24,7 @@ public struct SimulationInput: Sendable {
         guard let elf = try? world.readELF(program) else { return nil }
         var sim = GlibcLoaderSimulation(profile: profile, environment: environment, cache: cache, fileSystem: world)
         sim.programCache = programCache
+        sim.keepAttempts = keepAttempts
         return sim.run(program: elf, dlopens: dlopens)
     }
 }
@@ -89,14 +92,28 @@ public enum WorldTransform: Sendable, Hashable {
             edit(programPath) { elf in
                 if elf.runpath != nil || elf.rpath == nil { elf.runpath = dir; elf.rpath = nil } else { elf.rpath = dir }
             }
-        case .loaderCache(let path):
-            var entries: [String: String] = [:]
-            for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
-                if let p = o.path, entries[o.needed] == nil { entries[o.needed] = p }
+        case .loaderCache:
+            var resolution: [(name: String, path: String)] = []
+            for o in baseline.objects where o.failure == nil {
+                if let p = o.path { resolution.append((o.needed, p)) }
             }
-            out.world.addFile(path, LoaderWorld.File(id: out.world.newFileID(), elf: nil))
-            out.programCache = ProgramCache(path: path, entries: entries)
+            out = apply(to: input, resolution: resolution)
         }
+        out.keepAttempts = true
+        return out
+    }
+
+    /// The loader-cache world from a resolution alone (each name and the path
+    /// it resolved to, first one kept), as ldconfig writes a cache from what
+    /// it finds: the recorded run's, or the baseline's.
+    public func apply(to input: SimulationInput, resolution: [(name: String, path: String)]) -> SimulationInput {
+        guard case .loaderCache(let path) = self else { return input }
+        var out = input
+        var entries: [String: String] = [:]
+        for (name, p) in resolution where !name.contains("/") && entries[name] == nil { entries[name] = p }
+        out.world.addFile(path, LoaderWorld.File(id: out.world.newFileID(), elf: nil))
+        out.programCache = ProgramCache(path: path, entries: entries)
+        out.keepAttempts = true
         return out
     }
 }

@@ -104,9 +104,9 @@ public struct PathTree: Sendable {
 
     /// (directory node, name id) of an absolute path.
     public mutating func file(_ path: String) -> (dir: Int32, name: Int32) {
-        guard let slash = path.lastIndex(of: "/") else { return (PathTree.root, name(path)) }
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return (PathTree.root, name(path)) }
         let dir = directory(String(path[..<slash]))
-        return (dir, name(String(path[path.index(after: slash)...])))
+        return (dir, name(String(path[path.utf8.index(after: slash)...])))
     }
 
     public func path(_ node: Int32) -> String {

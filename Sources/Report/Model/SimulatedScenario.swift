@@ -10,10 +10,26 @@ struct SimulatedProcess {
     /// Recorded dlopen group number → the simulation's group.
     let groupOfPhase: [Int: Int]
 
-    init?(_ p: ProcessAnalysis, world: TraceWorld) {
-        guard p.audited, let input = world.input(for: p), let baseline = input.run() else { return nil }
+    /// The loader-cache world and what the simulation does in it, made beside
+    /// the baseline (from the recorded resolution: each name searched and the
+    /// path it found), on a second thread.
+    let loaderCache: (transform: WorldTransform, input: SimulationInput, result: LoadResult?)?
+
+    init?(_ p: ProcessAnalysis, world: TraceWorld, loaderCache cacheTransform: WorldTransform?) {
+        guard p.audited, var input = world.input(for: p) else { return nil }
+        input.keepAttempts = false
+        var resolution: [(name: String, path: String)] = []
+        for s in p.searches { if let found = s.found { resolution.append((s.name, found)) } }
+        let cacheInput = cacheTransform.map { $0.apply(to: input, resolution: resolution) }
+        let (base, cached) = concurrently({ input.run() }, { cacheInput?.run() })
+        guard let baseline = base else { return nil }
         self.input = input
         self.baseline = baseline
+        if let cacheTransform, let cacheInput {
+            loaderCache = (cacheTransform, cacheInput, cached)
+        } else {
+            loaderCache = nil
+        }
         var map: [Int: Int] = [:]
         var k = 0
         for g in p.groups {
@@ -37,11 +53,21 @@ struct SimulatedProcess {
     /// the recorded calls, with every simulated load group's recorded loader
     /// calls replaced by the simulation's, in the group's place.
     func calls(_ transform: WorldTransform?, _ p: ProcessAnalysis, _ rec: [ModelCall], tree: inout PathTree) -> [ModelCall] {
-        let input = transform.map { $0.apply(to: self.input, baseline: baseline) } ?? self.input
-        let result = transform == nil ? baseline : (input.run() ?? baseline)
+        let input: SimulationInput, result: LoadResult
+        if let transform, let lc = loaderCache, lc.transform == transform {
+            input = lc.input
+            result = lc.result ?? baseline
+        } else if let transform {
+            input = transform.apply(to: self.input, baseline: baseline)
+            result = input.run() ?? baseline
+        } else {
+            input = self.input
+            result = baseline
+        }
         var byGroup = [[ModelCall]](repeating: [], count: input.dlopens.count + 1)
+        var maker = CallMaker(world: input.world)
         for o in result.objects where byGroup.indices.contains(o.group) {
-            SimulatedProcess.append(o, world: input.world, into: &byGroup[o.group], tree: &tree)
+            maker.append(o, into: &byGroup[o.group], tree: &tree)
         }
         var emitted = [Bool](repeating: false, count: byGroup.count)
         var out: [ModelCall] = []
@@ -62,45 +88,64 @@ struct SimulatedProcess {
         return out
     }
 
-    /// One lookup's system calls, as glibc makes them: each candidate's openat,
-    /// the stat of a subdirectory of unknown status after a miss in it, the
-    /// fstat of the file it keeps; the cache file's openat and fstat.
-    static func append(_ o: ResolvedObject, world: LoaderWorld, into out: inout [ModelCall], tree: inout PathTree) {
-        for a in o.attempts {
-            switch a.outcome {
-            case .readCache:
-                let (d, n) = tree.file(a.path)
-                out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: a.cost.fstat == 0, purpose: .loaderConfig))
-                if a.cost.fstat > 0 {
-                    out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .loaderConfig))
+    /// Turns simulated lookups into model calls on the cost model's tree,
+    /// each directory looked up once.
+    struct CallMaker {
+        let world: LoaderWorld
+        /// Directory part of a candidate path → its tree node, and whether the world has it.
+        var directories: [String: (node: Int32, exists: Bool)] = [:]
+
+        mutating func directory(_ path: String, tree: inout PathTree) -> (node: Int32, exists: Bool) {
+            if let d = directories[path] { return d }
+            let d = (tree.directory(path), world.stat(path) == .directory)
+            directories[path] = d
+            return d
+        }
+
+        /// (directory part, directory node, whether it exists, name id) of an absolute path.
+        mutating func split(_ path: String, tree: inout PathTree) -> (node: Int32, exists: Bool, name: Int32) {
+            guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return (PathTree.root, true, tree.name(path)) }
+            let (node, exists) = directory(slash == path.startIndex ? "/" : String(path[..<slash]), tree: &tree)
+            return (node, exists, tree.name(String(path[path.utf8.index(after: slash)...])))
+        }
+
+        /// One lookup's system calls, as glibc makes them: each candidate's openat,
+        /// the stat of a subdirectory of unknown status after a miss in it, the
+        /// fstat of the file it keeps; the cache file's openat and fstat.
+        mutating func append(_ o: ResolvedObject, into out: inout [ModelCall], tree: inout PathTree) {
+            for a in o.attempts {
+                switch a.outcome {
+                case .readCache:
+                    let (d, n) = tree.file(a.path)
+                    out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: a.cost.fstat == 0, purpose: .loaderConfig))
+                    if a.cost.fstat > 0 {
+                        out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .loaderConfig))
+                    }
+                    continue
+                case .skippedMissingDirectory, .notInCache, .cacheEntryIgnoredByNodeflib, .readPathFile:
+                    continue
+                default:
+                    break
                 }
-                continue
-            case .skippedMissingDirectory, .notInCache, .cacheEntryIgnoredByNodeflib, .readPathFile:
-                continue
-            default:
-                break
-            }
-            let (d, n) = tree.file(a.path)
-            // The directory exists in the world (a view directory the scenario made, a search directory).
-            if world.stat(LoaderPath.directory(a.path)) == .directory { tree.markExists(d) }
-            let missing: Bool
-            if case .missing = a.outcome { missing = true } else { missing = false }
-            let purpose: CallPurpose = a.origin == .absolute ? .absoluteOpen : a.subdirectory.isEmpty ? .searchCandidate : .hwcapsProbe
-            if !missing, let target = world.symlinks[a.path] {
-                tree.setSymlink(d, n, target: target)
-            }
-            if !missing { tree.markFile(d, n, exists: true) }
-            out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: missing, purpose: purpose))
-            if a.cost.statPath > 0 {
-                let sub = LoaderPath.directory(a.path)
-                let node = tree.directory(sub)
-                let exists = world.stat(sub) == .directory
-                if exists { tree.markExists(node) } else { markMissing(node, world: world, tree: &tree) }
-                out.append(ModelCall(kind: .stat, call: .newfstatat, dir: tree.parent(node), name: tree.nodes[Int(node)].name,
-                                     failed: !exists, purpose: a.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe))
-            }
-            if a.cost.fstat > 0 {
-                out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .objectStat))
+                let (d, dirExists, n) = split(a.path, tree: &tree)
+                // The directory exists in the world (a view directory the scenario made, a search directory).
+                if dirExists { tree.markExists(d) }
+                let missing: Bool
+                if case .missing = a.outcome { missing = true } else { missing = false }
+                let purpose: CallPurpose = a.origin == .absolute ? .absoluteOpen : a.subdirectory.isEmpty ? .searchCandidate : .hwcapsProbe
+                if !missing {
+                    if let target = world.symlinks[a.path] { tree.setSymlink(d, n, target: target) }
+                    tree.markFile(d, n, exists: true)
+                }
+                out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: missing, purpose: purpose))
+                if a.cost.statPath > 0 {
+                    if dirExists { tree.markExists(d) } else { SimulatedProcess.markMissing(d, world: world, tree: &tree) }
+                    out.append(ModelCall(kind: .stat, call: .newfstatat, dir: tree.parent(d), name: tree.nodes[Int(d)].name,
+                                         failed: !dirExists, purpose: a.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe))
+                }
+                if a.cost.fstat > 0 {
+                    out.append(ModelCall(kind: .fstat, call: .newfstatat, dir: d, name: n, failed: false, purpose: .objectStat))
+                }
             }
         }
     }
@@ -124,7 +169,7 @@ struct SimulatedProcess {
     func check(_ p: ProcessAnalysis) -> (recorded: Int, simulated: Int) {
         var recorded = 0
         for c in p.calls where c.search >= 0 && group(of: p.searches[Int(c.search)]) != nil { recorded += 1 }
-        let simulated = baseline.objects.reduce(0) { $0 + $1.cost.total }
+        let simulated = baseline.predicted.total
         return (recorded, simulated)
     }
 }

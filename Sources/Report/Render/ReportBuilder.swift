@@ -179,7 +179,12 @@ public struct ReportBuilder {
             builder.prepare(analysis)
             // The one loader simulation, on the world the trace carries.
             let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
-            let sims = analysis.processes.map { p in traceWorld.flatMap { SimulatedProcess(p, world: $0) } }
+            let sims = analysis.processes.map { p in
+                traceWorld.flatMap { w in
+                    SimulatedProcess(p, world: w, loaderCache: options.scenarios.contains(.loaderCache)
+                                     ? ReportBuilder.loaderCacheTransform(image: p.image, world: w.world) : nil)
+                }
+            }
             for (pi, sim) in sims.enumerated() {
                 if let sim { modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { modelCheck.unsimulated += groups[g].count }
             }
@@ -241,6 +246,7 @@ extension ReportBuilder {
         let program = sim.input.world.resolve(sim.input.program) ?? sim.input.program
         let prefix = LoaderPath.directory(LoaderPath.directory(program))
         switch s {
+        case .loaderCache: return loaderCacheTransform(image: sim.input.program, world: sim.input.world)
         case .shrinkwrap: return .shrinkwrap(liftDlopen: options.liftDlopen)
         case .bind: return .bind
         case .view:
@@ -250,9 +256,14 @@ extension ReportBuilder {
             let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
             let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
             return .view(directory: LoaderPath.join(base, "view"))
-        case .loaderCache: return .loaderCache(path: LoaderPath.join(prefix, "etc/ld.so.cache"))
         case .recorded, .negativeCache, .staticLink: return nil
         }
+    }
+
+    /// Guix's place for a program's cache: its prefix's etc/ld.so.cache.
+    static func loaderCacheTransform(image: String, world: LoaderWorld) -> WorldTransform {
+        let program = world.resolve(image) ?? image
+        return .loaderCache(path: LoaderPath.join(LoaderPath.directory(LoaderPath.directory(program)), "etc/ld.so.cache"))
     }
 
     static func describeSimulated(_ s: Scenario, options: ReportOptions, assumptions a: inout ScenarioAssumptions) {
