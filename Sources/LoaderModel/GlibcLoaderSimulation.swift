@@ -51,83 +51,41 @@ public struct GlibcLoaderSimulation: Sendable {
     }
 
     /// The directories glibc searches, in order, for the dependencies of the object
-    /// at `index` of `load.loaded` (without the existence cache, which only skips).
+    /// at `index` of `load.loaded` (without the existence cache, which only skips):
+    /// the same steps `_dl_map_object` takes in the simulation (`GlibcEngine.searchSteps`).
     public func searchPlan(forDependenciesOf index: Int, in load: LoadResult) -> SearchPlan {
         var plan = SearchPlan()
-        let objects = load.loaded
-        func origin(_ i: Int) -> String? {
-            let path = objects[i].role == .program ? (fileSystem.realPath(objects[i].path) ?? objects[i].path) : objects[i].path
-            return LoaderPath.glibcOrigin(of: path, workingDirectory: environment.workingDirectory)
-        }
-        func dirs(_ raw: String?, _ i: Int) -> [String] {
-            guard let raw, !raw.isEmpty else { return [] }
-            return GlibcPaths.decompose(raw, separators: ":", origin: origin(i), profile: profile)
-        }
-        guard objects.indices.contains(index) else { return plan }
-        let elf = objects[index].elf
-        if elf?.runpath == nil {
-            var current: Int? = index
-            var didMain = false
-            while let i = current {
-                // The program's RPATH is hidden by its own RUNPATH; a library's is not.
-                let hidden = objects[i].role == .program && objects[i].elf?.runpath != nil
-                if !hidden {
-                    let list = dirs(objects[i].elf?.rpath, i)
-                    if !list.isEmpty {
-                        plan.entries += list.map { SearchPlan.Entry(directory: $0, origin: .rpath, owner: objects[i].path) }
-                        didMain = didMain || objects[i].role == .program
-                    }
-                }
-                current = objects[i].loader
-            }
-            if !didMain, let main = objects.firstIndex(where: { $0.role == .program }), objects[main].elf?.runpath == nil {
-                plan.entries += dirs(objects[main].elf?.rpath, main).map {
-                    SearchPlan.Entry(directory: $0, origin: .rpath, owner: objects[main].path)
-                }
-            }
-        }
-        if !environment.secure, let llp = environment.ldLibraryPath, !llp.isEmpty {
-            let main = objects.firstIndex(where: { $0.role == .program }) ?? 0
-            plan.entries += GlibcPaths.decompose(llp, separators: ":;", origin: origin(main), profile: profile).map {
-                SearchPlan.Entry(directory: $0, origin: .ldLibraryPath, owner: nil)
-            }
-        }
-        plan.entries += dirs(elf?.runpath, index).map { SearchPlan.Entry(directory: $0, origin: .runpath, owner: objects[index].path) }
-        plan.noDefaultLib = elf?.noDefaultLib ?? false
-        if !plan.noDefaultLib {
-            plan.defaultEntries = profile.systemDirectories.map { SearchPlan.Entry(directory: $0, origin: .defaultPath, owner: nil) }
+        guard load.loaded.indices.contains(index) else { return plan }
+        let engine = GlibcEngine(simulation: self, program: load.program)
+        engine.seed(load)
+        plan.noDefaultLib = load.loaded[index].elf?.noDefaultLib ?? false
+        for step in engine.searchSteps(loader: index) {
+            guard case .directories(let dirs, let origin, let owner, _) = step else { continue }
+            let entries = dirs.map { SearchPlan.Entry(directory: $0, origin: origin, owner: owner) }
+            if origin == .defaultPath { plan.defaultEntries += entries } else { plan.entries += entries }
         }
         return plan
     }
 
-    /// Where `name` would be found if `loaderPath` (with `ancestors`, nearest first)
-    /// searched for it with nothing loaded yet: the question behind the
-    /// latent-missing and rpath hazards. Costs nothing; changes nothing.
-    public func probe(name: String, rpathDirectories: [String], ldLibraryPath: [String],
-                      runpathDirectories: [String], noDefaultLib: Bool) -> (path: String, origin: LookupOrigin)? {
+    /// Where the search of `plan` finds `name` with nothing loaded: its
+    /// directories (every capability subdirectory), ld.so.cache, the default
+    /// directories, in glibc's order; nil when nowhere.
+    public func locate(_ name: String, plan: SearchPlan) -> (path: String, origin: LookupOrigin)? {
         let caps = profile.capabilitySubdirectories
-        func firstHit(_ dirs: [String]) -> String? {
-            for dir in dirs {
-                for cap in caps {
-                    let path = dir + cap + name
-                    if case .opened(_, let header, nil) = fileSystem.open(path),
-                       LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) == .accepted {
-                        return path
-                    }
-                }
-            }
-            return nil
+        func accepts(_ path: String) -> Bool {
+            guard case .opened(_, let header, nil) = fileSystem.open(path) else { return false }
+            return LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) == .accepted
         }
-        if let hit = firstHit(rpathDirectories) { return (hit, .rpath) }
-        if let hit = firstHit(ldLibraryPath) { return (hit, .ldLibraryPath) }
-        if let hit = firstHit(runpathDirectories) { return (hit, .runpath) }
-        if let entry = cache?.lookup(name, profile: profile),
-           !(noDefaultLib && profile.systemDirectories.contains(where: { entry.path.hasPrefix($0) })),
-           case .opened(_, let header, nil) = fileSystem.open(entry.path),
-           LoaderHeaderCheck.glibc(header: header, fileClass: profile.fileClass, machine: profile.machine) == .accepted {
-            return (entry.path, .cache)
+        for entry in plan.entries {
+            for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
         }
-        if !noDefaultLib, let hit = firstHit(profile.systemDirectories) { return (hit, .defaultPath) }
+        if let cached = cache?.lookup(name, profile: profile),
+           !(plan.noDefaultLib && profile.systemDirectories.contains { cached.path.hasPrefix($0) }), accepts(cached.path) {
+            return (cached.path, .cache)
+        }
+        for entry in plan.defaultEntries {
+            for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
+        }
         return nil
     }
 }
@@ -350,38 +308,18 @@ final class GlibcEngine {
                     }
                 }
             }
-            let loaderObject = loaded[loader]
-            if loaderObject.elf?.runpath == nil {
-                var didMain = false
-                var current: Int? = loader
-                while let l = current, hit == nil, fatal == nil {
-                    if case .dirs(let dirs) = pathList(for: l, runpath: false) {
-                        search(dirs, origin: .rpath, owner: loaded[l].path, list: (l, false))
-                        didMain = didMain || l == mainIndex
-                    }
-                    current = loaded[l].loader
+            for step in searchSteps(loader: loader) {
+                guard hit == nil, fatal == nil else { break }
+                switch step {
+                case .directories(let dirs, let origin, let owner, let list):
+                    search(dirs, origin: origin, owner: owner, list: list)
+                case .programCache(let cache):
+                    lookupProgramCache(cache, name: name, attempts: &attempts, hit: &hit, fatal: &fatal,
+                                       foundOtherClass: &foundOtherClass)
+                case .systemCache(let nodeflib):
+                    lookupCache(name: name, nodeflib: nodeflib, attempts: &attempts, hit: &hit, fatal: &fatal,
+                                foundOtherClass: &foundOtherClass)
                 }
-                if hit == nil, fatal == nil, !didMain, case .dirs(let dirs) = pathList(for: mainIndex, runpath: false) {
-                    search(dirs, origin: .rpath, owner: loaded[mainIndex].path, list: (mainIndex, false))
-                }
-            }
-            if hit == nil, fatal == nil, case .dirs(let dirs) = envList {
-                search(dirs, origin: .ldLibraryPath, owner: nil, list: nil)
-            }
-            if hit == nil, fatal == nil, let cache = sim.programCache {
-                lookupProgramCache(cache, name: name, attempts: &attempts, hit: &hit, fatal: &fatal,
-                                   foundOtherClass: &foundOtherClass)
-            }
-            if hit == nil, fatal == nil, case .dirs(let dirs) = pathList(for: loader, runpath: true) {
-                search(dirs, origin: .runpath, owner: loaderObject.path, list: (loader, true))
-            }
-            let nodeflib = loaderObject.elf?.noDefaultLib ?? false
-            if hit == nil, fatal == nil, sim.programCache == nil {
-                lookupCache(name: name, nodeflib: nodeflib, attempts: &attempts, hit: &hit, fatal: &fatal,
-                            foundOtherClass: &foundOtherClass)
-            }
-            if hit == nil, fatal == nil, !nodeflib {
-                search(profile.systemDirectories, origin: .defaultPath, owner: nil, list: nil)
             }
         }
 
@@ -467,6 +405,66 @@ final class GlibcEngine {
         do throws(ELFReadError) { result = .success(try fs.readELF(path)) } catch { result = .failure(error) }
         elfCache[path] = result
         return result
+    }
+
+    // MARK: The search order
+
+    /// One step of a search for a name without a slash.
+    enum SearchStep {
+        /// A path list; `list` names the object's RPATH or RUNPATH list that a
+        /// search finding none of its directories disables.
+        case directories([String], LookupOrigin, owner: String?, list: (index: Int, runpath: Bool)?)
+        case programCache(ProgramCache)
+        case systemCache(nodeflib: Bool)
+    }
+
+    /// glibc's order (`_dl_map_object`, elf/dl-load.c) for a name the object at
+    /// `loader` needs: the RPATH of the loader and of each object up its
+    /// needed-by chain, then the program's, unless the loader has a RUNPATH;
+    /// LD_LIBRARY_PATH; the loader's RUNPATH; ld.so.cache unless a per-program
+    /// cache replaces it (read before RUNPATH); the default directories, unless
+    /// DF_1_NODEFLIB. This is the only copy of the order: the simulation, the
+    /// search plans and the hazards use it.
+    func searchSteps(loader: Int) -> [SearchStep] {
+        var steps: [SearchStep] = []
+        let loaderObject = loaded[loader]
+        if loaderObject.elf?.runpath == nil {
+            var didMain = false
+            var current: Int? = loader
+            while let l = current {
+                if case .dirs(let dirs) = pathList(for: l, runpath: false) {
+                    steps.append(.directories(dirs, .rpath, owner: loaded[l].path, list: (l, false)))
+                    didMain = didMain || l == mainIndex
+                }
+                current = loaded[l].loader
+            }
+            if !didMain, case .dirs(let dirs) = pathList(for: mainIndex, runpath: false) {
+                steps.append(.directories(dirs, .rpath, owner: loaded[mainIndex].path, list: (mainIndex, false)))
+            }
+        }
+        if case .dirs(let dirs) = envList { steps.append(.directories(dirs, .ldLibraryPath, owner: nil, list: nil)) }
+        if let cache = sim.programCache { steps.append(.programCache(cache)) }
+        if case .dirs(let dirs) = pathList(for: loader, runpath: true) {
+            steps.append(.directories(dirs, .runpath, owner: loaderObject.path, list: (loader, true)))
+        }
+        let nodeflib = loaderObject.elf?.noDefaultLib ?? false
+        if sim.programCache == nil { steps.append(.systemCache(nodeflib: nodeflib)) }
+        if !nodeflib { steps.append(.directories(profile.systemDirectories, .defaultPath, owner: nil, list: nil)) }
+        return steps
+    }
+
+    /// The link map of a finished load, for questions about its search order.
+    func seed(_ load: LoadResult) {
+        loaded = load.loaded
+        for (i, object) in loaded.enumerated() {
+            let path = object.role == .program ? (fs.realPath(object.path) ?? object.path) : object.path
+            origins[i] = LoaderPath.glibcOrigin(of: path, workingDirectory: sim.environment.workingDirectory)
+        }
+        if !sim.environment.secure, let llp = sim.environment.ldLibraryPath, !llp.isEmpty {
+            let dirs = decompose(llp, separators: ":;", origin: origins[mainIndex] ?? nil)
+            envList = dirs.isEmpty ? .disabled : .dirs(dirs)
+        }
+        if loaded.indices.contains(mainIndex), loaded[mainIndex].elf?.runpath != nil { rpathLists[mainIndex] = .disabled }
     }
 
     // MARK: ld.so.cache

@@ -86,19 +86,7 @@ public struct HazardAnalysis {
     func locate(_ name: String, plan: SearchPlan) -> (path: String, origin: LookupOrigin)? {
         switch loader {
         case .glibc(let sim):
-            let caps = sim.profile.capabilitySubdirectories
-            for entry in plan.entries {
-                for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
-            }
-            if let cached = sim.cache?.lookup(name, profile: sim.profile),
-               !(plan.noDefaultLib && sim.profile.systemDirectories.contains { cached.path.hasPrefix($0) }),
-               accepts(cached.path) {
-                return (cached.path, .cache)
-            }
-            for entry in plan.defaultEntries {
-                for cap in caps where accepts(entry.directory + cap + name) { return (entry.directory + cap + name, entry.origin) }
-            }
-            return nil
+            return sim.locate(name, plan: plan)
         case .musl:
             for entry in plan.allEntries {
                 let path = entry.directory + "/" + name
@@ -107,8 +95,6 @@ public struct HazardAnalysis {
             return nil
         }
     }
-
-    func short(_ path: String) -> String { path }
 
     func describe(_ plan: SearchPlan) -> String {
         var parts: [String] = []
@@ -162,7 +148,7 @@ public struct HazardAnalysis {
                 }
             }
             let searched = groups.map { "\($0.0) (\($0.1) candidate\($0.1 == 1 ? "" : "s"))" }
-            var message = "\(object.needed), needed by \(short(object.neededBy)), is not found"
+            var message = "\(object.needed), needed by \(object.neededBy), is not found"
             if let failure = object.failure, !failure.contains("No such file") { message += " (\(failure))" }
             message += searched.isEmpty ? "; no directory to search" : "; searched " + searched.joined(separator: ", ")
             if !notes.isEmpty { message += "; " + notes.joined(separator: "; ") }
@@ -252,30 +238,12 @@ public struct HazardAnalysis {
         for object in load.objects where object.loadedNewObject {
             guard let path = object.path, let needer = index(ofObject: object.neededBy),
                   load.loaded[needer].elf?.runpath != nil, !object.needed.contains("/") else { continue }
-            var entries: [SearchPlan.Entry] = []
-            var current = load.loaded[needer].loader
-            var didMain = false
-            while let i = current {
-                let item = load.loaded[i]
-                let hidden = item.role == .program && item.elf?.runpath != nil
-                if !hidden, let rpath = item.elf?.rpath, !rpath.isEmpty {
-                    let origin = LoaderPath.glibcOrigin(of: item.role == .program ? (fs.realPath(item.path) ?? item.path) : item.path,
-                                                        workingDirectory: sim.environment.workingDirectory)
-                    entries += GlibcPaths.decompose(rpath, separators: ":", origin: origin, profile: sim.profile).map {
-                        SearchPlan.Entry(directory: $0, origin: .rpath, owner: item.path)
-                    }
-                    didMain = didMain || item.role == .program
-                }
-                current = item.loader
-            }
-            if !didMain, let main = load.loaded.firstIndex(where: { $0.role == .program }), main != needer,
-               load.program.runpath == nil, let rpath = load.program.rpath, !rpath.isEmpty {
-                let origin = LoaderPath.glibcOrigin(of: fs.realPath(load.program.path) ?? load.program.path,
-                                                    workingDirectory: sim.environment.workingDirectory)
-                entries += GlibcPaths.decompose(rpath, separators: ":", origin: origin, profile: sim.profile).map {
-                    SearchPlan.Entry(directory: $0, origin: .rpath, owner: load.program.path)
-                }
-            }
+            // The RPATHs of the needer's loaders: the search it would make
+            // without its RUNPATH (and its own RPATH, reported above), cut to them.
+            var without = load
+            without.loaded[needer].elf?.runpath = nil
+            without.loaded[needer].elf?.rpath = nil
+            let entries = sim.searchPlan(forDependenciesOf: needer, in: without).entries.filter { $0.origin == .rpath }
             guard !entries.isEmpty else { continue }
             var plan = SearchPlan()
             plan.entries = entries

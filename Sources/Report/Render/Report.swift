@@ -74,6 +74,8 @@ public struct Report: Sendable {
     public var options: ReportOptions
     public var remoteRoots: [(path: String, why: String)]
     public var capabilitySubdirectories: [String]
+    /// Loader fixes left out, and why (no loader world to simulate them in).
+    public var scenariosUnavailable: (scenarios: [Scenario], reason: String)?
     public var programSearchPathSource: String
     public var programSearchPath: [String]
     public var usedHost: Bool

@@ -144,8 +144,6 @@ public struct ReportBuilder {
 
         var builder = ScenarioBuilder(world: world)
         world = ModelWorld(options: world.options)
-        builder.liftDlopen = options.liftDlopen
-        builder.viewDirectory = options.viewDirectory
         var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
         model.extraBytesPerNode = options.extraBytesPerNode
         model.coresPerNode = options.coresPerNode
@@ -158,6 +156,7 @@ public struct ReportBuilder {
         var simulated = [Bool](repeating: false, count: options.scenarios.count)
         var modelCheck = ModelCheck()
         var worldSources = Set<String>()
+        var tracesWithoutWorld = 0
         var tallies = [CostModel.Tally](repeating: CostModel.Tally(), count: options.scenarios.count)
         for g in groups.indices {
             var analysis: TraceAnalysis
@@ -175,8 +174,6 @@ public struct ReportBuilder {
                     throw TraceReadError(file: groups[g].file, reason: .corrupt(offset: 0, what: "the file changed while the report was made"))
                 }
             }
-            let searchPaths = analysis.processes.map { exact($0.image) ?? ModelWorld.inferProgramSearchPath($0) }
-            builder.prepare(analysis)
             // The one loader simulation, on the world the trace carries.
             let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
             let sims = analysis.processes.map { p in
@@ -189,20 +186,16 @@ public struct ReportBuilder {
                 if let sim { modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { modelCheck.unsimulated += groups[g].count }
             }
             if let traceWorld { worldSources.insert("ELF facts from \(traceWorld.source.rawValue); loader profile from \(traceWorld.profileSource)") }
+            if traceWorld == nil { tracesWithoutWorld += groups[g].count }
             for (si, s) in options.scenarios.enumerated() {
-                var procs: [ModelProcess]
-                if s.isLoaderFix && sims.allSatisfy({ $0 != nil }) {
-                    procs = []
-                    simulated[si] = true
-                } else {
-                    procs = builder.build(s, trace: analysis, recorded: recorded, searchPaths: searchPaths, assumptions: &assumptions[si])
-                }
+                // A loader fix: each simulated process's calls in the changed world; the others as recorded.
+                var procs = builder.build(s, trace: analysis, recorded: recorded)
                 if s.isLoaderFix {
                     for (pi, p) in analysis.processes.enumerated() {
                         guard let sim = sims[pi] else { continue }
+                        simulated[si] = true
                         let calls = sim.calls(ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
-                        let mp = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
-                        if procs.indices.contains(pi) { procs[pi] = mp } else { procs.append(mp) }
+                        procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
                     }
                 }
                 if let (want, sink) = scenarioListing {
@@ -214,14 +207,20 @@ public struct ReportBuilder {
             }
         }
         var results: [ScenarioResult] = []
+        var unavailable: [Scenario] = []
         if scenarioListing == nil {
             for (si, s) in options.scenarios.enumerated() {
+                // Without the loader's world, a fix cannot be predicted: it is left out, and the report says why.
+                if s.isLoaderFix && !simulated[si] && tracesWithoutWorld > 0 {
+                    unavailable.append(s)
+                    continue
+                }
                 if simulated[si] {
                     ReportBuilder.describeSimulated(s, options: options, assumptions: &assumptions[si])
                 } else {
                     builder.describe(s, assumptions: &assumptions[si])
                 }
-                if s.isLoaderFix || s == .recorded {
+                if s == .recorded {
                     for w in worldSources.sorted() { assumptions[si].add("loader world", w) }
                     assumptions[si].add("model check", modelCheck.text)
                 }
@@ -233,10 +232,14 @@ public struct ReportBuilder {
                 results[i].speedup = base.jobSeconds / results[i].jobSeconds
             }
         }
-        return Report(analyses: kept, tracesLeftOut: leftOut, summaries: summaries, attribution: attribution,
-                      timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
-                      remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
-                      programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+        var report = Report(analyses: kept, tracesLeftOut: leftOut, summaries: summaries, attribution: attribution,
+                            timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
+                            remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
+                            programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+        if !unavailable.isEmpty {
+            report.scenariosUnavailable = (unavailable, "the loader's world is not known: \(tracesWithoutWorld == traceCount ? "the traces have" : "\(tracesWithoutWorld) of \(traceCount) traces have") no OBJECT records (trace format < 3) and their files are not on this host (or --no-host); record again with this loadprobe, or report on the recording host")
+        }
+        return report
     }
 }
 

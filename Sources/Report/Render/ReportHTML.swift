@@ -32,6 +32,9 @@ public enum ReportHTML {
         h += "<h2>Wasted lookups per directory</h2>\n" + directoryChart(w) + "\n"
         h += "<h2>Timeline per process</h2>\n" + timelines(r) + "\n"
         h += "<h2>Scenarios side by side</h2>\n" + scenarioChart(r) + "\n" + scenarioTable(r) + "\n"
+        if let u = r.scenariosUnavailable {
+            h += "<p class=muted>Not predicted: \(esc(u.scenarios.map(\.rawValue).joined(separator: ", "))) — \(esc(u.reason))</p>\n"
+        }
 
         h += "<h2>Calls by purpose</h2>\n<table><tr><th>purpose</th><th class=n>calls</th><th class=n>failed</th><th class=n>share</th></tr>"
         for b in w.byPurpose {

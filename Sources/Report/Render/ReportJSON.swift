@@ -157,6 +157,11 @@ public enum ReportJSON {
                 })),
             ]))
         }
-        return [("attribution", .array(attribution)), ("waste", waste), ("model", model), ("scenarios", scen)]
+        var out: [(String, JSON)] = [("attribution", .array(attribution)), ("waste", waste), ("model", model), ("scenarios", scen)]
+        if let u = r.scenariosUnavailable {
+            out.append(("scenariosUnavailable", .object([("names", .array(u.scenarios.map { .string($0.rawValue) })),
+                                                         ("reason", .string(u.reason))])))
+        }
+        return out
     }
 }

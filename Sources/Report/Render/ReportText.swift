@@ -98,6 +98,9 @@ public enum ReportText {
                                x.speedup > 1.05 ? style.green(sp) : sp])
             }
             out += s.render(style: style)
+            if let u = r.scenariosUnavailable {
+                out.append("  not predicted: " + u.scenarios.map(\.rawValue).joined(separator: ", ") + " — " + u.reason)
+            }
             out.append("")
             out.append(style.bold("Inputs") + " (each prediction can be checked by hand)")
             if let first = r.scenarios.first {
