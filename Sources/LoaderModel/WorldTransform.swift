@@ -40,8 +40,9 @@ public enum WorldTransform: Sendable, Hashable {
     /// fzakaria/shrinkwrap); with `liftDlopen`, the dlopen'ed ones too.
     /// Libraries are untouched.
     case shrinkwrap(liftDlopen: Bool)
-    /// Every object's DT_NEEDED made the absolute path it resolved to (Spack's
-    /// `shared_linking: bind`); RPATH/RUNPATH kept.
+    /// Every object's DT_NEEDED that its RPATH/RUNPATH resolved made that
+    /// absolute path (Spack's `shared_linking: bind`, which binds what its
+    /// install tree provides); system libraries keep their names; RPATH/RUNPATH kept.
     case bind
     /// The program's RPATH/RUNPATH replaced by one directory of symlinks to
     /// every library the run found through an RPATH or RUNPATH (a Spack/Nix
@@ -69,7 +70,9 @@ public enum WorldTransform: Sendable, Hashable {
         case .bind:
             var resolved: [String: [String: String]] = [:]
             for o in baseline.objects {
-                guard let path = o.path, o.failure == nil else { continue }
+                // What the search path found (the install tree); system libraries from ld.so.cache or the
+                // default directories keep their names, as Spack's bind leaves them.
+                guard let path = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
                 let by = o.neededBy == input.program ? programPath : (out.world.resolve(o.neededBy) ?? o.neededBy)
                 resolved[by, default: [:]][o.needed] = path
             }

@@ -11,9 +11,11 @@ shrinkwrap   bin/<prog>.shrinkwrap: every DT_NEEDED of the program replaced by t
              For app-dlopen the dlopen()ed sonames are first added as DT_NEEDED
              (as the Shrinkwrap paper does for Python modules), so dlopen finds
              them already loaded.
-bind         bind/: a copy of every library whose DT_NEEDED entries are the absolute
-             paths they resolve to (in bind/), and bin/<prog>.bind the same for the
-             program (Spack's shared_linking: bind); RPATH/RUNPATH kept.
+bind         bind/: a copy of every library whose DT_NEEDED entries naming the tree's
+             libraries are the absolute paths they resolve to (in bind/), and
+             bin/<prog>.bind the same for the program (Spack's shared_linking: bind
+             binds what its install tree provides; libc keeps its name);
+             RPATH/RUNPATH kept, pointing into bind/.
 view         view/: one directory of symlinks to every library of the tree;
              bin/<prog>.view: the program with its RPATH/RUNPATH replaced by that
              single directory (the same tag kind as the original).
@@ -101,7 +103,7 @@ def shrinkwrap(exe, dst, extra_sonames=()):
             "lifted": len(lifted), "added_dlopen": len(extra_sonames)}
 
 
-def bind_tree(tree, libs, system):
+def bind_tree(tree, libs):
     """bind/<lib>/lib<lib>.so for every library, DT_NEEDED made absolute (one
     --replace-needed call per file). Returns name -> path in bind/."""
     bind = os.path.join(tree, "bind")
@@ -112,16 +114,16 @@ def bind_tree(tree, libs, system):
         os.makedirs(os.path.join(bind, lib))
         dst = where[f"lib{lib}.so"]
         shutil.copy2(os.path.join(tree, lib, f"lib{lib}.so"), dst)
-        bind_needed(dst, where, system, tree)
+        bind_needed(dst, where, tree)
     return where
 
 
-def bind_needed(dst, where, system, tree):
+def bind_needed(dst, where, tree):
     """DT_NEEDED made absolute; the RPATH/RUNPATH kept, pointing into bind/ as
     an in-place bind's would (a dlopen by name still searches it)."""
     args = []
     for n in needed(dst):
-        target = where.get(n) or system.get(n)
+        target = where.get(n)
         if target:
             args += ["--replace-needed", n, target]
     if args:
@@ -168,12 +170,11 @@ def fix(manifest_path):
     ref = program_output([progs["app"]])
 
     view = make_view(tree, man["modules"] + man["utilities"])
-    system = {n: p for n, p in resolve(progs["app"]) if not p.startswith(tree + "/")}
-    where = bind_tree(tree, man["modules"] + man["utilities"], system)
+    where = bind_tree(tree, man["modules"] + man["utilities"])
     for name in ("app", "app-dlopen"):
         bd = os.path.join(bindir, name + ".bind")
         shutil.copy2(progs[name], bd)
-        bind_needed(bd, where, system, tree)
+        bind_needed(bd, where, tree)
         progs[name + ".bind"] = bd
         exe = progs[name]
         extra = [f"lib{m}.so" for m in man["modules"]] if name == "app-dlopen" else []

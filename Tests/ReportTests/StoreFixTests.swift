@@ -1,0 +1,171 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A store-style program (every library in its own directory, every object's
+/// RUNPATH naming every store directory), one library needing another under
+/// a name that is not its soname (liba.so.1.0 for a file whose soname is
+/// liba.so.1, as Debian's libsndio.so.7.0), and a dlopen. Fixed for real with
+/// patchelf (shrinkwrap, bind, view) and recorded: each scenario's predicted
+/// calls must be the calls the real fixed program makes.
+struct StoreFixture: Sendable {
+    let dir: String
+    var store: String { dir + "/store" }
+    func lib(_ name: String) -> String { store + "/\(name)/lib" }
+    var app: String { store + "/app/bin/app" }
+    var traces: String { dir + "/traces" }
+    static let names = ["a", "b", "k", "d", "e", "plug"]
+
+    static let shared: Result<StoreFixture, TestFailure> = {
+        do { return .success(try StoreFixture.build()) } catch {
+            return .failure(error as? TestFailure ?? TestFailure("\(error)"))
+        }
+    }()
+
+    static func build() throws -> StoreFixture {
+        let f = StoreFixture(dir: try scratch("store"))
+        for d in names.map(f.lib) + [f.store + "/app/bin", f.dir + "/src", f.traces, f.dir + "/view"] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        }
+        // liba's directory last: a search for it misses in every other directory first.
+        let all = names.reversed().map(f.lib).joined(separator: ":")
+        // liba.so.1.0 (soname liba.so.1) with a liba.so.1 link beside it; b needs "liba.so.1.0".
+        try write("int a_value(void) { return 1; }\n", to: f.dir + "/src/a.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,liba.so.1", "-o", f.lib("a") + "/liba.so.1.0", f.dir + "/src/a.c"])
+        try FileManager.default.createSymbolicLink(atPath: f.lib("a") + "/liba.so.1", withDestinationPath: "liba.so.1.0")
+        try write("int a_value(void);\nint b_value(void) { return 2 + a_value(); }\n", to: f.dir + "/src/b.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libb.so.2", "-o", f.lib("b") + "/libb.so.2", f.dir + "/src/b.c",
+                 f.lib("a") + "/liba.so.1.0", "-Wl,--enable-new-dtags,-rpath," + all])
+        _ = try must(["patchelf", "--replace-needed", "liba.so.1", "liba.so.1.0", f.lib("b") + "/libb.so.2"])
+        for (n, v) in [("k", 3), ("d", 4)] {
+            try write("int \(n)_value(void) { return \(v); }\n", to: f.dir + "/src/\(n).c")
+            try gcc(["-shared", "-fPIC", "-Wl,-soname,lib\(n).so", "-o", f.lib(n) + "/lib\(n).so", f.dir + "/src/\(n).c",
+                     "-Wl,--enable-new-dtags,-rpath," + all])
+        }
+        try write("int d_value(void);\nint e_value(void) { return 5 + d_value(); }\n", to: f.dir + "/src/e.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libe.so", "-o", f.lib("e") + "/libe.so", f.dir + "/src/e.c",
+                 "-L" + f.lib("d"), "-ld", "-Wl,--enable-new-dtags,-rpath," + all])
+        try write("int e_value(void);\nint plug_value(void) { return 10 * e_value(); }\n", to: f.dir + "/src/plug.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libplug.so", "-o", f.lib("plug") + "/libplug.so", f.dir + "/src/plug.c",
+                 "-L" + f.lib("e"), "-le", "-Wl,-rpath-link," + f.lib("d"), "-Wl,--enable-new-dtags,-rpath," + all])
+        try write("""
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int b_value(void); int k_value(void);
+            int main(void) {
+                void *h = dlopen("libplug.so", RTLD_NOW);
+                int (*plug)(void) = h ? (int (*)(void))dlsym(h, "plug_value") : 0;
+                printf("%d\\n", b_value() * 1000 + k_value() * 100 + (plug ? plug() : 0));
+                return 0;
+            }
+            """, to: f.dir + "/src/main.c")
+        try gcc([f.dir + "/src/main.c", "-o", f.app, "-L" + f.lib("b"), "-l:libb.so.2", "-L" + f.lib("k"), "-lk",
+                 "-Wl,-rpath-link," + f.lib("a"), "-Wl,--enable-new-dtags,-rpath," + all])
+        try f.fix()
+        for p in [f.app, f.app + ".shrinkwrap", f.app + ".bind", f.app + ".view"] {
+            let out = try must([p]).stdoutText
+            if out != "3390\n" { throw TestFailure("\(p) printed \(out)") }
+        }
+        for (p, name) in [(f.app, "app"), (f.app + ".shrinkwrap", "shrinkwrap"), (f.app + ".bind", "bind"), (f.app + ".view", "view")] {
+            try record([p], to: f.traces + "/\(name).lpt")
+        }
+        return f
+    }
+
+    /// The three fixes, made as a user would with patchelf.
+    func fix() throws {
+        // What ld.so resolves, in load order (name => path).
+        let list = try must(["/lib64/ld-linux-x86-64.so.2", "--list", app]).stdoutText
+        var order: [(String, String)] = []
+        for line in list.split(separator: "\n") {
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if parts.count >= 3, parts[1] == "=>" { order.append((String(parts[0]), String(parts[2]))) }
+        }
+        let resolved = Dictionary(order, uniquingKeysWith: { a, _ in a })
+        let needed = try must(["patchelf", "--print-needed", app]).stdoutText.split(separator: "\n").map(String.init)
+        // Shrinkwrap: the program's own entries replaced (one call), the rest of the closure added (another call).
+        let sw = app + ".shrinkwrap"
+        try FileManager.default.copyItem(atPath: app, toPath: sw)
+        _ = try must(["patchelf"] + needed.flatMap { ["--replace-needed", $0, resolved[$0]!] } + [sw])
+        let direct = Set(needed.map { resolved[$0]! })
+        let lifted = order.map(\.1).filter { !direct.contains($0) }
+        _ = try must(["patchelf"] + lifted.flatMap { ["--add-needed", $0] } + [sw])
+        // Bind: every object's DT_NEEDED made absolute, in place in a copy of the store.
+        let bindStore = dir + "/bind-store"
+        _ = try must(["cp", "-a", store, bindStore])
+        func inBind(_ p: String) -> String { p.hasPrefix(store + "/") ? bindStore + p.dropFirst(store.count) : p }
+        let bindAll = StoreFixture.names.reversed().map { inBind(lib($0)) }.joined(separator: ":")
+        for n in StoreFixture.names {
+            for file in try FileManager.default.contentsOfDirectory(atPath: inBind(lib(n))) {
+                let p = inBind(lib(n)) + "/" + file
+                guard (try? FileManager.default.destinationOfSymbolicLink(atPath: p)) == nil else { continue }
+                try bind(p, resolvedIn: lib(n) + "/" + file, runpath: bindAll, inBind: inBind)
+            }
+        }
+        try bind(inBind(app), resolvedIn: app, runpath: bindAll, inBind: inBind)
+        try FileManager.default.createSymbolicLink(atPath: app + ".bind", withDestinationPath: inBind(app))
+        // View: one directory with a symlink to every file of the store's libraries (dlopen'ed ones
+        // too), the program's RUNPATH replaced by it.
+        for n in StoreFixture.names {
+            for file in try FileManager.default.contentsOfDirectory(atPath: lib(n)) {
+                try FileManager.default.createSymbolicLink(atPath: dir + "/view/" + file, withDestinationPath: lib(n) + "/" + file)
+            }
+        }
+        try FileManager.default.copyItem(atPath: app, toPath: app + ".view")
+        _ = try must(["patchelf", "--set-rpath", dir + "/view", app + ".view"])
+    }
+
+    /// `file`'s DT_NEEDED made the absolute paths ld.so resolves them to for `original`, in the bind store.
+    func bind(_ file: String, resolvedIn original: String, runpath: String, inBind: (String) -> String) throws {
+        let needed = try must(["patchelf", "--print-needed", file]).stdoutText.split(separator: "\n").map(String.init)
+        var args: [String] = []
+        for n in needed where !n.hasPrefix("/") {
+            // Where the object's own search finds the name: its RUNPATH, else the system's copy.
+            let hit = StoreFixture.names.map { lib($0) + "/" + n }.first { FileManager.default.fileExists(atPath: $0) }
+            if let hit { args += ["--replace-needed", n, inBind(hit)] }
+        }
+        if !args.isEmpty { _ = try must(["patchelf"] + args + [file]) }
+        _ = try must(["patchelf", "--set-rpath", runpath, file])
+    }
+
+    func trace(_ name: String) -> String { traces + "/\(name).lpt" }
+}
+
+@Suite("loader fixes predicted by the one simulation, against the real fixed programs")
+struct StoreFixTests {
+    func scenarios(_ trace: String, _ extra: [String] = []) throws -> [String: [String: Any]] {
+        let d = try json(try must([loadprobe, "report", "--format", "json", trace] + extra))
+        var out: [String: [String: Any]] = [:]
+        for s in d["scenarios"] as! [[String: Any]] { out[s["name"] as! String] = s }
+        return out
+    }
+
+    @Test("shrinkwrap, bind and view: predicted calls are the recorded calls of the real fixes; the DT_NEEDED that is not a soname still searches")
+    func predictions() throws {
+        let f = try StoreFixture.shared.get()
+        let predicted = try scenarios(f.trace("app"), ["--view-dir", f.dir + "/view"])
+        for fix in ["shrinkwrap", "bind", "view"] {
+            let real = try scenarios(f.trace(fix))["recorded"]!
+            #expect(predicted[fix]!["operations"] as? Int == real["operations"] as? Int, "\(fix)")
+            #expect(predicted[fix]!["operationsBySyscall"] as? [String: Int] == real["operationsBySyscall"] as? [String: Int], "\(fix)")
+        }
+        // The model reproduces the recorded start-up and dlopen exactly.
+        let check = (predicted["recorded"]!["inputs"] as! [String: String])["model check"] ?? ""
+        #expect(check.contains("(+0.0%)"), "\(check)")
+        // After shrinkwrap, libb's "liba.so.1.0" matches no loaded name or soname: it is searched through
+        // libb's RUNPATH (a miss in every directory before a's, the last), unlike what a name-only model says.
+        let sw = predicted["shrinkwrap"]!["operationsByPurpose"] as! [String: Int]
+        #expect((sw["search"] ?? 0) > 0 && (sw["hwcaps"] ?? 0) > 0)
+    }
+
+    @Test("--no-host gives the same scenario calls from the trace alone")
+    func noHost() throws {
+        let f = try StoreFixture.shared.get()
+        let here = try scenarios(f.trace("app"))
+        let alone = try scenarios(f.trace("app"), ["--no-host"])
+        for s in ["shrinkwrap", "bind", "view", "loader-cache"] {
+            #expect(here[s]?["operations"] as? Int == alone[s]?["operations"] as? Int, "\(s)")
+            #expect(alone[s] != nil)
+        }
+    }
+}
