@@ -19,6 +19,8 @@ struct Diff: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file")) var output: String?
     @Flag(help: "Read traces that were cut short (no end record) as far as they go.") var partial = false
     @Option(help: "Rows per table.") var top: Int = 10
+    @Flag(help: "Price each side with the compute time estimated from its own trace (default: the before trace's for both, so that the same calls give the same prediction).")
+    var computeEach = false
     @OptionGroup var model: ModelOptions
     @Argument(help: "The trace before the change.") var before: String
     @Argument(help: "The trace after the change.") var after: String
@@ -31,7 +33,7 @@ struct Diff: ParsableCommand {
         var options = try model.reportOptions()
         options.top = top
         let analyses = try TraceFiles.load([before, after], partial: partial)
-        let d = TraceDiff(before: analyses[0], after: analyses[1], options: options)
+        let d = TraceDiff(before: analyses[0], after: analyses[1], options: options, eachOwnCompute: computeEach)
         let text = format == .json ? d.json().serialized() : d.text(style: TextStyle(color: output == nil && Output.colorOnStdout()))
         try Output.write(text, to: output)
     }

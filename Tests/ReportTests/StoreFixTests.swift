@@ -168,4 +168,17 @@ struct StoreFixTests {
             #expect(alone[s] != nil)
         }
     }
+
+    @Test("diff of two recordings of the unchanged program: the predictions agree within 5% (one compute on both sides)")
+    func diffUnchanged() throws {
+        let f = try StoreFixture.shared.get()
+        let again = f.traces + "/app-again.lpt"
+        try record([f.app], to: again)
+        let d = try json(try must([loadprobe, "diff", "--format", "json", f.trace("app"), again, "--fs", "nfs", "--remote", f.store]))
+        let speedup = try #require(d["speedup"] as? Double)
+        #expect(abs(speedup - 1) <= 0.05, "\(speedup)")
+        #expect(d["computeSource"] as? String == "the before trace's estimate, both sides")
+        let text = try must([loadprobe, "diff", f.trace("app"), again, "--fs", "nfs", "--remote", f.store]).stdoutText
+        #expect(text.contains("predicted job") && text.contains("no change"), "\(text)")
+    }
 }

@@ -53,8 +53,13 @@ public struct TraceDiff: Sendable {
     /// Objects with the same identity but a different path (a view's symlink, an absolute DT_NEEDED).
     public var samePathCount: Int
     public var options: ReportOptions
+    /// Where the compute time both predictions include came from.
+    public var computeSource: String
 
-    public init(before b: TraceAnalysis, after a: TraceAnalysis, options: ReportOptions) {
+    /// `eachOwnCompute`: price each side with the compute time estimated from
+    /// its own trace; by default both sides get the before trace's (or
+    /// `--compute`), so that identical calls give identical predictions.
+    public init(before b: TraceAnalysis, after a: TraceAnalysis, options: ReportOptions, eachOwnCompute: Bool = false) {
         self.options = options
         var o = options
         o.scenarios = [.recorded]
@@ -81,18 +86,23 @@ public struct TraceDiff: Sendable {
             let compute = r.scenario(.recorded)?.computeSeconds ?? 0
             var objs: [LoadedObjectIdentity] = []
             if let p = t.processes.first(where: { !$0.objects.isEmpty }) {
+                var recordedHash: [String: UInt64] = [:]
+                for f in t.trace.objects { recordedHash[t.trace.path(f.path)] = f.contentHash }
                 for ob in p.objects where !ob.path.isEmpty && ob.phase == .startup {
-                    objs.append(TraceDiff.identity(ob.path))
+                    objs.append(TraceDiff.identity(ob.path, recordedHash: recordedHash[ob.path]))
                 }
                 for ob in p.objects where !ob.path.isEmpty && ob.phase != .startup {
-                    objs.append(TraceDiff.identity(ob.path))
+                    objs.append(TraceDiff.identity(ob.path, recordedHash: recordedHash[ob.path]))
                 }
             }
             return Side(file: t.file, calls: calls, failed: failed, bySyscall: bySys, byPurpose: byPurpose, byOrigin: byOrigin,
                         recorded: r.scenario(.recorded), tracedStartupSeconds: traced, computeSeconds: compute, objects: objs)
         }
         before = side(b)
+        if !eachOwnCompute && options.computeSeconds == nil { o.computeSeconds = before.computeSeconds }
         after = side(a)
+        computeSource = options.computeSeconds != nil ? "given (--compute), both sides"
+            : eachOwnCompute ? "estimated from each trace" : "the before trace's estimate, both sides"
         let wb = WasteRanking([b]), wa = WasteRanking([a])
         var dirs: [String: (Int, Int)] = [:]
         for d in wb.byDirectory { dirs[d.directory, default: (0, 0)].0 = d.failed }
@@ -126,26 +136,13 @@ public struct TraceDiff: Sendable {
         }
     }
 
-    static func identity(_ path: String) -> LoadedObjectIdentity {
+    /// An object's identity: the content hash the trace recorded (format 3),
+    /// else the same hash of the file here, when it can be read.
+    static func identity(_ path: String, recordedHash: UInt64?) -> LoadedObjectIdentity {
         var real: String?
         if let r = realpath(path, nil) { real = String(cString: r); free(r) }
-        return LoadedObjectIdentity(path: path, realPath: real, contentHash: fnv1a(file: path))
-    }
-
-    /// FNV-1a, 64 bits, of a file's bytes; nil when it cannot be read.
-    static func fnv1a(file: String) -> UInt64? {
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            for i in 0..<n { h = (h ^ UInt64(buf[i])) &* 0x100_0000_01b3 }
-        }
-        return h
+        return LoadedObjectIdentity(path: path, realPath: real,
+                                    contentHash: recordedHash ?? FileFacts.read(path, elfOnly: false)?.contentHash)
     }
 
     // MARK: output
@@ -181,7 +178,7 @@ public struct TraceDiff: Sendable {
         if let b = before.tracedStartupSeconds, let a = after.tracedStartupSeconds {
             t.rows.append(["measured exec → main (traced)", seconds(b), seconds(a), ratio(b, a)])
         }
-        t.rows.append(["compute (estimated from the trace)", seconds(before.computeSeconds), seconds(after.computeSeconds), ratio(before.computeSeconds, after.computeSeconds)])
+        t.rows.append(["compute in the predictions (\(computeSource))", seconds(before.computeSeconds), seconds(after.computeSeconds), ratio(before.computeSeconds, after.computeSeconds)])
         out += t.render(indent: "  ", style: style)
         out.append("  model: \(options.profile.name) — \(options.profile.summary); \(options.job.processes) process(es) on \(options.job.nodes) node(s)")
         out.append("")
@@ -249,6 +246,7 @@ public struct TraceDiff: Sendable {
             ("format", .string("loadprobe-diff/1")),
             ("before", side(before)),
             ("after", side(after)),
+            ("computeSource", .string(computeSource)),
             ("speedup", before.recorded.flatMap { b in after.recorded.map { a in JSON.double(a.jobSeconds > 0 ? b.jobSeconds / a.jobSeconds : 0) } } ?? .null),
             ("objects", cmp),
             ("directories", .array(directories.map { .object([("directory", .string($0.directory)), ("before", .int(Int64($0.before))), ("after", .int(Int64($0.after)))]) })),
@@ -263,7 +261,9 @@ public struct TraceDiff: Sendable {
     }
 
     func ratio(_ b: Double, _ a: Double) -> String {
-        guard a > 0 else { return "" }
+        guard a > 0, b > 0 else { return "" }
+        if abs(b - a) <= 0.005 * max(a, b) { return "no change" }
+        if b < a { return String(rounding: a / b, places: a / b >= 10 ? 0 : 1) + "× slower" }
         return String(rounding: b / a, places: b / a >= 10 ? 0 : 1) + "× faster"
     }
 }
