@@ -27,6 +27,7 @@ struct Explain: ParsableCommand {
     @Option(name: .customLong("glibc"), help: "Simulate this glibc version (e.g. 2.38) with this machine's CPU and directories.")
     var glibcVersion: String?
     @Flag(name: .customLong("no-hazards"), help: "Skip the hazard analysis.") var noHazards = false
+    @Flag(name: .customLong("all-hazards"), help: "List every hazard and note (default: the first few of each kind, with counts).") var allHazards = false
 
     func validate() throws {
         if let glibcVersion, GlibcVersion(string: glibcVersion) == nil {
@@ -55,7 +56,7 @@ struct Explain: ParsableCommand {
         if json {
             print(ExplanationJSON.render(explanation, includeCandidates: candidates))
         } else {
-            print(ExplanationText.render(explanation, verbose: candidates), terminator: "")
+            print(ExplanationText.render(explanation, verbose: candidates, allHazards: allHazards), terminator: "")
         }
     }
 

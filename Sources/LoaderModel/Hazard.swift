@@ -29,10 +29,41 @@ public struct Hazard: Sendable, Hashable {
     public var kind: Kind
     public var message: String
     public var objects: [String]
+    /// Worth knowing, not fragile (a shadowed soname only a default directory
+    /// holds, behind an explicit RPATH/RUNPATH hit).
+    public var isNote: Bool
 
-    public init(kind: Kind, message: String, objects: [String]) {
+    public init(kind: Kind, message: String, objects: [String], isNote: Bool = false) {
         self.kind = kind
         self.message = message
         self.objects = objects
+        self.isNote = isNote
+    }
+}
+
+extension Hazard.Kind {
+    /// Worst first: what stops the start-up, then what changes which file loads, then the rest.
+    public var rank: Int {
+        switch self {
+        case .missingInterpreter: 0
+        case .missingLibrary: 1
+        case .symbolVersion: 2
+        case .ldLibraryPathOverride: 3
+        case .rpathIgnored: 4
+        case .latentMissing: 5
+        case .unsatisfiableOrder: 6
+        case .symbolConflict: 7
+        case .shadowedSoname: 8
+        case .shrinkwrapUnsafe: 9
+        }
+    }
+}
+
+extension Array where Element == Hazard {
+    /// The hazards (or notes) grouped by kind, worst kind first, each group in finding order.
+    public func groupedByKind() -> [(kind: Hazard.Kind, items: [Hazard])] {
+        var groups: [Hazard.Kind: [Hazard]] = [:]
+        for h in self { groups[h.kind, default: []].append(h) }
+        return groups.sorted { $0.key.rank < $1.key.rank }.map { ($0.key, $0.value) }
     }
 }

@@ -321,19 +321,20 @@ public struct HazardAnalysis {
         var planDirectories: [[String]] = []
         var copiesByPlan: [Int: [String: [String]]] = [:]
         var reported = Set<String>()
-        var plans: [Int: (directories: [String], key: Int)] = [:]
+        var plans: [Int: (directories: [String], key: Int, defaults: Set<String>)] = [:]
         for object in load.objects where object.loadedNewObject {
             guard let loadedPath = object.path, let origin = object.origin,
                   [.rpath, .runpath, .ldLibraryPath, .defaultPath, .cache].contains(origin),
                   let needer = index(ofObject: object.neededBy) else { continue }
             if plans[needer] == nil {
                 var seen = Set<String>()
-                let directories = plan(for: needer).allEntries.map(\.directory).filter { seen.insert($0).inserted }
+                let plan = plan(for: needer)
+                let directories = plan.allEntries.map(\.directory).filter { seen.insert($0).inserted }
                 let key = planKeys[directories] ?? planDirectories.count
                 if key == planDirectories.count { planKeys[directories] = key; planDirectories.append(directories) }
-                plans[needer] = (directories, key)
+                plans[needer] = (directories, key, Set(plan.defaultEntries.map(\.directory)))
             }
-            let (directories, key) = plans[needer]!
+            let (directories, key, defaults) = plans[needer]!
             var holders: [String] = []
             for dir in directories where contains(dir, object.needed) && accepts(path(dir, object.needed)) {
                 holders.append(dir)
@@ -347,6 +348,17 @@ public struct HazardAnalysis {
                 if !distinct.contains(where: { sameContents($0, candidate) }) { distinct.append(candidate) }
             }
             guard distinct.count > 1, reported.insert(object.needed + "\u{0}" + distinct.joined(separator: ":")).inserted else { continue }
+            // Only a default directory's (the system's own) copy, behind an explicit RPATH/RUNPATH/LD_LIBRARY_PATH hit:
+            // it loads only if the explicit one disappears. A note, not a hazard.
+            if [.rpath, .runpath, .ldLibraryPath].contains(origin),
+               distinct.dropFirst().allSatisfy({ copy in defaults.contains { copy.hasPrefix($0) } }) {
+                hazards.append(Hazard(kind: .shadowedSoname,
+                                      message: "\(object.needed) loads as \(loadedPath) (\(origin.rawValue)); the system's "
+                                          + "\(distinct.dropFirst().joined(separator: ", ")) in a default directory would load only "
+                                          + "if that one were gone",
+                                      objects: distinct, isNote: true))
+                continue
+            }
             hazards.append(Hazard(kind: .shadowedSoname,
                                   message: "\(object.needed) exists with different contents in \(distinct.count) places on the search path of "
                                       + "\(object.neededBy): \(loadedPath) loads (\(origin.rawValue)); "

@@ -109,6 +109,39 @@ struct HazardTests {
         #expect(control.resolution["libhsa.so"] == f.path("rocm-4.5/libhsa.so"))
     }
 
+    @Test("the ROCm case in full: RPATH ignored because of RUNPATH, then LD_LIBRARY_PATH supplies a third version: both hazards")
+    func rocmBoth() throws {
+        let f = try Fixture("rocm-both")
+        defer { f.remove() }
+        try f.library("hsa", in: "new", value: 45)
+        try f.library("hsa", in: "old", value: 43)
+        try f.library("hsa", in: "llp", value: 50)
+        try f.library("rocm", in: "new", needs: ["hsa"], linkFlags: ["-Lnew", "-Wl,--enable-new-dtags,-rpath,\(f.path("old"))"])
+        try f.program("prog", calls: ["rocm"], linkFlags: ["-Lnew", "-lrocm", "-Wl,--disable-new-dtags,-rpath,\(f.path("new"))"])
+        let e = try explain(f.path("prog"), ldLibraryPath: f.path("llp"), directory: f.root)
+        #expect(e.resolution["libhsa.so"] == f.path("llp/libhsa.so"))
+        #expect(e.hazards(.rpathIgnored).count == 1)
+        #expect(e.hazards(.ldLibraryPathOverride).count == 1)
+        #expect(e.hazards.filter(\.isNote).isEmpty)
+    }
+
+    @Test("shadowed-soname behind an explicit RUNPATH hit, only a default directory holding the other copy: a note")
+    func shadowedByDefaultOnly() throws {
+        // libz.so.1 from a RUNPATH directory; the system's /lib/x86_64-linux-gnu/libz.so.1 differs.
+        let f = try Fixture("shadow-note")
+        defer { f.remove() }
+        try #require(FileManager.default.fileExists(atPath: "/lib/x86_64-linux-gnu/libz.so.1"))
+        try f.library("z", in: "z", value: 7, soname: "libz.so.1")
+        try f.program("prog", calls: ["z"], linkFlags: ["-Lz", "-lz", "-Wl,--enable-new-dtags,-rpath,\(f.path("z"))"])
+        try FileManager.default.moveItem(atPath: f.path("z/libz.so"), toPath: f.path("z/libz.so.1"))
+        let e = try explain(f.path("prog"), directory: f.root)
+        #expect(e.resolution["libz.so.1"] == f.path("z/libz.so.1"))
+        let shadow = e.hazards(.shadowedSoname)
+        #expect(shadow.count == 1 && shadow.allSatisfy(\.isNote), "\(shadow)")
+        let text = ExplanationText.render(e)
+        #expect(text.contains("hazards: none found") && text.contains("notes (1): shadowed-soname ×1"), "\(text)")
+    }
+
     @Test("shadowed-soname: the same name with different contents in two search directories")
     func shadowedSoname() throws {
         for control in [false, true] {

@@ -6,7 +6,7 @@ import Glibc
 /// `loadprobe explain` as text: a dependency tree like libtree's, each object with
 /// how it was found, then the predicted system calls and the hazards.
 public enum ExplanationText {
-    public static func render(_ explanation: Explanation, verbose: Bool = false) -> String {
+    public static func render(_ explanation: Explanation, verbose: Bool = false, allHazards: Bool = false) -> String {
         let load = explanation.load
         var out = "\(load.program.path)  (\(load.flavor)"
         if load.program.isDynamic { out += ", interpreter \(load.interpreter)" }
@@ -71,11 +71,23 @@ public enum ExplanationText {
             out += "search subdirectories: \(profile.capabilitySubdirectories.map { $0.isEmpty ? "." : $0 }.joined(separator: " "))\n"
         }
         if let failure = explanation.failure { out += "start-up fails: \(failure.message)\n" }
-        if explanation.hazards.isEmpty {
+        let hazards = explanation.hazards.filter { !$0.isNote }, notes = explanation.hazards.filter(\.isNote)
+        if hazards.isEmpty {
             out += "hazards: none found\n"
         } else {
-            out += "hazards (\(explanation.hazards.count)):\n"
-            for hazard in explanation.hazards { out += "  \(hazard.kind.rawValue): \(hazard.message)\n" }
+            out += section("hazards", hazards, shown: allHazards ? .max : 3)
+        }
+        if !notes.isEmpty { out += section("notes", notes, shown: allHazards ? .max : 1) }
+        return out
+    }
+
+    /// "hazards (N): kind ×n, …", then each kind's first few, worst kind first.
+    static func section(_ title: String, _ items: [Hazard], shown: Int) -> String {
+        let groups = items.groupedByKind()
+        var out = "\(title) (\(items.count)): " + groups.map { "\($0.kind.rawValue) ×\($0.items.count)" }.joined(separator: ", ") + "\n"
+        for g in groups {
+            for h in g.items.prefix(shown) { out += "  \(g.kind.rawValue): \(h.message)\n" }
+            if g.items.count > shown { out += "  \(g.kind.rawValue): … and \(g.items.count - shown) more (--all-hazards lists them)\n" }
         }
         return out
     }
@@ -148,9 +160,13 @@ public enum ExplanationJSON {
             ("predicted", counts(load.predicted)),
             ("total", counts(load.total)),
             ("startup", .object(startup)),
-            ("hazards", .array(explanation.hazards.map { hazard in
-                .object([("kind", .string(hazard.kind.rawValue)), ("message", .string(hazard.message)),
-                         ("objects", .array(hazard.objects.map { .string($0) }))])
+            ("hazards", .array(explanation.hazards.sorted { $0.kind.rank < $1.kind.rank }.map { hazard in
+                .object([("kind", .string(hazard.kind.rawValue)), ("severity", .string(hazard.isNote ? "note" : "hazard")),
+                         ("message", .string(hazard.message)), ("objects", .array(hazard.objects.map { .string($0) }))])
+            })),
+            ("hazardCounts", .object(explanation.hazards.groupedByKind().map { g in
+                (g.kind.rawValue, .object([("hazards", .int(Int64(g.items.filter { !$0.isNote }.count))),
+                                           ("notes", .int(Int64(g.items.filter(\.isNote).count)))]))
             })),
             ("notes", .array(explanation.notes.map { .string($0) })),
         ])
