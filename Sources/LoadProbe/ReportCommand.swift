@@ -63,6 +63,8 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .customLong("view-dir"), help: ArgumentHelp("Where the view scenario's symlink directory would be.", valueName: "path"))
     var viewDir: String?
+    @Option(name: .customLong("python-view-dir"), help: ArgumentHelp("Where the python-path scenario's one sys.path directory would be.", valueName: "path"))
+    var pythonViewDir: String?
 
     @Flag(name: .customLong("no-host"), help: "Do not consult this machine's files (model from the trace alone).")
     var noHost = false
@@ -112,6 +114,7 @@ struct ModelOptions: ParsableArguments {
         o.coresPerNode = cores
         o.liftDlopen = liftDlopen
         o.viewDirectory = viewDir
+        o.pythonViewDirectory = pythonViewDir
         o.consultHost = noHost ? .never : .sameHost
         o.useELF = !noHost
         return o

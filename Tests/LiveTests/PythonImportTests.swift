@@ -139,4 +139,69 @@ struct PythonImportTests {
         let base = (object as NSString).lastPathComponent
         #expect(object == interpreter || base.hasPrefix("libpython"), "caller \(object), python is \(interpreter)")
     }
+
+    @Test("100 PYTHONPATH directories: the import system's calls are python-import; sys.path entries ranked; python-path predicts a real one-directory PYTHONPATH within 5%",
+          .timeLimit(.minutes(3)))
+    func consolidatedPath() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            print("skipped: \(Self.python) is not installed"); return
+        }
+        let root = try scratch("pypath")
+        let dirs = (1...100).map { root + "/d\($0)" }
+        var imports: [String] = []
+        for (i, d) in dirs.enumerated() {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            if (i + 1) % 10 == 0 {
+                try write("V = \(i)\n", to: d + "/lp_mod\(i).py")
+                imports.append("lp_mod\(i)")
+            }
+        }
+        // A package in the last directory, and the real fix: one directory of symlinks.
+        try FileManager.default.createDirectory(atPath: dirs[99] + "/lp_pkg", withIntermediateDirectories: true)
+        try write("W = 1\n", to: dirs[99] + "/lp_pkg/__init__.py")
+        let view = root + "/view"
+        try FileManager.default.createDirectory(atPath: view, withIntermediateDirectories: true)
+        for d in dirs {
+            for f in try FileManager.default.contentsOfDirectory(atPath: d) {
+                try FileManager.default.createSymbolicLink(atPath: view + "/" + f, withDestinationPath: d + "/" + f)
+            }
+        }
+        let argv = [Self.python, "-c", "import json, decimal, argparse, \((imports + ["lp_pkg"]).joined(separator: ", ")); print(lp_pkg.W)"]
+        func record(_ path: [String], _ trace: String) throws {
+            let env = ["PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": path.joined(separator: ":"), "PYTHONDONTWRITEBYTECODE": "1"]
+            let r = try run([loadprobe, "-q", "-o", trace, "--"] + argv, env: env, cwd: "/")
+            #expect(r.status == 0 && r.stdoutText == "1\n", "\(r.stderrText)")
+        }
+        try record(dirs, root + "/long.lpt")
+        try record([view], root + "/view.lpt")
+
+        // Every call under the 100 directories is the import system's: at least 95% are attributed to it.
+        let calls = try Self.reportCalls(root + "/long.lpt", root: root)
+        let attributed = calls.filter { $0.purpose == "python-import" }.count
+        #expect(calls.count > 1_000 && Double(attributed) >= 0.95 * Double(calls.count), "\(attributed) of \(calls.count)")
+
+        func report(_ trace: String, _ extra: [String] = []) throws -> [String: Any] {
+            let r = try run([loadprobe, "report", "--format", "json", trace] + extra)
+            return try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+        }
+        // The same entries put on sys.path by the program itself (as Pynamic's driver does): no
+        // PYTHONPATH to go by, the import system's listings and stats still tell its entries.
+        let list = "[" + dirs.map { "'\($0)'" }.joined(separator: ", ") + "]"
+        let inCode = [Self.python, "-c", "import sys; sys.path[:0] = \(list); " + argv[2]]
+        let r = try run([loadprobe, "-q", "-o", root + "/code.lpt", "--"] + inCode,
+                        env: ["PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONDONTWRITEBYTECODE": "1"], cwd: "/")
+        #expect(r.status == 0 && r.stdoutText == "1\n", "\(r.stderrText)")
+        let codeCalls = try Self.reportCalls(root + "/code.lpt", root: root)
+        let codeAttributed = codeCalls.filter { $0.purpose == "python-import" }.count
+        #expect(codeCalls.count > 1_000 && Double(codeAttributed) >= 0.95 * Double(codeCalls.count), "\(codeAttributed) of \(codeCalls.count)")
+
+        let long = try report(root + "/long.lpt", ["--python-view-dir", view])
+        // The first directories are scanned by every import and find nothing: they lead the ranking.
+        let entries = (long["waste"] as? [String: Any])?["pythonEntries"] as? [[String: Any]] ?? []
+        #expect(entries.count >= 100 && entries.first?["entry"] as? String == dirs[0], "\(entries.prefix(3))")
+        let scen = (long["scenarios"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "python-path" }
+        let predicted = try #require(scen?["operations"] as? Int)
+        let real = try #require(((try report(root + "/view.lpt"))["scenarios"] as? [[String: Any]])?.first { $0["name"] as? String == "recorded" }?["operations"] as? Int)
+        #expect(abs(Double(predicted - real)) <= 0.05 * Double(real), "predicted \(predicted), real \(real)")
+    }
 }

@@ -79,7 +79,7 @@ struct ReportLiveTests {
             #expect(l["name"] is String && l["attempts"] is Int && l.keys.contains("foundIn"))
         }
         let names = (doc["scenarios"] as! [[String: Any]]).map { $0["name"] as! String }
-        #expect(names == ["recorded", "shrinkwrap", "bind", "view", "loader-cache", "negative-cache", "static"])
+        #expect(names == ["recorded", "shrinkwrap", "bind", "view", "loader-cache", "negative-cache", "static", "python-path"])
         for s in doc["scenarios"] as! [[String: Any]] {
             for k in ["operations", "serverOperations"] { #expect(s[k] is Int, "\(k) in \(s["name"]!)") }
             for k in ["predictedSeconds", "jobSeconds", "speedup"] { #expect(s[k] is Double || s[k] is Int, "\(k) in \(s["name"]!)") }

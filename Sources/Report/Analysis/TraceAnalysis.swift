@@ -119,12 +119,15 @@ private struct AttributionBuilder {
             var audits: [Int] = [], others: [Int] = [], notes: [Int] = []
             others.reserveCapacity(indices.count)
             var syscalls = 0
+            var listed = Set<PathRef>()
             for i32 in indices {
                 let i = Int(i32)
                 switch trace.events[i] {
                 case .audit: audits.append(i)
                 case .note: notes.append(i)
-                case .syscall: syscalls += 1; others.append(i)
+                case .syscall(let e):
+                    syscalls += 1; others.append(i)
+                    if e.call.isOpen && e.flags & 0o200000 != 0 && e.completed && !e.failed { listed.insert(e.resolved ?? e.path) }
                 default: others.append(i)
                 }
             }
@@ -155,6 +158,7 @@ private struct AttributionBuilder {
                                   startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
             proc.cur.calls.reserveCapacity(syscalls)
             proc.pythonPath = pythonPath
+            proc.listedDirectories = Set(listed.map { trace.path($0) })
             adviseHugePages(&proc.cur.calls)
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
             var done = proc.finish()
@@ -200,6 +204,10 @@ private struct ProcessRun {
     var groupCallerSet = false
     var groupPhase: Phase?
     var pythonPath: [String] = []
+    /// Directories the process listed (opened with O_DIRECTORY): in a Python
+    /// process, its import system's sys.path entries and packages, whose stat
+    /// its path finder repeats at every import.
+    var listedDirectories = Set<String>()
 
     let facts: StringFacts
 
@@ -502,6 +510,12 @@ private struct ProcessRun {
             if pythonPath.contains(where: { full == $0 || (full.hasPrefix($0) && full.dropFirst($0.count).first == "/") }) {
                 return .pythonImport
             }
+        }
+        if !listedDirectories.isEmpty && s.call.isStat && listedDirectories.contains(trace.path(s.resolved ?? s.path)) {
+            return .pythonImport
+        }
+        if (base.hasPrefix("python") && base.hasSuffix(".zip")) {
+            return .pythonImport
         }
         if base.hasSuffix(".py") || base.hasSuffix(".pyc") || base.hasSuffix(".so") || base == "__pycache__"
             || base.hasSuffix(".pth") || dir.contains("/python3") || dir.contains("site-packages")

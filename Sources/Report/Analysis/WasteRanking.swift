@@ -70,6 +70,17 @@ public struct WasteRanking: Sendable {
     public var byCaller: [CallerWaste]
     /// glibc-hwcaps and legacy subdirectory probing, on its own.
     public var hwcaps: Bucket
+    /// Python's sys.path entries, most wasted first: `scans` the path finder's
+    /// stats of the entry (one per import that reached it), `found` the files
+    /// the imports opened in it, `wasted` = scans − found.
+    public var pythonEntries: [PythonEntryWaste]
+
+    public struct PythonEntryWaste: Sendable {
+        public var entry: String
+        public var scans: Int
+        public var found: Int
+        public var wasted: Int { max(0, scans - found) }
+    }
 
     /// Folds traces in one at a time (a job's traces are not all kept in memory);
     /// `WasteRanking(accumulator)` gives the same result as `WasteRanking(analyses)` over them.
@@ -88,6 +99,7 @@ public struct WasteRanking: Sendable {
         struct Caller: Sendable { var object: String?, symbol: String?, offsets: Set<UInt64> = [], groups = 0, calls = 0, failed = 0, names: [String] = [] }
         var callers: [String: Caller] = [:]
         var hwCalls = 0, hwFailed = 0
+        var python: [String: (scans: Int, found: Int)] = [:]
 
         public init() {}
 
@@ -108,6 +120,17 @@ public struct WasteRanking: Sendable {
             var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
             // The tracer writes callerUnwinds when it looked for callers.
             let unwound = a.trace.meta("callerUnwinds") != nil
+            for p in a.processes where p.isPython {
+                let entries = Set(PythonSysPath.entries(p, trace: a.trace))
+                guard !entries.isEmpty else { continue }
+                for c in p.calls where c.purpose == .pythonImport || (c.event.call.isOpen && !c.failed) {
+                    guard let (entry, rest) = PythonSysPath.split(a.trace.path(c.event.resolved ?? c.event.path), entries: entries) else { continue }
+                    if rest.isEmpty && c.event.call.isStat && c.purpose == .pythonImport { python[entry, default: (0, 0)].scans += 1 }
+                    // A module's file opened (by the import, or by ld.so for an extension module).
+                    if !rest.isEmpty && c.event.call.isOpen && !c.failed && c.event.flags & 0o200000 == 0
+                        && !rest.hasSuffix(".pth") && !rest.contains("__pycache__") { python[entry, default: (0, 0)].found += 1 }
+                }
+            }
             for p in a.processes {
                 var groupName: [Int: String] = [:]
                 for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
@@ -215,6 +238,8 @@ public struct WasteRanking: Sendable {
         let total = acc.total, failed = acc.failed, dirs = acc.dirs, libs = acc.libs, libOrder = acc.libOrder
         let origins = acc.origins, phases = acc.phases, purposes = acc.purposes, groups = acc.groups
         let hwCalls = acc.hwCalls, hwFailed = acc.hwFailed, phaseNames = Accumulator.phaseNames, callers = acc.callers
+        pythonEntries = acc.python.map { PythonEntryWaste(entry: $0.key, scans: $0.value.scans, found: $0.value.found) }
+            .sorted { $0.wasted != $1.wasted ? $0.wasted > $1.wasted : $0.entry < $1.entry }
         func share(_ n: Int) -> Double { total == 0 ? 0 : Double(n) / Double(total) }
         totalCalls = total
         totalFailed = failed

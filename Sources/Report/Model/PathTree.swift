@@ -155,6 +155,12 @@ public struct PathTree: Sendable {
         markExists(dir)
     }
 
+    /// A directory node that is a symlink to `target` (a path walked through it follows the link).
+    public mutating func setDirectorySymlink(_ node: Int32, target: String) {
+        nodes[Int(node)].symlink = target
+        markExists(node)
+    }
+
     public mutating func setSize(_ dir: Int32, _ name: Int32, bytes: Int) {
         fileSizes[PathTree.key(dir, name)] = bytes
     }

@@ -19,6 +19,9 @@ public enum Scenario: String, Sendable, CaseIterable {
     case negativeCache = "negative-cache"
     /// A static link: no loader, no library files; the program's own calls remain.
     case staticLink = "static"
+    /// Python's import: the sys.path entries outside the interpreter's own
+    /// library made one directory (of symlinks, or one image).
+    case pythonPath = "python-path"
 
     /// A fix of the loader's search, simulated on the loader's world.
     public var isLoaderFix: Bool { self == .shrinkwrap || self == .bind || self == .view || self == .loaderCache }
@@ -32,6 +35,7 @@ public enum Scenario: String, Sendable, CaseIterable {
         case .loaderCache: "a per-program loader cache (Guix-style), read after LD_LIBRARY_PATH and before RUNPATH instead of /etc/ld.so.cache"
         case .negativeCache: "as recorded, with the client caching failed lookups"
         case .staticLink: "statically linked: no loader searches or library opens; data read from one file"
+        case .pythonPath: "Python's sys.path entries (outside the interpreter's own library) made one directory of symlinks"
         }
     }
 }

@@ -9,6 +9,10 @@ import TraceFormat
 /// (`SimulatedProcess`, `WorldTransform`).
 public struct ScenarioBuilder {
     public var world: ModelWorld
+    /// The python-path scenario's directory; nil: `<parent of the first entry>/python-view`.
+    public var pythonViewDirectory: String?
+    /// How many sys.path entries the python-path scenario made one (for its inputs).
+    var pythonEntries = 0
 
     public init(world: ModelWorld) {
         self.world = world
@@ -19,7 +23,12 @@ public struct ScenarioBuilder {
     /// processes the simulation does not cover keep them).
     public mutating func build(_ scenario: Scenario, trace analysis: TraceAnalysis, recorded: [[ModelCall]]) -> [ModelProcess] {
         analysis.processes.enumerated().map { pi, p in
-            let calls = scenario == .staticLink ? staticLink(p, recorded[pi]) : recorded[pi]
+            let calls: [ModelCall]
+            switch scenario {
+            case .staticLink: calls = staticLink(p, recorded[pi])
+            case .pythonPath: calls = pythonPath(p, recorded[pi], trace: analysis.trace)
+            default: calls = recorded[pi]
+            }
             return ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
         }
     }
@@ -35,7 +44,64 @@ public struct ScenarioBuilder {
             a.add("data", "the libraries' bytes read from the one executable")
         case .shrinkwrap, .bind, .view, .loaderCache:
             a.add("calls", "as recorded: no process of these traces could be simulated")
+        case .pythonPath:
+            a.add("sys.path entries made one", pythonEntries == 0 ? "none (no Python process listed a directory outside its own library)"
+                  : "\(pythonEntries): the directories the import system listed, less the script's directory (sys.path[0]), the interpreter's own lib/pythonX.Y (and its lib-dynload) and site's site-packages/dist-packages")
+            a.add("directory", pythonViewDirectory ?? "<parent of the first entry>/python-view: a symlink per name the import found in an entry")
+            a.add("path finder", "one stat of the directory where it statted each entry in turn, one listing for all; hits through a symlink (a READLINK and a walk of its target)")
         }
+    }
+
+    /// The python-path scenario of one process: every run of the path finder's
+    /// stats of the consolidated entries becomes one stat of the one directory,
+    /// their listings one listing, and each call under an entry the same call
+    /// under the directory, through a symlink to the entry's file or package.
+    mutating func pythonPath(_ p: ProcessAnalysis, _ rec: [ModelCall], trace: Trace) -> [ModelCall] {
+        guard p.isPython else { return rec }
+        let entries = PythonSysPath.consolidated(p, trace: trace)
+        guard !entries.isEmpty else { return rec }
+        pythonEntries = max(pythonEntries, entries.count)
+        let entrySet = Set(entries)
+        let viewPath = pythonViewDirectory ?? (SearchDirectory.dirname(entries[0]) == "/" ? "/python-view" : SearchDirectory.dirname(entries[0]) + "/python-view")
+        let view = world.tree.directory(viewPath)
+        world.tree.markExists(view)
+        var out: [ModelCall] = []
+        out.reserveCapacity(rec.count)
+        var inRound = false, viewListed = false
+        for (i, c) in p.calls.enumerated() {
+            guard c.purpose == .pythonImport, let (entry, rest) = PythonSysPath.split(trace.path(c.event.resolved ?? c.event.path), entries: entrySet) else {
+                if c.purpose == .pythonImport { inRound = false }
+                out.append(rec[i])
+                continue
+            }
+            var m = rec[i]
+            if rest.isEmpty {
+                if m.kind == .openDirectory {
+                    if !viewListed { m.dir = world.tree.parent(view); m.name = world.tree.nodes[Int(view)].name; out.append(m); viewListed = true }
+                } else if !inRound {
+                    m.dir = world.tree.parent(view); m.name = world.tree.nodes[Int(view)].name; m.failed = false
+                    out.append(m)
+                    inRound = true
+                }
+                continue
+            }
+            inRound = false
+            // entry/first/... → view/first/..., view/first a symlink to entry/first.
+            let parts = rest.split(separator: "/", maxSplits: 1)
+            let first = String(parts[0]), target = LoaderPath.join(entry, first)
+            let firstName = world.tree.name(first)
+            if parts.count > 1 {
+                // A package (or a directory of one): the link is a directory on the way.
+                let node = world.tree.child(view, firstName)
+                if world.tree.directorySymlink(node) == nil { world.tree.setDirectorySymlink(node, target: target) }
+            } else if world.tree.symlinkTarget(view, firstName) == nil && !m.failed {
+                world.tree.setSymlink(view, firstName, target: target)
+            }
+            let (d, n) = world.tree.file(LoaderPath.join(viewPath, String(rest)))
+            m.dir = d; m.name = n
+            out.append(m)
+        }
+        return out
     }
 
     mutating func staticLink(_ p: ProcessAnalysis, _ rec: [ModelCall]) -> [ModelCall] {

@@ -13,6 +13,8 @@ public struct ReportOptions: Sendable {
     public var computeSeconds: Double?
     public var liftDlopen = false
     public var viewDirectory: String?
+    /// The python-path scenario's directory (default: beside the first consolidated entry).
+    public var pythonViewDirectory: String?
     public var consultHost: ModelWorld.HostUse = .sameHost
     /// Read the program's ELF file (when present) for its exact RPATH/RUNPATH.
     public var useELF = true

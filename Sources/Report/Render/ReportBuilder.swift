@@ -143,6 +143,7 @@ public struct ReportBuilder {
         }
 
         var builder = ScenarioBuilder(world: world)
+        builder.pythonViewDirectory = options.pythonViewDirectory
         world = ModelWorld(options: world.options)
         var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
         model.extraBytesPerNode = options.extraBytesPerNode
@@ -259,7 +260,7 @@ extension ReportBuilder {
             let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
             let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
             return .view(directory: LoaderPath.join(base, "view"))
-        case .recorded, .negativeCache, .staticLink: return nil
+        case .recorded, .negativeCache, .staticLink, .pythonPath: return nil
         }
     }
 
@@ -282,7 +283,7 @@ extension ReportBuilder {
             a.add("symlinks", "each hit costs a readlink and a walk of its target")
         case .loaderCache:
             a.add("cache", "<program prefix>/etc/ld.so.cache: read once per process (open, fstat), consulted after LD_LIBRARY_PATH and before RUNPATH, in place of /etc/ld.so.cache; an RPATH is still searched first")
-        case .recorded, .negativeCache, .staticLink:
+        case .recorded, .negativeCache, .staticLink, .pythonPath:
             break
         }
     }

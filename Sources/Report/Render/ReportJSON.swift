@@ -87,6 +87,10 @@ public enum ReportJSON {
                          ("groups", .int(Int64(c.groups))), ("firstNames", .array(c.firstNames.map { .string($0) })),
                          ("calls", .int(Int64(c.calls))), ("failed", .int(Int64(c.failed))), ("share", num(c.share))])
             })),
+            ("pythonEntries", .array(w.pythonEntries.prefix(max(top, 1) * 10).map { e in
+                .object([("entry", .string(e.entry)), ("scans", .int(Int64(e.scans))), ("found", .int(Int64(e.found))),
+                         ("wasted", .int(Int64(e.wasted)))])
+            })),
             ("hwcaps", .object([("calls", .int(Int64(w.hwcaps.calls))), ("failed", .int(Int64(w.hwcaps.failed))),
                                 ("share", num(w.hwcaps.share))])),
             ("headlines", .array(w.headlines().map { .string($0) })),

@@ -52,6 +52,11 @@ public enum ReportText {
             out.append("  dlopen groups (by first name, failed calls): " + g.joined(separator: ", ")
                        + (w.byLoadGroup.count > 5 ? ", … \(w.byLoadGroup.count - 5) more" : ""))
         }
+        if !w.pythonEntries.isEmpty {
+            let e = w.pythonEntries.prefix(5).map { "\($0.entry) \(group($0.wasted)) (\(group($0.scans)) scans, \(group($0.found)) found)" }
+            out.append("  Python sys.path entries (stats that found nothing): " + e.joined(separator: ", ")
+                       + (w.pythonEntries.count > 5 ? ", … \(w.pythonEntries.count - 5) more" : ""))
+        }
         if !w.byCaller.isEmpty {
             let c = w.byCaller.prefix(5).map { "\($0.name) (\($0.groups) dlopen\($0.groups == 1 ? "" : "s"): \($0.firstNames.prefix(3).joined(separator: ", "))) \(group($0.failed))" }
             out.append("  dlopen groups by caller (failed calls): " + c.joined(separator: ", ")
