@@ -105,9 +105,15 @@ public final class TraceWriter {
         try record()
     }
 
+    /// Called with each path `openedFiles` gains (the recorder reads the files meanwhile).
+    public var onOpened: ((PathRef) -> Void)?
+
     /// Adds a file to `openedFiles` (a path seen opened or mapped).
     public func noteOpened(_ p: PathRef) {
-        if p != .none && openedSeen.insert(p).inserted { openedFiles.append(p) }
+        if p != .none && openedSeen.insert(p).inserted {
+            openedFiles.append(p)
+            onOpened?(p)
+        }
     }
 
     /// The text of a path this writer interned.

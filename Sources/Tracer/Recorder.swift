@@ -182,6 +182,9 @@ public enum Recorder {
             throw error
         }
         if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
+        let collector = WorldCollector()
+        writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) }
+        writer.noteOpened(writer.internPath(path))
 
         try writeMeta(writer, options: options, mode: mode, path: path, environment: environment,
                       auditLib: auditLib, auditDir: auditDir, startNs: startNs, notes: notes)
@@ -247,8 +250,7 @@ public enum Recorder {
         if ownCalls > 0 {
             try writer.meta("ownCalls", String(ownCalls))
         }
-        writer.noteOpened(writer.internPath(path))
-        try writeWorld(writer)
+        try writeWorld(writer, collector)
         try writer.finish(endNs: lp_monotonic_ns())
 
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
@@ -257,16 +259,16 @@ public enum Recorder {
     }
 
     /// The loader's world (trace format 3): an OBJECT record for every ELF file
-    /// the run opened, executed or mapped, read after the program ended (its
-    /// identity, a hash of its bytes, its dynamic section), so that a report
-    /// can run the loader simulation from the trace alone. Its cost is in the
-    /// trace's "worldNs" entry.
-    static func writeWorld(_ writer: TraceWriter) throws {
+    /// the run opened, executed or mapped (its identity, a hash of its bytes,
+    /// its dynamic section), read by the collector's thread while the program
+    /// ran, so that a report can run the loader simulation from the trace
+    /// alone. What the recording's end waited for it is the trace's "worldNs".
+    static func writeWorld(_ writer: TraceWriter, _ collector: WorldCollector) throws {
         let t0 = lp_monotonic_ns()
         var written = 0
+        let read = collector.finish()
         for ref in writer.openedFiles {
-            let path = writer.string(ref)
-            guard path.hasPrefix("/"), let facts = FileFacts.read(path), let elf = facts.elf else { continue }
+            guard let facts = read[writer.string(ref)], let elf = facts.elf else { continue }
             func id(_ s: String?) -> UInt32? { s.map { writer.intern($0) } }
             try writer.write(ObjectFacts(
                 path: ref, device: facts.id.device, inode: facts.id.inode, size: facts.size,

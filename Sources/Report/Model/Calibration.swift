@@ -47,8 +47,45 @@ public struct Calibration: Sendable {
     /// load's directory: the time per operation the loads are measured against
     /// (taken in the same moments, so a file system that drifts does not bias it).
     public var missAlone: Series
+    /// The loaded files' sizes (the READs the model prices for each depend on it).
+    public var loadSizes: [Int] = []
     /// Bytes ld.so reads from a library before mapping it.
     static let headerBytes = 832
+
+    /// What ld.so does with a library after its header read (elf/dl-map-segments.h,
+    /// dl-reloc.c), on an ELF file: each PT_LOAD mapped from the file, and the
+    /// pages relocation and symbol lookup touch read in — every page of the
+    /// segments that are not executable (headers, .dynsym, .dynstr, the hash
+    /// table, relocations, .data.rel.ro, .got, .data) and the first page of the
+    /// executable one. A file system that drops cached pages at open (FUSE
+    /// without keep_cache, some NFS mount options) serves those reads again.
+    /// Other files: nothing more.
+    static func mapAsLoader(fd: Int32, header: ArraySlice<UInt8>, size: Int) {
+        let h = Array(header)
+        guard h.count >= 64, h[0] == 0x7f, h[1] == 0x45, h[2] == 0x4c, h[3] == 0x46, h[4] == 2, h[5] == 1 else { return }
+        func u16(_ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 }
+        func u64(_ o: Int) -> Int { (0..<8).reduce(0) { $0 | Int(h[o + $1]) << (8 * $1) } }
+        let phoff = u64(32), phentsize = u16(54), phnum = u16(56)
+        guard phentsize == 56, phnum > 0, phoff >= 64, phoff + phnum * 56 <= h.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        for i in 0..<phnum {
+            let o = phoff + i * 56
+            guard u32(h, o) == 1 else { continue }  // PT_LOAD
+            let flags = u32(h, o + 4), offset = u64(o + 8), filesz = u64(o + 32)
+            guard filesz > 0, offset >= 0, offset < size else { continue }
+            let start = offset - offset % page
+            let length = min(size, offset + filesz) - start
+            guard length > 0, let map = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, off_t(start)), map != MAP_FAILED else { continue }
+            let bytes = map.assumingMemoryBound(to: UInt8.self)
+            var sum: UInt8 = 0
+            let touched = flags & 1 != 0 ? min(length, page) : length  // PF_X: the first page only
+            for at in stride(from: 0, to: touched, by: page) { sum &+= bytes[at] }
+            withExtendedLifetime(sum) {}
+            munmap(map, length)
+        }
+    }
+
+    static func u32(_ h: [UInt8], _ o: Int) -> Int { Int(h[o]) | Int(h[o + 1]) << 8 | Int(h[o + 2]) << 16 | Int(h[o + 3]) << 24 }
     /// Loads at most (each costs several operations).
     static let maxLoads = 200
 
@@ -134,6 +171,7 @@ public struct Calibration: Sendable {
         // loaded, symbolic links read. Only names from readdir, so no entry was
         // looked up before its probe.
         var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = [], alone: [Double] = []
+        var loadSizes: [Int] = []
         var queue = [directory] + others
         var probed = 0
         var st = stat()
@@ -156,11 +194,13 @@ public struct Calibration: Sendable {
                     let fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
                     guard fd >= 0 else { continue }
                     let t1 = monotonicNs()
-                    _ = read(fd, &buf, headerBytes)
+                    let got = read(fd, &buf, headerBytes)
                     _ = fstat(fd, &st)
+                    Calibration.mapAsLoader(fd: fd, header: buf.prefix(max(0, got)), size: Int(st.st_size))
                     close(fd)
                     opened.append(Double(t1 - t0) * 1e-9)
                     loads.append(Double(monotonicNs() - t0) * 1e-9)
+                    loadSizes.append(Int(st.st_size))
                     alone.append(Double(missed) * 1e-9)
                 case Int32(DT_LNK):
                     if readlinkat(dfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
@@ -177,7 +217,8 @@ public struct Calibration: Sendable {
             concurrency: threads, probeDirectories: probeDirs.count,
             miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
             opens: Series(kind: "open", samples: opened), loads: Series(kind: "load", samples: loads),
-            readlink: Series(kind: "readlink", samples: links), missAlone: Series(kind: "miss", samples: alone))
+            readlink: Series(kind: "readlink", samples: links), missAlone: Series(kind: "miss", samples: alone),
+            loadSizes: loadSizes)
     }
 
     /// What a load took beyond what `profile` prices for it, seconds: its
@@ -187,7 +228,11 @@ public struct Calibration: Sendable {
     public func openOverhead(for profile: FileSystemProfile) -> Double? {
         guard !loads.samples.isEmpty else { return nil }
         let perOperation = missAlone.median
-        let operations = 3 + (profile.openRevalidates ? 1 : 0) + (profile.fstatReachesServer ? 1 : 0)
+        // The READs the model prices for a file of the median loaded size (one per readBytes).
+        let sizes = loadSizes.sorted()
+        let size = sizes.isEmpty ? 0 : sizes[sizes.count / 2]
+        let reads = max(1, (size + profile.readBytes - 1) / profile.readBytes)
+        let operations = 2 + reads + (profile.openRevalidates ? 1 : 0) + (profile.fstatReachesServer ? 1 : 0)
         return max(0, loads.median - Double(operations) * perOperation - profile.localHitSeconds)
     }
 
