@@ -87,12 +87,8 @@ public struct HazardAnalysis {
         switch loader {
         case .glibc(let sim):
             return sim.locate(name, plan: plan)
-        case .musl:
-            for entry in plan.allEntries {
-                let path = entry.directory + "/" + name
-                if case .opened = fs.open(path) { return (path, entry.origin) }
-            }
-            return nil
+        case .musl(let sim):
+            return sim.locate(name, plan: plan)
         }
     }
 

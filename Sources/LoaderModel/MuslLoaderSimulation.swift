@@ -50,6 +50,16 @@ public struct MuslLoaderSimulation: Sendable {
         return plan
     }
 
+    /// Where the search of `plan` finds `name`: the first directory, in plan
+    /// order, in which the file opens.
+    public func locate(_ name: String, plan: SearchPlan) -> (path: String, origin: LookupOrigin)? {
+        for entry in plan.allEntries {
+            let path = entry.directory + "/" + name
+            if case .opened = fileSystem.open(path) { return (path, entry.origin) }
+        }
+        return nil
+    }
+
     /// "lib" + c., pthread., rt., m., dl., util., xnet.: names musl answers itself.
     public static func isReservedName(_ name: String) -> Bool { reservedFamily(name) != nil }
 
