@@ -282,7 +282,7 @@ final class GlibcEngine {
 
         var attempts: [SearchAttempt] = []
         var foundOtherClass = false
-        var hit: (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?
+        var hit: Hit?
         var fatal: String?
 
         if name.contains("/") {
@@ -469,19 +469,19 @@ final class GlibcEngine {
 
     // MARK: ld.so.cache
 
-    /// The per-program cache: read at the first lookup (open, fstat), then the
-    /// entry's path opened as a cache hit is.
-    func lookupProgramCache(_ cache: ProgramCache, name: String, attempts: inout [SearchAttempt],
-                            hit: inout (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?,
-                            fatal: inout String?, foundOtherClass: inout Bool) {
-        if !programCacheRead {
-            programCacheRead = true
-            let exists: Bool
-            if case .opened = fs.open(cache.path) { exists = true } else { exists = false }
-            attempts.append(SearchAttempt(path: cache.path, origin: .cache, outcome: .readCache,
-                                          cost: SyscallCounts(openat: 1, fstat: exists ? 1 : 0)))
-        }
-        guard let path = cache.entries[name] else { return }
+    typealias Hit = (path: String, id: FileID, origin: LookupOrigin, originObject: String?)
+
+    /// _dl_sysdep_read_whole_file of a cache file: openat, then fstat only when the open worked.
+    func readCacheFile(_ path: String, attempts: inout [SearchAttempt]) {
+        let exists: Bool
+        if case .opened = fs.open(path) { exists = true } else { exists = false }
+        attempts.append(SearchAttempt(path: path, origin: .cache, outcome: .readCache,
+                                      cost: SyscallCounts(openat: 1, fstat: exists ? 1 : 0)))
+    }
+
+    /// The open of the path a cache gave for a name (open_verify, LA_SER_CONFIG).
+    func openCacheEntry(_ path: String, attempts: inout [SearchAttempt], hit: inout Hit?, fatal: inout String?,
+                        foundOtherClass: inout Bool) {
         let (verdict, attempt) = openVerify(path, origin: .cache, originObject: nil)
         attempts.append(attempt)
         switch verdict {
@@ -491,16 +491,23 @@ final class GlibcEngine {
         }
     }
 
-    func lookupCache(name: String, nodeflib: Bool, attempts: inout [SearchAttempt],
-                     hit: inout (path: String, id: FileID, origin: LookupOrigin, originObject: String?)?,
+    /// The per-program cache: read at the first lookup, then the entry's path
+    /// opened as a cache hit is.
+    func lookupProgramCache(_ cache: ProgramCache, name: String, attempts: inout [SearchAttempt], hit: inout Hit?,
+                            fatal: inout String?, foundOtherClass: inout Bool) {
+        if !programCacheRead {
+            programCacheRead = true
+            readCacheFile(cache.path, attempts: &attempts)
+        }
+        guard let path = cache.entries[name] else { return }
+        openCacheEntry(path, attempts: &attempts, hit: &hit, fatal: &fatal, foundOtherClass: &foundOtherClass)
+    }
+
+    func lookupCache(name: String, nodeflib: Bool, attempts: inout [SearchAttempt], hit: inout Hit?,
                      fatal: inout String?, foundOtherClass: inout Bool) {
         if !cacheRead {
             cacheRead = true
-            // _dl_sysdep_read_whole_file: openat, then fstat only when the open worked.
-            let exists: Bool
-            if case .opened = fs.open(profile.cachePath) { exists = true } else { exists = false }
-            attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .readCache,
-                                          cost: SyscallCounts(openat: 1, fstat: exists ? 1 : 0)))
+            readCacheFile(profile.cachePath, attempts: &attempts)
         }
         guard let entry = sim.cache?.lookup(name, profile: profile) else {
             attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .notInCache, cost: SyscallCounts()))
@@ -511,13 +518,7 @@ final class GlibcEngine {
                                           outcome: .cacheEntryIgnoredByNodeflib(entry.path), cost: SyscallCounts()))
             return
         }
-        let (verdict, attempt) = openVerify(entry.path, origin: .cache, originObject: nil)
-        attempts.append(attempt)
-        switch verdict {
-        case .accepted(let id): hit = (entry.path, id, .cache, nil)
-        case .fatal(let reason): fatal = reason
-        case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
-        }
+        openCacheEntry(entry.path, attempts: &attempts, hit: &hit, fatal: &fatal, foundOtherClass: &foundOtherClass)
     }
 
     // MARK: open_path
