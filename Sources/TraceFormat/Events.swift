@@ -75,7 +75,7 @@ public struct SyscallEvent: Sendable, Equatable {
     }
 
     public var failed: Bool { completed && result < 0 }
-    public var errno: Int32 { result < 0 ? Int32(truncatingIfNeeded: -result) : 0 }
+    public var errno: Int32 { result < 0 ? Int32(truncatingIfNeeded: 0 &- result) : 0 }
 }
 
 /// Kinds of audit records, as in loadprobe_wire.h.

@@ -176,6 +176,12 @@ private struct Decoder {
             guard let x = Int32(exactly: v) else { throw fail("value out of range") }
             return x
         }
+        /// A tid written as its difference from the pid (any 64-bit value a file can hold).
+        func tid(_ pid: Int32) throws(TraceReadError) -> Int32 {
+            let (v, overflow) = Int64(pid).addingReportingOverflow(try s())
+            guard !overflow else { throw fail("value out of range") }
+            return try i32(v)
+        }
         func readPid() throws(TraceReadError) -> Int32 {
             let v = try u()
             guard v <= UInt64(UInt32.max) else { throw fail("pid out of range") }
@@ -213,7 +219,7 @@ private struct Decoder {
                 meta.append((strings[Int(k)], strings[Int(v)]))
             case .syscall:
                 let pid = try readPid()
-                let tid = try i32(Int64(pid) + (try s()))
+                let tid = try tid(pid)
                 guard let call = FileCall(rawValue: try byte()) else { throw fail("unknown system call") }
                 let bits = try u()
                 let dirfd: Int32? = bits & TraceWire.sysHasDirfd != 0 ? try i32(try s()) : nil
@@ -240,13 +246,13 @@ private struct Decoder {
                                                 seq: UInt32(seq), timeNs: try time())))
             case .process:
                 let pid = try readPid()
-                let tid = try i32(Int64(pid) + (try s()))
+                let tid = try tid(pid)
                 let parent = try readPid()
                 guard let how = ProcessStart(rawValue: try byte()) else { throw fail("unknown process start") }
                 events.append(.process(ProcessEvent(pid: pid, tid: tid, parent: parent, how: how, timeNs: try time())))
             case .exec:
                 let pid = try readPid()
-                let former = try i32(Int64(pid) + (try s()))
+                let former = try tid(pid)
                 let path = try readPath()
                 let argc = try u()
                 guard argc <= UInt64(end - p) else { throw fail("argument count runs past its chunk") }
@@ -256,7 +262,7 @@ private struct Decoder {
                 events.append(.exec(ExecEvent(pid: pid, formerTid: former, path: path, argv: argv, timeNs: try time())))
             case .exit:
                 let pid = try readPid()
-                let tid = try i32(Int64(pid) + (try s()))
+                let tid = try tid(pid)
                 let status = try i32(try s())
                 events.append(.exit(ExitEvent(pid: pid, tid: tid, status: status, timeNs: try time())))
             case .note:
@@ -265,7 +271,7 @@ private struct Decoder {
             case .caller:
                 guard version >= 2 else { throw fail("a CALLER record in a version \(version) trace") }
                 let pid = try readPid()
-                let tid = try i32(Int64(pid) + (try s()))
+                let tid = try tid(pid)
                 let object = try readPath()
                 let offset = try u()
                 let depth = try u()

@@ -96,13 +96,13 @@ public enum ReportHTML {
             for p in r.timelineProcesses {
                 shown += 1
                 if shown > 12 { s += "<p class=muted>… more processes left out.</p>"; return s }
-                let start = p.startNs, end = max(p.endNs, p.startNs + 1)
+                let start = p.startNs, end = p.endNs > p.startNs ? p.endNs : p.startNs &+ 1
                 let width = 960.0
-                func x(_ t: UInt64) -> Double { Double(t > start ? t - start : 0) / Double(end - start) * width }
-                s += "<p><b>\(esc(p.label))</b> <span class=muted>\(esc(p.image)) — \(seconds(Double(end - start) / 1e9)) recorded (traced, slower than untraced)</span></p>"
+                func x(_ t: UInt64) -> Double { Double(t > start ? t - start : 0) / Double(end &- start) * width }
+                s += "<p><b>\(esc(p.label))</b> <span class=muted>\(esc(p.image)) — \(seconds(Double(end &- start) / 1e9)) recorded (traced, slower than untraced)</span></p>"
                 s += "<svg class=\"chart\" width=\"\(Int(width + 20))\" height=\"74\" role=\"img\" aria-label=\"timeline\">"
                 if let m = p.mainNs {
-                    s += "<rect x=\"0\" y=\"4\" width=\"\(f(max(x(m), 1)))\" height=\"14\" fill=\"#5b8def\"><title>start-up: exec → main, \(seconds(Double(m - start) / 1e9))</title></rect>"
+                    s += "<rect x=\"0\" y=\"4\" width=\"\(f(max(x(m), 1)))\" height=\"14\" fill=\"#5b8def\"><title>start-up: exec → main, \(seconds(Double(m > start ? m - start : 0) / 1e9))</title></rect>"
                     s += "<rect x=\"\(f(x(m)))\" y=\"4\" width=\"\(f(max(width - x(m), 1)))\" height=\"14\" fill=\"#9bc59d\"><title>main</title></rect>"
                 } else {
                     s += "<rect x=\"0\" y=\"4\" width=\"\(f(width))\" height=\"14\" fill=\"#9aa3b5\"><title>main not reached</title></rect>"

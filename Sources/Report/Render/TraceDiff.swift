@@ -82,7 +82,7 @@ public struct TraceDiff: Sendable {
                 }
             }
             let first = t.processes.first { $0.mainNs != nil }
-            let traced = first.map { Double($0.mainNs! - $0.startNs) / 1e9 }
+            let traced = first.flatMap { $0.mainNs! >= $0.startNs ? Double($0.mainNs! - $0.startNs) / 1e9 : nil }
             let compute = r.scenario(.recorded)?.computeSeconds ?? 0
             var objs: [LoadedObjectIdentity] = []
             if let p = t.processes.first(where: { !$0.objects.isEmpty }) {
