@@ -74,15 +74,19 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("unknown file-system profile '\(fs)' (known: \(FileSystemProfile.named.map(\.name).joined(separator: ", ")))")
         }
         if negativeCache && noNegativeCache { throw ValidationError("'--negative-cache' and '--no-negative-cache' are mutually exclusive") }
-        if let p = procs, p < 1 { throw ValidationError("'--procs' must be at least 1") }
-        if let n = nodes, n < 1 { throw ValidationError("'--nodes' must be at least 1") }
+        // Bounds: a job model, not arithmetic on whatever a number can hold (no inf, no nan).
+        if let p = procs, !(1...100_000_000).contains(p) { throw ValidationError("'--procs' must be between 1 and 100000000") }
+        if let n = nodes, !(1...100_000_000).contains(n) { throw ValidationError("'--nodes' must be between 1 and 100000000") }
         if let n = nodes, let p = procs, n > p { throw ValidationError("'--nodes' (\(n)) cannot exceed '--procs' (\(p))") }
-        if let s = serverOps, !(s > 0) { throw ValidationError("'--server-ops' must be positive") }
-        if let b = serverBandwidth, !(b > 0) { throw ValidationError("'--server-bandwidth' must be positive") }
-        if let e = extraData, e < 0 { throw ValidationError("'--extra-data' cannot be negative") }
-        if let p = positiveCache, p < 0 { throw ValidationError("'--positive-cache' cannot be negative") }
-        if let c = compute, c < 0 { throw ValidationError("'--compute' cannot be negative") }
-        if let c = cores, c < 1 { throw ValidationError("'--cores' must be at least 1") }
+        func bounded(_ v: Double?, _ name: String, _ range: ClosedRange<Double>, _ what: String) throws {
+            if let v, !(v.isFinite && range.contains(v)) { throw ValidationError("'\(name)' must be \(what)") }
+        }
+        try bounded(serverOps, "--server-ops", 1e-9...1e12, "positive and at most 1e12")
+        try bounded(serverBandwidth, "--server-bandwidth", 1e-9...1e15, "positive and at most 1e15")
+        try bounded(extraData, "--extra-data", 0...1e9, "between 0 and 1e9 (MB)")
+        try bounded(positiveCache, "--positive-cache", 0...1e9, "between 0 and 1e9 (seconds)")
+        try bounded(compute, "--compute", 0...1e6, "between 0 and 1e6 (seconds)")
+        if let c = cores, !(1...1_000_000).contains(c) { throw ValidationError("'--cores' must be between 1 and 1000000") }
         for d in [roundTrip, openOverhead].compactMap({ $0 }) where FileSystemProfile.parseDuration(d) == nil {
             throw ValidationError("'\(d)' is not a duration (e.g. 20us)")
         }

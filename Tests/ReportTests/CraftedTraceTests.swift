@@ -68,4 +68,25 @@ struct CraftedTraceTests {
         let calls = try run([loadprobe, "report", "--calls", good])
         #expect(calls.status == 0 && calls.stdoutText.contains("/lib/libx.so"), "\(calls.stdoutText)")
     }
+
+    @Test("out-of-range model options: one line naming the option, status 64")
+    func options() throws {
+        let dir = try scratch("crafted-options")
+        var b = Builder()
+        b.payload.append(0x30); b.u(5); b.s(0); b.u(1); b.payload.append(0); b.s(1_000)
+        b.payload.append(0x7f); b.s(2_000)
+        let trace = dir + "/t.lpt"
+        try b.file().write(to: URL(fileURLWithPath: trace))
+        for (args, names) in [(["--procs", "9223372036854775807"], "--procs"), (["--extra-data", "inf"], "--extra-data"),
+                              (["--extra-data", "1e300"], "--extra-data"), (["--server-ops", "inf"], "--server-ops"),
+                              (["--server-ops", "nan"], "--server-ops"), (["--compute", "nan"], "--compute"),
+                              (["--latency", "all=nan"], "nan"), (["--latency", "all=1e300s"], "1e300s"),
+                              (["--open-overhead", "nan"], "nan")] {
+            let r = try run([loadprobe, "report", trace] + args)
+            #expect(r.status == 64 && r.stderrText.contains(names) && r.stderrText.split(separator: "\n").count == 1,
+                    "\(args): \(r.status) \(r.stderrText)")
+        }
+        let ok = try run([loadprobe, "report", trace, "--procs", "512", "--nodes", "4", "--latency", "all=1ms"])
+        #expect(ok.status == 0, "\(ok.stderrText)")
+    }
 }

@@ -110,7 +110,7 @@ public struct FileSystemProfile: Sendable, Equatable {
             guard kv.count == 2 else { throw ProfileError("'\(item)' is not KIND=DURATION (e.g. lookup=1ms)") }
             let key = kv[0].trimmed(" ")
             guard let secs = FileSystemProfile.parseDuration(String(kv[1])) else {
-                throw ProfileError("'\(kv[1])' is not a duration (e.g. 250us, 1ms, 0.002s)")
+                throw ProfileError("'\(kv[1])' is not a duration of at most an hour (e.g. 250us, 1ms, 0.002s)")
             }
             if key == "all" || key == "*" {
                 for i in latency.indices { latency[i] = secs }
@@ -127,11 +127,12 @@ public struct FileSystemProfile: Sendable, Equatable {
     public static func parseDuration(_ s: String) -> Double? {
         let t = s.trimmed(" ").lowercased()
         let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1)]
+        // At most an hour per operation: a model of a file system, not of any number.
         for (u, k) in units where t.hasSuffix(u) {
-            guard let v = Double(t.dropLast(u.count)), v >= 0, v.isFinite else { return nil }
+            guard let v = Double(t.dropLast(u.count)), v >= 0, v.isFinite, v * k <= 3600 else { return nil }
             return v * k
         }
-        guard let v = Double(t), v >= 0, v.isFinite else { return nil }
+        guard let v = Double(t), v >= 0, v.isFinite, v <= 3600 else { return nil }
         return v
     }
 }
