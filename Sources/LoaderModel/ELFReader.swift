@@ -160,8 +160,10 @@ extension ELFFile {
         guard elf_getphdrnum(elf, &phnum) == 0 else {
             throw fail(.malformed(detail: "program header count (libelf: \(String(cString: elf_errmsg(-1))))"))
         }
-        if phnum > 0 {
-            let end = UInt64(ehdr.e_phoff).addingReportingOverflow(UInt64(phnum) &* UInt64(ehdr.e_phentsize))
+        // The header's own count (libelf reports none when the table is cut off).
+        let declared = max(phnum, ehdr.e_phnum == 0xffff ? 0 : Int(ehdr.e_phnum))
+        if declared > 0 {
+            let end = UInt64(ehdr.e_phoff).addingReportingOverflow(UInt64(declared) &* UInt64(ehdr.e_phentsize))
             if end.overflow || end.partialValue > UInt64(size) {
                 throw fail(.truncated(detail: "program headers end past the \(size)-byte file"))
             }

@@ -22,6 +22,8 @@ struct BadInputTests {
             try program.prefix(30).write(to: URL(fileURLWithPath: f.path("truncated-ident")))
             try program.prefix(64).write(to: URL(fileURLWithPath: f.path("truncated-header")))
             try program.prefix(2000).write(to: URL(fileURLWithPath: f.path("truncated-2000")))
+            // Cut inside the program header table: the header says it has some, libelf sees none.
+            for n in [65, 100, 119] { try program.prefix(n).write(to: URL(fileURLWithPath: f.path("truncated-\(n)"))) }
             var foreign = program
             foreign[18] = 183 // EM_AARCH64
             foreign[19] = 0
@@ -77,6 +79,7 @@ struct BadInputTests {
         try expectOneLineError(f.path("truncated-ident"), mentioning: ["truncated"])
         try expectOneLineError(f.path("truncated-header"), mentioning: ["truncated"])
         try expectOneLineError(f.path("truncated-2000"), mentioning: ["truncated"])
+        for n in [65, 100, 119] { try expectOneLineError(f.path("truncated-\(n)"), mentioning: ["truncated", "program headers"]) }
     }
 
     @Test("a directory, a missing file, an unreadable file")
