@@ -79,10 +79,13 @@ public struct HostFileSystem: LoaderFileSystem {
         try? DynamicSymbols(contentsOf: path)
     }
 
+    /// A regular file's bytes (at most 256 MB); nil for anything else.
     public func readBytes(_ path: String) -> [UInt8]? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 { return nil }
         defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= 256 << 20 else { return nil }
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -90,6 +93,7 @@ public struct HostFileSystem: LoaderFileSystem {
             if n < 0 { if errno == EINTR { continue }; return nil }
             if n == 0 { break }
             result += chunk.prefix(n)
+            if result.count > 256 << 20 { return nil }
         }
         return result
     }

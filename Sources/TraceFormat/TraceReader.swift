@@ -116,12 +116,19 @@ public enum TraceReader {
     }
 
     static func readFile(_ path: String) throws(TraceWriteError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 { throw TraceWriteError(description: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw TraceWriteError(description: String(cString: strerror(errno))) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw TraceWriteError(description: "is a directory") }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw TraceWriteError(description: "is a directory")
+        case S_IFIFO: throw TraceWriteError(description: "is a FIFO, not a trace file")
+        case S_IFCHR, S_IFBLK: throw TraceWriteError(description: "is a device, not a trace file")
+        default: throw TraceWriteError(description: "is not a regular file")
+        }
         var out = [UInt8](repeating: 0, count: max(Int(st.st_size), 0))
         var got = 0
         while true {

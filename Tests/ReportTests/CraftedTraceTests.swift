@@ -89,4 +89,18 @@ struct CraftedTraceTests {
         let ok = try run([loadprobe, "report", trace, "--procs", "512", "--nodes", "4", "--latency", "all=1ms"])
         #expect(ok.status == 0, "\(ok.stderrText)")
     }
+
+    @Test("a FIFO or /dev/zero given as a trace or an environment file: one line, status 1, no wait", .timeLimit(.minutes(1)))
+    func notRegularFiles() throws {
+        let dir = try scratch("crafted-fifo")
+        let fifo = dir + "/trace.lpt"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in [fifo, "/dev/zero"] {
+            for args in [["report", path], ["diff", path, path], ["explain", "--env-from", path, "/bin/true"]] {
+                let r = try run([loadprobe] + args)
+                #expect(r.status == 1 && r.stderrText.split(separator: "\n").count == 1 && r.stderrText.contains(path),
+                        "\(args): \(r.status) \(r.stderrText)")
+            }
+        }
+    }
 }
