@@ -106,7 +106,24 @@ struct Record: ParsableCommand {
                 printError("loadprobe: \(commandLine[0]) \(how); the trace \(result.traceFile) cannot be read back: \(error)")
             }
         }
+        let status = result.waitStatus
+        if status & 0x7f != 0 && status & 0x7f != 0x7f { dieLike(signal: status & 0x7f) }
         return result.exitStatus
+    }
+
+    /// Ends loadprobe the way the program ended, killed by its signal (as strace
+    /// does), so that the shell and a batch system see the signal itself: "Segmentation
+    /// fault", WIFSIGNALED. No core file of loadprobe's own (the program's was
+    /// written as its limits said). Returns only for a signal that does not kill.
+    static func dieLike(signal sig: Int32) {
+        var none = rlimit(rlim_cur: 0, rlim_max: 0)
+        _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &none)
+        Glibc.signal(sig, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, sig)
+        _ = sigprocmask(SIG_UNBLOCK, &set, nil)
+        _ = kill(getpid(), sig)
     }
 }
 

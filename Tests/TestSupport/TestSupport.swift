@@ -7,6 +7,8 @@ public struct Run: Equatable, Sendable {
     public var status: Int32
     public var stdout: Data
     public var stderr: Data
+    /// The signal that killed it (nil when it exited).
+    public var signal: Int32? = nil
     public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
     public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
 }
@@ -30,8 +32,9 @@ public func run(_ argv: [String], env: [String: String]? = nil, cwd: String? = n
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     while !reader.isFinished { usleep(1000) }
-    let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-    return Run(status: status, stdout: outData, stderr: errData)
+    let killed = p.terminationReason == .uncaughtSignal
+    return Run(status: killed ? 128 + p.terminationStatus : p.terminationStatus, stdout: outData, stderr: errData,
+               signal: killed ? p.terminationStatus : nil)
 }
 
 /// The directory holding the built products (loadprobe, libloadprobe-audit.so).
