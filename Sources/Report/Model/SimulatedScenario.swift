@@ -94,6 +94,8 @@ struct SimulatedProcess {
         let world: LoaderWorld
         /// Directory part of a candidate path → its tree node, and whether the world has it.
         var directories: [String: (node: Int32, exists: Bool)] = [:]
+        /// Nodes already marked missing.
+        var markedMissing = Set<Int32>()
 
         mutating func directory(_ path: String, tree: inout PathTree) -> (node: Int32, exists: Bool) {
             if let d = directories[path] { return d }
@@ -139,7 +141,7 @@ struct SimulatedProcess {
                 }
                 out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: missing, purpose: purpose))
                 if a.cost.statPath > 0 {
-                    if dirExists { tree.markExists(d) } else { SimulatedProcess.markMissing(d, world: world, tree: &tree) }
+                    if dirExists { tree.markExists(d) } else if markedMissing.insert(d).inserted { SimulatedProcess.markMissing(d, world: world, tree: &tree) }
                     out.append(ModelCall(kind: .stat, call: .newfstatat, dir: tree.parent(d), name: tree.nodes[Int(d)].name,
                                          failed: !dirExists, purpose: a.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe))
                 }

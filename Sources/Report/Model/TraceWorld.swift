@@ -66,13 +66,17 @@ struct TraceWorld {
     mutating func addLookups(_ p: ProcessAnalysis) {
         for c in p.calls where c.event.completed {
             let e = c.event
+            let directoryStat = c.purpose == .directoryStat || (c.purpose == .hwcapsProbe && e.call.isStat)
+            let listing = e.call.isOpen && e.flags & 0o200000 != 0 && !e.failed
+            let config = e.call.isOpen && !e.failed && c.purpose == .loaderConfig
+            guard directoryStat || listing || config else { continue }
             let path = trace.path(e.resolved ?? e.path)
             guard path.hasPrefix("/") else { continue }
-            if c.purpose == .directoryStat || (c.purpose == .hwcapsProbe && e.call.isStat) {
+            if directoryStat {
                 world.setDirectory(path, exists: !e.failed)
-            } else if e.call.isOpen && e.flags & 0o200000 != 0 && !e.failed {
+            } else if listing {
                 world.setDirectory(path, exists: true)
-            } else if e.call.isOpen && !e.failed && path == profile.cachePath && world.file(path) == nil {
+            } else if path == profile.cachePath && world.file(path) == nil {
                 world.addFile(path, LoaderWorld.File(id: world.newFileID(), elf: nil))
             }
         }
