@@ -279,9 +279,17 @@ enum Output {
         if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
         let fd: Int32
         if let path {
-            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            // Never through a symlink, never into a FIFO or a device: a regular file, made or replaced.
+            fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0o644)
             if fd < 0 {
-                printError("loadprobe: \(path): cannot write: \(String(cString: strerror(errno)))")
+                let why = errno == ELOOP ? "is a symbolic link (not followed)" : String(cString: strerror(errno))
+                printError("loadprobe: \(path): cannot write: \(why)")
+                throw ExitCode(1)
+            }
+            var st = stat()
+            if fstat(fd, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || ftruncate(fd, 0) != 0 {
+                close(fd)
+                printError("loadprobe: \(path): cannot write: not a regular file")
                 throw ExitCode(1)
             }
         } else {

@@ -103,4 +103,28 @@ struct CraftedTraceTests {
             }
         }
     }
+
+    @Test("report -o and diff -o: a planted symlink is not followed, a FIFO is not opened; a regular file is replaced", .timeLimit(.minutes(1)))
+    func outputFiles() throws {
+        let dir = try scratch("crafted-output")
+        var b = Builder()
+        b.payload.append(0x30); b.u(5); b.s(0); b.u(1); b.payload.append(0); b.s(1_000)
+        b.payload.append(0x7f); b.s(2_000)
+        let trace = dir + "/t.lpt"
+        try b.file().write(to: URL(fileURLWithPath: trace))
+        let victim = dir + "/victim"
+        try write("keep me\n", to: victim)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/out", withDestinationPath: victim)
+        #expect(mkfifo(dir + "/fifo", 0o600) == 0)
+        for args in [["report", trace, "-o", dir + "/out"], ["diff", trace, trace, "-o", dir + "/out"],
+                     ["report", trace, "-o", dir + "/fifo"]] {
+            let r = try run([loadprobe] + args)
+            #expect(r.status == 1 && r.stderrText.split(separator: "\n").count == 1, "\(args): \(r.status) \(r.stderrText)")
+        }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me\n")
+        try write(String(repeating: "old ", count: 10_000), to: dir + "/report.txt")
+        let ok = try run([loadprobe, "report", trace, "-o", dir + "/report.txt"])
+        #expect(ok.status == 0, "\(ok.stderrText)")
+        #expect(!(try String(contentsOfFile: dir + "/report.txt", encoding: .utf8)).contains("old old"))
+    }
 }
