@@ -74,9 +74,14 @@ struct Record: ParsableCommand {
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
+        // The parsed command is argv's tail: the same arguments, as bytes.
+        if let raw = rawCommand(count: commandLine.count),
+           zip(raw, commandLine).allSatisfy({ String(decoding: $0, as: UTF8.self) == $1 }) {
+            options.rawCommand = raw
+        }
         let result: RecordResult
         do {
-            result = try Recorder.run(options, environment: currentEnvironment())
+            result = try Recorder.run(options, environment: currentEnvironment(), rawEnvironment: rawEnvironment())
         } catch let e as LaunchError {
             printError(e.description)
             return e.exitStatus
@@ -191,6 +196,29 @@ struct RecordInvocation: Equatable {
         }
         return nil
     }
+}
+
+/// The last `count` arguments loadprobe was given, as bytes: the command is
+/// always the tail of argv, and Swift's `CommandLine.arguments` replaces bytes
+/// that are not UTF-8. nil when argv is shorter (not run from main).
+func rawCommand(count: Int) -> [[UInt8]]? {
+    let argc = Int(CommandLine.argc)
+    guard count > 0, count < argc else { return nil }
+    return (argc - count..<argc).map { i in
+        guard let p = CommandLine.unsafeArgv[i] else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
+    }
+}
+
+/// loadprobe's environment as bytes, in order, every entry kept.
+func rawEnvironment() -> [[UInt8]] {
+    var out: [[UInt8]] = []
+    var p = environ
+    while let entry = p.pointee {
+        out.append(Array(UnsafeRawBufferPointer(start: entry, count: strlen(entry))))
+        p += 1
+    }
+    return out
 }
 
 func currentEnvironment() -> [String: String] {

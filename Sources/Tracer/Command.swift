@@ -13,28 +13,37 @@ public struct LaunchError: Error, CustomStringConvertible {
 /// regular file wins, and a non-executable match is remembered for 126.
 public enum CommandLookup {
     public static func resolve(_ name: String, path: String?) throws(LaunchError) -> String {
+        String(decoding: try resolve(bytes: Array(name.utf8), path: path.map { Array($0.utf8) }), as: UTF8.self)
+    }
+
+    /// The same lookup on the bytes of the name and of PATH: a name or a
+    /// directory that is not UTF-8 is found as the shell would find it.
+    public static func resolve(bytes name: [UInt8], path: [UInt8]?) throws(LaunchError) -> [UInt8] {
+        let shown = String(decoding: name, as: UTF8.self)
         guard !name.isEmpty else { throw LaunchError(description: "loadprobe: empty command name", exitStatus: 127) }
-        if name.contains("/") {
-            try check(name, as: name)
+        if name.contains(0x2f) {
+            try check(name, as: shown)
             return name
         }
-        var sawNonExecutable: String?
-        for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+        var sawNonExecutable: [UInt8]?
+        for dir in (path ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)).split(separator: 0x3a, omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? [0x2e] : Array(dir)) + [0x2f] + name
+            let cPath = candidate.map { CChar(bitPattern: $0) } + [0]
             var st = stat()
-            guard stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            if access(candidate, X_OK) == 0 { return candidate }
+            guard stat(cPath, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if access(cPath, X_OK) == 0 { return candidate }
             sawNonExecutable = sawNonExecutable ?? candidate
         }
         if let p = sawNonExecutable {
-            throw LaunchError(description: "loadprobe: \(p): Permission denied", exitStatus: 126)
+            throw LaunchError(description: "loadprobe: \(String(decoding: p, as: UTF8.self)): Permission denied", exitStatus: 126)
         }
-        throw LaunchError(description: "loadprobe: \(name): command not found", exitStatus: 127)
+        throw LaunchError(description: "loadprobe: \(shown): command not found", exitStatus: 127)
     }
 
-    private static func check(_ path: String, as shown: String) throws(LaunchError) {
+    private static func check(_ path: [UInt8], as shown: String) throws(LaunchError) {
+        let cPath = path.map { CChar(bitPattern: $0) } + [0]
         var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard stat(cPath, &st) == 0 else {
             let e = errno
             throw LaunchError(description: "loadprobe: \(shown): \(String(cString: strerror(e)))",
                               exitStatus: e == ENOENT || e == ENOTDIR ? 127 : 126)
@@ -42,7 +51,7 @@ public enum CommandLookup {
         if (st.st_mode & S_IFMT) == S_IFDIR {
             throw LaunchError(description: "loadprobe: \(shown): Is a directory", exitStatus: 126)
         }
-        if access(path, X_OK) != 0 {
+        if access(cPath, X_OK) != 0 {
             throw LaunchError(description: "loadprobe: \(shown): Permission denied", exitStatus: 126)
         }
     }
@@ -70,11 +79,14 @@ public struct ProgramKind: Sendable, Equatable {
         }
     }
 
-    public static func inspect(_ path: String) -> ProgramKind {
+    public static func inspect(_ path: String) -> ProgramKind { inspect(bytes: Array(path.utf8)) }
+
+    public static func inspect(bytes path: [UInt8]) -> ProgramKind {
         var kind = ProgramKind(linkage: .notELF, interpreter: nil, setuid: false, foreignArchitecture: nil)
+        let cPath = path.map { CChar(bitPattern: $0) } + [0]
         var st = stat()
-        if stat(path, &st) == 0 { kind.setuid = (st.st_mode & (S_ISUID | S_ISGID)) != 0 }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if stat(cPath, &st) == 0 { kind.setuid = (st.st_mode & (S_ISUID | S_ISGID)) != 0 }
+        let fd = open(cPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return kind }
         defer { close(fd) }
         // Read where the headers say, not a prefix: patchelf moves the program

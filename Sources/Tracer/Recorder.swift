@@ -19,6 +19,9 @@ public struct RecordOptions: Sendable {
     /// The trace's name when `-o` is not given.
     public static let defaultOutputPattern = "loadprobe-%p.lpt"
     public var command: [String]
+    /// The command's bytes as loadprobe was given them (argv may hold any bytes
+    /// but NUL); nil to use `command`'s UTF-8.
+    public var rawCommand: [[UInt8]]? = nil
     /// Output path pattern: %p program pid, %r rank, %j job id, %h short host name, %%.
     public var outputPattern: String
     public var mode: Mode
@@ -69,17 +72,26 @@ public enum Recorder {
     static let rankVariables = ["OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]
     static let jobVariables = ["SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID"]
 
-    public static func run(_ options: RecordOptions, environment: [String: String]) throws -> RecordResult {
-        guard let name = options.command.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
-        var path = try CommandLookup.resolve(name, path: environment["PATH"])
-        var argv = options.command
-        var kind = ProgramKind.inspect(path)
+    /// Records one run. `rawEnvironment` is loadprobe's own environment as
+    /// bytes, in order, duplicates and entries without "=" included: the
+    /// program gets exactly these entries plus loadprobe's own (see
+    /// `programEnvironment`); nil to build it from `environment`.
+    public static func run(_ options: RecordOptions, environment: [String: String],
+                           rawEnvironment: [[UInt8]]? = nil) throws -> RecordResult {
+        let rawEnv = rawEnvironment ?? environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
+        var argv = options.rawCommand ?? options.command.map { Array($0.utf8) }
+        guard let nameBytes = argv.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
+        let name = String(decoding: nameBytes, as: UTF8.self)
+        // PATH as execvp reads it: getenv's first entry.
+        var pathBytes = try CommandLookup.resolve(bytes: nameBytes, path: firstValue(of: "PATH", in: rawEnv))
+        var kind = ProgramKind.inspect(bytes: pathBytes)
         if kind.isPlainText {
             // Like execvp and the shell: an executable text file without "#!" runs under /bin/sh.
-            argv = ["/bin/sh", path] + argv.dropFirst()
-            path = "/bin/sh"
-            kind = ProgramKind.inspect(path)
+            argv = [Array("/bin/sh".utf8), pathBytes] + argv.dropFirst()
+            pathBytes = Array("/bin/sh".utf8)
+            kind = ProgramKind.inspect(bytes: pathBytes)
         }
+        let path = String(decoding: pathBytes, as: UTF8.self)
         var notes: [String] = []
         var mode = options.mode
         var filtered = true
@@ -117,13 +129,12 @@ public enum Recorder {
         }
         defer { if let d = auditDir { removeTree(d) } }
 
-        // The program's environment: the caller's, plus LD_AUDIT and our own variables.
-        var env = environment
+        // The program's environment: the caller's bytes, plus LD_AUDIT and our own variables.
+        var env = rawEnv
         if let lib = auditLib, let dir = auditDir {
-            if let existing = env["LD_AUDIT"], !existing.isEmpty { env["LD_AUDIT"] = existing + ":" + lib }
-            else { env["LD_AUDIT"] = lib }
-            env[LP_ENV_AUDIT_DIR] = dir
-            env[LP_ENV_PTRACE] = mode == .full ? "1" : "0"
+            let added = programEnvironment(rawEnv, auditLibrary: lib, auditDir: dir, ptrace: mode == .full)
+            env = added.environment
+            if let note = added.note { notes.append(note) }
         }
 
         // Where the program and the tracer run until main.
@@ -141,9 +152,9 @@ public enum Recorder {
             }
         }
 
-        let argvC = argv.map { strdup($0) } + [nil]
-        let envC = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argvC.forEach { free($0) }; envC.forEach { free($0) } }
+        let argvC = cStrings(argv)
+        let envC = cStrings(env)
+        defer { argvC.forEach { $0?.deallocate() }; envC.forEach { $0?.deallocate() } }
         // With the audit library alone nothing needs the program stopped: it starts at
         // once and runs while the trace is made and its header written (the machine's
         // other CPUs are otherwise idle at start-up). The tracer must seize it first.
@@ -152,7 +163,7 @@ public enum Recorder {
         var spawn = lp_spawn_options(install_filter: stopped && filtered ? 1 : 0,
                                      stop_before_exec: stopped ? 1 : 0, cpu: cpu)
         var resultFd: Int32 = -1
-        let pid = lp_spawn(path, argvC, envC, &spawn, &resultFd)
+        let pid = lp_spawn(pathBytes.map { CChar(bitPattern: $0) } + [0], argvC, envC, &spawn, &resultFd)
         guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): \(String(cString: strerror(errno)))") }
         // From now on a signal sent to loadprobe goes to the program.
         lp_forward_signals_to(pid)
@@ -256,6 +267,79 @@ public enum Recorder {
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
                             notes: notes, ownCallsLeftOut: ownCalls)
+    }
+
+    /// NUL-terminated copies for execve, and the terminating nil.
+    static func cStrings(_ list: [[UInt8]]) -> [UnsafeMutablePointer<CChar>?] {
+        list.map { bytes in
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
+            p[bytes.count] = 0
+            return p
+        } + [nil]
+    }
+
+    /// The value of the first entry named `name` (what getenv returns).
+    static func firstValue(of name: String, in env: [[UInt8]]) -> [UInt8]? {
+        let prefix = Array(name.utf8) + [0x3d]
+        return env.first { $0.starts(with: prefix) }.map { Array($0.dropFirst(prefix.count)) }
+    }
+
+    /// How much larger glibc makes the static TLS surplus for one audit
+    /// module, in bytes. glibc ≥ 2.32 counts each audit module as one more
+    /// link namespace when it sizes the surplus (elf/dl-tls.c,
+    /// `_dl_tls_static_surplus_init`); measured on Debian's glibc 2.36
+    /// (x86-64) with `_dl_get_tls_static_info` and with a dlopen'ed library
+    /// of initial-exec TLS: 4,224 → 4,352 bytes of static TLS, and the
+    /// largest such library that loads 1,712 → 1,840 bytes. The parity test
+    /// (ParityTests, "static TLS") checks that it holds on the test machine.
+    static let auditStaticTLSSurplus = 128
+
+    /// The program's environment: `env` unchanged, byte for byte and in
+    /// order, with the audit library added to LD_AUDIT (the last entry, which
+    /// ld.so reads last, gets ":LIB"; else one is appended), the audit
+    /// directory and mode appended, and glibc's optional static TLS reduced
+    /// by what the audit module adds to the surplus, so that a library with
+    /// initial-exec TLS that fails to dlopen untraced fails the same way
+    /// traced (the user's own GLIBC_TUNABLES are kept: the last entry gets
+    /// ":glibc.rtld.optional_static_tls=N", which glibc reads after theirs).
+    /// The note says when the surplus could not be kept.
+    static func programEnvironment(_ env: [[UInt8]], auditLibrary lib: String, auditDir dir: String,
+                                   ptrace: Bool) -> (environment: [[UInt8]], note: String?) {
+        var out = env.filter { !$0.starts(with: Array((LP_ENV_AUDIT_DIR + "=").utf8)) && !$0.starts(with: Array((LP_ENV_PTRACE + "=").utf8)) }
+        func lastIndex(_ name: String) -> Int? {
+            let prefix = Array(name.utf8) + [0x3d]
+            return out.lastIndex { $0.starts(with: prefix) }
+        }
+        func extend(_ name: String, with value: String) {
+            if let i = lastIndex(name) {
+                let hasValue = out[i].count > name.utf8.count + 1
+                out[i] += Array(((hasValue ? ":" : "") + value).utf8)
+            } else {
+                out.append(Array("\(name)=\(value)".utf8))
+            }
+        }
+        extend("LD_AUDIT", with: lib)
+        // The user's optional_static_tls, as glibc reads it: every
+        // GLIBC_TUNABLES entry in order, the last setting winning.
+        var optional = 512
+        let tunablesPrefix = Array("GLIBC_TUNABLES=".utf8)
+        for entry in out where entry.starts(with: tunablesPrefix) {
+            for item in entry.dropFirst(tunablesPrefix.count).split(separator: 0x3a) {
+                let text = String(decoding: item, as: UTF8.self)
+                if text.hasPrefix("glibc.rtld.optional_static_tls="),
+                   let v = Int(text.dropFirst("glibc.rtld.optional_static_tls=".count)), v >= 0 { optional = v }
+            }
+        }
+        var note: String? = nil
+        if optional >= auditStaticTLSSurplus {
+            extend("GLIBC_TUNABLES", with: "glibc.rtld.optional_static_tls=\(optional - auditStaticTLSSurplus)")
+        } else {
+            note = "glibc.rtld.optional_static_tls is \(optional): the audit library leaves the program \(auditStaticTLSSurplus - optional) bytes more static TLS than untraced"
+        }
+        out.append(Array("\(LP_ENV_AUDIT_DIR)=\(dir)".utf8))
+        out.append(Array("\(LP_ENV_PTRACE)=\(ptrace ? "1" : "0")".utf8))
+        return (out, note)
     }
 
     /// The loader's world (trace format 3): an OBJECT record for every ELF file
