@@ -11,6 +11,10 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/xattr.h>
+#include <sys/user.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
@@ -79,6 +83,9 @@ int lp_call_for_nr(uint64_t nr) {
     for (int i = 0; i < LP_NVIEW; i++)
         if ((uint64_t)lp_view_calls[i] == nr) return LP_CALL_VIEW_CHANGE;
     if (nr == (uint64_t)SYS_close) return LP_CALL_PREINIT_SIGNAL;
+    if (nr == (uint64_t)SYS_prctl) return LP_CALL_PRCTL_SECURITY;
+    if (nr == (uint64_t)SYS_seccomp) return LP_CALL_SECCOMP;
+    if (nr == (uint64_t)SYS_ptrace) return LP_CALL_PTRACE;
     if (nr == (uint64_t)SYS_sched_getaffinity) return LP_CALL_SCHED_GETAFFINITY;
     if (nr == (uint64_t)SYS_sched_setaffinity) return LP_CALL_SCHED_SETAFFINITY;
     for (int i = 0; i < LP_NCALLS; i++)
@@ -108,6 +115,7 @@ int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out) {
     case PTRACE_SYSCALL_INFO_SECCOMP:
         out->nr = info.seccomp.nr;
         memcpy(out->args, info.seccomp.args, sizeof out->args);
+        out->ret_data = info.seccomp.ret_data;
         break;
     case PTRACE_SYSCALL_INFO_EXIT:
         out->rval = info.exit.rval;
@@ -225,7 +233,7 @@ __attribute__((constructor)) static void lp_capture_initial_signals(void) {
  * library's close(LP_PREINIT_MAGIC_FD); everything else, and every call of a
  * foreign ABI (x32, i386), is allowed without a stop. */
 static int lp_install_filter(int affinity) {
-    struct sock_filter prog[8 + 2 * LP_NCALLS + LP_NVIEW + 12];
+    struct sock_filter prog[8 + 2 * LP_NCALLS + LP_NVIEW + 24];
     int n = 0;
     const int ntraced = LP_NCALLS;
     /* [0] load arch; [1] if not native, allow. Jumps are patched below. */
@@ -249,6 +257,21 @@ static int lp_install_filter(int affinity) {
         prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_sched_setaffinity, 0, 0);
         ncmp += 2;
     }
+    /* seccomp and ptrace: the program's own sandbox and tracing (see PtraceSession) */
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_seccomp, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_ptrace, 0, 0);
+    ncmp += 2;
+    /* prctl: traced only for PR_{GET,SET}_SECCOMP and PR_{GET,SET}_NO_NEW_PRIVS */
+    int prctl_cmp = n;
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_prctl, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    int prctl_args = n;
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_GET_SECCOMP, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_SET_SECCOMP, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_SET_NO_NEW_PRIVS, 0, 0);
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_GET_NO_NEW_PRIVS, 0, 0);
+    int prctl_other = n;
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0);
     int close_cmp = n; /* close: traced only for the magic fd (low 32 bits of arg 0) */
     prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)SYS_close, 0, 0);
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
@@ -257,7 +280,7 @@ static int lp_install_filter(int affinity) {
     int allow = n;
     prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     int trace = n;
-    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE | LP_FILTER_DATA);
 
     /* BPF jumps go forward only: patch the offsets now that targets are known. */
     prog[arch_check].jt = 0;
@@ -270,14 +293,101 @@ static int lp_install_filter(int affinity) {
         prog[i].jt = (uint8_t)(trace - i - 1);
         prog[i].jf = 0;
     }
+    prog[prctl_cmp].jt = 0;
+    prog[prctl_cmp].jf = (uint8_t)(close_cmp - prctl_cmp - 1);
+    for (int i = prctl_args; i < prctl_args + 4; i++) {
+        prog[i].jt = (uint8_t)(trace - i - 1);
+        prog[i].jf = 0;
+    }
+    prog[prctl_other].k = (uint32_t)(allow - prctl_other - 1);
     prog[close_cmp].jt = 0;
     prog[close_cmp].jf = (uint8_t)(allow - close_cmp - 1);
     prog[magic_cmp].jt = (uint8_t)(trace - magic_cmp - 1);
     prog[magic_cmp].jf = (uint8_t)(allow - magic_cmp - 1);
 
     struct sock_fprog fprog = { .len = (unsigned short)n, .filter = prog };
+    /* no_new_privs only where the kernel requires it for the filter (without
+     * CAP_SYS_ADMIN): as root the program keeps set-user-ID and file
+     * capabilities of what it runs, as untraced. */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0) return 0;
+    if (errno != EACCES) return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog);
+}
+
+#if defined(__x86_64__)
+int lp_emulate_strict_mode(pid_t tid, uint64_t sp) {
+    /* What strict mode allows (kernel/seccomp.c, mode1_syscalls). */
+    struct sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_read, 5, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_write, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigreturn, 2, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE | LP_STRICT_DATA),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE | LP_STRICT_DATA),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    /* The filter and its sock_fprog go on the task's stack, below the red
+     * zone: the kernel copies them during the call. */
+    uint64_t at = (sp - 128 - sizeof prog - 64) & ~(uint64_t)15;
+    struct sock_fprog fprog = { .len = (unsigned short)(sizeof prog / sizeof prog[0]),
+                                .filter = (struct sock_filter *)(uintptr_t)(at + 32) };
+    struct user_fprog_image { uint64_t len; uint64_t filter; } image = { fprog.len, (uint64_t)(uintptr_t)fprog.filter };
+    if (lp_write_memory(tid, at, &image, sizeof image) != (long)sizeof image) return -1;
+    if (lp_write_memory(tid, at + 32, prog, sizeof prog) != (long)sizeof prog) return -1;
+    struct user_regs_struct regs;
+    if (ptrace(PTRACE_GETREGS, tid, NULL, &regs) != 0) return -1;
+    regs.orig_rax = SYS_seccomp;
+    regs.rdi = SECCOMP_SET_MODE_FILTER;
+    regs.rsi = 0;
+    regs.rdx = at;
+    return ptrace(PTRACE_SETREGS, tid, NULL, &regs) == 0 ? 0 : -1;
+}
+#else
+int lp_emulate_strict_mode(pid_t tid, uint64_t sp) { (void)tid; (void)sp; return -1; }
+#endif
+
+static int lp_status_field(pid_t tid, const char *field, char *out, size_t cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    char line[256];
+    size_t n = strlen(field);
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            snprintf(out, cap, "%s", v);
+            found = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int lp_tgkill(pid_t pid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
+
+int lp_task_has_sys_admin(pid_t tid) {
+    char v[64];
+    if (lp_status_field(tid, "CapEff", v, sizeof v) != 0) return -1;
+    unsigned long long caps = strtoull(v, NULL, 16);
+    return (caps >> 21) & 1; /* CAP_SYS_ADMIN */
+}
+
+int lp_task_no_new_privs(pid_t tid) {
+    char v[64];
+    if (lp_status_field(tid, "NoNewPrivs", v, sizeof v) != 0) return -1;
+    return v[0] == '1';
+}
+
+int lp_file_has_capabilities(const char *path) {
+    return getxattr(path, "security.capability", NULL, 0) > 0;
 }
 
 /* What the child does between fork/clone and exec; returns the errno of the step that

@@ -92,6 +92,7 @@ struct Record: ParsableCommand {
             printError("loadprobe: \(error)")
             return 1
         }
+        for w in result.warnings { printError("loadprobe: " + w) }
         if !how.quiet {
             let how = result.waitStatus & 0x7f != 0
                 ? "was killed by signal \(result.waitStatus & 0x7f)" : "exited with status \(result.exitStatus)"

@@ -29,7 +29,21 @@ final class PtraceSession {
         var pending: Pending?
         var announced: Bool
         var caller = CallerTracker.ThreadKey()
+        /// The program's own sandbox, as a task attribute: inherited by the
+        /// threads and processes it creates, kept across exec.
+        var sandbox = Sandbox()
     }
+
+    /// What the program itself asked of seccomp and no_new_privs, told apart
+    /// from loadprobe's filter (and the no_new_privs it needed without
+    /// CAP_SYS_ADMIN), so that the program sees its own settings only.
+    struct Sandbox {
+        var ownFilter = false
+        var ownNoNewPrivs = false
+    }
+
+    /// A call of the program's sandbox or tracing whose exit stop decides something.
+    enum SecurityCall { case installFilter, strictMode, ptrace(request: UInt64) }
 
     struct ProcessState {
         /// The fd of the audit library's own openat, until its fstat.
@@ -44,6 +58,15 @@ final class PtraceSession {
     let writer: TraceWriter
     let rootPid: Int32
     let filtered: Bool
+    /// loadprobe set no_new_privs for its filter (the program started without
+    /// CAP_SYS_ADMIN): exec'd set-user-ID and file-capability programs run
+    /// without their privileges, and the program must not see the flag.
+    let noNewPrivsByUs: Bool
+    /// Calls awaiting their exit stop (see SecurityCall), by thread.
+    private var securityCalls: [Int32: SecurityCall] = [:]
+    /// Things said once per run on stderr as well as in the trace.
+    private(set) var warnings: [String] = []
+    private var ptraceNoted = false
     let auditLibrary: [UInt8]?
     let auditDirPrefix: [UInt8]?
     /// When set, traced programs start on the tracer's CPU (a stop round trip
@@ -77,7 +100,8 @@ final class PtraceSession {
     private(set) var callers = CallerTracker()
 
     init(writer: TraceWriter, rootPid: Int32, filtered: Bool, auditLibrary: String?, auditDir: String?,
-         originalAffinity: [Int32]?, answerMisses: Bool, recordCallers: Bool = true) {
+         originalAffinity: [Int32]?, answerMisses: Bool, recordCallers: Bool = true, noNewPrivsByUs: Bool = false) {
+        self.noNewPrivsByUs = noNewPrivsByUs
         self.recordCallers = recordCallers
         self.answerMisses = answerMisses && lp_can_skip_syscall != 0
         self.writer = writer
@@ -168,6 +192,7 @@ final class PtraceSession {
         if threads[child] == nil || threads[child]?.announced == false {
             threads[child] = ThreadState(pid: pid, pending: nil, announced: true)
         }
+        if let inherited = threads[parentTid]?.sandbox { threads[child]?.sandbox = inherited }
         if pid == child, processes[pid] == nil {
             processes[pid] = ProcessState(auditLibraryFd: nil, pinned: processes[parentPid]?.pinned ?? false)
         }
@@ -217,10 +242,13 @@ final class PtraceSession {
             processes[tid]?.image = lp_get_syscall_info(tid, &regs) == 0 ? CallerTracker.Image(entry: regs.ip, stack: regs.sp) : CallerTracker.Image()
         }
         try writer.write(ExecEvent(pid: tid, formerTid: former, path: execPath, argv: argv, timeNs: now))
-        if filtered, let exe = Proc.readLink("/proc/\(tid)/exe") {
+        if noNewPrivsByUs, state.sandbox.ownNoNewPrivs == false, let exe = Proc.readLink("/proc/\(tid)/exe") {
             var st = stat()
-            if stat(exe, &st) == 0, st.st_mode & (S_ISUID | S_ISGID) != 0, st.st_uid != geteuid() || st.st_mode & S_ISGID != 0 {
-                try writer.note(pid: tid, "\(exe) is set-user-ID or set-group-ID: under the seccomp filter (no_new_privs) it ran without those privileges")
+            let privileged = stat(exe, &st) == 0 && st.st_mode & (S_ISUID | S_ISGID) != 0
+                && (st.st_uid != geteuid() || st.st_mode & S_ISGID != 0)
+            let what = privileged ? "is set-user-ID or set-group-ID" : lp_file_has_capabilities(exe) == 1 ? "has file capabilities" : nil
+            if let what {
+                try warn(pid: tid, "\(exe) \(what): it ran without those privileges, because loadprobe's seccomp filter needs no_new_privs when loadprobe runs without CAP_SYS_ADMIN (run loadprobe as root, or use --no-ptrace)")
             }
         }
     }
@@ -250,6 +278,15 @@ final class PtraceSession {
         if code == Int32(LP_CALL_PREINIT_SIGNAL.rawValue) {
             if Int32(truncatingIfNeeded: info.args.0) == LP_PREINIT_MAGIC_FD { reachedMain(tid) }
             PT.request(resume, tid)
+            return
+        }
+        if info.op == PT.infoSeccomp, info.ret_data != LP_FILTER_DATA {
+            try foreignSeccompStop(tid, info)
+            return
+        }
+        if code == Int32(LP_CALL_PRCTL_SECURITY.rawValue) || code == Int32(LP_CALL_SECCOMP.rawValue)
+            || code == Int32(LP_CALL_PTRACE.rawValue) {
+            try securityCall(tid, info, code: code)
             return
         }
         if code == Int32(LP_CALL_VIEW_CHANGE.rawValue) {
@@ -334,6 +371,11 @@ final class PtraceSession {
     }
 
     private func exit(_ tid: Int32, _ info: lp_syscall_info) throws {
+        if let call = securityCalls.removeValue(forKey: tid) {
+            try securityCallEnded(tid, call, info)
+            PT.request(resume, tid)
+            return
+        }
         if let buffer = affinityQueries.removeValue(forKey: tid) {
             // The program asked for its mask while it runs on the tracer's CPU:
             // it is shown the mask it will have from main on.
@@ -379,6 +421,115 @@ final class PtraceSession {
             return true
         }
         return false
+    }
+
+    // MARK: the program's own sandbox and tracing
+
+    /// A note in the trace that is also said on stderr at the end.
+    private func warn(pid: Int32, _ text: String) throws {
+        try writer.note(pid: pid, text)
+        if !warnings.contains(text) { warnings.append(text) }
+    }
+
+    /// A seccomp stop that loadprobe's filter did not ask for: a filter of the
+    /// program's returned SECCOMP_RET_TRACE (untraced, with no tracer, the
+    /// call fails with ENOSYS), or the strict-mode emulation caught a call
+    /// strict mode forbids (the kernel kills the task with SIGKILL).
+    private func foreignSeccompStop(_ tid: Int32, _ info: lp_syscall_info) throws {
+        if info.ret_data == LP_STRICT_DATA {
+            let pid = threads[tid]?.pid ?? tid
+            try writer.note(pid: pid, "system call \(info.nr) in seccomp strict mode: the task is killed with SIGKILL, as the kernel does")
+            _ = lp_tgkill(pid, tid, SIGKILL)
+            PT.request(resume, tid)
+            return
+        }
+        if lp_skip_syscall(tid, -Int64(ENOSYS)) != 0 {
+            try writer.note(pid: threads[tid]?.pid ?? tid, "the program's own seccomp filter asked for a tracer at system call \(info.nr): it ran, where without loadprobe it would fail with ENOSYS")
+        }
+        PT.request(resume, tid)
+    }
+
+    private func securityCall(_ tid: Int32, _ info: lp_syscall_info, code: Int32) throws {
+        let a = info.args
+        let sandbox = threads[tid]?.sandbox ?? Sandbox()
+        let pid = threads[tid]?.pid ?? tid
+        // Without CAP_SYS_ADMIN a filter needs no_new_privs: the program's own,
+        // not the one loadprobe set for its filter.
+        func deniedFilter() -> Bool {
+            noNewPrivsByUs && !sandbox.ownNoNewPrivs && lp_task_has_sys_admin(tid) != 1
+        }
+        // Skips the call with this result (where the tracer cannot skip, it runs).
+        func answer(_ value: Int64) {
+            _ = lp_skip_syscall(tid, value)
+            PT.request(resume, tid)
+        }
+        let strict: Bool
+        let filter: Bool
+        if code == Int32(LP_CALL_PTRACE.rawValue) {
+            securityCalls[tid] = .ptrace(request: a.0)
+            PT.request(PT.syscall, tid)
+            return
+        } else if code == Int32(LP_CALL_SECCOMP.rawValue) {
+            strict = a.0 == UInt64(LP_SECCOMP_SET_MODE_STRICT)
+            filter = a.0 == UInt64(LP_SECCOMP_SET_MODE_FILTER)
+        } else {
+            switch Int(Int32(truncatingIfNeeded: a.0)) {
+            case LP_PR_GET_SECCOMP:
+                // loadprobe's filter alone: the program is in mode 0, as untraced.
+                if !sandbox.ownFilter { answer(0); return }
+                PT.request(resume, tid)
+                return
+            case LP_PR_GET_NO_NEW_PRIVS:
+                if noNewPrivsByUs && !sandbox.ownNoNewPrivs { answer(0); return }
+                PT.request(resume, tid)
+                return
+            case LP_PR_SET_NO_NEW_PRIVS:
+                if a.1 == 1 && a.2 == 0 && a.3 == 0 && a.4 == 0 { threads[tid]?.sandbox.ownNoNewPrivs = true }
+                PT.request(resume, tid)
+                return
+            default: // PR_SET_SECCOMP
+                strict = a.1 == UInt64(LP_SECCOMP_MODE_STRICT)
+                filter = a.1 == UInt64(LP_SECCOMP_MODE_FILTER)
+            }
+        }
+        if filter {
+            if deniedFilter() { answer(-Int64(EACCES)); return }
+            securityCalls[tid] = .installFilter
+            PT.request(PT.syscall, tid)
+        } else if strict {
+            // Strict mode cannot follow a filter (EINVAL): a filter that allows
+            // what strict mode allows stands for it.
+            if lp_emulate_strict_mode(tid, info.sp) == 0 {
+                securityCalls[tid] = .strictMode
+                PT.request(PT.syscall, tid)
+            } else {
+                try warn(pid: pid, "the program asked for seccomp strict mode, which cannot be set under loadprobe's filter here; it got EINVAL (record with --no-ptrace)")
+                PT.request(resume, tid)
+            }
+        } else {
+            PT.request(resume, tid)
+        }
+    }
+
+    private func securityCallEnded(_ tid: Int32, _ call: SecurityCall, _ info: lp_syscall_info) throws {
+        let pid = threads[tid]?.pid ?? tid
+        switch call {
+        case .installFilter:
+            if info.is_error == 0 { threads[tid]?.sandbox.ownFilter = true }
+        case .strictMode:
+            if info.is_error == 0 {
+                threads[tid]?.sandbox.ownFilter = true
+                try writer.note(pid: pid, "seccomp strict mode: emulated by a filter that allows read, write, exit and rt_sigreturn (any other call kills the process)")
+            } else {
+                try warn(pid: pid, "the program asked for seccomp strict mode; its emulation under loadprobe's filter failed (\(String(cString: strerror(Int32(truncatingIfNeeded: -info.rval))))), and the program got that error (record with --no-ptrace)")
+            }
+        case .ptrace(let request):
+            if info.is_error != 0, info.rval == -Int64(EPERM), !ptraceNoted {
+                ptraceNoted = true
+                let what = request == 0 ? "PTRACE_TRACEME" : request == 16 ? "PTRACE_ATTACH" : request == 0x4206 ? "PTRACE_SEIZE" : "ptrace request \(request)"
+                try warn(pid: pid, "the program called ptrace (\(what)) and got EPERM: a process has one tracer, and under loadprobe it is loadprobe (debuggers and strace inside need loadprobe --no-ptrace)")
+            }
+        }
     }
 
     // MARK: answering missing lookups

@@ -54,6 +54,9 @@ public struct RecordResult: Sendable {
     /// Things the user should know (why audit was off, …), one line each.
     public var notes: [String]
     public var ownCallsLeftOut: Int
+    /// Where the program did not run as it would untraced (privileges not
+    /// granted, its own ptrace refused, …): said on stderr even with -q.
+    public var warnings: [String] = []
 }
 
 public struct RecordError: Error, CustomStringConvertible {
@@ -107,12 +110,19 @@ public enum Recorder {
         if let foreign = kind.foreignArchitecture {
             notes.append("the program is \(foreign): its system calls use another ABI and are not traced")
         }
-        if kind.setuid && mode != .auditOnly {
+        let privileged = kind.setuid ? "is set-user-ID or set-group-ID"
+            : pathBytes.withUnsafeBufferPointer { b in
+                (Array(b) + [0]).withUnsafeBufferPointer { lp_file_has_capabilities(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) == 1 }
+            } ? "has file capabilities" : nil
+        if let privileged, mode != .auditOnly {
             if geteuid() != 0 {
-                throw RecordError("loadprobe: \(path) is set-user-ID or set-group-ID: under ptrace it would run without its privileges; run loadprobe as root, or run the program without loadprobe")
+                throw RecordError("loadprobe: \(path) \(privileged): under ptrace it would run without its privileges; run loadprobe as root, or run the program without loadprobe")
             }
-            filtered = false
-            notes.append("the program is set-user-ID or set-group-ID: traced without a seccomp filter (every system call stops) so it keeps its privileges")
+            if lp_task_has_sys_admin(getpid()) != 1 {
+                // The filter would need no_new_privs, which drops the privileges.
+                filtered = false
+                notes.append("the program \(privileged) and loadprobe lacks CAP_SYS_ADMIN: traced without a seccomp filter (every system call stops) so it keeps its privileges")
+            }
         }
 
         var auditLib: String? = nil
@@ -204,6 +214,7 @@ public enum Recorder {
 
         var waitStatus: Int32 = 0
         var ownCalls = 0
+        var warnings: [String] = []
         let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
         if mode == .auditOnly {
             if execError != 0 {
@@ -238,10 +249,14 @@ public enum Recorder {
             }
             if cpu >= 0 { _ = lp_pin_self(cpu) }
             kill(pid, SIGCONT)
+            // no_new_privs set for the filter, not inherited from loadprobe's own caller.
+            let noNewPrivsByUs = filtered && lp_task_no_new_privs(pid) == 1 && lp_task_no_new_privs(getpid()) != 1
             let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
                                         auditDir: auditDir, originalAffinity: originalAffinity,
-                                        answerMisses: options.answerMisses, recordCallers: options.recordCallers)
+                                        answerMisses: options.answerMisses, recordCallers: options.recordCallers,
+                                        noNewPrivsByUs: noNewPrivsByUs)
             waitStatus = try session.run()
+            warnings = session.warnings
             ownCalls = session.ownCalls
             try writer.meta("answeredCalls", String(session.answeredCalls))
             if options.recordCallers {
@@ -266,7 +281,7 @@ public enum Recorder {
 
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
-                            notes: notes, ownCallsLeftOut: ownCalls)
+                            notes: notes, ownCallsLeftOut: ownCalls, warnings: warnings)
     }
 
     /// NUL-terminated copies for execve, and the terminating nil.

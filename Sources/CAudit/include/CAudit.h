@@ -22,6 +22,9 @@ enum lp_call {
     LP_CALL_SCHED_GETAFFINITY, /* traced only while programs start on the tracer's CPU */
     LP_CALL_SCHED_SETAFFINITY,
     LP_CALL_VIEW_CHANGE, /* unshare, setns, chroot, pivot_root, set*id, setgroups, capset */
+    LP_CALL_PRCTL_SECURITY, /* prctl PR_{GET,SET}_{SECCOMP,NO_NEW_PRIVS}: the program's own sandbox */
+    LP_CALL_SECCOMP,
+    LP_CALL_PTRACE, /* the program tracing: it fails under loadprobe's tracer */
     LP_CALL_COUNT
 };
 
@@ -41,10 +44,35 @@ struct lp_syscall_info {
     uint64_t args[6];
     int64_t rval;
     uint8_t is_error;
+    uint32_t ret_data; /* at a seccomp stop: the SECCOMP_RET_DATA of the filter that stopped it */
     uint64_t ip; /* the task's instruction and stack pointers (any stop) */
     uint64_t sp;
 };
 int lp_get_syscall_info(pid_t pid, struct lp_syscall_info *out);
+/* The SECCOMP_RET_DATA of loadprobe's own filter, and of the filter that
+ * emulates SECCOMP_MODE_STRICT for a program that asked for it. Any other
+ * value at a seccomp stop comes from a filter the program installed. */
+#define LP_FILTER_DATA 0x4c50u
+#define LP_STRICT_DATA 0x4c53u
+/* At the seccomp stop of a request for SECCOMP_MODE_STRICT (at stack pointer
+ * sp): the call becomes seccomp(SECCOMP_SET_MODE_FILTER) of a filter that
+ * allows what strict mode allows (read, write, exit, rt_sigreturn) and stops
+ * with LP_STRICT_DATA on anything else. 0, or -1 when not possible here. */
+int lp_emulate_strict_mode(pid_t tid, uint64_t sp);
+/* prctl and seccomp operations the tracer tells apart (sys/prctl.h, linux/seccomp.h). */
+enum {
+    LP_PR_GET_SECCOMP = 21, LP_PR_SET_SECCOMP = 22, LP_PR_SET_NO_NEW_PRIVS = 38, LP_PR_GET_NO_NEW_PRIVS = 39,
+    LP_SECCOMP_MODE_STRICT = 1, LP_SECCOMP_MODE_FILTER = 2,
+    LP_SECCOMP_SET_MODE_STRICT = 0, LP_SECCOMP_SET_MODE_FILTER = 1,
+};
+/* Sends sig to one task. */
+int lp_tgkill(pid_t pid, pid_t tid, int sig);
+/* Whether the task has CAP_SYS_ADMIN in its effective set (-1: unknown). */
+int lp_task_has_sys_admin(pid_t tid);
+/* The NoNewPrivs flag of a task (/proc/TID/status), or -1. */
+int lp_task_no_new_privs(pid_t tid);
+/* Whether the file has file capabilities (security.capability). */
+int lp_file_has_capabilities(const char *path);
 
 /* Reads a NUL-terminated string of at most cap-1 bytes from another process,
  * page by page (process_vm_readv fails as a whole at an unmapped page).
