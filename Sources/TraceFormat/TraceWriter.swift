@@ -21,11 +21,19 @@ public final class TraceWriter {
     private let chunkBytes: Int
     public private(set) var bytesWritten: Int = 0
     public private(set) var eventsWritten: Int = 0
+    /// The first write that failed (a full disk, a quota, an I/O error): from
+    /// then on records are dropped, not written, and nothing throws, so that
+    /// the program runs on; the file is cut back to its last whole chunk and
+    /// stays readable. `failedAtEvent` is the number of the first event lost.
+    public private(set) var failure: TraceWriteError?
+    public private(set) var failedAtEvent: Int?
     /// The files the program was seen to open, exec or map (successful opens
     /// without O_DIRECTORY, execs, la_objopen names), in first-seen order: the
     /// candidates for the OBJECT records written at the end (the loader's world).
     public private(set) var openedFiles: [PathRef] = []
     private var openedSeen = Set<PathRef>()
+    /// Events in the buffer, not yet in the file.
+    private var unflushedEvents = 0
 
     /// Takes ownership of `fd` (closed by `close()`).
     public init(fd: Int32, chunkBytes: Int = 1 << 20) throws {
@@ -36,6 +44,7 @@ public final class TraceWriter {
         appendLE32(&header, TraceWire.version)
         appendLE32(&header, 0)
         try writeAll(header)
+        if let failure { throw failure }
     }
 
     // MARK: strings and paths
@@ -207,6 +216,7 @@ public final class TraceWriter {
 
     /// Writes the end record and the last chunk, and closes the file.
     public func finish(endNs: UInt64) throws {
+        if failure != nil { close(); return }
         buffer.append(TraceWire.Kind.end.rawValue)
         putTime(endNs)
         try flush()
@@ -216,6 +226,10 @@ public final class TraceWriter {
     /// Writes what is buffered as one chunk.
     public func flush() throws {
         guard !buffer.isEmpty else { return }
+        if failure != nil {
+            buffer.removeAll(keepingCapacity: true)
+            return
+        }
         var chunk = TraceWire.chunkMagic
         appendLE32(&chunk, UInt32(buffer.count))
         chunk.append(contentsOf: buffer)
@@ -231,6 +245,7 @@ public final class TraceWriter {
 
     @inline(__always) private func record() throws {
         eventsWritten += 1
+        unflushedEvents += 1
         if buffer.count >= chunkBytes { try flush() }
     }
 
@@ -255,18 +270,24 @@ public final class TraceWriter {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
+        bytes.withUnsafeBytes { raw in
             var off = 0
             while off < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw TraceWriteError(description: "write failed: \(String(cString: strerror(errno)))")
+                    failure = TraceWriteError(description: "write failed: \(String(cString: strerror(errno)))")
+                    // The first event of the chunk that did not reach the file.
+                    failedAtEvent = eventsWritten - unflushedEvents
+                    // A partial chunk would end the file in the middle of a record.
+                    _ = ftruncate(fd, off_t(bytesWritten))
+                    return
                 }
                 off += n
             }
+            bytesWritten += raw.count
         }
-        bytesWritten += bytes.count
+        unflushedEvents = 0
     }
 }
 

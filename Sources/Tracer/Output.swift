@@ -1,3 +1,4 @@
+import CAudit
 import TraceFormat
 #if canImport(Glibc)
 import Glibc
@@ -30,32 +31,79 @@ public enum OutputPattern {
         return String(full.split(separator: ".").first ?? Substring(full))
     }
 
-    /// Creates the trace file: missing directories are made, an existing file is
-    /// truncated but never followed through a symlink.
+    /// Creates the trace file. Missing directories are made. A symlink is not
+    /// followed: not as the file (an existing trace is replaced, never written
+    /// through a link), and not as a directory unless root or loadprobe's
+    /// user owns the link (a site's /scratch → /lustre/… is followed; a link
+    /// another user planted in a shared directory is refused). Anything but a
+    /// regular file at the path (a FIFO, a device, a directory) is refused
+    /// without opening it for long: a FIFO with no reader would block.
     public static func create(_ path: String) throws -> Int32 {
-        var dirs: [String] = []
-        var d = path
-        while let slash = d.lastIndex(of: "/"), slash != d.startIndex {
-            d = String(d[..<slash])
-            dirs.append(d)
+        func fail(_ why: String) -> RecordError { RecordError("loadprobe: cannot write the trace \(path): \(why)") }
+        let absolute = path.hasPrefix("/")
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard let name = parts.popLast(), name != ".", name != ".." else { throw fail("not a file name") }
+        var dirfd = open(absolute ? "/" : ".", Int32(LP_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard dirfd >= 0 else { throw fail(String(cString: strerror(errno))) }
+        defer { close(dirfd) }
+        var walked = absolute ? "" : "."
+        for part in parts {
+            walked += "/" + part
+            var next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 && errno == ENOENT {
+                if mkdirat(dirfd, part, 0o777) != 0 && errno != EEXIST {
+                    throw RecordError("loadprobe: cannot create directory \(walked) for the trace: \(String(cString: strerror(errno)))")
+                }
+                next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            if next < 0 && (errno == ELOOP || errno == ENOTDIR) {
+                var st = stat()
+                if fstatat(dirfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFLNK {
+                    guard st.st_uid == 0 || st.st_uid == geteuid() else {
+                        throw fail("\(walked) is a symbolic link owned by user \(st.st_uid), not followed")
+                    }
+                    next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+                }
+            }
+            guard next >= 0 else { throw fail("\(walked): \(String(cString: strerror(errno)))") }
+            close(dirfd)
+            dirfd = next
         }
-        for dir in dirs.reversed() {
-            if mkdir(dir, 0o777) != 0 && errno != EEXIST {
-                throw RecordError("loadprobe: cannot create directory \(dir) for the trace: \(String(cString: strerror(errno)))")
+        var st = stat()
+        if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFREG:
+                // An existing trace is replaced, not truncated in place: ext4 writes a
+                // file truncated to zero and written again back at its close
+                // (auto_da_alloc), a few hundred µs on the way out of every run.
+                if st.st_size > 0 { _ = unlinkat(dirfd, name, 0) }
+            case S_IFLNK: throw fail("it is a symbolic link (not followed)")
+            default: throw fail("it is \(Self.kind(st.st_mode)), not a regular file")
             }
         }
-        // An existing trace is replaced, not truncated in place: ext4 writes a
-        // file truncated to zero and written again back at its close
-        // (auto_da_alloc), a few hundred µs on the way out of every run.
-        var st = stat()
-        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0 { _ = unlink(path) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        // O_NONBLOCK: a FIFO put there since cannot block the open.
+        let fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o644)
         if fd < 0 {
             let e = errno
-            let why = e == ELOOP ? "it is a symbolic link (not followed)" : String(cString: strerror(e))
-            throw RecordError("loadprobe: cannot write the trace \(path): \(why)")
+            throw fail(e == ELOOP ? "it is a symbolic link (not followed)" : e == ENXIO ? "it is a FIFO, not a regular file" : String(cString: strerror(e)))
         }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw fail("it is \(Self.kind(st.st_mode)), not a regular file")
+        }
+        _ = fcntl(fd, F_SETFL, O_WRONLY)
         return fd
+    }
+
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a directory"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
     }
 }
 

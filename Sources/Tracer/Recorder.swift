@@ -278,6 +278,9 @@ public enum Recorder {
         }
         try writeWorld(writer, collector)
         try writer.finish(endNs: lp_monotonic_ns())
+        if let failure = writer.failure {
+            warnings.append("writing the trace \(traceFile) failed after \(writer.failedAtEvent ?? 0) events (\(failure.description)): recording stopped there, the trace is readable up to that point, and the program ran on to its end")
+        }
 
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,

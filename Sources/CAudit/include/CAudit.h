@@ -65,6 +65,8 @@ enum {
     LP_SECCOMP_MODE_STRICT = 1, LP_SECCOMP_MODE_FILTER = 2,
     LP_SECCOMP_SET_MODE_STRICT = 0, LP_SECCOMP_SET_MODE_FILTER = 1,
 };
+/* open's O_PATH (not exported to Swift by Glibc). */
+enum { LP_O_PATH = 010000000 };
 /* Sends sig to one task. */
 int lp_tgkill(pid_t pid, pid_t tid, int sig);
 /* Whether the task has CAP_SYS_ADMIN in its effective set (-1: unknown). */
