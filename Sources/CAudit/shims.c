@@ -371,6 +371,58 @@ static int lp_status_field(pid_t tid, const char *field, char *out, size_t cap) 
     return found;
 }
 
+/* Only async-signal-safe calls after the fork: no malloc (opendir), no stdio. */
+static void lp_remove_tree_raw(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096];
+        /* Read to the end, removing; again from the start while a pass removed
+         * something (entries may move as others go). */
+        for (int removed = 1, passes = 0; removed && passes < 16; passes++) {
+            removed = 0;
+            lseek(fd, 0, SEEK_SET);
+            for (;;) {
+                long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+                if (n <= 0) break;
+                for (long off = 0; off < n;) {
+                    struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+                    if (!(d->name[0] == '.' && (d->name[1] == 0 || (d->name[1] == '.' && d->name[2] == 0))))
+                        if (unlinkat(fd, d->name, 0) == 0) removed = 1;
+                    off += d->reclen;
+                }
+            }
+        }
+        close(fd);
+    }
+    rmdir(dir);
+}
+
+int lp_remove_at_exit(const char *dir) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return errno;
+    pid_t child = fork();
+    if (child < 0) { int e = errno; close(p[0]); close(p[1]); return e; }
+    if (child == 0) {
+        if (fork() != 0) _exit(0);
+        /* The grandchild: out of the terminal's process group and deaf to its
+         * signals, holding nothing of loadprobe's but the pipe's read end. */
+        setsid();
+        prctl(PR_SET_NAME, "loadprobe-clean", 0, 0, 0);
+        for (int s = 1; s < 32; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_IGN);
+        int keep = p[0];
+        if (keep > 0) syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0u);
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u);
+        char c;
+        while (read(keep, &c, 1) != 0) { if (errno != EINTR) break; }
+        lp_remove_tree_raw(dir);
+        _exit(0);
+    }
+    close(p[0]);
+    int st;
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {}
+    return 0; /* p[1] stays open until loadprobe ends */
+}
+
 int lp_tgkill(pid_t pid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
 int lp_task_has_sys_admin(pid_t tid) {

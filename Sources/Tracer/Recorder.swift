@@ -439,12 +439,19 @@ public enum Recorder {
             var template = Array((base + "/loadprobe-XXXXXX").utf8CString)
             return template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
         }
-        if lp_is_tmpfs("/dev/shm") != 0 && access("/dev/shm", W_OK | X_OK) == 0, let d = make(in: "/dev/shm") { return d }
-        let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        guard let d = make(in: base) else {
-            throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(String(cString: strerror(errno)))")
+        var dir: String
+        if lp_is_tmpfs("/dev/shm") != 0 && access("/dev/shm", W_OK | X_OK) == 0, let d = make(in: "/dev/shm") {
+            dir = d
+        } else {
+            let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+            guard let d = make(in: base) else {
+                throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(String(cString: strerror(errno)))")
+            }
+            dir = d
         }
-        return d
+        // Removed even when loadprobe is killed with SIGKILL (a job's time limit).
+        _ = lp_remove_at_exit(dir)
+        return dir
     }
 
     static func removeTree(_ dir: String) {

@@ -67,6 +67,11 @@ enum {
 };
 /* open's O_PATH (not exported to Swift by Glibc). */
 enum { LP_O_PATH = 010000000 };
+/* Starts a process of its own (not a child: nothing waits for it) that
+ * removes the files of dir and dir itself once loadprobe has ended in any
+ * way, SIGKILL included: it waits for the end of a pipe whose write end
+ * loadprobe holds (close-on-exec). Returns 0, or an errno. */
+int lp_remove_at_exit(const char *dir);
 /* Sends sig to one task. */
 int lp_tgkill(pid_t pid, pid_t tid, int sig);
 /* Whether the task has CAP_SYS_ADMIN in its effective set (-1: unknown). */
