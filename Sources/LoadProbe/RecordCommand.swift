@@ -1,4 +1,5 @@
 import ArgumentParser
+import CAudit
 import Report
 import LoaderModel
 import TraceFormat
@@ -69,7 +70,56 @@ struct Record: ParsableCommand {
 
     /// Records one run and prints the summary; returns loadprobe's exit status
     /// (the program's, or 126/127/1 when it could not be recorded).
+    ///
+    /// With ptrace, the tracer is a process of its own: loadprobe returns when
+    /// the program's first process ends, as the shell would, while processes
+    /// it left running (a daemon, a background job) stay traced, not recorded,
+    /// until they end — without a tracer, loadprobe's seccomp filter would fail
+    /// their file calls. The tracer sends the wait status through a pipe;
+    /// signals sent to loadprobe go to it and on to the program.
     static func record(_ how: RecordInvocation) -> Int32 {
+        guard how.mode != .auditOnly else { return recordHere(how, statusPipe: -1) }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return recordHere(how, statusPipe: -1) }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let tracer = fork()
+        if tracer < 0 { close(fds[0]); close(fds[1]); return recordHere(how, statusPipe: -1) }
+        if tracer == 0 {
+            close(fds[0])
+            Glibc._exit(recordHere(how, statusPipe: fds[1]))
+        }
+        close(fds[1])
+        lp_forward_signals_to(tracer)
+        var message: (Int32, Int32) = (0, 0)
+        var got = 0
+        withUnsafeMutableBytes(of: &message) { raw in
+            while got < raw.count {
+                let n = read(fds[0], raw.baseAddress! + got, raw.count - got)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                got += n
+            }
+        }
+        close(fds[0])
+        lp_forward_signals_to(0)
+        guard got == MemoryLayout<(Int32, Int32)>.size else {
+            // The tracer ended without a status (it could not start the program): its own.
+            var st: Int32 = 0
+            while waitpid(tracer, &st, 0) < 0 && errno == EINTR {}
+            if st & 0x7f != 0 && st & 0x7f != 0x7f { dieLike(signal: st & 0x7f) }
+            return st & 0x7f == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+        }
+        // The tracer stays only for processes left running; nothing waits for it.
+        if message.0 == 0 { var st: Int32 = 0; while waitpid(tracer, &st, 0) < 0 && errno == EINTR {} }
+        else { signal(SIGCHLD, SIG_IGN) }
+        let status = message.1
+        if status & 0x7f != 0 && status & 0x7f != 0x7f { dieLike(signal: status & 0x7f) }
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// The recording itself; with `statusPipe`, the program's wait status is
+    /// sent there once the summary is printed, then the remaining processes are served.
+    static func recordHere(_ how: RecordInvocation, statusPipe: Int32) -> Int32 {
         let commandLine = how.command
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
@@ -113,6 +163,20 @@ struct Record: ParsableCommand {
             }
         }
         let status = result.waitStatus
+        if statusPipe >= 0 {
+            var message: (Int32, Int32) = (result.remaining == nil ? 0 : 1, status)
+            _ = withUnsafeBytes(of: &message) { write(statusPipe, $0.baseAddress!, $0.count) }
+            close(statusPipe)
+            if let remaining = result.remaining {
+                // Out of the way: no terminal, no signals but SIGKILL, nothing of the caller's open.
+                for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
+                _ = setsid()
+                let null = open("/dev/null", O_RDWR)
+                if null >= 0 { for fd in Int32(0)...2 { dup2(null, fd) }; if null > 2 { close(null) } }
+                remaining.serve()
+            }
+            return 0
+        }
         if status & 0x7f != 0 && status & 0x7f != 0x7f { dieLike(signal: status & 0x7f) }
         return result.exitStatus
     }

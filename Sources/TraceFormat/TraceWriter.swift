@@ -32,6 +32,8 @@ public final class TraceWriter {
     /// candidates for the OBJECT records written at the end (the loader's world).
     public private(set) var openedFiles: [PathRef] = []
     private var openedSeen = Set<PathRef>()
+    /// The end record is written and the file closed: later records are dropped.
+    public private(set) var finished = false
     /// Events in the buffer, not yet in the file.
     private var unflushedEvents = 0
 
@@ -216,17 +218,18 @@ public final class TraceWriter {
 
     /// Writes the end record and the last chunk, and closes the file.
     public func finish(endNs: UInt64) throws {
-        if failure != nil { close(); return }
+        if failure != nil || finished { close(); finished = true; return }
         buffer.append(TraceWire.Kind.end.rawValue)
         putTime(endNs)
         try flush()
         close()
+        finished = true
     }
 
     /// Writes what is buffered as one chunk.
     public func flush() throws {
         guard !buffer.isEmpty else { return }
-        if failure != nil {
+        if failure != nil || finished {
             buffer.removeAll(keepingCapacity: true)
             return
         }
@@ -238,7 +241,8 @@ public final class TraceWriter {
     }
 
     public func close() {
-        if fd >= 0 { _ = Glibc.close(fd) }
+        if fd >= 0 && !finished { _ = Glibc.close(fd) }
+        finished = true
     }
 
     // MARK: encoding

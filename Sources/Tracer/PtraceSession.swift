@@ -120,10 +120,16 @@ final class PtraceSession {
             | PT.oTraceSeccomp | PT.oExitKill
     }
 
-    /// Runs until every traced task has ended. Returns the root's wait status.
+    /// Whether calls are recorded (false once the recording has ended and the
+    /// tracer only keeps the remaining tasks running: `serve`).
+    private(set) var recording = true
+
+    /// Runs until the first process has ended (as its parent, a shell, would
+    /// wait), or every traced task has. Returns the root's wait status; the
+    /// tasks still running are `remainingTasks`.
     func run() throws -> Int32 {
         var status: Int32 = 0
-        while !threads.isEmpty {
+        while !threads.isEmpty && rootStatus == nil {
             let tid = lp_wait_all(&status)
             if tid < 0 {
                 if errno == ECHILD { break }
@@ -131,7 +137,32 @@ final class PtraceSession {
             }
             try handle(tid: tid, status: status)
         }
+        if rootStatus != nil {
+            for pid in Set(threads.values.map(\.pid)).sorted() {
+                try writer.note(pid: pid, "still running when the first process ended: not recorded further (loadprobe returned, as the program's parent would)")
+            }
+        }
         return rootStatus ?? 0
+    }
+
+    /// Processes still traced after the first one ended (a daemon, a
+    /// background job).
+    var remainingProcesses: Int { Set(threads.values.map(\.pid)).count }
+
+    /// After the recording: keeps the remaining tasks running as they would
+    /// untraced (loadprobe's filter still stops them, and their own sandbox is
+    /// still emulated) until the last has ended. Nothing is recorded.
+    func serve() {
+        recording = false
+        var status: Int32 = 0
+        while !threads.isEmpty {
+            let tid = lp_wait_all(&status)
+            if tid < 0 {
+                if errno == ECHILD { break }
+                continue
+            }
+            try? handle(tid: tid, status: status)
+        }
     }
 
     private func handle(tid: Int32, status: Int32) throws {
@@ -299,7 +330,7 @@ final class PtraceSession {
             affinityCall(tid, info, get: code == Int32(LP_CALL_SCHED_GETAFFINITY.rawValue))
             return
         }
-        guard code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
+        guard recording, code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
         let a = info.args // a tuple: no allocation per stop
         var dirfd: Int32? = nil
         var pathArg: UInt64 = 0

@@ -57,6 +57,22 @@ public struct RecordResult: Sendable {
     /// Where the program did not run as it would untraced (privileges not
     /// granted, its own ptrace refused, …): said on stderr even with -q.
     public var warnings: [String] = []
+    /// Processes still running when the first one ended (traced, no longer
+    /// recorded): `serve()` keeps them running until they end.
+    public var remaining: RemainingTasks? = nil
+}
+
+/// The tracer's duty after the recording: the processes it traces carry its
+/// seccomp filter, which without a tracer would fail their file calls with
+/// ENOSYS, so the tracer stays until they end.
+public final class RemainingTasks: @unchecked Sendable {
+    let session: PtraceSession
+    public let processes: Int
+    init(_ session: PtraceSession) {
+        self.session = session
+        processes = session.remainingProcesses
+    }
+    public func serve() { session.serve() }
 }
 
 public struct RecordError: Error, CustomStringConvertible {
@@ -215,6 +231,7 @@ public enum Recorder {
         var waitStatus: Int32 = 0
         var ownCalls = 0
         var warnings: [String] = []
+        var remaining: RemainingTasks? = nil
         let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
         if mode == .auditOnly {
             if execError != 0 {
@@ -257,6 +274,7 @@ public enum Recorder {
                                         noNewPrivsByUs: noNewPrivsByUs)
             waitStatus = try session.run()
             warnings = session.warnings
+            if session.remainingProcesses > 0 { remaining = RemainingTasks(session) }
             ownCalls = session.ownCalls
             try writer.meta("answeredCalls", String(session.answeredCalls))
             if options.recordCallers {
@@ -284,7 +302,7 @@ public enum Recorder {
 
         let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
         return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
-                            notes: notes, ownCallsLeftOut: ownCalls, warnings: warnings)
+                            notes: notes, ownCallsLeftOut: ownCalls, warnings: warnings, remaining: remaining)
     }
 
     /// NUL-terminated copies for execve, and the terminating nil.
