@@ -423,6 +423,11 @@ int lp_remove_at_exit(const char *dir) {
     return 0; /* p[1] stays open until loadprobe ends */
 }
 
+void lp_close_from(int fd) {
+    if (syscall(SYS_close_range, (unsigned)fd, ~0u, 0u) == 0) return;
+    for (int i = fd; i < 65536; i++) close(i);
+}
+
 int lp_tgkill(pid_t pid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
 int lp_task_has_sys_admin(pid_t tid) {

@@ -173,6 +173,7 @@ struct Record: ParsableCommand {
                 _ = setsid()
                 let null = open("/dev/null", O_RDWR)
                 if null >= 0 { for fd in Int32(0)...2 { dup2(null, fd) }; if null > 2 { close(null) } }
+                lp_close_from(3)
                 remaining.serve()
             }
             return 0

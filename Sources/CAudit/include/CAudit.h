@@ -72,6 +72,8 @@ enum { LP_O_PATH = 010000000 };
  * way, SIGKILL included: it waits for the end of a pipe whose write end
  * loadprobe holds (close-on-exec). Returns 0, or an errno. */
 int lp_remove_at_exit(const char *dir);
+/* Closes every descriptor from fd on. */
+void lp_close_from(int fd);
 /* Sends sig to one task. */
 int lp_tgkill(pid_t pid, pid_t tid, int sig);
 /* Whether the task has CAP_SYS_ADMIN in its effective set (-1: unknown). */
