@@ -152,7 +152,7 @@ struct Record: ParsableCommand {
                 printError("loadprobe: \(commandLine[0]) \(how); trace: \(result.traceFile) (\(summary.events) events, \(summary.fileBytes) bytes, \(result.mode.rawValue))")
                 printError(summary.text())
                 if result.exitStatus == 127, let root = summary.processes.first, !root.reachedMain,
-                   let program = trace.meta("program"),
+                   let program = trace.meta(.program),
                    let why = Explainer.startupDiagnosis(for: program, environment: LoaderEnvironment(
                        ldLibraryPath: currentEnvironment()["LD_LIBRARY_PATH"], ldPreload: currentEnvironment()["LD_PRELOAD"])) {
                     // ld.so gave up before main (its exit status is 127): say why, from the ELF files.

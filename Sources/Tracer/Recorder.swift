@@ -6,16 +6,7 @@ import Glibc
 #endif
 
 public struct RecordOptions: Sendable {
-    public enum Mode: String, Sendable {
-        case full = "ptrace+audit"
-        case auditOnly = "audit"
-        case ptraceOnly = "ptrace"
-
-        /// The mode `--no-ptrace` / `--no-audit` ask for (not both).
-        public init(noPtrace: Bool, noAudit: Bool) {
-            self = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
-        }
-    }
+    public typealias Mode = RecordingMode
     /// The trace's name when `-o` is not given.
     public static let defaultOutputPattern = "loadprobe-%p.lpt"
     public var command: [String]
@@ -276,10 +267,10 @@ public enum Recorder {
             warnings = session.warnings
             if session.remainingProcesses > 0 { remaining = RemainingTasks(session) }
             ownCalls = session.ownCalls
-            try writer.meta("answeredCalls", String(session.answeredCalls))
+            try writer.meta(.answeredCalls, String(session.answeredCalls))
             if options.recordCallers {
-                try writer.meta("callerUnwinds", String(session.callers.unwinds))
-                try writer.meta("callerUnwindNs", String(session.callers.unwindNs))
+                try writer.meta(.callerUnwinds, String(session.callers.unwinds))
+                try writer.meta(.callerUnwindNs, String(session.callers.unwindNs))
             }
             let err = lp_spawn_exec_result(resultFd)
             if err != 0 { try execFailed(err, path: path, pid: pid, writer: writer) }
@@ -292,7 +283,7 @@ public enum Recorder {
             notes += drain.notes
         }
         if ownCalls > 0 {
-            try writer.meta("ownCalls", String(ownCalls))
+            try writer.meta(.ownCalls, String(ownCalls))
         }
         try writeWorld(writer, collector)
         try writer.finish(endNs: lp_monotonic_ns())
@@ -401,13 +392,13 @@ public enum Recorder {
         }
         // The loader's CPU- and layout-dependent search rules, for a report on another machine.
         let profile = GlibcProfile.host()
-        try writer.meta("loader.hwcaps", profile.hwcapsSubdirectories.joined(separator: ","))
-        try writer.meta("loader.legacyHwcaps", profile.legacyHwcapNames.joined(separator: ","))
-        if let platform = profile.platform { try writer.meta("loader.platform", platform) }
-        try writer.meta("loader.lib", profile.libToken)
-        try writer.meta("loader.defaultDirs", profile.systemDirectories.joined(separator: ":"))
-        try writer.meta("worldObjects", String(written))
-        try writer.meta("worldNs", String(lp_monotonic_ns() - t0))
+        try writer.meta(.loaderHwcaps, profile.hwcapsSubdirectories.joined(separator: ","))
+        try writer.meta(.loaderLegacyHwcaps, profile.legacyHwcapNames.joined(separator: ","))
+        if let platform = profile.platform { try writer.meta(.loaderPlatform, platform) }
+        try writer.meta(.loaderLib, profile.libToken)
+        try writer.meta(.loaderDefaultDirs, profile.systemDirectories.joined(separator: ":"))
+        try writer.meta(.worldObjects, String(written))
+        try writer.meta(.worldNs, String(lp_monotonic_ns() - t0))
     }
 
     /// The program's exec failed (its errno came back through the spawn pipe):
@@ -422,30 +413,30 @@ public enum Recorder {
     static func writeMeta(_ w: TraceWriter, options: RecordOptions, mode: RecordOptions.Mode, path: String,
                           environment: [String: String], auditLib: String?, auditDir: String?,
                           startNs: UInt64, notes: [String]) throws {
-        try w.meta("loadprobe.version", LoadProbeVersion.string)
-        try w.meta("mode", mode.rawValue)
-        try w.meta("program", path)
-        for a in options.command { try w.meta("argv", a) }
-        if let cwd = Proc.readLink("/proc/self/cwd") { try w.meta("cwd", cwd) }
+        try w.meta(.loadprobeVersion, LoadProbeVersion.string)
+        try w.meta(.mode, mode.rawValue)
+        try w.meta(.program, path)
+        for a in options.command { try w.meta(.argv, a) }
+        if let cwd = Proc.readLink("/proc/self/cwd") { try w.meta(.cwd, cwd) }
         for (k, v) in environment.sorted(by: { $0.key < $1.key }) where loaderVariables.contains(k) || k.hasPrefix("LD_") {
-            try w.meta("env", "\(k)=\(v)")
+            try w.meta(.env, "\(k)=\(v)")
         }
         var uts = utsname()
         uname(&uts)
         func field<T>(_ t: T) -> String { withUnsafeBytes(of: t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
-        try w.meta("host", field(uts.nodename))
-        try w.meta("machine", field(uts.machine))
-        try w.meta("kernel", field(uts.release))
-        try w.meta("libc", "glibc " + String(cString: lp_libc_version()))
-        if let r = rankVariables.lazy.compactMap({ environment[$0] }).first { try w.meta("rank", r) }
-        if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta("jobid", j) }
-        if let lib = auditLib { try w.meta("auditLibrary", lib) }
-        if let d = auditDir { try w.meta("auditDir", d) }
-        try w.meta("startNs", String(startNs))
+        try w.meta(.host, field(uts.nodename))
+        try w.meta(.machine, field(uts.machine))
+        try w.meta(.kernel, field(uts.release))
+        try w.meta(.libc, "glibc " + String(cString: lp_libc_version()))
+        if let r = rankVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.rank, r) }
+        if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.jobid, j) }
+        if let lib = auditLib { try w.meta(.auditLibrary, lib) }
+        if let d = auditDir { try w.meta(.auditDir, d) }
+        try w.meta(.startNs, String(startNs))
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        try w.meta("startUnix", String(ts.tv_sec))
-        if let mounts = Proc.readSmallFile("/proc/self/mountinfo") { try w.meta("mountinfo", mounts) }
+        try w.meta(.startUnix, String(ts.tv_sec))
+        if let mounts = Proc.readSmallFile("/proc/self/mountinfo") { try w.meta(.mountinfo, mounts) }
     }
 
     /// The audit library's directory, `loadprobe-XXXXXX`: on tmpfs when

@@ -1,3 +1,4 @@
+import TraceFormat
 import LoaderModel
 /// How long a process computed outside its file calls, estimated from a traced
 /// run. Under ptrace every traced call costs a stop round trip (~25–140 µs),
@@ -42,14 +43,14 @@ public struct ComputeEstimate: Sendable {
         return a[k]
     }
 
-    public init(_ p: ProcessAnalysis, mode: String) {
+    public init(_ p: ProcessAnalysis, mode: RecordingMode?) {
         let calls = p.calls
-        if calls.isEmpty || mode == "audit" {
+        if calls.isEmpty || mode == .auditOnly {
             // No stops (audit-only): the recorded span is the real one.
             let end = p.mainNs ?? p.endNs
             seconds = Double(end > p.startNs ? end - p.startNs : 0) / 1e9
             stopOverheadSeconds = 0
-            method = mode == "audit" ? "exec → main of an audit-only recording (no tracer stops)" : "recorded span (no calls)"
+            method = mode == .auditOnly ? "exec → main of an audit-only recording (no tracer stops)" : "recorded span (no calls)"
             return
         }
         var candidateGaps: [UInt64] = []

@@ -50,7 +50,7 @@ public enum PythonSysPath {
     /// The entries a consolidated sys.path makes one directory: all but the
     /// script's directory, the interpreter's own library and site's directories.
     public static func consolidated(_ p: ProcessAnalysis, trace: Trace) -> [String] {
-        let script = scriptDirectory(p, cwd: trace.meta("cwd"))
+        let script = scriptDirectory(p, cwd: trace.meta(.cwd))
         return entries(p, trace: trace).filter { !staysInPlace($0) && $0 != script }
     }
 

@@ -25,7 +25,7 @@ public struct TraceAnalysis: Sendable {
         builder.run()
         processes = builder.units
         ownCalls = builder.ownCalls
-        mounts = MountTable(mountinfo: trace.meta("mountinfo") ?? "")
+        mounts = MountTable(mountinfo: trace.meta(.mountinfo) ?? "")
     }
 
     /// Names the dlopen callers' functions from the objects' symbol tables,
@@ -41,15 +41,17 @@ public struct TraceAnalysis: Sendable {
         }
     }
 
-    public var host: String? { trace.meta("host") }
-    public var mode: String { trace.meta("mode") ?? "unknown" }
+    public var host: String? { trace.meta(.host) }
+    /// The `mode` metadata as written ("unknown" when absent), for display.
+    public var mode: String { trace.meta(.mode) ?? "unknown" }
+    public var recordingMode: RecordingMode? { trace.recordingMode }
     public var allCalls: Int { processes.reduce(0) { $0 + $1.calls.count } }
     public var allFailed: Int { processes.reduce(0) { $0 + $1.failedCalls } }
 
     /// The environment the program was started with (from the trace's `env` metadata).
     public var environment: [String: String] {
         var env: [String: String] = [:]
-        for entry in trace.metaAll("env") {
+        for entry in trace.metaAll(.env) {
             guard let eq = entry.firstIndex(of: "=") else { continue }
             env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
         }
@@ -68,7 +70,7 @@ private struct AttributionBuilder {
 
     init(trace: Trace) {
         self.trace = trace
-        let value = trace.metaAll("env").first { $0.hasPrefix("PYTHONPATH=") }?.dropFirst("PYTHONPATH=".count) ?? ""
+        let value = trace.metaAll(.env).first { $0.hasPrefix("PYTHONPATH=") }?.dropFirst("PYTHONPATH=".count) ?? ""
         pythonPath = value.split(separator: ":").compactMap { entry in
             var d = String(entry)
             while d.count > 1 && d.hasSuffix("/") { d.removeLast() }

@@ -119,7 +119,7 @@ public struct WasteRanking: Sendable {
             var byPart = [(calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)?](repeating: nil, count: a.trace.strings.count + 1)
             var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
             // The tracer writes callerUnwinds when it looked for callers.
-            let unwound = a.trace.meta("callerUnwinds") != nil
+            let unwound = a.trace.meta(.callerUnwinds) != nil
             for p in a.processes where p.isPython {
                 let entries = Set(PythonSysPath.entries(p, trace: a.trace))
                 guard !entries.isEmpty else { continue }
@@ -178,7 +178,7 @@ public struct WasteRanking: Sendable {
                         key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
                     } else {
                         key = p.callersRecorded || unwound ? "(caller not found)"
-                            : a.mode == "audit" ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
+                            : a.recordingMode == .auditOnly ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
                     }
                     var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
                     if let o = g.caller?.offset { e.offsets.insert(o) }

@@ -12,16 +12,16 @@ public struct RecordedConditions: Sendable {
 
     public init(trace: Trace) {
         var variables: [String: String] = [:]
-        for entry in trace.metaAll("env") {
+        for entry in trace.metaAll(.env) {
             guard let eq = entry.firstIndex(of: "=") else { continue }
             variables[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
         }
-        let cwd = trace.meta("cwd") ?? HostFileSystem().workingDirectory
+        let cwd = trace.meta(.cwd) ?? HostFileSystem().workingDirectory
         environment = LoaderEnvironment(variables: variables, workingDirectory: cwd)
-        glibcVersion = trace.meta("libc").flatMap { text in
+        glibcVersion = trace.meta(.libc).flatMap { text in
             text.hasPrefix("glibc ") ? GlibcVersion(string: String(text.dropFirst(6))) : nil
         }
-        program = trace.meta("program")
+        program = trace.meta(.program)
     }
 
     /// A trace file, or else a file of NAME=value entries (/proc/PID/environ).

@@ -85,7 +85,7 @@ public struct ModelWorld: Sendable {
         var caps = capabilitySubdirectories == [""] ? [] : capabilitySubdirectories
         var ids = IdMap(strings: a.trace.strings.count)
         var perTrace: [[ModelCall]] = []
-        let cwd = a.trace.meta("cwd")
+        let cwd = a.trace.meta(.cwd)
         for p in a.processes {
             var calls: [ModelCall] = []
             calls.reserveCapacity(p.calls.count)

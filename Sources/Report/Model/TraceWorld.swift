@@ -86,13 +86,13 @@ struct TraceWorld {
     /// else this host's when the trace comes from here, else Debian's x86-64
     /// layout with the trace's glibc version.
     static func profile(_ t: Trace, version: GlibcVersion?, consultHost: Bool) -> (GlibcProfile, String) {
-        func list(_ key: String, _ sep: Character) -> [String]? {
+        func list(_ key: MetaKey, _ sep: Character) -> [String]? {
             t.meta(key).map { $0.split(separator: sep).map(String.init) }
         }
         let v = version ?? GlibcVersion(2, 36)
-        if let hwcaps = list("loader.hwcaps", ","), let legacy = list("loader.legacyHwcaps", ","),
-           let lib = t.meta("loader.lib"), let dirs = list("loader.defaultDirs", ":") {
-            var p = GlibcProfile.debianX86_64(version: v, hwcaps: hwcaps, legacyHwcapNames: legacy, platform: t.meta("loader.platform"))
+        if let hwcaps = list(.loaderHwcaps, ","), let legacy = list(.loaderLegacyHwcaps, ","),
+           let lib = t.meta(.loaderLib), let dirs = list(.loaderDefaultDirs, ":") {
+            var p = GlibcProfile.debianX86_64(version: v, hwcaps: hwcaps, legacyHwcapNames: legacy, platform: t.meta(.loaderPlatform))
             p.libToken = lib
             p.systemDirectories = dirs
             return (p, "the recording host (trace metadata)")

@@ -87,7 +87,7 @@ public struct ReportBuilder {
                 timeline.append(t)
             }
             if options.computeSeconds == nil {
-                let e = ComputeEstimate(p, mode: a.mode)
+                let e = ComputeEstimate(p, mode: a.recordingMode)
                 computeTotal += e.seconds
                 if computeMethod.isEmpty { computeMethod = e.method }
             }

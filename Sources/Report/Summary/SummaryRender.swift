@@ -60,7 +60,7 @@ extension TraceSummary {
             guard let v = syscalls[c] else { return nil }
             return "\(c.name) \(Self.group(v.calls))" + (v.failed > 0 ? " (\(Self.group(v.failed)) failed)" : "")
         }
-        if mode == "audit" {
+        if recordingMode == .auditOnly {
             lines.append("  file calls: not recorded (audit only: --no-ptrace)")
         } else {
             if kinds.isEmpty { kinds = ["none recorded"] }

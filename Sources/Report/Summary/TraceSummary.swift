@@ -39,7 +39,9 @@ public struct TraceSummary: Sendable {
     public var ownCalls: Int
     public var events: Int
     public var fileBytes: Int
+    /// The `mode` metadata as written ("unknown" when absent), for display.
     public var mode: String
+    public var recordingMode: RecordingMode?
     public var complete: Bool
 
     public var totalCalls: Int { syscalls.values.reduce(0) { $0 + $1.calls } }
@@ -147,7 +149,8 @@ public struct TraceSummary: Sendable {
         ownCalls = own
         events = trace.events.count
         fileBytes = trace.fileBytes
-        mode = trace.meta("mode") ?? "unknown"
+        mode = trace.meta(.mode) ?? "unknown"
+        recordingMode = trace.recordingMode
         complete = trace.complete
     }
 }

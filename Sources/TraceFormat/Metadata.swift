@@ -1,0 +1,54 @@
+/// The metadata a recording writes and a report reads: one list for both
+/// sides (docs/trace-format.md, "Metadata"), so that a key cannot be renamed
+/// on one side only. Values are text.
+public enum MetaKey: String, CaseIterable, Sendable {
+    case loadprobeVersion = "loadprobe.version"
+    /// A `RecordingMode`.
+    case mode
+    /// The program as executed (its path after the PATH search).
+    case program
+    /// One per argument.
+    case argv
+    case cwd
+    /// `NAME=VALUE`, one per loader-related variable.
+    case env
+    case host, machine, kernel, libc
+    case rank
+    case jobid
+    case auditLibrary, auditDir
+    case startNs, startUnix
+    case mountinfo
+    case answeredCalls, callerUnwinds, callerUnwindNs, ownCalls
+    case loaderHwcaps = "loader.hwcaps"
+    case loaderLegacyHwcaps = "loader.legacyHwcaps"
+    case loaderPlatform = "loader.platform"
+    case loaderLib = "loader.lib"
+    case loaderDefaultDirs = "loader.defaultDirs"
+    case worldObjects, worldNs
+}
+
+/// How a trace was recorded (the `mode` metadata).
+public enum RecordingMode: String, Sendable, CaseIterable {
+    /// ptrace and the audit library (the default).
+    case full = "ptrace+audit"
+    /// The audit library alone (`--no-ptrace`).
+    case auditOnly = "audit"
+    /// ptrace alone (`--no-audit`, or a program audit cannot see).
+    case ptraceOnly = "ptrace"
+
+    /// The mode `--no-ptrace` / `--no-audit` ask for (not both).
+    public init(noPtrace: Bool, noAudit: Bool) {
+        self = noPtrace ? .auditOnly : noAudit ? .ptraceOnly : .full
+    }
+}
+
+extension TraceWriter {
+    public func meta(_ key: MetaKey, _ value: String) throws { try meta(key.rawValue, value) }
+}
+
+extension Trace {
+    public func meta(_ key: MetaKey) -> String? { meta(key.rawValue) }
+    public func metaAll(_ key: MetaKey) -> [String] { metaAll(key.rawValue) }
+    /// The recording mode; nil when the trace does not say or says something unknown.
+    public var recordingMode: RecordingMode? { meta(.mode).flatMap(RecordingMode.init(rawValue:)) }
+}
