@@ -206,7 +206,6 @@ int lp_wifexited(int s) { return WIFEXITED(s); }
 int lp_wexitstatus(int s) { return WEXITSTATUS(s); }
 int lp_wifsignaled(int s) { return WIFSIGNALED(s); }
 int lp_wtermsig(int s) { return WTERMSIG(s); }
-int lp_wcoredump(int s) { return WCOREDUMP(s); }
 int lp_wifstopped(int s) { return WIFSTOPPED(s); }
 int lp_wstopsig(int s) { return WSTOPSIG(s); }
 
@@ -370,6 +369,9 @@ static int lp_status_field(pid_t tid, const char *field, char *out, size_t cap) 
     fclose(f);
     return found;
 }
+
+_Static_assert(LP_O_TMPFILE == O_TMPFILE, "O_TMPFILE");
+_Static_assert(LP_O_PATH == O_PATH, "O_PATH");
 
 /* Only async-signal-safe calls after the fork: no malloc (opendir), no stdio. */
 static void lp_remove_tree_raw(const char *dir) {
@@ -565,14 +567,13 @@ int lp_set_affinity(pid_t tid, const int *cpus, int n) {
 }
 
 static volatile sig_atomic_t lp_forward_pid;
-static volatile sig_atomic_t lp_forwarded;
 static void lp_forward_handler(int sig, siginfo_t *info, void *ctx) {
     (void)ctx;
     /* A terminal's signal reaches the whole foreground process group, the
      * program included: forward only what was sent to loadprobe alone. */
     if (info && info->si_code == SI_KERNEL) return;
     pid_t p = (pid_t)lp_forward_pid;
-    if (p > 0) { kill(p, sig); lp_forwarded = sig; }
+    if (p > 0) kill(p, sig);
 }
 
 void lp_forward_signals_to(pid_t pid) {
@@ -592,7 +593,6 @@ void lp_forward_signals_to(pid_t pid) {
     }
 }
 
-int lp_last_forwarded_signal(void) { return (int)lp_forwarded; }
 
 uint64_t lp_monotonic_ns(void) {
     struct timespec ts;

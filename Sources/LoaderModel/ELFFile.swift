@@ -95,7 +95,6 @@ public struct ELFFile: Sendable, Hashable {
     /// DF_1_NODEFLIB: ld.so.cache entries in the system directories and the
     /// default directories are not used for this object's dependencies.
     public var noDefaultLib: Bool { flags1 & DynamicFlags1.noDefaultLib != 0 }
-    public var isPIE: Bool { flags1 & DynamicFlags1.pie != 0 }
 
     /// The versions this object defines, without the base (file-name) entry.
     public var providedVersions: [String] {

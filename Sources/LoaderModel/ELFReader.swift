@@ -93,9 +93,6 @@ extension ELFFile {
         if prefix.isEmpty { return .empty }
         let magic: [UInt8] = [0x7f, 0x45, 0x4c, 0x46]
         if prefix.count < 4 || Array(prefix.prefix(4)) != magic {
-            if prefix.count >= 4, Array(prefix.prefix(4)) == Array(magic.prefix(prefix.count >= 4 ? 4 : prefix.count)) {
-                return .truncated(detail: "ELF identification")
-            }
             if prefix.starts(with: magic.prefix(prefix.count)) && prefix.count < 4 {
                 return .truncated(detail: "ELF identification")
             }

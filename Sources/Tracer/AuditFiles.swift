@@ -103,7 +103,7 @@ final class AuditDrain {
                 notes.append("pid \(s.pid): the audit record being written when the process ended was incomplete and is left out")
             }
             var dropped: UInt32 = 0
-            if pread(s.fd, &dropped, 4, 84) == 4 && dropped > 0 {
+            if pread(s.fd, &dropped, 4, AuditHeader.offset(\.dropped)) == 4 && dropped > 0 {
                 notes.append("pid \(s.pid): the audit library gave up on \(dropped) record(s) (its lock was held too long)")
             }
         }
@@ -113,7 +113,7 @@ final class AuditDrain {
     /// complete record was taken, and bytes follow `used`.
     private func endsInIncompleteRecord(_ s: Segment) -> Bool {
         var used: UInt64 = 0
-        guard pread(s.fd, &used, 8, 16) == 8 else { return false }
+        guard pread(s.fd, &used, 8, AuditHeader.offset(\.used)) == 8 else { return false }
         let end = min(Int(min(used, UInt64(Int32.max))), s.capacity)
         var tail: UInt64 = 0
         return s.consumed == end && end < s.capacity && pread(s.fd, &tail, 8, off_t(s.headerSize + end)) == 8 && tail != 0
@@ -122,7 +122,7 @@ final class AuditDrain {
     /// Moves the complete records past `consumed`.
     private func take(_ s: inout Segment) throws {
         var used: UInt64 = 0
-        guard pread(s.fd, &used, 8, 16) == 8 else { return }
+        guard pread(s.fd, &used, 8, AuditHeader.offset(\.used)) == 8 else { return }
         let end = min(Int(min(used, UInt64(Int32.max))), s.capacity)
         if end > s.consumed && !s.broken {
             let want = end - s.consumed
@@ -243,18 +243,18 @@ final class AuditDrain {
     static func open(_ file: String) -> Segment? {
         let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        var head = [UInt8](repeating: 0, count: Int(LP_AUDIT_HEADER_SIZE))
-        guard pread(fd, &head, head.count, 0) == head.count, Array(head[0..<8]) == Array(LP_AUDIT_MAGIC.utf8) else {
+        // The header as the audit library writes it (struct lp_audit_header).
+        var h = lp_audit_header()
+        let size = MemoryLayout<lp_audit_header>.size
+        guard pread(fd, &h, size, 0) == size,
+              withUnsafeBytes(of: h.magic, { Array($0) }) == Array(LP_AUDIT_MAGIC.utf8), h.version == LP_AUDIT_VERSION else {
             close(fd)
             return nil
         }
-        func u32(_ o: Int) -> UInt32 { head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: UInt32.self) } }
-        func u64(_ o: Int) -> UInt64 { head.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: UInt64.self) } }
-        guard u32(8) == LP_AUDIT_VERSION else { close(fd); return nil }
-        return Segment(file: file, fd: fd, pid: Int32(bitPattern: u32(32)), ppid: Int32(bitPattern: u32(36)),
-                       segment: u32(40), imageId: u64(56), imageStartNs: u64(48), forked: u32(64) != 0,
-                       headerSize: Int(u32(12)), capacity: Int(min(u64(24), UInt64(Int32.max))),
-                       lastTime: u64(88), nextSeq: u32(80))
+        return Segment(file: file, fd: fd, pid: h.pid, ppid: h.ppid,
+                       segment: h.segment, imageId: h.image_id, imageStartNs: h.image_start_ns, forked: h.forked != 0,
+                       headerSize: Int(h.header_size), capacity: Int(min(h.capacity, UInt64(Int32.max))),
+                       lastTime: h.time_base_ns, nextSeq: h.first_seq)
     }
 
     static func segmentFiles(in dir: String) -> [String] {
@@ -268,5 +268,12 @@ final class AuditDrain {
             if name.hasPrefix("a-") && name.hasSuffix(".lpa") { names.append(dir + "/" + name) }
         }
         return names
+    }
+}
+
+/// Where a field of the audit file header lies (struct lp_audit_header, shared with the audit library).
+enum AuditHeader {
+    static func offset(_ field: PartialKeyPath<lp_audit_header>) -> off_t {
+        off_t(MemoryLayout<lp_audit_header>.offset(of: field)!)
     }
 }

@@ -87,7 +87,7 @@ struct CallerTracker {
         var writtenSlot: UInt64 = 0
     }
 
-    private var objectBuffer = [UInt8](repeating: 0, count: 4097)
+    private var objectBuffer = [UInt8](repeating: 0, count: Proc.pathBufferSize)
     private(set) var unwinds = 0
     private(set) var unwindNs: UInt64 = 0
     static let maxFrames: Int32 = 256

@@ -21,13 +21,13 @@ public enum CommandLookup {
     public static func resolve(bytes name: [UInt8], path: [UInt8]?) throws(LaunchError) -> [UInt8] {
         let shown = String(decoding: name, as: UTF8.self)
         guard !name.isEmpty else { throw LaunchError(description: "loadprobe: empty command name", exitStatus: 127) }
-        if name.contains(0x2f) {
+        if name.contains(UInt8(ascii: "/")) {
             try check(name, as: shown)
             return name
         }
         var sawNonExecutable: [UInt8]?
-        for dir in (path ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)).split(separator: 0x3a, omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? [0x2e] : Array(dir)) + [0x2f] + name
+        for dir in (path ?? Array("/usr/local/bin:/usr/bin:/bin".utf8)).split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? [UInt8(ascii: ".")] : Array(dir)) + [UInt8(ascii: "/")] + name
             let cPath = candidate.map { CChar(bitPattern: $0) } + [0]
             var st = stat()
             guard stat(cPath, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }

@@ -3,35 +3,33 @@ import CAudit
 import Glibc
 #endif
 
-/// ptrace requests, options and events used by the tracer (<sys/ptrace.h>,
-/// <linux/ptrace.h>); spelled out because Swift imports them inconsistently.
+/// ptrace requests, options and events used by the tracer, from <sys/ptrace.h>
+/// through CAudit.
 enum PT {
-    static let cont: Int32 = 7
-    static let syscall: Int32 = 24
-    static let setOptions: Int32 = 0x4200
-    static let getEventMsg: Int32 = 0x4201
-    static let seize: Int32 = 0x4206
-    static let interrupt: Int32 = 0x4207
-    static let listen: Int32 = 0x4208
+    static let cont = Int32(LP_PTRACE_CONT)
+    static let syscall = Int32(LP_PTRACE_SYSCALL)
+    static let getEventMsg = Int32(LP_PTRACE_GETEVENTMSG)
+    static let seize = Int32(LP_PTRACE_SEIZE)
+    static let listen = Int32(LP_PTRACE_LISTEN)
 
-    static let oTraceSysGood: UInt = 0x1
-    static let oTraceFork: UInt = 0x2
-    static let oTraceVFork: UInt = 0x4
-    static let oTraceClone: UInt = 0x8
-    static let oTraceExec: UInt = 0x10
-    static let oTraceSeccomp: UInt = 0x80
-    static let oExitKill: UInt = 0x100000
+    static let oTraceSysGood = UInt(LP_PTRACE_O_TRACESYSGOOD)
+    static let oTraceFork = UInt(LP_PTRACE_O_TRACEFORK)
+    static let oTraceVFork = UInt(LP_PTRACE_O_TRACEVFORK)
+    static let oTraceClone = UInt(LP_PTRACE_O_TRACECLONE)
+    static let oTraceExec = UInt(LP_PTRACE_O_TRACEEXEC)
+    static let oTraceSeccomp = UInt(LP_PTRACE_O_TRACESECCOMP)
+    static let oExitKill = UInt(LP_PTRACE_O_EXITKILL)
 
-    static let eventFork: Int32 = 1
-    static let eventVFork: Int32 = 2
-    static let eventClone: Int32 = 3
-    static let eventExec: Int32 = 4
-    static let eventSeccomp: Int32 = 7
-    static let eventStop: Int32 = 128
+    static let eventFork = Int32(LP_PTRACE_EVENT_FORK)
+    static let eventVFork = Int32(LP_PTRACE_EVENT_VFORK)
+    static let eventClone = Int32(LP_PTRACE_EVENT_CLONE)
+    static let eventExec = Int32(LP_PTRACE_EVENT_EXEC)
+    static let eventSeccomp = Int32(LP_PTRACE_EVENT_SECCOMP)
+    static let eventStop = Int32(LP_PTRACE_EVENT_STOP)
 
-    static let infoEntry: UInt8 = 1
-    static let infoExit: UInt8 = 2
-    static let infoSeccomp: UInt8 = 3
+    static let infoEntry = UInt8(LP_PTRACE_SYSCALL_INFO_ENTRY)
+    static let infoExit = UInt8(LP_PTRACE_SYSCALL_INFO_EXIT)
+    static let infoSeccomp = UInt8(LP_PTRACE_SYSCALL_INFO_SECCOMP)
 
     @discardableResult
     static func request(_ r: Int32, _ tid: Int32, _ addr: UInt = 0, _ data: UInt = 0) -> Int {
@@ -47,6 +45,8 @@ enum PT {
 
 /// Small helpers reading /proc for the tracer.
 enum Proc {
+    /// A path and its NUL: PATH_MAX bytes is the most a system call takes.
+    static let pathBufferSize = Int(PATH_MAX) + 1
     /// The thread-group id and parent of a task, from /proc/TID/status.
     static func ids(of tid: Int32) -> (tgid: Int32, ppid: Int32)? {
         guard let text = readSmallFile("/proc/\(tid)/status") else { return nil }
@@ -61,8 +61,8 @@ enum Proc {
     }
 
     static func readLink(_ path: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 4097)
-        let n = readlink(path, &buf, 4096)
+        var buf = [CChar](repeating: 0, count: Proc.pathBufferSize)
+        let n = readlink(path, &buf, Proc.pathBufferSize - 1)
         guard n >= 0 else { return nil }
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }

@@ -78,7 +78,7 @@ final class PtraceSession {
     private(set) var rootStatus: Int32?
     private(set) var ownCalls = 0
     private(set) var tracedCalls = 0
-    private var pathBuffer = [CChar](repeating: 0, count: 4097)
+    private var pathBuffer = [CChar](repeating: 0, count: Proc.pathBufferSize)
     /// sched_getaffinity calls of pinned processes awaiting their exit stop: tid → user buffer.
     private var affinityQueries: [Int32: UInt64] = [:]
     /// The original mask in the kernel's cpu_set_t layout.
@@ -345,7 +345,7 @@ final class PtraceSession {
             _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a.2), $0.baseAddress, 8) }
             flags = how
         case .stat: pathArg = a.0
-        case .lstat: pathArg = a.0; flags = 0x100 // AT_SYMLINK_NOFOLLOW
+        case .lstat: pathArg = a.0; flags = UInt64(LP_AT_SYMLINK_NOFOLLOW)
         case .newfstatat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.3
         case .statx: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
         case .access: pathArg = a.0; flags = a.1
@@ -362,7 +362,7 @@ final class PtraceSession {
         var keyWord: UInt64 = 0
         var keyRead: Int32 = 0
         let n = pathArg == 0 ? -1 : pathBuffer.withUnsafeMutableBufferPointer {
-            lp_read_string_word(tid, UInt(pathArg), $0.baseAddress, 4097, UInt(keySlot), &keyWord, &keyRead)
+            lp_read_string_word(tid, UInt(pathArg), $0.baseAddress, Proc.pathBufferSize, UInt(keySlot), &keyWord, &keyRead)
         }
         var path = PathRef.none
         var resolved: PathRef? = nil
@@ -570,11 +570,11 @@ final class PtraceSession {
     /// For a lookup without side effects: whether it follows a final symlink
     /// (false) or not (true); nil for calls that are never answered.
     static func lookupFollow(_ call: FileCall, flags: UInt64) -> Bool? {
-        let nofollowAt: UInt64 = 0x100 // AT_SYMLINK_NOFOLLOW
+        let nofollowAt = UInt64(LP_AT_SYMLINK_NOFOLLOW)
         switch call {
         case .open, .openat, .openat2:
             // O_CREAT and O_TMPFILE change the file system: always let them run.
-            if flags & UInt64(O_CREAT) != 0 || flags & 0o20000000 != 0 { return nil }
+            if flags & UInt64(O_CREAT) != 0 || flags & UInt64(LP_O_TMPFILE) == UInt64(LP_O_TMPFILE) { return nil }
             return flags & UInt64(O_NOFOLLOW) != 0
         case .stat, .access, .faccessat: return false
         case .lstat, .readlink, .readlinkat: return true
@@ -592,7 +592,7 @@ final class PtraceSession {
     /// call run. The path is in `pathBuffer`.
     private func answerMiss(tid: Int32, nofollow: Bool) -> Int32? {
         let pid = threads[tid]?.pid ?? tid
-        guard pathBuffer[0] == 0x2f else { return nil } // absolute paths only
+        guard pathBuffer[0] == CChar(UInt8(ascii: "/")) else { return nil } // absolute paths only
         // /proc and /dev resolve per process (/proc/self, /dev/fd): never answered.
         let special = pathBuffer.withUnsafeBufferPointer { b in
             Self.perProcessTrees.contains { p in p.indices.allSatisfy { b[$0] == p[$0] } }
@@ -681,7 +681,7 @@ final class PtraceSession {
 
     private func readString(_ tid: Int32, _ addr: UInt64) -> String {
         guard addr != 0 else { return "" }
-        let n = pathBuffer.withUnsafeMutableBufferPointer { lp_read_string(tid, UInt(addr), $0.baseAddress, 4097) }
+        let n = pathBuffer.withUnsafeMutableBufferPointer { lp_read_string(tid, UInt(addr), $0.baseAddress, Proc.pathBufferSize) }
         guard n >= 0 else { return "" }
         return pathBuffer.withUnsafeBufferPointer {
             String(decoding: UnsafeRawBufferPointer(start: $0.baseAddress, count: n).bindMemory(to: UInt8.self), as: UTF8.self)
@@ -707,7 +707,7 @@ final class PtraceSession {
 
     private func resolve(tid: Int32, dirfd: Int32?, path: String) -> String? {
         let base: String?
-        if let d = dirfd, d != -100 { // AT_FDCWD
+        if let d = dirfd, d != Int32(LP_AT_FDCWD) {
             base = Proc.readLink("/proc/\(tid)/fd/\(d)")
         } else {
             base = Proc.readLink("/proc/\(tid)/cwd")

@@ -8,6 +8,8 @@
 #define CAUDIT_H
 
 #include <stdint.h>
+#include <fcntl.h>
+#include <sys/ptrace.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "loadprobe_wire.h"
@@ -65,6 +67,25 @@ enum {
     LP_SECCOMP_MODE_STRICT = 1, LP_SECCOMP_MODE_FILTER = 2,
     LP_SECCOMP_SET_MODE_STRICT = 0, LP_SECCOMP_SET_MODE_FILTER = 1,
 };
+/* ptrace requests, options, events and syscall-info kinds the tracer uses,
+ * from <sys/ptrace.h> (Swift imports that header's enum inconsistently). */
+enum {
+    LP_PTRACE_CONT = PTRACE_CONT, LP_PTRACE_SYSCALL = PTRACE_SYSCALL,
+    LP_PTRACE_GETEVENTMSG = PTRACE_GETEVENTMSG, LP_PTRACE_SEIZE = PTRACE_SEIZE, LP_PTRACE_LISTEN = PTRACE_LISTEN,
+    LP_PTRACE_O_TRACESYSGOOD = PTRACE_O_TRACESYSGOOD, LP_PTRACE_O_TRACEFORK = PTRACE_O_TRACEFORK,
+    LP_PTRACE_O_TRACEVFORK = PTRACE_O_TRACEVFORK, LP_PTRACE_O_TRACECLONE = PTRACE_O_TRACECLONE,
+    LP_PTRACE_O_TRACEEXEC = PTRACE_O_TRACEEXEC, LP_PTRACE_O_TRACESECCOMP = PTRACE_O_TRACESECCOMP,
+    LP_PTRACE_O_EXITKILL = PTRACE_O_EXITKILL,
+    LP_PTRACE_EVENT_FORK = PTRACE_EVENT_FORK, LP_PTRACE_EVENT_VFORK = PTRACE_EVENT_VFORK,
+    LP_PTRACE_EVENT_CLONE = PTRACE_EVENT_CLONE, LP_PTRACE_EVENT_EXEC = PTRACE_EVENT_EXEC,
+    LP_PTRACE_EVENT_SECCOMP = PTRACE_EVENT_SECCOMP, LP_PTRACE_EVENT_STOP = PTRACE_EVENT_STOP,
+    LP_PTRACE_SYSCALL_INFO_ENTRY = PTRACE_SYSCALL_INFO_ENTRY, LP_PTRACE_SYSCALL_INFO_EXIT = PTRACE_SYSCALL_INFO_EXIT,
+    LP_PTRACE_SYSCALL_INFO_SECCOMP = PTRACE_SYSCALL_INFO_SECCOMP,
+    LP_AT_FDCWD = AT_FDCWD, LP_AT_SYMLINK_NOFOLLOW = AT_SYMLINK_NOFOLLOW,
+    /* GNU extensions: spelled out here (Swift does not see _GNU_SOURCE),
+     * checked against the headers in shims.c. */
+    LP_O_TMPFILE = 020000000 | 0200000,
+};
 /* open's O_PATH (not exported to Swift by Glibc). */
 enum { LP_O_PATH = 010000000 };
 /* Starts a process of its own (not a child: nothing waits for it) that
@@ -110,7 +131,7 @@ int lp_probe_path(const char *path, int nofollow);
 
 /* Wait-status macros as functions. */
 int lp_wifexited(int s); int lp_wexitstatus(int s);
-int lp_wifsignaled(int s); int lp_wtermsig(int s); int lp_wcoredump(int s);
+int lp_wifsignaled(int s); int lp_wtermsig(int s);
 int lp_wifstopped(int s); int lp_wstopsig(int s);
 /* waitpid(-1, &status, __WALL), retrying EINTR. Returns pid or -1 (errno kept). */
 pid_t lp_wait_all(int *status);
@@ -149,7 +170,6 @@ int lp_set_affinity(pid_t tid, const int *cpus, int n);
  * program. lp_forward_signals_to(pid) installs the handlers; 0 to stop. */
 void lp_forward_signals_to(pid_t pid);
 /* The last signal forwarded (0 if none). */
-int lp_last_forwarded_signal(void);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lp_monotonic_ns(void);

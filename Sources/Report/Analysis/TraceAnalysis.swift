@@ -46,7 +46,6 @@ public struct TraceAnalysis: Sendable {
     public var mode: String { trace.meta(.mode) ?? "unknown" }
     public var recordingMode: RecordingMode? { trace.recordingMode }
     public var allCalls: Int { processes.reduce(0) { $0 + $1.calls.count } }
-    public var allFailed: Int { processes.reduce(0) { $0 + $1.failedCalls } }
 
     /// The environment the program was started with (from the trace's `env` metadata).
     public var environment: [String: String] {
@@ -194,7 +193,6 @@ private struct ProcessRun {
     var addSeen = false
     var groupStart: UInt64?
     var groupNames: [String] = []
-    var pendingNotes: [String] = []
     /// The start-up load is done (its la_activity consistent was seen): a
     /// search or an add before main is a constructor's dlopen.
     var startupLoaded = false
