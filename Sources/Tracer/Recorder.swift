@@ -82,119 +82,160 @@ public enum Recorder {
     static let rankVariables = ["OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]
     static let jobVariables = ["SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "FLUX_JOB_ID"]
 
-    /// Records one run. `rawEnvironment` is loadprobe's own environment as
-    /// bytes, in order, duplicates and entries without "=" included: the
-    /// program gets exactly these entries plus loadprobe's own (see
-    /// `programEnvironment`); nil to build it from `environment`.
+    /// Records one run: plan (what to run, in which mode, with which
+    /// environment), launch (the program started, the trace opened), record
+    /// (through the audit library alone, or the ptrace session), finish (audit
+    /// records, the loader's world, the end record). `rawEnvironment` is
+    /// loadprobe's own environment as bytes, in order, duplicates and entries
+    /// without "=" included: the program gets exactly these entries plus
+    /// loadprobe's own (see `programEnvironment`); nil to build it from
+    /// `environment`.
     public static func run(_ options: RecordOptions, environment: [String: String],
                            rawEnvironment: [[UInt8]]? = nil) throws -> RecordResult {
-        let rawEnv = rawEnvironment ?? environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
-        var argv = options.rawCommand ?? options.command.map { Array($0.utf8) }
-        guard let nameBytes = argv.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
-        let name = String(decoding: nameBytes, as: UTF8.self)
-        // PATH as execvp reads it: getenv's first entry.
-        var pathBytes = try CommandLookup.resolve(bytes: nameBytes, path: firstValue(of: "PATH", in: rawEnv))
-        var kind = ProgramKind.inspect(bytes: pathBytes)
-        if kind.isPlainText {
-            // Like execvp and the shell: an executable text file without "#!" runs under /bin/sh.
-            argv = [Array("/bin/sh".utf8), pathBytes] + argv.dropFirst()
-            pathBytes = Array("/bin/sh".utf8)
-            kind = ProgramKind.inspect(bytes: pathBytes)
-        }
-        let path = String(decoding: pathBytes, as: UTF8.self)
-        var notes: [String] = []
-        var mode = options.mode
+        var plan = try Plan(options, environment: environment, rawEnvironment: rawEnvironment)
+        defer { if let d = plan.auditDir { removeTree(d) } }
+        let run = try launch(plan, options: options, environment: environment)
+        // From the launch on, a signal sent to loadprobe goes to the program.
+        defer { lp_forward_signals_to(0) }
+        let outcome = plan.mode == .auditOnly ? try recordAuditOnly(plan, run) : try recordTraced(plan, run, options: options)
+        return try finish(&plan, run, outcome)
+    }
+
+    /// What to run and how, decided before anything starts.
+    struct Plan {
+        var argv: [[UInt8]]
+        var pathBytes: [UInt8]
+        /// The program as found, for messages and the trace.
+        var path: String
+        /// The command as given, for messages.
+        var name: String
+        var mode: RecordingMode
+        /// The seccomp filter (false: every system call stops; a privileged program without CAP_SYS_ADMIN).
         var filtered = true
+        var notes: [String] = []
+        var auditLibrary: String?
+        var auditDir: String?
+        var environment: [[UInt8]]
+        /// Where the program and the tracer run until main (-1: anywhere).
+        var cpu: Int32 = -1
+        var originalAffinity: [Int32]?
 
-        if let reason = kind.auditUnavailableReason, mode != .ptraceOnly {
-            if mode == .auditOnly {
-                notes.append("audit was not possible: \(reason); with --no-ptrace nothing of the start-up is recorded")
-            } else {
-                notes.append("audit was not possible: \(reason); recorded through ptrace only")
-                mode = .ptraceOnly
+        init(_ options: RecordOptions, environment: [String: String], rawEnvironment: [[UInt8]]?) throws {
+            let rawEnv = rawEnvironment ?? environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }
+            argv = options.rawCommand ?? options.command.map { Array($0.utf8) }
+            guard let nameBytes = argv.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
+            name = String(decoding: nameBytes, as: UTF8.self)
+            // PATH as execvp reads it: getenv's first entry.
+            pathBytes = try CommandLookup.resolve(bytes: nameBytes, path: firstValue(of: "PATH", in: rawEnv))
+            var kind = ProgramKind.inspect(bytes: pathBytes)
+            if kind.isPlainText {
+                // Like execvp and the shell: an executable text file without "#!" runs under /bin/sh.
+                argv = [Array("/bin/sh".utf8), pathBytes] + argv.dropFirst()
+                pathBytes = Array("/bin/sh".utf8)
+                kind = ProgramKind.inspect(bytes: pathBytes)
             }
+            path = String(decoding: pathBytes, as: UTF8.self)
+            mode = options.mode
+            self.environment = rawEnv
+            try chooseMode(kind)
+            if mode != .ptraceOnly { try prepareAudit(options, environment: environment) }
+            if options.pinToTracerCPU && mode != .auditOnly { chooseCPU() }
         }
-        if let foreign = kind.foreignArchitecture {
-            notes.append("the program is \(foreign): its system calls use another ABI and are not traced")
-        }
-        let privileged = kind.setuid ? "is set-user-ID or set-group-ID"
-            : pathBytes.withUnsafeBufferPointer { b in
-                (Array(b) + [0]).withUnsafeBufferPointer { lp_file_has_capabilities(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) == 1 }
-            } ? "has file capabilities" : nil
-        if let privileged, mode != .auditOnly {
-            if geteuid() != 0 {
-                throw RecordError("loadprobe: \(path) \(privileged): under ptrace it would run without its privileges; run loadprobe as root, or run the program without loadprobe")
+
+        /// Audit where the program allows it; no filter where it would drop privileges.
+        private mutating func chooseMode(_ kind: ProgramKind) throws {
+            if let reason = kind.auditUnavailableReason, mode != .ptraceOnly {
+                if mode == .auditOnly {
+                    notes.append("audit was not possible: \(reason); with --no-ptrace nothing of the start-up is recorded")
+                } else {
+                    notes.append("audit was not possible: \(reason); recorded through ptrace only")
+                    mode = .ptraceOnly
+                }
             }
-            if lp_task_has_sys_admin(getpid()) != 1 {
-                // The filter would need no_new_privs, which drops the privileges.
-                filtered = false
-                notes.append("the program \(privileged) and loadprobe lacks CAP_SYS_ADMIN: traced without a seccomp filter (every system call stops) so it keeps its privileges")
+            if let foreign = kind.foreignArchitecture {
+                notes.append("the program is \(foreign): its system calls use another ABI and are not traced")
+            }
+            let cPath = pathBytes.map { CChar(bitPattern: $0) } + [0]
+            let privileged = kind.setuid ? "is set-user-ID or set-group-ID"
+                : lp_file_has_capabilities(cPath) == 1 ? "has file capabilities" : nil
+            if let privileged, mode != .auditOnly {
+                if geteuid() != 0 {
+                    throw RecordError("loadprobe: \(path) \(privileged): under ptrace it would run without its privileges; run loadprobe as root, or run the program without loadprobe")
+                }
+                if lp_task_has_sys_admin(getpid()) != 1 {
+                    // The filter would need no_new_privs, which drops the privileges.
+                    filtered = false
+                    notes.append("the program \(privileged) and loadprobe lacks CAP_SYS_ADMIN: traced without a seccomp filter (every system call stops) so it keeps its privileges")
+                }
             }
         }
 
-        var auditLib: String? = nil
-        var auditDir: String? = nil
-        if mode != .ptraceOnly {
+        /// The audit library, its directory, and the program's environment naming them.
+        private mutating func prepareAudit(_ options: RecordOptions, environment: [String: String]) throws {
             guard let lib = options.auditLibrary ?? AuditLibraryLocator.find(environment: environment) else {
                 throw RecordError("loadprobe: cannot find the audit library libloadprobe-audit.so (looked next to the loadprobe binary and in its prefix's lib/; set LOADPROBE_AUDIT_LIB); use --no-audit to record without it")
             }
             guard access(lib, R_OK) == 0 else {
                 throw RecordError("loadprobe: audit library \(lib): \(String(cString: strerror(errno)))")
             }
-            auditLib = lib
-            auditDir = try makeAuditDir(environment: environment)
-        }
-        defer { if let d = auditDir { removeTree(d) } }
-
-        // The program's environment: the caller's bytes, plus LD_AUDIT and our own variables.
-        var env = rawEnv
-        if let lib = auditLib, let dir = auditDir {
-            let added = programEnvironment(rawEnv, auditLibrary: lib, auditDir: dir, ptrace: mode == .full)
-            env = added.environment
+            let dir = try makeAuditDir(environment: environment)
+            auditLibrary = lib
+            auditDir = dir
+            let added = programEnvironment(self.environment, auditLibrary: lib, auditDir: dir, ptrace: mode == .full)
+            self.environment = added.environment
             if let note = added.note { notes.append(note) }
         }
 
-        // Where the program and the tracer run until main.
-        var originalAffinity: [Int32]? = nil
-        var cpu: Int32 = -1
-        if options.pinToTracerCPU && mode != .auditOnly {
+        /// The CPU loadprobe runs on: under a batch system each rank's loadprobe
+        /// starts inside its own binding, so ranks do not pile up.
+        private mutating func chooseCPU() {
             var cpus = [Int32](repeating: 0, count: 1024)
             let n = Int(lp_allowed_cpus(&cpus, 1024))
-            if n > 1 {
-                // The CPU loadprobe runs on: under a batch system each rank's
-                // loadprobe starts inside its own binding, so ranks do not pile up.
-                originalAffinity = Array(cpus[0..<n])
-                let here = lp_current_cpu()
-                cpu = originalAffinity!.contains(here) ? here : cpus[n - 1]
-            }
+            guard n > 1 else { return }
+            let allowed = Array(cpus[0..<n])
+            originalAffinity = allowed
+            let here = lp_current_cpu()
+            cpu = allowed.contains(here) ? here : cpus[n - 1]
         }
+    }
 
-        let argvC = cStrings(argv)
-        let envC = cStrings(env)
+    /// The program started (stopped before exec when a tracer will seize it) and the trace opened.
+    struct Launch {
+        var pid: Int32
+        var resultFd: Int32
+        /// The exec's errno when it is already known (audit only), else 0.
+        var execError: Int32
+        var traceFile: String
+        var writer: TraceWriter
+        var collector: WorldCollector
+    }
+
+    static func launch(_ plan: Plan, options: RecordOptions, environment: [String: String]) throws -> Launch {
+        let argvC = cStrings(plan.argv)
+        let envC = cStrings(plan.environment)
         defer { argvC.forEach { $0?.deallocate() }; envC.forEach { $0?.deallocate() } }
         // With the audit library alone nothing needs the program stopped: it starts at
         // once and runs while the trace is made and its header written (the machine's
         // other CPUs are otherwise idle at start-up). The tracer must seize it first.
-        let stopped = mode != .auditOnly
+        let stopped = plan.mode != .auditOnly
         var startNs = lp_monotonic_ns()
-        var spawn = lp_spawn_options(install_filter: stopped && filtered ? 1 : 0,
-                                     stop_before_exec: stopped ? 1 : 0, cpu: cpu)
+        var spawn = lp_spawn_options(install_filter: stopped && plan.filtered ? 1 : 0,
+                                     stop_before_exec: stopped ? 1 : 0, cpu: plan.cpu)
         var resultFd: Int32 = -1
-        let pid = lp_spawn(pathBytes.map { CChar(bitPattern: $0) } + [0], argvC, envC, &spawn, &resultFd)
-        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(name): \(String(cString: strerror(errno)))") }
-        // From now on a signal sent to loadprobe goes to the program.
+        let pid = lp_spawn(plan.pathBytes.map { CChar(bitPattern: $0) } + [0], argvC, envC, &spawn, &resultFd)
+        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(plan.name): \(String(cString: strerror(errno)))") }
         lp_forward_signals_to(pid)
-        defer { lp_forward_signals_to(0) }
 
-        var st: Int32 = 0
-        var waited: Int32
         var execError: Int32 = 0
         if stopped {
             // The child is stopped before exec: open the trace now that %p is known.
+            var st: Int32 = 0
+            var waited: Int32
             repeat { waited = waitpid(pid, &st, WUNTRACED) } while waited < 0 && errno == EINTR
             if lp_wifstopped(st) == 0 {
                 let err = lp_spawn_exec_result(resultFd)
-                throw RecordError("loadprobe: cannot start \(name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
+                lp_forward_signals_to(0)
+                throw RecordError("loadprobe: cannot start \(plan.name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
             }
         } else {
             // lp_spawn returned after the exec (or its failure): the outcome is in the pipe.
@@ -207,93 +248,115 @@ public enum Recorder {
         } catch {
             kill(pid, SIGKILL)
             _ = waitpid(pid, nil, 0)
+            lp_forward_signals_to(0)
             throw error
         }
         if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
         let collector = WorldCollector()
         writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) }
-        writer.noteOpened(writer.internPath(path))
-
-        try writeMeta(writer, options: options, mode: mode, path: path, environment: environment,
-                      auditLib: auditLib, auditDir: auditDir, startNs: startNs, notes: notes)
+        writer.noteOpened(writer.internPath(plan.path))
+        try writeMeta(writer, options: options, mode: plan.mode, path: plan.path, environment: environment,
+                      auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
-        for n in notes { try writer.note(pid: pid, n) }
+        for n in plan.notes { try writer.note(pid: pid, n) }
+        return Launch(pid: pid, resultFd: resultFd, execError: execError, traceFile: traceFile, writer: writer, collector: collector)
+    }
 
+    /// What the recording loop leaves for the end.
+    struct Outcome {
         var waitStatus: Int32 = 0
         var ownCalls = 0
         var warnings: [String] = []
-        var remaining: RemainingTasks? = nil
-        let drain = auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: mode == .auditOnly, rootPid: pid) }
-        if mode == .auditOnly {
-            if execError != 0 {
-                _ = waitpid(pid, nil, 0)
-                try execFailed(execError, path: path, pid: pid, writer: writer)
-            }
-            // Move audit records while the program runs, every 20 ms; its end
-            // wakes the wait at once (pidfd), so loadprobe adds no wait to it.
-            // 20 ms, not 2: each wake-up can take the program's CPU when the
-            // machine's other CPUs are busy (bench/RESULTS.md: 1.15x instead of
-            // 1.20x at N = 300 under load), and what is left at the end is at
-            // most 20 ms of records (~1 ms to move; draining only at the end
-            // took ~70 ms after the program for 417,000 records).
-            var pidfd: Int32 = -1
-            defer { lp_pidfd_close(&pidfd) }
-            while true {
-                waited = waitpid(pid, &waitStatus, WNOHANG)
-                if waited == pid && lp_wifstopped(waitStatus) == 0 { break }
-                if waited < 0 && errno != EINTR { break }
-                try drain?.poll()
-                lp_wait_child_event(pid, &pidfd, 20)
-            }
-            try writer.write(ExitEvent(pid: pid, tid: pid, status: waitStatus, timeNs: lp_monotonic_ns()))
-        } else {
-            guard PT.request(PT.seize, pid, 0, PtraceSession.options) == 0 else {
-                let e = errno
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, nil, 0)
-                writer.close()
-                unlink(traceFile)
-                throw RecordError("loadprobe: cannot trace \(name): ptrace: \(String(cString: strerror(e)))\(e == EPERM ? " (ptrace is not allowed here: check /proc/sys/kernel/yama/ptrace_scope, or use --no-ptrace)" : "")")
-            }
-            if cpu >= 0 { _ = lp_pin_self(cpu) }
-            kill(pid, SIGCONT)
-            // no_new_privs set for the filter, not inherited from loadprobe's own caller.
-            let noNewPrivsByUs = filtered && lp_task_no_new_privs(pid) == 1 && lp_task_no_new_privs(getpid()) != 1
-            let session = PtraceSession(writer: writer, rootPid: pid, filtered: filtered, auditLibrary: auditLib,
-                                        auditDir: auditDir, originalAffinity: originalAffinity,
-                                        answerMisses: options.answerMisses, recordCallers: options.recordCallers,
-                                        noNewPrivsByUs: noNewPrivsByUs)
-            waitStatus = try session.run()
-            warnings = session.warnings
-            if session.remainingProcesses > 0 { remaining = RemainingTasks(session) }
-            ownCalls = session.ownCalls
-            try writer.meta(.answeredCalls, String(session.answeredCalls))
-            if options.recordCallers {
-                try writer.meta(.callerUnwinds, String(session.callers.unwinds))
-                try writer.meta(.callerUnwindNs, String(session.callers.unwindNs))
-            }
-            let err = lp_spawn_exec_result(resultFd)
-            if err != 0 { try execFailed(err, path: path, pid: pid, writer: writer) }
-            if let o = originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
-        }
+        var remaining: RemainingTasks?
+        var drain: AuditDrain?
+    }
 
-        if let drain {
+    /// The audit library alone: its records are moved while the program runs.
+    static func recordAuditOnly(_ plan: Plan, _ run: Launch) throws -> Outcome {
+        let pid = run.pid, writer = run.writer
+        var outcome = Outcome()
+        outcome.drain = plan.auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: true, rootPid: pid) }
+        if run.execError != 0 {
+            _ = waitpid(pid, nil, 0)
+            try execFailed(run.execError, path: plan.path, pid: pid, writer: writer)
+        }
+        // Move audit records while the program runs, every 20 ms; its end
+        // wakes the wait at once (pidfd), so loadprobe adds no wait to it.
+        // 20 ms, not 2: each wake-up can take the program's CPU when the
+        // machine's other CPUs are busy (bench/RESULTS.md: 1.15x instead of
+        // 1.20x at N = 300 under load), and what is left at the end is at
+        // most 20 ms of records (~1 ms to move; draining only at the end
+        // took ~70 ms after the program for 417,000 records).
+        var pidfd: Int32 = -1
+        defer { lp_pidfd_close(&pidfd) }
+        while true {
+            let waited = waitpid(pid, &outcome.waitStatus, WNOHANG)
+            if waited == pid && lp_wifstopped(outcome.waitStatus) == 0 { break }
+            if waited < 0 && errno != EINTR { break }
+            try outcome.drain?.poll()
+            lp_wait_child_event(pid, &pidfd, 20)
+        }
+        try writer.write(ExitEvent(pid: pid, tid: pid, status: outcome.waitStatus, timeNs: lp_monotonic_ns()))
+        return outcome
+    }
+
+    /// The ptrace session, until the program's first process has ended.
+    static func recordTraced(_ plan: Plan, _ run: Launch, options: RecordOptions) throws -> Outcome {
+        let pid = run.pid, writer = run.writer
+        guard PT.request(PT.seize, pid, 0, PtraceSession.options) == 0 else {
+            let e = errno
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, nil, 0)
+            writer.close()
+            unlink(run.traceFile)
+            throw RecordError("loadprobe: cannot trace \(plan.name): ptrace: \(String(cString: strerror(e)))\(e == EPERM ? " (ptrace is not allowed here: check /proc/sys/kernel/yama/ptrace_scope, or use --no-ptrace)" : "")")
+        }
+        if plan.cpu >= 0 { _ = lp_pin_self(plan.cpu) }
+        kill(pid, SIGCONT)
+        var outcome = Outcome()
+        outcome.drain = plan.auditDir.map { AuditDrain(dir: $0, writer: writer, processEvents: false, rootPid: pid) }
+        // no_new_privs set for the filter, not inherited from loadprobe's own caller.
+        let noNewPrivsByUs = plan.filtered && lp_task_no_new_privs(pid) == 1 && lp_task_no_new_privs(getpid()) != 1
+        let session = PtraceSession(writer: writer, rootPid: pid, filtered: plan.filtered, auditLibrary: plan.auditLibrary,
+                                    auditDir: plan.auditDir, originalAffinity: plan.originalAffinity,
+                                    answerMisses: options.answerMisses, recordCallers: options.recordCallers,
+                                    noNewPrivsByUs: noNewPrivsByUs)
+        outcome.waitStatus = try session.run()
+        outcome.warnings = session.warnings
+        if session.remainingProcesses > 0 { outcome.remaining = RemainingTasks(session) }
+        outcome.ownCalls = session.ownCalls
+        try writer.meta(.answeredCalls, String(session.answeredCalls))
+        if options.recordCallers {
+            try writer.meta(.callerUnwinds, String(session.callers.unwinds))
+            try writer.meta(.callerUnwindNs, String(session.callers.unwindNs))
+        }
+        let err = lp_spawn_exec_result(run.resultFd)
+        if err != 0 { try execFailed(err, path: plan.path, pid: pid, writer: writer) }
+        if let o = plan.originalAffinity { _ = o.withUnsafeBufferPointer { lp_set_affinity(0, $0.baseAddress, Int32($0.count)) } }
+        return outcome
+    }
+
+    /// The audit records left, the loader's world, the end record.
+    static func finish(_ plan: inout Plan, _ run: Launch, _ outcome: Outcome) throws -> RecordResult {
+        let writer = run.writer
+        var warnings = outcome.warnings
+        if let drain = outcome.drain {
             try drain.poll(final: true)
-            for n in drain.notes { try writer.note(pid: pid, n) }
-            notes += drain.notes
+            for n in drain.notes { try writer.note(pid: run.pid, n) }
+            plan.notes += drain.notes
         }
-        if ownCalls > 0 {
-            try writer.meta(.ownCalls, String(ownCalls))
+        if outcome.ownCalls > 0 {
+            try writer.meta(.ownCalls, String(outcome.ownCalls))
         }
-        try writeWorld(writer, collector)
+        try writeWorld(writer, run.collector)
         try writer.finish(endNs: lp_monotonic_ns())
         if let failure = writer.failure {
-            warnings.append("writing the trace \(traceFile) failed after \(writer.failedAtEvent ?? 0) events (\(failure.description)): recording stopped there, the trace is readable up to that point, and the program ran on to its end")
+            warnings.append("writing the trace \(run.traceFile) failed after \(writer.failedAtEvent ?? 0) events (\(failure.description)): recording stopped there, the trace is readable up to that point, and the program ran on to its end")
         }
-
-        let exitStatus: Int32 = lp_wifsignaled(waitStatus) != 0 ? 128 + lp_wtermsig(waitStatus) : lp_wexitstatus(waitStatus)
-        return RecordResult(waitStatus: waitStatus, exitStatus: exitStatus, traceFile: traceFile, mode: mode,
-                            notes: notes, ownCallsLeftOut: ownCalls, warnings: warnings, remaining: remaining)
+        let status = outcome.waitStatus
+        let exitStatus: Int32 = lp_wifsignaled(status) != 0 ? 128 + lp_wtermsig(status) : lp_wexitstatus(status)
+        return RecordResult(waitStatus: status, exitStatus: exitStatus, traceFile: run.traceFile, mode: plan.mode,
+                            notes: plan.notes, ownCallsLeftOut: outcome.ownCalls, warnings: warnings, remaining: outcome.remaining)
     }
 
     /// NUL-terminated copies for execve, and the terminating nil.
