@@ -41,14 +41,16 @@ let package = Package(
         // libunwind-ptrace.so leaves its MiniDebugInfo (xz) reader's symbols to the program.
         .target(name: "CUnwind", dependencies: ["CLibUnwind"], cSettings: [.define("_GNU_SOURCE")],
                 linkerSettings: [.linkedLibrary("unwind-ptrace"), .linkedLibrary("unwind-generic"), .linkedLibrary("lzma")]),
-        .target(name: "TraceFormat", swiftSettings: hotPath),
-        .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat", "LoaderModel"], swiftSettings: hotPath),
-        .target(name: "LoaderModel", dependencies: ["CLibElf"]),
-        .target(name: "Report", dependencies: ["TraceFormat", "LoaderModel"]),
+        // errno-carrying results, EINTR, owned descriptors, directory listing: used by every module.
+        .target(name: "SystemLayer"),
+        .target(name: "TraceFormat", dependencies: ["SystemLayer"], swiftSettings: hotPath),
+        .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat", "LoaderModel", "SystemLayer"], swiftSettings: hotPath),
+        .target(name: "LoaderModel", dependencies: ["CLibElf", "SystemLayer"]),
+        .target(name: "Report", dependencies: ["TraceFormat", "LoaderModel", "SystemLayer"]),
         .executableTarget(
             name: "LoadProbe",
             dependencies: [
-                "Tracer", "Report",
+                "Tracer", "Report", "SystemLayer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-lz", "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lswiftCore"], .when(configuration: .release))]

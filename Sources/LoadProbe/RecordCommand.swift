@@ -1,3 +1,4 @@
+import SystemLayer
 import ArgumentParser
 import CAudit
 import Report
@@ -301,11 +302,5 @@ func currentEnvironment() -> [String: String] {
 func printError(_ s: String) {
     var line = s
     if !line.hasSuffix("\n") { line += "\n" }
-    var bytes = Array(line.utf8)
-    var off = 0
-    while off < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + off, $0.count - off) }
-        if n <= 0 { break }
-        off += n
-    }
+    try? Sys.writeAll(2, Array(line.utf8))
 }

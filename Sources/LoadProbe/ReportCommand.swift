@@ -1,3 +1,4 @@
+import SystemLayer
 import ArgumentParser
 import Report
 import LoaderModel
@@ -233,16 +234,11 @@ enum TraceFiles {
             var st = stat()
             if stat(a, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
                 job = true
-                guard let d = opendir(a) else {
-                    printError("loadprobe: \(a): cannot read the directory: \(String(cString: strerror(errno)))")
+                guard let entries = Sys.listDirectory(a) else {
+                    printError("loadprobe: \(a): cannot read the directory: \(Sys.describe(errno))")
                     throw ExitCode(1)
                 }
-                var names: [String] = []
-                while let e = readdir(d) {
-                    let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    if name.hasSuffix(".lpt") { names.append(name) }
-                }
-                closedir(d)
+                let names = entries.map(\.name).filter { $0.hasSuffix(".lpt") }
                 if names.isEmpty {
                     printError("loadprobe: \(a): no trace files (*.lpt) in the directory")
                     throw ExitCode(1)
@@ -282,7 +278,7 @@ enum Output {
             // Never through a symlink, never into a FIFO or a device: a regular file, made or replaced.
             fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0o644)
             if fd < 0 {
-                let why = errno == ELOOP ? "is a symbolic link (not followed)" : String(cString: strerror(errno))
+                let why = errno == ELOOP ? "is a symbolic link (not followed)" : Sys.describe(errno)
                 printError("loadprobe: \(path): cannot write: \(why)")
                 throw ExitCode(1)
             }
@@ -296,16 +292,12 @@ enum Output {
             fd = 1
         }
         defer { if path != nil { close(fd) } }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                if errno == EPIPE { throw ExitCode(0) }
-                printError("loadprobe: \(path ?? "stdout"): write failed: \(String(cString: strerror(errno)))")
-                throw ExitCode(1)
-            }
-            off += n
+        do throws(SystemError) {
+            try Sys.writeAll(fd, Array(bytes))
+        } catch {
+            if error.errno == EPIPE { throw ExitCode(0) }
+            printError("loadprobe: \(path ?? "stdout"): write failed: \(error)")
+            throw ExitCode(1)
         }
     }
 }

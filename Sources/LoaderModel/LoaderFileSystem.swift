@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import SystemLayer
 import Glibc
 #endif
 
@@ -105,14 +106,7 @@ public struct HostFileSystem: LoaderFileSystem {
     }
 
     public func listDirectory(_ path: String) -> Set<String>? {
-        guard let dir = opendir(path) else { return nil }
-        defer { closedir(dir) }
-        var names = Set<String>()
-        while let entry = readdir(dir) {
-            let name = entry.pointee.name
-            if name != "." && name != ".." { names.insert(name) }
-        }
-        return names
+        Sys.listDirectory(path).map { Set($0.map(\.name)) }
     }
 
     public var workingDirectory: String {
@@ -150,12 +144,5 @@ package enum LoaderPath {
         guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
-    }
-}
-
-extension dirent {
-    /// The entry's name (d_name up to its NUL).
-    package var name: String {
-        withUnsafeBytes(of: d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }

@@ -1,3 +1,4 @@
+import SystemLayer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -118,10 +119,10 @@ public enum TraceReader {
     static func readFile(_ path: String) throws(TraceWriteError) -> [UInt8] {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        if fd < 0 { throw TraceWriteError(description: String(cString: strerror(errno))) }
+        if fd < 0 { throw TraceWriteError(description: Sys.describe(errno)) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw TraceWriteError(description: String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else { throw TraceWriteError(description: Sys.describe(errno)) }
         switch st.st_mode & S_IFMT {
         case S_IFREG: break
         case S_IFDIR: throw TraceWriteError(description: "is a directory")
@@ -136,7 +137,7 @@ public enum TraceReader {
             let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, $0.count - got) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw TraceWriteError(description: String(cString: strerror(errno)))
+                throw TraceWriteError(description: Sys.describe(errno))
             }
             if n == 0 { break }
             got += n

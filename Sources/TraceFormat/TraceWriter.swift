@@ -1,3 +1,4 @@
+import SystemLayer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -274,23 +275,17 @@ public final class TraceWriter {
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {
-        bytes.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = TraceWriteError(description: "write failed: \(String(cString: strerror(errno)))")
-                    // The first event of the chunk that did not reach the file.
-                    failedAtEvent = eventsWritten - unflushedEvents
-                    // A partial chunk would end the file in the middle of a record.
-                    _ = ftruncate(fd, off_t(bytesWritten))
-                    return
-                }
-                off += n
-            }
-            bytesWritten += raw.count
+        do throws(SystemError) {
+            try Sys.writeAll(fd, bytes)
+        } catch {
+            failure = TraceWriteError(description: "write failed: \(error)")
+            // The first event of the chunk that did not reach the file.
+            failedAtEvent = eventsWritten - unflushedEvents
+            // A partial chunk would end the file in the middle of a record.
+            _ = ftruncate(fd, off_t(bytesWritten))
+            return
         }
+        bytesWritten += bytes.count
         unflushedEvents = 0
     }
 }

@@ -1,3 +1,4 @@
+import SystemLayer
 import CAudit
 import TraceFormat
 #if canImport(Glibc)
@@ -258,16 +259,7 @@ final class AuditDrain {
     }
 
     static func segmentFiles(in dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasPrefix("a-") && name.hasSuffix(".lpa") { names.append(dir + "/" + name) }
-        }
-        return names
+        (Sys.listDirectory(dir) ?? []).map(\.name).filter { $0.hasPrefix("a-") && $0.hasSuffix(".lpa") }.map { dir + "/" + $0 }
     }
 }
 

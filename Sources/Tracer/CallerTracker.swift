@@ -24,6 +24,16 @@ import Glibc
 /// initial stack pointer holds a return address into ld.so for as long as the
 /// start-up load runs; constructors run after it returned, so their dlopens
 /// are unwound.
+/// libunwind-ptrace's state for one process, freed with its last owner.
+final class Unwinder {
+    let handle: OpaquePointer
+    init?(pid: Int32) {
+        guard let h = lp_unwinder_new(pid) else { return nil }
+        handle = h
+    }
+    deinit { lp_unwinder_free(handle) }
+}
+
 struct CallerTracker {
     /// Per program image: where the loader is, and the unwinder's caches.
     struct Image {
@@ -36,7 +46,7 @@ struct CallerTracker {
         var loaderHi: UInt64 = 0
         var loaderPath = ""
         var seeded = false
-        var unwinder: OpaquePointer?
+        var unwinder: Unwinder?
 
         init() {}
         init(entry: UInt64, stack: UInt64) { self.entry = entry; self.stack = stack }
@@ -51,10 +61,6 @@ struct CallerTracker {
             return c
         }
 
-        mutating func release() {
-            if let u = unwinder { lp_unwinder_free(u) }
-            unwinder = nil
-        }
 
         /// Finds ld.so: the object mapped at the image's entry point, unless that
         /// is the program itself (a static program has no loader calls).
@@ -113,11 +119,11 @@ struct CallerTracker {
         }
         let t0 = lp_monotonic_ns()
         defer { unwinds += 1; unwindNs += lp_monotonic_ns() - t0 }
-        if image.unwinder == nil { image.unwinder = lp_unwinder_new(pid) }
+        if image.unwinder == nil { image.unwinder = Unwinder(pid: pid) }
         var found = lp_frame_found()
         var offset: UInt64 = 0
         let rc = objectBuffer.withUnsafeMutableBufferPointer { buf in
-            lp_find_caller(image.unwinder, tid, pid, image.loaderPath, Self.maxFrames, &found, buf.baseAddress, buf.count, &offset)
+            lp_find_caller(image.unwinder?.handle, tid, pid, image.loaderPath, Self.maxFrames, &found, buf.baseAddress, buf.count, &offset)
         }
         key.outside = false
         key.slot = found.slot

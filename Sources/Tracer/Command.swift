@@ -1,3 +1,4 @@
+import SystemLayer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +46,7 @@ public enum CommandLookup {
         var st = stat()
         guard stat(cPath, &st) == 0 else {
             let e = errno
-            throw LaunchError(description: "loadprobe: \(shown): \(String(cString: strerror(e)))",
+            throw LaunchError(description: "loadprobe: \(shown): \(Sys.describe(e))",
                               exitStatus: e == ENOENT || e == ENOTDIR ? 127 : 126)
         }
         if (st.st_mode & S_IFMT) == S_IFDIR {

@@ -1,3 +1,4 @@
+import SystemLayer
 import CAudit
 import TraceFormat
 #if canImport(Glibc)
@@ -44,7 +45,7 @@ public enum OutputPattern {
         var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard let name = parts.popLast(), name != ".", name != ".." else { throw fail("not a file name") }
         var dirfd = open(absolute ? "/" : ".", Int32(LP_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        guard dirfd >= 0 else { throw fail(String(cString: strerror(errno))) }
+        guard dirfd >= 0 else { throw fail(Sys.describe(errno)) }
         defer { close(dirfd) }
         var walked = absolute ? "" : "."
         for part in parts {
@@ -52,7 +53,7 @@ public enum OutputPattern {
             var next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0 && errno == ENOENT {
                 if mkdirat(dirfd, part, 0o777) != 0 && errno != EEXIST {
-                    throw RecordError("loadprobe: cannot create directory \(walked) for the trace: \(String(cString: strerror(errno)))")
+                    throw RecordError("loadprobe: cannot create directory \(walked) for the trace: \(Sys.describe(errno))")
                 }
                 next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
@@ -65,7 +66,7 @@ public enum OutputPattern {
                     next = openat(dirfd, part, Int32(LP_O_PATH) | O_DIRECTORY | O_CLOEXEC)
                 }
             }
-            guard next >= 0 else { throw fail("\(walked): \(String(cString: strerror(errno)))") }
+            guard next >= 0 else { throw fail("\(walked): \(Sys.describe(errno))") }
             close(dirfd)
             dirfd = next
         }
@@ -85,7 +86,7 @@ public enum OutputPattern {
         let fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o644)
         if fd < 0 {
             let e = errno
-            throw fail(e == ELOOP ? "it is a symbolic link (not followed)" : e == ENXIO ? "it is a FIFO, not a regular file" : String(cString: strerror(e)))
+            throw fail(e == ELOOP ? "it is a symbolic link (not followed)" : e == ENXIO ? "it is a FIFO, not a regular file" : Sys.describe(e))
         }
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)

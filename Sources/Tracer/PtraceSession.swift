@@ -1,3 +1,4 @@
+import SystemLayer
 import CAudit
 import TraceFormat
 #if canImport(Glibc)
@@ -243,7 +244,7 @@ final class PtraceSession {
         }
         try writer.write(ExitEvent(pid: state.pid, tid: tid, status: status, timeNs: now))
         if tid == rootPid { rootStatus = status }
-        if tid == state.pid, var gone = processes.removeValue(forKey: state.pid) { gone.image.release() }
+        if tid == state.pid { processes.removeValue(forKey: state.pid) }
     }
 
     private func execed(tid: Int32, former: Int32) throws {
@@ -268,7 +269,6 @@ final class PtraceSession {
         processes[tid]?.sameView = nil
         if recordCallers {
             // The new image's entry (the loader's, for a dynamic program) and initial stack.
-            processes[tid]?.image.release()
             var regs = lp_syscall_info()
             processes[tid]?.image = lp_get_syscall_info(tid, &regs) == 0 ? CallerTracker.Image(entry: regs.ip, stack: regs.sp) : CallerTracker.Image()
         }
@@ -552,7 +552,7 @@ final class PtraceSession {
                 threads[tid]?.sandbox.ownFilter = true
                 try writer.note(pid: pid, "seccomp strict mode: emulated by a filter that allows read, write, exit and rt_sigreturn (any other call kills the process)")
             } else {
-                try warn(pid: pid, "the program asked for seccomp strict mode; its emulation under loadprobe's filter failed (\(String(cString: strerror(Int32(truncatingIfNeeded: -info.rval))))), and the program got that error (record with --no-ptrace)")
+                try warn(pid: pid, "the program asked for seccomp strict mode; its emulation under loadprobe's filter failed (\(Sys.describe(Int32(truncatingIfNeeded: -info.rval)))), and the program got that error (record with --no-ptrace)")
             }
         case .ptrace(let request):
             if info.is_error != 0, info.rval == -Int64(EPERM), !ptraceNoted {

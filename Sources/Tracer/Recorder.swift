@@ -1,3 +1,4 @@
+import SystemLayer
 import CAudit
 import LoaderModel
 import TraceFormat
@@ -176,7 +177,7 @@ public enum Recorder {
                 throw RecordError("loadprobe: cannot find the audit library libloadprobe-audit.so (looked next to the loadprobe binary and in its prefix's lib/; set LOADPROBE_AUDIT_LIB); use --no-audit to record without it")
             }
             guard access(lib, R_OK) == 0 else {
-                throw RecordError("loadprobe: audit library \(lib): \(String(cString: strerror(errno)))")
+                throw RecordError("loadprobe: audit library \(lib): \(Sys.describe(errno))")
             }
             let dir = try makeAuditDir(environment: environment)
             auditLibrary = lib
@@ -223,7 +224,7 @@ public enum Recorder {
                                      stop_before_exec: stopped ? 1 : 0, cpu: plan.cpu)
         var resultFd: Int32 = -1
         let pid = lp_spawn(plan.pathBytes.map { CChar(bitPattern: $0) } + [0], argvC, envC, &spawn, &resultFd)
-        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(plan.name): \(String(cString: strerror(errno)))") }
+        guard pid > 0 else { throw RecordError("loadprobe: cannot start \(plan.name): \(Sys.describe(errno))") }
         lp_forward_signals_to(pid)
 
         var execError: Int32 = 0
@@ -235,7 +236,7 @@ public enum Recorder {
             if lp_wifstopped(st) == 0 {
                 let err = lp_spawn_exec_result(resultFd)
                 lp_forward_signals_to(0)
-                throw RecordError("loadprobe: cannot start \(plan.name): \(err != 0 ? String(cString: strerror(err)) : "the child ended before exec")")
+                throw RecordError("loadprobe: cannot start \(plan.name): \(err != 0 ? Sys.describe(err) : "the child ended before exec")")
             }
         } else {
             // lp_spawn returned after the exec (or its failure): the outcome is in the pipe.
@@ -309,7 +310,7 @@ public enum Recorder {
             _ = waitpid(pid, nil, 0)
             writer.close()
             unlink(run.traceFile)
-            throw RecordError("loadprobe: cannot trace \(plan.name): ptrace: \(String(cString: strerror(e)))\(e == EPERM ? " (ptrace is not allowed here: check /proc/sys/kernel/yama/ptrace_scope, or use --no-ptrace)" : "")")
+            throw RecordError("loadprobe: cannot trace \(plan.name): ptrace: \(Sys.describe(e))\(e == EPERM ? " (ptrace is not allowed here: check /proc/sys/kernel/yama/ptrace_scope, or use --no-ptrace)" : "")")
         }
         if plan.cpu >= 0 { _ = lp_pin_self(plan.cpu) }
         kill(pid, SIGCONT)
@@ -467,7 +468,7 @@ public enum Recorder {
     /// The program's exec failed (its errno came back through the spawn pipe):
     /// the trace says so and ends; the shell's status (127 not found, else 126).
     static func execFailed(_ err: Int32, path: String, pid: Int32, writer: TraceWriter) throws -> Never {
-        let why = "cannot execute \(path): \(String(cString: strerror(err)))"
+        let why = "cannot execute \(path): \(Sys.describe(err))"
         try writer.note(pid: pid, why)
         try writer.finish(endNs: lp_monotonic_ns())
         throw LaunchError(description: "loadprobe: \(why)", exitStatus: err == ENOENT ? 127 : 126)
@@ -484,12 +485,10 @@ public enum Recorder {
         for (k, v) in environment.sorted(by: { $0.key < $1.key }) where loaderVariables.contains(k) || k.hasPrefix("LD_") {
             try w.meta(.env, "\(k)=\(v)")
         }
-        var uts = utsname()
-        uname(&uts)
-        func field<T>(_ t: T) -> String { withUnsafeBytes(of: t) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
-        try w.meta(.host, field(uts.nodename))
-        try w.meta(.machine, field(uts.machine))
-        try w.meta(.kernel, field(uts.release))
+        let uts = Sys.uname()
+        try w.meta(.host, uts?.nodename ?? "")
+        try w.meta(.machine, uts?.machine ?? "")
+        try w.meta(.kernel, uts?.release ?? "")
         try w.meta(.libc, "glibc " + String(cString: lp_libc_version()))
         if let r = rankVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.rank, r) }
         if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.jobid, j) }
@@ -517,7 +516,7 @@ public enum Recorder {
         } else {
             let base = environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
             guard let d = make(in: base) else {
-                throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(String(cString: strerror(errno)))")
+                throw RecordError("loadprobe: cannot make a temporary directory in \(base): \(Sys.describe(errno))")
             }
             dir = d
         }

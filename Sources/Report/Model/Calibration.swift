@@ -1,3 +1,4 @@
+import SystemLayer
 import LoaderModel
 #if canImport(Glibc)
 import Glibc
@@ -111,7 +112,7 @@ public struct Calibration: Sendable {
                                concurrency: Int) throws(Failure) -> Calibration {
         let dirfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dirfd >= 0 else {
-            throw Failure(description: "\(directory): \(String(cString: strerror(errno)))")
+            throw Failure(description: "\(directory): \(Sys.describe(errno))")
         }
         defer { close(dirfd) }
         var probeDirs: [Int32] = [dirfd]
@@ -120,7 +121,7 @@ public struct Calibration: Sendable {
         if candidates.isEmpty && concurrency > 1 { candidates = subdirectories(of: directory, limit: concurrency - 1) }
         for d in candidates where probeDirs.count < max(1, concurrency) {
             let fd = Glibc.open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else { throw Failure(description: "\(d): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw Failure(description: "\(d): \(Sys.describe(errno))") }
             probeDirs.append(fd)
         }
         let threads = max(1, concurrency)
@@ -160,7 +161,7 @@ public struct Calibration: Sendable {
                 j.run()
                 return nil
             }, job.toOpaque())
-            if rc != 0 { job.release(); throw Failure(description: "cannot start a probing thread: \(String(cString: strerror(rc)))") }
+            if rc != 0 { job.release(); throw Failure(description: "cannot start a probing thread: \(Sys.describe(rc))") }
             tids.append(tid)
         }
         for t in tids { pthread_join(t, nil) }
@@ -264,14 +265,7 @@ func subdirectories(of path: String, limit: Int) -> [String] {
 /// The entries of `path` but `.` and `..` (names starting with a dot left out),
 /// with readdir's type, in name order.
 func directoryEntries(_ path: String) -> [(name: String, type: UInt8)] {
-    guard let d = opendir(path) else { return [] }
-    defer { closedir(d) }
-    var out: [(name: String, type: UInt8)] = []
-    while let e = readdir(d) {
-        let name = e.pointee.name
-        if !name.hasPrefix(".") { out.append((name, e.pointee.d_type)) }
-    }
-    return out.sorted { $0.name < $1.name }
+    (Sys.listDirectory(path) ?? []).filter { !$0.name.hasPrefix(".") }.map { ($0.name, $0.type) }.sorted { $0.name < $1.name }
 }
 
 /// The type of the file system `path` lives on, from this process's mount table.

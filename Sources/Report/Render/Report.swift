@@ -1,3 +1,4 @@
+import SystemLayer
 import LoaderModel
 #if canImport(Glibc)
 import Glibc
@@ -122,10 +123,6 @@ public struct Report: Sendable {
     }
 
     static func hostName() -> String? {
-        var u = utsname()
-        guard uname(&u) == 0 else { return nil }
-        return withUnsafeBytes(of: &u.nodename) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
+        Sys.uname()?.nodename
     }
 }
