@@ -1,3 +1,4 @@
+import Tracer
 import ArgumentParser
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,7 @@ struct LoadProbe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loadprobe",
         abstract: "Record and explain where a program's start-up time goes: every file lookup and library search.",
-        version: "0.1.0",
+        version: LoadProbeVersion.string,
         subcommands: [Record.self, ReportCommand.self, Explain.self, Diff.self, Calibrate.self],
         defaultSubcommand: Record.self
     )

@@ -91,18 +91,21 @@ struct ModelOptions: ParsableArguments {
         for d in [roundTrip, openOverhead].compactMap({ $0 }) where FileSystemProfile.parseDuration(d) == nil {
             throw ValidationError("'\(d)' is not a duration (e.g. 20us)")
         }
+        _ = try profile()
+    }
+
+    /// The file system profile with --latency applied (parsed here only).
+    func profile() throws -> FileSystemProfile {
         var p = FileSystemProfile.named(fs)!
         if let l = latency {
             do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
         }
+        return p
     }
 
     func reportOptions() throws -> ReportOptions {
         var o = ReportOptions()
-        var p = FileSystemProfile.named(fs)!
-        if let l = latency {
-            do { try p.apply(latencies: l) } catch { throw ValidationError(error.description) }
-        }
+        var p = try profile()
         if let rt = roundTrip, let v = FileSystemProfile.parseDuration(rt) { p.roundTrip = v }
         if let o = openOverhead, let v = FileSystemProfile.parseDuration(o) { p.openOverhead = v }
         if negativeCache { p.negativeCacheSeconds = max(p.negativeCacheSeconds, 30) }
@@ -187,15 +190,11 @@ struct ReportCommand: ParsableCommand {
             builder.keepTraces = format == .perfetto ? Self.perfettoTraces : 0
             builder.keepTimelines = format == .html
             for file in files { builder.add(try TraceFiles.load(file, partial: partial), partial: partial) }
-            var shape: JobShape?
-            if builder.traceCount > 1 {
-                // A job's traces: one process per trace, one node per host, unless given.
-                let p = model.procs ?? builder.traceCount
-                let hosts = max(1, builder.hosts.count)
-                let n = model.nodes ?? min(hosts, p)
-                if n > p { throw ValidationError("'--nodes' (\(n)) cannot exceed the processes (\(p))") }
-                shape = JobShape(processes: p, nodes: n)
-            }
+            let shape: JobShape?
+            do {
+                shape = try JobShape.ofJob(traces: builder.traceCount, hosts: builder.hosts.count,
+                                           processes: model.procs, nodes: model.nodes)
+            } catch { throw ValidationError(error.description) }
             let report: Report
             do { report = try builder.finish(job: shape) } catch {
                 printError("loadprobe: \(error.description)")

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LoadProbe
 
@@ -30,6 +31,25 @@ import Testing
         let fast = try #require(RecordInvocation.fastParse(args[...]), "the fast path should take \(args)")
         let slow = try #require(viaArgumentParser(args), "ArgumentParser rejects \(args)")
         #expect(fast == slow)
+    }
+
+    /// Every option `record --help` lists: an option added to Record and not
+    /// to the fast path (or parsed differently there) fails here.
+    @Test func everyRecordOptionIsOnTheFastPath() throws {
+        let help = LoadProbe.helpMessage(for: Record.self, columns: 200)
+        let names = help.split(separator: "\n").compactMap { line -> String? in
+            let t = line.drop { $0 == " " }
+            guard line.hasPrefix("  "), t.hasPrefix("-") else { return nil }
+            // "-o, --output <pattern>" or "--no-pin": the long name.
+            return t.split(separator: " ").map(String.init).first { $0.hasPrefix("--") }?
+                .trimmingCharacters(in: CharacterSet(charactersIn: ","))
+        }.filter { $0 != "--help" && $0 != "--version" }
+        #expect(names.count >= 7, "options found in the help: \(names)")
+        for name in names {
+            let args = help.contains(name + " <") ? [name, "value", "--", "prog"] : [name, "--", "prog"]
+            let fast = try #require(RecordInvocation.fastParse(args[...]), "the fast path does not take \(name)")
+            #expect(fast == viaArgumentParser(args), "\(name)")
+        }
     }
 
     static let leftToArgumentParser: [[String]] = [

@@ -10,6 +10,21 @@ public struct JobShape: Sendable, Equatable {
         self.nodes = max(1, min(nodes, max(1, processes)))
     }
     public var perNode: Int { (processes + nodes - 1) / nodes }
+
+    /// A job's shape from its traces: one process per trace and one node per
+    /// host, unless the user gave either; nil for a single trace. Nodes may not
+    /// exceed processes.
+    public static func ofJob(traces: Int, hosts: Int, processes: Int?, nodes: Int?) throws(JobShapeError) -> JobShape? {
+        guard traces > 1 else { return nil }
+        let p = processes ?? traces
+        let n = nodes ?? min(max(1, hosts), p)
+        if n > p { throw JobShapeError(description: "'--nodes' (\(n)) cannot exceed the processes (\(p))") }
+        return JobShape(processes: p, nodes: n)
+    }
+}
+
+public struct JobShapeError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 /// One scenario priced: calls, server operations, seconds for one process and for the job.
