@@ -101,6 +101,20 @@ struct ReliabilityTests {
         #expect(left.isEmpty, "left behind: \(left)")
     }
 
+    @Test("a search directory of / (LD_LIBRARY_PATH=/) is reported in every format, not a trap (found by loadprobe-fuzz)")
+    func rootSearchDirectory() throws {
+        let dir = try scratch("rel-root")
+        var env = ProcessInfo.processInfo.environment
+        env["LD_LIBRARY_PATH"] = "/"
+        let r = try run([loadprobe, "-q", "-o", dir + "/t.lpt", "--", "/bin/true"], env: env)
+        #expect(r.status == 0, "\(r.stderrText)")
+        for format in ["text", "json", "html", "perfetto"] {
+            let rep = try run([loadprobe, "report", "--format", format, dir + "/t.lpt"])
+            #expect(rep.status == 0 && rep.signal == nil, "\(format): \(rep.status) \(rep.stderrText.prefix(300))")
+        }
+        #expect(try run([loadprobe, "report", "--calls", "--scenario", "view", dir + "/t.lpt"]).status == 0)
+    }
+
     // MARK: processes
 
     @Test("loadprobe returns when the first process ends; a double-forked daemon runs on, its file calls working")

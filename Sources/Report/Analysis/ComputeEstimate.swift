@@ -84,13 +84,19 @@ public struct ComputeEstimate: Sendable {
             let afterMapping = previous.map { $0.purpose == .objectStat && $0.search >= 0 && c.search >= 0 } ?? false
             if e.entryNs > last && !withinSearch && !afterMapping {
                 let gap = e.entryNs - last
-                if gap > overhead { total += gap - overhead }
+                if gap > overhead { total = saturatingAdd(total, gap - overhead) }
             }
             last = max(last, e.completed ? e.exitNs : e.entryNs)
             previous = c
         }
-        if p.endNs > last, p.endNs - last > overhead { total += p.endNs - last - overhead }
+        if p.endNs > last, p.endNs - last > overhead { total = saturatingAdd(total, p.endNs - last - overhead) }
         seconds = Double(total) / 1e9 + Double(p.objects.count) * ComputeEstimate.mappingPerObject
         stopOverheadSeconds = Double(overhead) / 1e9
     }
+}
+
+/// a + b, or UInt64.max where that overflows (times from a damaged trace).
+@inline(__always) func saturatingAdd(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? .max : r
 }

@@ -108,7 +108,7 @@ public enum ReportHTML {
                     s += "<rect x=\"0\" y=\"4\" width=\"\(f(width))\" height=\"14\" fill=\"#9aa3b5\"><title>main not reached</title></rect>"
                 }
                 for g in p.groups {
-                    s += "<rect x=\"\(f(x(g.startNs)))\" y=\"22\" width=\"\(f(max(x(g.endNs) - x(g.startNs), 1)))\" height=\"14\" fill=\"#8e7cc3\"><title>\(esc(g.phase.name)): \(g.names.count) names, \(seconds(Double(g.endNs - g.startNs) / 1e9))\(g.caller.map { ", called from " + esc($0.label) } ?? "")</title></rect>"
+                    s += "<rect x=\"\(f(x(g.startNs)))\" y=\"22\" width=\"\(f(max(x(g.endNs) - x(g.startNs), 1)))\" height=\"14\" fill=\"#8e7cc3\"><title>\(esc(g.phase.name)): \(g.names.count) names, \(seconds(Double(g.endNs > g.startNs ? g.endNs - g.startNs : 0) / 1e9))\(g.caller.map { ", called from " + esc($0.label) } ?? "")</title></rect>"
                 }
                 // Searches, coloured by the share of their calls that failed; merged when under a pixel.
                 var lastX = -1.0
@@ -120,7 +120,7 @@ public enum ReportHTML {
                     let red = Int(80 + 175 * frac), green = Int(170 - 120 * frac)
                     s += "<rect x=\"\(f(sx))\" y=\"40\" width=\"1.5\" height=\"14\" fill=\"rgb(\(red),\(green),80)\"><title>\(esc(srch.name)): \(srch.attempts) tries, \(srch.failedCalls) failed calls\(srch.found.map { ", found \($0)" } ?? "")</title></rect>"
                 }
-                s += "<text x=\"0\" y=\"68\">0</text><text x=\"\(f(width))\" y=\"68\" text-anchor=\"end\">\(esc(seconds(Double(end - start) / 1e9)))</text></svg>"
+                s += "<text x=\"0\" y=\"68\">0</text><text x=\"\(f(width))\" y=\"68\" text-anchor=\"end\">\(esc(seconds(Double(end > start ? end - start : 0) / 1e9)))</text></svg>"
             }
         }
         s += "<div class=\"legend muted\"><span style=\"background:#5b8def\"></span>exec → main<span style=\"background:#9bc59d\"></span>main<span style=\"background:#8e7cc3\"></span>load groups<span style=\"background:rgb(255,50,80)\"></span>searches (red: mostly failed calls)</div>"

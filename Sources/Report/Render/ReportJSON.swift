@@ -157,7 +157,7 @@ public enum ReportJSON {
                              ("caller", g.caller.map { c in .object([
                                  ("object", .string(c.object)), ("offset", .string("0x" + String(c.offset, radix: 16))),
                                  ("symbol", c.symbol.map { .string($0) } ?? .null)]) } ?? .null),
-                             ("seconds", num(Double(g.endNs - g.startNs) / 1e9))])
+                             ("seconds", num(Double(g.endNs > g.startNs ? g.endNs - g.startNs : 0) / 1e9))])
                 })),
             ]))
         }
