@@ -48,7 +48,9 @@ public let productsDir: String = {
     return dir.path
 }()
 
-public var loadprobe: String { productsDir + "/loadprobe" }
+/// The loadprobe under test: the built one, or LOADPROBE_TEST_BINARY (an
+/// installed copy, or an older build to show a test fails without a fix).
+public var loadprobe: String { ProcessInfo.processInfo.environment["LOADPROBE_TEST_BINARY"] ?? productsDir + "/loadprobe" }
 
 /// A fresh scratch directory for one test.
 public func scratch(_ name: String) throws -> String {
