@@ -129,15 +129,24 @@ struct FuzzTests {
 
     @Test("mutated ld.so.cache files never crash the parser or a lookup", .timeLimit(.minutes(30)))
     func mutateCache() throws {
-        guard let seed = HostFileSystem().readBytes("/etc/ld.so.cache") else { return }
+        let seed = try #require(HostFileSystem().readBytes("/etc/ld.so.cache"), "no /etc/ld.so.cache to mutate")
         var random = Random(state: Self.seed ^ 0xCAC4E)
         let profile = GlibcProfile.debianX86_64(version: GlibcVersion(2, 36))
+        // The unmutated cache parses and finds libc: the fuzzer starts from a good input.
+        let original = try LDSOCache(bytes: seed)
+        #expect(original.lookup("libc.so.6", profile: profile) != nil)
+        var parsed = 0, refused = 0
         for _ in 0..<Self.iterations {
             let mutant = Self.mutate(seed, &random)
             if let cache = try? LDSOCache(bytes: mutant) {
+                parsed += 1
                 _ = cache.lookup("libc.so.6", profile: profile)
                 _ = cache.lookup("libz.so.1", profile: profile)
+            } else {
+                refused += 1
             }
         }
+        // Both kinds of mutant were seen (else the mutator or the parser is not doing its work).
+        #expect(parsed > 0 && refused > 0, "parsed \(parsed), refused \(refused)")
     }
 }

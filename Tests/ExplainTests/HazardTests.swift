@@ -307,7 +307,7 @@ struct HazardTests {
         // Rewrite one required version name in the file: GLIBC_2.34 → GLIBC_2.99 (same length).
         var bytes = try Data(contentsOf: URL(fileURLWithPath: f.path("prog")))
         let from = Data("GLIBC_2.34".utf8), to = Data("GLIBC_2.99".utf8)
-        guard let range = bytes.range(of: from) else { return }
+        let range = try #require(bytes.range(of: from), "the program asks for no GLIBC_2.34 symbol version")
         bytes.replaceSubrange(range, with: to)
         try bytes.write(to: URL(fileURLWithPath: f.path("prog-new")))
         let newer = try explain(f.path("prog-new"), directory: f.root)

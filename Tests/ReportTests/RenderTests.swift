@@ -61,7 +61,7 @@ struct RenderTests {
     }
 
     @Test("html: one self-contained file; headless Chromium renders its charts",
-          .enabled(if: commandExists("chromium"), "Debian's chromium package is not installed"),
+          .enabled(if: Needs.command("chromium"), "Debian's chromium package is not installed (scripts/setup installs it)"),
           .timeLimit(.minutes(3)))
     func htmlInChromium() throws {
         let f = try RPathFixture.get()

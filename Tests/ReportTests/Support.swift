@@ -21,6 +21,4 @@ func json(_ r: Run) throws -> [String: Any] {
     return obj
 }
 
-func commandExists(_ name: String) -> Bool {
-    ["/usr/bin/", "/bin/", "/usr/local/bin/"].contains { FileManager.default.isExecutableFile(atPath: $0 + name) }
-}
+

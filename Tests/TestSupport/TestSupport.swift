@@ -74,3 +74,18 @@ public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
 }
+
+/// What a test needs from the machine, for `.enabled(if:)`: a test whose need
+/// is missing shows as skipped with the reason; on CI (CI set, as .ci/run
+/// does) every need counts as met, so the test runs and fails instead.
+public enum Needs {
+    public static var ci: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
+    /// An executable file at this path.
+    public static func file(_ path: String) -> Bool { ci || FileManager.default.isExecutableFile(atPath: path) }
+    /// A command on PATH.
+    public static func command(_ name: String) -> Bool {
+        ci || (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
+    }
+    public static var root: Bool { ci || geteuid() == 0 }
+}
