@@ -57,11 +57,11 @@ let package = Package(
         ),
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
         // Structure-aware fuzzing of the trace and ELF readers (docs/fuzzing.md).
-        .executableTarget(name: "loadprobe-fuzz", dependencies: ["TraceFormat", "Report", "LoaderModel"], path: "fuzz"),
+        .executableTarget(name: "loadprobe-fuzz", dependencies: ["TraceFormat", "Report", "LoaderModel", "TestSupport"], path: "fuzz"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "LoaderModel", "TraceFormat", "TestSupport"]),
-        .testTarget(name: "ExplainTests", dependencies: ["Report", "LoaderModel"]),
+        .testTarget(name: "ExplainTests", dependencies: ["Report", "LoaderModel", "TestSupport"]),
         .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "LoaderModel", "TraceFormat", "TestSupport"]),
     ],

@@ -5,19 +5,13 @@
 import Foundation
 import LoaderModel
 import Report
+import TestSupport
 import TraceFormat
 
-/// SplitMix64: the whole input follows from the seed.
-struct Random {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
+/// The whole input follows from the seed.
+typealias Random = SplitMix64
+
+extension SplitMix64 {
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
     mutating func pick<T>(_ a: [T]) -> T { a[below(a.count)] }
 

@@ -64,32 +64,31 @@ public enum LoaderHeaderCheck {
             src.d_version = UInt32(EV_CURRENT)
             let encoding = UInt32(header[5])
             if fileClass == .elf64 {
-                guard raw.count >= MemoryLayout<Elf64_Ehdr>.size else { return nil }
-                src.d_size = MemoryLayout<Elf64_Ehdr>.size
-                var ehdr = Elf64_Ehdr()
-                return withUnsafeMutableBytes(of: &ehdr) { out -> Fields? in
-                    var dst = Elf_Data()
-                    dst.d_buf = out.baseAddress
-                    dst.d_size = out.count
-                    dst.d_version = UInt32(EV_CURRENT)
-                    guard elf64_xlatetom(&dst, &src, encoding) != nil else { return nil }
-                    let e = out.load(as: Elf64_Ehdr.self)
-                    return Fields(type: e.e_type, machine: e.e_machine, version: e.e_version, phentsize: e.e_phentsize)
+                return translate(&src, raw.count, Elf64_Ehdr(), encoding, elf64_xlatetom) {
+                    Fields(type: $0.e_type, machine: $0.e_machine, version: $0.e_version, phentsize: $0.e_phentsize)
                 }
             } else {
-                guard raw.count >= MemoryLayout<Elf32_Ehdr>.size else { return nil }
-                src.d_size = MemoryLayout<Elf32_Ehdr>.size
-                var ehdr = Elf32_Ehdr()
-                return withUnsafeMutableBytes(of: &ehdr) { out -> Fields? in
-                    var dst = Elf_Data()
-                    dst.d_buf = out.baseAddress
-                    dst.d_size = out.count
-                    dst.d_version = UInt32(EV_CURRENT)
-                    guard elf32_xlatetom(&dst, &src, encoding) != nil else { return nil }
-                    let e = out.load(as: Elf32_Ehdr.self)
-                    return Fields(type: e.e_type, machine: e.e_machine, version: e.e_version, phentsize: e.e_phentsize)
+                return translate(&src, raw.count, Elf32_Ehdr(), encoding, elf32_xlatetom) {
+                    Fields(type: $0.e_type, machine: $0.e_machine, version: $0.e_version, phentsize: $0.e_phentsize)
                 }
             }
+        }
+    }
+
+    /// One class's header through its libelf translator into `H`, then the fields.
+    private static func translate<H>(_ src: inout Elf_Data, _ available: Int, _ empty: H, _ encoding: UInt32,
+                                     _ xlate: (UnsafeMutablePointer<Elf_Data>?, UnsafePointer<Elf_Data>?, UInt32) -> UnsafeMutablePointer<Elf_Data>?,
+                                     _ fields: (H) -> Fields) -> Fields? {
+        guard available >= MemoryLayout<H>.size else { return nil }
+        src.d_size = MemoryLayout<H>.size
+        var header = empty
+        return withUnsafeMutableBytes(of: &header) { out -> Fields? in
+            var dst = Elf_Data()
+            dst.d_buf = out.baseAddress
+            dst.d_size = out.count
+            dst.d_version = UInt32(EV_CURRENT)
+            guard xlate(&dst, &src, encoding) != nil else { return nil }
+            return fields(out.load(as: H.self))
         }
     }
 }

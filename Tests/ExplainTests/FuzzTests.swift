@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Report
 @testable import LoaderModel
 
@@ -13,18 +14,8 @@ import Testing
 /// well under a second: a slow one is reported as a hang.
 @Suite("fuzzing the ELF reading")
 struct FuzzTests {
-    /// SplitMix64: reproducible from the seed printed on failure.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    }
+    /// Reproducible from the seed printed on failure.
+    typealias Random = SplitMix64
 
     static let interesting: [UInt64] = [0, 1, 2, 0x7f, 0x80, 0xff, 0xffff, 0x7fff_ffff, 0xffff_ffff,
                                         0x8000_0000_0000_0000, UInt64.max, 64, 56, 0x1000]

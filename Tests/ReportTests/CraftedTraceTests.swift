@@ -23,6 +23,16 @@ struct CraftedTraceTests {
         }
     }
 
+    /// One process, started and ended: the smallest complete trace.
+    func minimalTrace(in dir: String) throws -> String {
+        var b = Builder()
+        b.payload.append(0x30); b.u(5); b.s(0); b.u(1); b.payload.append(0); b.s(1_000)
+        b.payload.append(0x7f); b.s(2_000)
+        let trace = dir + "/t.lpt"
+        try b.file().write(to: URL(fileURLWithPath: trace))
+        return trace
+    }
+
     func statusOK(_ r: Run, _ what: String) {
         // 0 (reported) or 1 (refused, one line); never a signal (128+N) or a stack dump.
         #expect(r.status == 0 || (r.status == 1 && r.stderrText.split(separator: "\n").count == 1), "\(what): \(r.status) \(r.stderrText)")
@@ -72,11 +82,7 @@ struct CraftedTraceTests {
     @Test("out-of-range model options: one line naming the option, status 64")
     func options() throws {
         let dir = try scratch("crafted-options")
-        var b = Builder()
-        b.payload.append(0x30); b.u(5); b.s(0); b.u(1); b.payload.append(0); b.s(1_000)
-        b.payload.append(0x7f); b.s(2_000)
-        let trace = dir + "/t.lpt"
-        try b.file().write(to: URL(fileURLWithPath: trace))
+        let trace = try minimalTrace(in: dir)
         for (args, names) in [(["--procs", "9223372036854775807"], "--procs"), (["--extra-data", "inf"], "--extra-data"),
                               (["--extra-data", "1e300"], "--extra-data"), (["--server-ops", "inf"], "--server-ops"),
                               (["--server-ops", "nan"], "--server-ops"), (["--compute", "nan"], "--compute"),
@@ -107,11 +113,7 @@ struct CraftedTraceTests {
     @Test("report -o and diff -o: a planted symlink is not followed, a FIFO is not opened; a regular file is replaced", .timeLimit(.minutes(1)))
     func outputFiles() throws {
         let dir = try scratch("crafted-output")
-        var b = Builder()
-        b.payload.append(0x30); b.u(5); b.s(0); b.u(1); b.payload.append(0); b.s(1_000)
-        b.payload.append(0x7f); b.s(2_000)
-        let trace = dir + "/t.lpt"
-        try b.file().write(to: URL(fileURLWithPath: trace))
+        let trace = try minimalTrace(in: dir)
         let victim = dir + "/victim"
         try write("keep me\n", to: victim)
         try FileManager.default.createSymbolicLink(atPath: dir + "/out", withDestinationPath: victim)
