@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Report
 @testable import LoaderModel
 
@@ -130,16 +131,13 @@ func straceCounts(_ argv: [String], environment: [String: String]) throws -> Str
     guard result.status == 0 || result.status == 1 || result.status == 127 else {
         throw FixtureError(description: "strace \(argv) exited \(result.status): \(result.stderr)")
     }
-    let text = try String(contentsOfFile: log, encoding: .utf8)
     var openat = 0, stat = 0
     var lines: [String] = []
-    for line in text.split(separator: "\n") {
-        var call = Substring(line)
-        if let first = call.first, first.isNumber { call = call.drop { $0.isNumber }.drop { $0 == " " } }
-        let name = call.prefix { $0 != "(" }
-        switch name {
-        case "openat", "open": openat += 1; lines.append(String(call))
-        case "stat", "newfstatat", "fstat", "lstat", "statx": stat += 1; lines.append(String(call))
+    // Each call once: at its first line (a "resumed" line continues one).
+    for line in Strace.parse(try String(contentsOfFile: log, encoding: .utf8)) where !line.resumed {
+        switch line.name {
+        case "openat", "open": openat += 1; lines.append(String(line.text))
+        case "stat", "newfstatat", "fstat", "lstat", "statx": stat += 1; lines.append(String(line.text))
         default: break
         }
     }

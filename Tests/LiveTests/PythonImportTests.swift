@@ -27,21 +27,12 @@ struct PythonImportTests {
                         env: env, cwd: "/")
         guard r.status == 0 else { throw TestFailure("strace run failed: \(r.stderrText)") }
         var calls: [Call] = []
-        for line in try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n") {
-            var l = Substring(line)
-            if let sp = l.firstIndex(of: " "), l[..<sp].allSatisfy(\.isNumber) { l = l[sp...].drop { $0 == " " } }
-            guard !l.hasPrefix("<...") && !l.hasSuffix("<unfinished ...>"), let paren = l.firstIndex(of: "(") else { continue }
-            let name = String(l[..<paren])
-            guard tracedCallNames.contains(name), let q1 = l.firstIndex(of: "\"") else { continue }
-            let rest = l[l.index(after: q1)...]
-            guard let q2 = rest.firstIndex(of: "\""), let eq = l.range(of: ") = ", options: .backwards) else { continue }
-            var path = String(rest[..<q2])
-            if path.isEmpty, let lt = l[l.index(after: paren)...].firstIndex(of: "<"), lt < q1,
-               let gt = l[lt...].firstIndex(of: ">") {
-                path = String(l[l.index(after: lt)..<gt]) // "3</dir/file>, \"\""
-            }
+        for line in Strace.parse(try String(contentsOfFile: out, encoding: .utf8))
+        where !line.resumed && !line.unfinished && tracedCallNames.contains(line.name) && line.result != nil {
+            guard var path = line.path else { continue }
+            if path.isEmpty, let file = line.descriptorPath { path = file } // "3</dir/file>, \"\""
             guard path.hasPrefix(root + "/") else { continue }
-            calls.append(Call(call: name, path: path, failed: l[eq.upperBound...].hasPrefix("-1")))
+            calls.append(Call(call: line.name, path: path, failed: line.failed))
         }
         return calls
     }

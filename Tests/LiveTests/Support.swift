@@ -21,34 +21,13 @@ func straceCounts(_ argv: [String], env: [String: String]? = nil, cwd: String? =
     let out = try scratch("strace") + "/strace.txt"
     let r = try run(["strace", "-f", "-qq", "-e", "trace=" + tracedCallNames.joined(separator: ","), "-o", out] + argv,
                     env: env, cwd: cwd)
-    let text = try String(contentsOfFile: out, encoding: .utf8)
     var c = CallCounts()
     let names = Set(tracedCallNames)
-    for raw in text.split(separator: "\n") {
-        var line = Substring(raw)
-        // "1234  openat(...) = 3" with -f and -o: pid first.
-        if let sp = line.firstIndex(where: { $0 == " " }), line[..<sp].allSatisfy(\.isNumber) {
-            line = line[sp...].drop { $0 == " " }
-        }
-        if line.hasPrefix("+++") || line.hasPrefix("---") { continue }
-        let name: Substring
-        if line.hasPrefix("<... ") {
-            // "<... openat resumed>..." completes an unfinished call
-            let rest = line.dropFirst(5)
-            name = rest.prefix { $0 != " " }
-        } else {
-            name = line.prefix { $0 != "(" }
-            if line.hasSuffix("<unfinished ...>") { continue }
-        }
-        guard names.contains(String(name)) else { continue }
-        guard let eq = line.range(of: ") = ", options: .backwards) ?? line.range(of: " = ", options: .backwards) else { continue }
-        let result = line[eq.upperBound...]
-        if result.hasPrefix("?") { // the process ended inside the call
-            c.counts[String(name), default: (0, 0)].calls += 1
-            continue
-        }
-        c.counts[String(name), default: (0, 0)].calls += 1
-        if result.hasPrefix("-1 ") { c.counts[String(name), default: (0, 0)].failed += 1 }
+    // An unfinished call is counted at its "resumed" line, which has the result.
+    for line in Strace.parse(try String(contentsOfFile: out, encoding: .utf8)) where !line.unfinished && names.contains(line.name) {
+        guard line.result != nil else { continue }
+        c.counts[line.name, default: (0, 0)].calls += 1
+        if line.failed { c.counts[line.name, default: (0, 0)].failed += 1 }
     }
     return (c, r)
 }

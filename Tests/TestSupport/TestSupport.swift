@@ -104,3 +104,53 @@ public struct SplitMix64: Sendable {
     /// 0 ..< n (0 when n ≤ 0).
     public mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
 }
+
+/// One line of `strace -f -o FILE` output: the independent count the live
+/// tests compare loadprobe with. One parser for every test target.
+public struct StraceLine: Sendable {
+    /// The line without its leading pid.
+    public var text: Substring
+    /// The system call's name ("openat"), also for a "<... openat resumed>" line.
+    public var name: String
+    /// The first quoted argument (the path), when there is one.
+    public var path: String?
+    /// With -y: the file a descriptor argument before the path names ("3</dir/file>").
+    public var descriptorPath: String?
+    /// What follows ") = ", when the line has a result.
+    public var result: Substring?
+    /// The call was cut by another task's line ("<unfinished ...>"): its result comes in a "resumed" line.
+    public var unfinished: Bool
+    public var resumed: Bool
+    /// The result is -1 (an errno follows).
+    public var failed: Bool { result?.hasPrefix("-1") ?? false }
+    /// The task ended inside the call ("= ?").
+    public var endedInside: Bool { result?.hasPrefix("?") ?? false }
+}
+
+public enum Strace {
+    /// Parses a whole `-o` file; exit and signal lines ("+++", "---") are left out.
+    public static func parse(_ text: String) -> [StraceLine] {
+        var out: [StraceLine] = []
+        for raw in text.split(separator: "\n") {
+            var line = Substring(raw)
+            if let sp = line.firstIndex(of: " "), line[..<sp].allSatisfy(\.isNumber) { line = line[sp...].drop { $0 == " " } }
+            if line.hasPrefix("+++") || line.hasPrefix("---") { continue }
+            let resumed = line.hasPrefix("<... ")
+            let unfinished = line.hasSuffix("<unfinished ...>")
+            let name = resumed ? String(line.dropFirst(5).prefix { $0 != " " }) : String(line.prefix { $0 != "(" })
+            var path: String? = nil
+            var descriptorPath: String? = nil
+            if let paren = line.firstIndex(of: "("), let q1 = line[paren...].firstIndex(of: "\"") {
+                let rest = line[line.index(after: q1)...]
+                if let q2 = rest.firstIndex(of: "\"") { path = String(rest[..<q2]) }
+                if let lt = line[line.index(after: paren)...].firstIndex(of: "<"), lt < q1, let gt = line[lt...].firstIndex(of: ">") {
+                    descriptorPath = String(line[line.index(after: lt)..<gt])
+                }
+            }
+            let eq = line.range(of: ") = ", options: .backwards) ?? (resumed ? line.range(of: " = ", options: .backwards) : nil)
+            out.append(StraceLine(text: line, name: name, path: path, descriptorPath: descriptorPath,
+                                  result: eq.map { line[$0.upperBound...] }, unfinished: unfinished, resumed: resumed))
+        }
+        return out
+    }
+}
