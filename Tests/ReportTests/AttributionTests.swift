@@ -62,11 +62,16 @@ struct AttributionTests {
         try #require(a.processes.first { $0.pid == pid }, "no process \(pid) in \(a.processes.map(\.pid))")
     }
 
-    /// The start-up, main, then a dlopen of one library.
-    func startupThenDlopen(_ s: Sequence, pid: Int32) throws {
+    /// A process, its exec, and one library found on the second RUNPATH candidate.
+    func startup(_ s: Sequence, pid: Int32) throws {
         try s.process(pid)
         try s.exec(pid, "/app/bin/app")
         try s.load(pid, "liba.so", miss: "/d1", hit: "/d2")
+    }
+
+    /// The start-up, main, then a dlopen of one library.
+    func startupThenDlopen(_ s: Sequence, pid: Int32) throws {
+        try startup(s, pid: pid)
         try s.audit(pid, .activity, 0) // consistent: the start-up load is done
         try s.audit(pid, .preinit, 0)
         try s.audit(pid, .objsearch, 0x01, "libplug.so")
@@ -119,9 +124,7 @@ struct AttributionTests {
     @Test("a constructor's dlopen (after the start-up load, before main) is a group of its own, then the start-up resumes")
     func constructorDlopen() throws {
         let s = try Sequence()
-        try s.process(12)
-        try s.exec(12, "/app/bin/app")
-        try s.load(12, "liba.so", miss: "/d1", hit: "/d2")
+        try startup(s, pid: 12)
         try s.audit(12, .activity, 0)          // start-up load done
         try s.audit(12, .objsearch, 0x01, "libctor.so")
         try s.audit(12, .activity, 1)
@@ -178,9 +181,7 @@ struct AttributionTests {
     @Test("a process killed before main: its signal, no main, its start-up calls kept")
     func killedBeforeMain() throws {
         let s = try Sequence()
-        try s.process(16)
-        try s.exec(16, "/app/bin/app")
-        try s.load(16, "liba.so", miss: "/d1", hit: "/d2")
+        try startup(s, pid: 16)
         try s.exit(16, status: 9) // killed by SIGKILL
         let p = try process(try s.analysis(), 16)
         #expect(p.signal == 9 && p.mainNs == nil, "signal \(String(describing: p.signal))")
