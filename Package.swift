@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "LoaderModel", "TraceFormat", "TestSupport"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report", "LoaderModel", "TestSupport"]),
-        .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"]),
+        .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"], exclude: ["help"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "LoaderModel", "TraceFormat", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
