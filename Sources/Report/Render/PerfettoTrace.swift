@@ -13,118 +13,165 @@ public enum PerfettoTrace {
 
     /// `leftOut`: traces of the job not drawn (a job keeps only its first traces' calls in memory).
     public static func render(_ analyses: [TraceAnalysis], leftOut: Int = 0) -> String {
+        var w = Writer(analyses: analyses)
         let note = leftOut > 0 ? ",\"leftOut\":\"the first \(analyses.count) traces of the job are drawn; \(leftOut) more are left out\"" : ""
-        var out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"loadprobe report --format perfetto\"\(note)},\"traceEvents\":[\n"
-        var first = true
-        func emit(_ s: String) {
+        w.out = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"generator\":\"loadprobe report --format perfetto\"\(note)},\"traceEvents\":[\n"
+        for (ti, a) in analyses.enumerated() {
+            for p in a.processes { w.process(p, of: a, index: ti) }
+        }
+        w.out += "\n]}"
+        return w.out
+    }
+
+    /// The events of one process, layer by layer: its phases, its load
+    /// groups (clamped into their phase), its searches (clamped into their
+    /// group), its calls (clamped into their search, group or phase).
+    struct Writer {
+        let analyses: [TraceAnalysis]
+        /// The earliest start: times are microseconds from it.
+        let t0: UInt64
+        var out = ""
+        private var first = true
+
+        init(analyses: [TraceAnalysis]) {
+            self.analyses = analyses
+            var t0 = UInt64.max
+            for a in analyses { for p in a.processes { t0 = min(t0, p.startNs) } }
+            self.t0 = t0 == .max ? 0 : t0
+        }
+
+        mutating func emit(_ s: String) {
             if !first { out += ",\n" }
             first = false
             out += s
         }
-        var t0 = UInt64.max
-        for a in analyses { for p in a.processes { t0 = min(t0, p.startNs) } }
-        if t0 == .max { t0 = 0 }
+
         func us(_ ns: UInt64) -> String {
             let d = ns >= t0 ? ns - t0 : 0
             return String(d / 1000) + "." + pad3(d % 1000)
         }
+
         func dur(_ a: UInt64, _ b: UInt64) -> String {
             let d = b > a ? b - a : 0
             return String(d / 1000) + "." + pad3(d % 1000)
         }
-        for (ti, a) in analyses.enumerated() {
-            let withCalls = a.allCalls <= callLimit
-            for p in a.processes {
-                let pid = analyses.count == 1 ? Int(p.pid) : ti * 1_000_000 + Int(p.pid)
-                let tid = pid
-                var pname = p.label
-                if analyses.count > 1 { pname += " — " + SearchDirectory.basename(a.file) }
-                emit("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"name\":\(q(pname))}}")
-                emit("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"name\":\"loader and main thread\"}}")
-                // Phase slices.
-                let end = max(p.endNs, p.startNs)
-                let mainAt = p.mainNs.map { min(max($0, p.startNs), end) }
-                var phases: [(String, UInt64, UInt64)] = []
-                if let m = mainAt {
-                    phases.append(("start-up (exec → main)", p.startNs, m))
-                    phases.append(("main", m, end))
+
+        /// A complete ("X") slice on the process's main track.
+        mutating func slice(_ name: String, _ cat: String, _ s: UInt64, _ e: UInt64, pid: Int, tid: Int, args: String? = nil) {
+            emit("{\"name\":\(q(name)),\"cat\":\"\(cat)\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, e)),\"pid\":\(pid),\"tid\":\(tid)" + (args.map { ",\"args\":" + $0 } ?? "") + "}")
+        }
+
+        mutating func process(_ p: ProcessAnalysis, of a: TraceAnalysis, index ti: Int) {
+            let pid = analyses.count == 1 ? Int(p.pid) : ti * 1_000_000 + Int(p.pid)
+            var pname = p.label
+            if analyses.count > 1 { pname += " — " + SearchDirectory.basename(a.file) }
+            emit("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(pid),\"args\":{\"name\":\(q(pname))}}")
+            emit("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(pid),\"args\":{\"name\":\"loader and main thread\"}}")
+            let phases = self.phases(p, pid: pid)
+            let groups = self.groups(p, phases: phases, pid: pid)
+            let searches = self.searches(p, phases: phases, groups: groups, pid: pid)
+            if a.allCalls <= callLimit { calls(p, of: a, phases: phases, groups: groups, searches: searches, pid: pid) }
+        }
+
+        /// Start-up (exec → main) and main, or one slice when main was not reached.
+        mutating func phases(_ p: ProcessAnalysis, pid: Int) -> Bounds {
+            let end = max(p.endNs, p.startNs)
+            var phases: [(String, UInt64, UInt64)] = []
+            if let m = p.mainNs.map({ min(max($0, p.startNs), end) }) {
+                phases.append(("start-up (exec → main)", p.startNs, m))
+                phases.append(("main", m, end))
+            } else {
+                phases.append((p.forkedWithoutExec ? "forked process" : "start-up (main not reached)", p.startNs, end))
+            }
+            for (name, s, e) in phases { slice(name, "phase", s, e, pid: pid, tid: pid) }
+            return Bounds(spans: phases.map { ($0.1, $0.2) })
+        }
+
+        /// Load groups, clamped into their phase and not overlapping each other.
+        mutating func groups(_ p: ProcessAnalysis, phases: Bounds, pid: Int) -> Bounds {
+            var spans: [(UInt64, UInt64)] = []
+            var lastEnd: UInt64 = 0
+            for g in p.groups {
+                let (ps, pe) = phases.phase(g.startNs)
+                let s = max(g.startNs, ps, lastEnd)
+                let e = min(max(g.endNs, s), pe)
+                spans.append((s, e))
+                lastEnd = e
+                let name = g.phase == .startup ? "load: start-up (\(g.names.count) names)" : "\(g.phase.name): \(g.names.first ?? "?")"
+                let caller = g.caller.map { ",\"caller\":\(q($0.label)),\"callerObject\":\(q($0.object))" } ?? ""
+                slice(name, "load-group", s, e, pid: pid, tid: pid, args: "{\"names\":\(g.names.count)\(caller)}")
+            }
+            return Bounds(spans: spans)
+        }
+
+        /// Search spans: from la_objsearch(ORIG) to the end of its last call, within their group.
+        mutating func searches(_ p: ProcessAnalysis, phases: Bounds, groups: Bounds, pid: Int) -> [(UInt64, UInt64)?] {
+            var spans = [(UInt64, UInt64)](repeating: (0, 0), count: p.searches.count)
+            for (i, s) in p.searches.enumerated() { spans[i] = (s.timeNs, s.timeNs) }
+            for c in p.calls where c.search >= 0 && c.event.tid == p.pid {
+                let i = Int(c.search)
+                spans[i].1 = max(spans[i].1, c.event.completed ? c.event.exitNs : c.event.entryNs)
+            }
+            var bounds = [(UInt64, UInt64)?](repeating: nil, count: p.searches.count)
+            for (i, s) in p.searches.enumerated() {
+                let (gs, ge) = groups.group(spans[i].0) ?? phases.phase(spans[i].0)
+                let next = i + 1 < spans.count ? spans[i + 1].0 : ge
+                let start = max(spans[i].0, gs)
+                let stop = min(max(spans[i].1, start), ge, max(next, start))
+                bounds[i] = (start, stop)
+                let args = "{\"attempts\":\(s.attempts),\"failedCalls\":\(s.failedCalls),\"found\":\(q(s.found ?? "")),\"origin\":\(q(s.foundOrigin?.rawValue ?? ""))}"
+                slice("search " + s.name, "search", start, stop, pid: pid, tid: pid, args: args)
+            }
+            return bounds
+        }
+
+        /// Each call, clamped into its search, else its group, else its phase;
+        /// calls of other threads on tracks of their own.
+        mutating func calls(_ p: ProcessAnalysis, of a: TraceAnalysis, phases: Bounds, groups: Bounds,
+                            searches: [(UInt64, UInt64)?], pid: Int) {
+            var otherThreads = Set<Int32>()
+            for c in p.calls {
+                let e = c.event
+                let name = e.call.name + " " + a.trace.string((e.resolved ?? e.path).base)
+                let args = "{\"path\":\(q(a.trace.path(e.resolved ?? e.path))),\"result\":\(e.result),\"purpose\":\(q(c.purpose.rawValue))}"
+                let cat = e.failed ? "call,failed" : "call"
+                if e.tid != p.pid {
+                    let t = pid + Int(e.tid) - Int(p.pid)
+                    if otherThreads.insert(e.tid).inserted {
+                        emit("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t),\"args\":{\"name\":\(q("thread \(e.tid)"))}}")
+                    }
+                    slice(name, cat, e.entryNs, e.exitNs, pid: pid, tid: t, args: args)
+                    continue
+                }
+                let parent: (UInt64, UInt64)
+                if c.search >= 0, let b = searches[Int(c.search)] {
+                    parent = b
+                } else if let g = groups.group(e.entryNs) {
+                    // A call of no search inside a search's time: nest it there.
+                    parent = containing(e.entryNs, searches) ?? g
                 } else {
-                    phases.append((p.forkedWithoutExec ? "forked process" : "start-up (main not reached)", p.startNs, end))
+                    parent = phases.phase(e.entryNs)
                 }
-                for (name, s, e) in phases {
-                    emit("{\"name\":\(q(name)),\"cat\":\"phase\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, e)),\"pid\":\(pid),\"tid\":\(tid)}")
-                }
-                func phaseBounds(_ t: UInt64) -> (UInt64, UInt64) {
-                    for (_, s, e) in phases where t >= s && t < e { return (s, e) }
-                    return (phases.last!.1, phases.last!.2)
-                }
-                // Load groups, clamped into their phase and not overlapping each other.
-                var groups: [(LoadGroup, UInt64, UInt64)] = []
-                var lastEnd: UInt64 = 0
-                for g in p.groups {
-                    let (ps, pe) = phaseBounds(g.startNs)
-                    let s = max(g.startNs, ps, lastEnd)
-                    let e = min(max(g.endNs, s), pe)
-                    groups.append((g, s, e))
-                    lastEnd = e
-                    let name = g.phase == .startup ? "load: start-up (\(g.names.count) names)" : "\(g.phase.name): \(g.names.first ?? "?")"
-                    let caller = g.caller.map { ",\"caller\":\(q($0.label)),\"callerObject\":\(q($0.object))" } ?? ""
-                    emit("{\"name\":\(q(name)),\"cat\":\"load-group\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, e)),\"pid\":\(pid),\"tid\":\(tid),\"args\":{\"names\":\(g.names.count)\(caller)}}")
-                }
-                func groupBounds(_ t: UInt64) -> (UInt64, UInt64)? {
-                    for (_, s, e) in groups where t >= s && t <= e { return (s, e) }
-                    return nil
-                }
-                // Search spans: from la_objsearch(ORIG) to the end of its last call.
-                var spans = [(UInt64, UInt64)](repeating: (0, 0), count: p.searches.count)
-                for (i, s) in p.searches.enumerated() { spans[i] = (s.timeNs, s.timeNs) }
-                for c in p.calls where c.search >= 0 && c.event.tid == p.pid {
-                    let i = Int(c.search)
-                    spans[i].1 = max(spans[i].1, c.event.completed ? c.event.exitNs : c.event.entryNs)
-                }
-                var searchBounds = [(UInt64, UInt64)?](repeating: nil, count: p.searches.count)
-                for (i, s) in p.searches.enumerated() {
-                    guard let (gs, ge) = groupBounds(spans[i].0) ?? Optional(phaseBounds(spans[i].0)) else { continue }
-                    let next = i + 1 < spans.count ? spans[i + 1].0 : ge
-                    let start = max(spans[i].0, gs)
-                    let stop = min(max(spans[i].1, start), ge, max(next, start))
-                    searchBounds[i] = (start, stop)
-                    let args = "{\"attempts\":\(s.attempts),\"failedCalls\":\(s.failedCalls),\"found\":\(q(s.found ?? "")),\"origin\":\(q(s.foundOrigin?.rawValue ?? ""))}"
-                    emit("{\"name\":\(q("search " + s.name)),\"cat\":\"search\",\"ph\":\"X\",\"ts\":\(us(start)),\"dur\":\(dur(start, stop)),\"pid\":\(pid),\"tid\":\(tid),\"args\":\(args)}")
-                }
-                guard withCalls else { continue }
-                var otherThreads = Set<Int32>()
-                for c in p.calls {
-                    let e = c.event
-                    let name = e.call.name + " " + a.trace.string((e.resolved ?? e.path).base)
-                    let args = "{\"path\":\(q(a.trace.path(e.resolved ?? e.path))),\"result\":\(e.result),\"purpose\":\(q(c.purpose.rawValue))}"
-                    let cat = e.failed ? "call,failed" : "call"
-                    if e.tid != p.pid {
-                        let t = pid + 0 + Int(e.tid) - Int(p.pid) + (analyses.count == 1 ? 0 : 0)
-                        if otherThreads.insert(e.tid).inserted {
-                            emit("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":\(pid),\"tid\":\(t),\"args\":{\"name\":\(q("thread \(e.tid)"))}}")
-                        }
-                        emit("{\"name\":\(q(name)),\"cat\":\"\(cat)\",\"ph\":\"X\",\"ts\":\(us(e.entryNs)),\"dur\":\(dur(e.entryNs, e.exitNs)),\"pid\":\(pid),\"tid\":\(t),\"args\":\(args)}")
-                        continue
-                    }
-                    // Clamp the call into its parent: its search, else its group, else its phase.
-                    let parent: (UInt64, UInt64)
-                    if c.search >= 0, let b = searchBounds[Int(c.search)] {
-                        parent = b
-                    } else if let g = groupBounds(e.entryNs) {
-                        // A call of no search inside a search's time: nest it there.
-                        parent = containing(e.entryNs, searchBounds) ?? g
-                    } else {
-                        parent = phaseBounds(e.entryNs)
-                    }
-                    let s = min(max(e.entryNs, parent.0), parent.1)
-                    let f = min(max(e.completed ? e.exitNs : e.entryNs, s), parent.1)
-                    emit("{\"name\":\(q(name)),\"cat\":\"\(cat)\",\"ph\":\"X\",\"ts\":\(us(s)),\"dur\":\(dur(s, f)),\"pid\":\(pid),\"tid\":\(tid),\"args\":\(args)}")
-                }
+                let s = min(max(e.entryNs, parent.0), parent.1)
+                let f = min(max(e.completed ? e.exitNs : e.entryNs, s), parent.1)
+                slice(name, cat, s, f, pid: pid, tid: pid, args: args)
             }
         }
-        out += "\n]}"
-        return out
+    }
+
+    /// Time spans of one layer (phases, or load groups), in order.
+    struct Bounds {
+        var spans: [(UInt64, UInt64)]
+        /// The phase holding t, else the last one.
+        func phase(_ t: UInt64) -> (UInt64, UInt64) {
+            for (s, e) in spans where t >= s && t < e { return (s, e) }
+            return spans.last!
+        }
+        /// The group holding t (its end included).
+        func group(_ t: UInt64) -> (UInt64, UInt64)? {
+            for (s, e) in spans where t >= s && t <= e { return (s, e) }
+            return nil
+        }
     }
 
     /// The search span that contains t (spans are in time order and do not overlap).
