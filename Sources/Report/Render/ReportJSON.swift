@@ -52,14 +52,26 @@ public enum ReportJSON {
     }
 
     static func sections(_ r: Report) -> [(String, JSON)] {
-        let w = r.waste
-        func num(_ d: Double) -> JSON { .double((d * 1e6).rounded() / 1e6) }
-        func buckets(_ b: [WasteRanking.Bucket]) -> JSON {
-            .array(b.map { .object([("name", .string($0.name)), ("calls", .int(Int64($0.calls))),
-                                    ("failed", .int(Int64($0.failed))), ("share", num($0.share))]) })
+        var out: [(String, JSON)] = [("attribution", attribution(r)), ("waste", waste(r)), ("model", model(r)), ("scenarios", scenarios(r))]
+        if let u = r.scenariosUnavailable {
+            out.append(("scenariosUnavailable", .object([("names", .array(u.scenarios.map { .string($0.rawValue) })),
+                                                         ("reason", .string(u.reason))])))
         }
+        return out
+    }
+
+    /// A fraction or a time, to six decimals.
+    static func num(_ d: Double) -> JSON { .double((d * 1e6).rounded() / 1e6) }
+
+    static func buckets(_ b: [WasteRanking.Bucket]) -> JSON {
+        .array(b.map { .object([("name", .string($0.name)), ("calls", .int(Int64($0.calls))),
+                                ("failed", .int(Int64($0.failed))), ("share", num($0.share))]) })
+    }
+
+    static func waste(_ r: Report) -> JSON {
+        let w = r.waste
         let top = r.options.top
-        let waste: JSON = .object([
+        return .object([
             ("calls", .int(Int64(w.totalCalls))),
             ("failed", .int(Int64(w.totalFailed))),
             ("byDirectory", .array(w.byDirectory.prefix(max(top, 1) * 10).map { d in
@@ -95,7 +107,10 @@ public enum ReportJSON {
                                 ("share", num(w.hwcaps.share))])),
             ("headlines", .array(w.headlines().map { .string($0) })),
         ])
-        let scen: JSON = .array(r.scenarios.map { s in
+    }
+
+    static func scenarios(_ r: Report) -> JSON {
+        .array(r.scenarios.map { s in
             .object([
                 ("name", .string(s.scenario.rawValue)),
                 ("operations", .int(Int64(s.calls))),
@@ -121,8 +136,11 @@ public enum ReportJSON {
                 ("inputs", .object(s.assumptions.lines.map { ($0.0, JSON.string($0.1)) })),
             ])
         })
+    }
+
+    static func model(_ r: Report) -> JSON {
         let p = r.options.profile
-        let model: JSON = .object([
+        return .object([
             ("profile", .string(p.name)),
             ("latencySeconds", .object(ServerOperation.allCases.map { ($0.name, num(p.latency($0))) })),
             ("roundTripSeconds", num(p.roundTrip)),
@@ -139,6 +157,9 @@ public enum ReportJSON {
                                            ("source", .string(r.programSearchPathSource))])),
             ("hostFileSystemConsulted", .bool(r.usedHost)),
         ])
+    }
+
+    static func attribution(_ r: Report) -> JSON {
         var attribution: [JSON] = []
         for p in r.attribution {
             attribution.append(.object([
@@ -161,11 +182,6 @@ public enum ReportJSON {
                 })),
             ]))
         }
-        var out: [(String, JSON)] = [("attribution", .array(attribution)), ("waste", waste), ("model", model), ("scenarios", scen)]
-        if let u = r.scenariosUnavailable {
-            out.append(("scenariosUnavailable", .object([("names", .array(u.scenarios.map { .string($0.rawValue) })),
-                                                         ("reason", .string(u.reason))])))
-        }
-        return out
+        return .array(attribution)
     }
 }
