@@ -332,30 +332,7 @@ final class PtraceSession {
         }
         guard recording, code > 0, let call = FileCall(rawValue: UInt8(code)) else { PT.request(resume, tid); return }
         let a = info.args // a tuple: no allocation per stop
-        var dirfd: Int32? = nil
-        var pathArg: UInt64 = 0
-        var flags: UInt64 = 0
-        switch call {
-        case .open: pathArg = a.0; flags = a.1
-        case .creat: pathArg = a.0; flags = UInt64(O_CREAT | O_WRONLY | O_TRUNC)
-        case .openat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
-        case .openat2:
-            dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1
-            var how: UInt64 = 0
-            _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a.2), $0.baseAddress, 8) }
-            flags = how
-        case .stat: pathArg = a.0
-        case .lstat: pathArg = a.0; flags = UInt64(LP_AT_SYMLINK_NOFOLLOW)
-        case .newfstatat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.3
-        case .statx: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
-        case .access: pathArg = a.0; flags = a.1
-        case .faccessat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2
-        case .faccessat2: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.2 | (a.3 << 32)
-        case .readlink: pathArg = a.0
-        case .readlinkat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1
-        case .execve: pathArg = a.0
-        case .execveat: dirfd = Int32(truncatingIfNeeded: a.0); pathArg = a.1; flags = a.4
-        }
+        let (dirfd, pathArg, flags) = Self.arguments(call, a, tid: tid)
         // A loader call in a dlopen (or the start-up load) whose caller is
         // known: its key word is read with the path (CallerTracker).
         let keySlot = recordCallers ? callerKeySlot(tid: tid, ip: info.ip, sp: info.sp) : 0
@@ -399,6 +376,34 @@ final class PtraceSession {
                               resolved: resolved, flags: flags, entryNs: now, argv: argv)
         threads[tid, default: ThreadState(pid: tid, pending: nil, announced: false)].pending = pending
         PT.request(PT.syscall, tid) // on to the exit stop
+    }
+
+    /// Where a traced call's directory descriptor, path pointer and flags are
+    /// among its arguments (openat2's flags are read from its struct open_how).
+    @inline(__always)
+    static func arguments(_ call: FileCall, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), tid: Int32)
+        -> (dirfd: Int32?, path: UInt64, flags: UInt64) {
+        func fd(_ v: UInt64) -> Int32 { Int32(truncatingIfNeeded: v) }
+        switch call {
+        case .open: return (nil, a.0, a.1)
+        case .creat: return (nil, a.0, UInt64(O_CREAT | O_WRONLY | O_TRUNC))
+        case .openat: return (fd(a.0), a.1, a.2)
+        case .openat2:
+            var how: UInt64 = 0
+            _ = withUnsafeMutableBytes(of: &how) { lp_read_memory(tid, UInt(a.2), $0.baseAddress, 8) }
+            return (fd(a.0), a.1, how)
+        case .stat: return (nil, a.0, 0)
+        case .lstat: return (nil, a.0, UInt64(LP_AT_SYMLINK_NOFOLLOW))
+        case .newfstatat: return (fd(a.0), a.1, a.3)
+        case .statx: return (fd(a.0), a.1, a.2)
+        case .access: return (nil, a.0, a.1)
+        case .faccessat: return (fd(a.0), a.1, a.2)
+        case .faccessat2: return (fd(a.0), a.1, a.2 | (a.3 << 32))
+        case .readlink: return (nil, a.0, 0)
+        case .readlinkat: return (fd(a.0), a.1, 0)
+        case .execve: return (nil, a.0, 0)
+        case .execveat: return (fd(a.0), a.1, a.4)
+        }
     }
 
     private func exit(_ tid: Int32, _ info: lp_syscall_info) throws {
