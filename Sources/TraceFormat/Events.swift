@@ -87,6 +87,16 @@ public enum AuditKind: UInt8, Sendable {
 public enum SearchOrigin: UInt16, Sendable, CaseIterable {
     case orig = 0x01, libpath = 0x02, runpath = 0x04, config = 0x08, defaultDirs = 0x40, secure = 0x80
 
+    /// The origin an la_objsearch flag names. LA_SER_SECURE may be or'ed into
+    /// another origin: the low bits win. nil for a flag that names none.
+    public init?(auditFlag: UInt16) {
+        guard let o = SearchOrigin(rawValue: auditFlag & (SearchOrigin.secure.rawValue &- 1)) ?? SearchOrigin(rawValue: auditFlag) else { return nil }
+        self = o
+    }
+
+    /// la_objsearch's first call for a name (LA_SER_ORIG): the name as asked, not a candidate path.
+    public static func isOriginalName(_ auditFlag: UInt16) -> Bool { auditFlag & SearchOrigin.orig.rawValue != 0 }
+
     /// The name the report uses (loadprobe-report/1 `byOrigin` keys).
     public var reportName: String {
         switch self {
@@ -98,6 +108,16 @@ public enum SearchOrigin: UInt16, Sendable, CaseIterable {
         case .secure: "SECURE"
         }
     }
+}
+
+/// la_activity's flag (<link.h>, LA_ACT_*): what an ACTIVITY record says.
+public enum AuditActivity: UInt16, Sendable {
+    /// The link map is consistent again: a load or unload is over.
+    case consistent = 0
+    /// Objects are being added (a dlopen, or the start-up load).
+    case add = 1
+    /// Objects are being removed (a dlclose).
+    case delete = 2
 }
 
 /// One record of the audit library (rtld-audit), moved into the trace.

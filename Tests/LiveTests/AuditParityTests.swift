@@ -38,7 +38,7 @@ struct AuditParityTests {
         trace.events.compactMap { e -> Candidate? in
             guard case .audit(let a) = e, a.kind == .objsearch, a.flag & 0x01 == 0 else { return nil }
             if let pid, a.pid != pid { return nil }
-            let origin = SearchOrigin(rawValue: a.flag & 0x7f)?.reportName ?? "?"
+            let origin = SearchOrigin(auditFlag: a.flag)?.reportName ?? "?"
             return Candidate(path: trace.path(a.name), origin: origin)
         }
     }

@@ -47,12 +47,14 @@ public enum CandidateOrigin: String, Sendable, Hashable, CaseIterable {
     case absolute
     case unknown
 
+    /// A candidate's origin from its la_objsearch flag (SearchOrigin, the one
+    /// decoding of the flag); the report names it in its own words.
     init(flag: UInt16) {
-        switch flag & 0x7f {
-        case 0x02: self = .ldLibraryPath
-        case 0x04: self = .rpath
-        case 0x08: self = .cache
-        case 0x40: self = .defaultDirs
+        switch SearchOrigin(auditFlag: flag) {
+        case .libpath: self = .ldLibraryPath
+        case .runpath: self = .rpath
+        case .config: self = .cache
+        case .defaultDirs: self = .defaultDirs
         default: self = .unknown
         }
     }

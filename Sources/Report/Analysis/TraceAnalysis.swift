@@ -387,7 +387,7 @@ private struct ProcessRun {
     mutating func audit(_ a: AuditEvent, trace: Trace) {
         switch a.kind {
         case .objsearch:
-            if a.flag & 0x01 != 0 {
+            if SearchOrigin.isOriginalName(a.flag) {
                 let name = trace.path(a.name)
                 // After main, a search opens a dlopen group: ld.so searches before it
                 // reports la_activity(LA_ACT_ADD) (that comes when the first new
@@ -432,17 +432,17 @@ private struct ProcessRun {
             if search >= 0 { settle(objectPath: path) }
             search = -1; candidate = -1
         case .activity:
-            switch a.flag {
-            case 1: // LA_ACT_ADD
+            switch AuditActivity(rawValue: a.flag) {
+            case .add:
                 if dlopenPossible {
                     openDlopenGroup()
                 }
                 addSeen = true
                 if groupStart == nil { groupStart = a.timeNs; groupPhase = phase }
                 inDelete = false
-            case 2: // LA_ACT_DELETE
+            case .delete:
                 inDelete = true
-            default: // LA_ACT_CONSISTENT
+            default: // consistent (or a flag ld.so does not send)
                 if search >= 0 { settle(objectPath: nil) }
                 if !inDelete { closeGroup(at: a.timeNs) }
                 if case .dlopen = phase { phase = outerPhase }

@@ -100,10 +100,10 @@ public struct TraceSummary: Sendable {
                 procs[i].audited = true
                 switch a.kind {
                 case .objsearch:
-                    if let o = TraceFormat.SearchOrigin(rawValue: a.flag & 0x7f) ?? TraceFormat.SearchOrigin(rawValue: a.flag) {
+                    if let o = TraceFormat.SearchOrigin(auditFlag: a.flag) {
                         originCounts[i][Int(o.rawValue)] += 1
                     }
-                    if a.flag & 0x01 == 0 { procs[i].searchAttempts += 1 }
+                    if !TraceFormat.SearchOrigin.isOriginalName(a.flag) { procs[i].searchAttempts += 1 }
                 case .objopen: procs[i].objects += 1
                 case .preinit:
                     procs[i].reachedMain = true
