@@ -49,8 +49,31 @@ public struct TraceSummary: Sendable {
 
     public init(trace: Trace, file: String) {
         self.file = file
-        // Processes in order of appearance, updated in place (a per-event copy of a
-        // Process with its dictionaries would copy them); calls counted per call number.
+        var counter = Counter()
+        for e in trace.events { counter.add(e, trace) }
+        processes = counter.finished()
+        var totals: [FileCall: CallCount] = [:]
+        var origins: [TraceFormat.SearchOrigin: Int] = [:]
+        for p in processes {
+            for (k, v) in p.syscalls { totals[k, default: CallCount()].calls += v.calls; totals[k, default: CallCount()].failed += v.failed }
+            for (k, v) in p.searchesByOrigin { origins[k, default: 0] += v }
+        }
+        syscalls = totals
+        searchesByOrigin = origins
+        searchAttempts = processes.reduce(0) { $0 + $1.searchAttempts }
+        objects = processes.reduce(0) { $0 + $1.objects }
+        ownCalls = counter.own
+        events = trace.events.count
+        fileBytes = trace.fileBytes
+        mode = trace.meta(.mode) ?? "unknown"
+        recordingMode = trace.recordingMode
+        complete = trace.complete
+    }
+
+    /// One pass over the events. Processes in order of appearance, updated in
+    /// place (a per-event copy of a Process with its dictionaries would copy
+    /// them); calls counted per call number.
+    struct Counter {
         var procs: [Process] = []
         var counts: [[CallCount]] = []
         var originCounts: [[Int]] = []
@@ -62,7 +85,8 @@ public struct TraceSummary: Sendable {
         var lastImage: [Int32: UInt64] = [:]
         var lastPreinit: [Int32: UInt64] = [:]
         var own = 0
-        func proc(_ pid: Int32) -> Int {
+
+        mutating func proc(_ pid: Int32) -> Int {
             if lastIdx >= 0 && pid == lastPid { return lastIdx }
             let i: Int
             if let k = index[pid] { i = k } else {
@@ -75,7 +99,8 @@ public struct TraceSummary: Sendable {
             lastPid = pid; lastIdx = i
             return i
         }
-        for e in trace.events {
+
+        mutating func add(_ e: TraceEvent, _ trace: Trace) {
             switch e {
             case .process(let p):
                 if p.how == .thread {
@@ -90,34 +115,15 @@ public struct TraceSummary: Sendable {
                 procs[i].argv = x.argv.map { trace.string($0) }
                 lastExec[x.pid] = x.timeNs
             case .syscall(let s):
-                if s.own { own += 1; continue }
+                if s.own { own += 1; return }
                 let i = proc(s.pid)
                 let c = Int(s.call.rawValue)
                 counts[i][c].calls += 1
                 if s.failed { counts[i][c].failed += 1 }
             case .audit(let a):
-                let i = proc(a.pid)
-                procs[i].audited = true
-                switch a.kind {
-                case .objsearch:
-                    if let o = TraceFormat.SearchOrigin(auditFlag: a.flag) {
-                        originCounts[i][Int(o.rawValue)] += 1
-                    }
-                    if !TraceFormat.SearchOrigin.isOriginalName(a.flag) { procs[i].searchAttempts += 1 }
-                case .objopen: procs[i].objects += 1
-                case .preinit:
-                    procs[i].reachedMain = true
-                    let previous = lastPreinit[a.pid] ?? 0
-                    let start = lastExec[a.pid].flatMap { $0 > previous ? $0 : nil } ?? lastImage[a.pid]
-                    if let start, a.timeNs >= start { procs[i].execToMainNs = a.timeNs - start }
-                    lastPreinit[a.pid] = a.timeNs
-                case .image:
-                    lastImage[a.pid] = a.timeNs
-                    if procs[i].images.isEmpty { procs[i].images.append(trace.path(a.name)) }
-                default: break
-                }
+                audit(a, trace)
             case .exit(let x):
-                guard x.tid == x.pid else { continue }
+                guard x.tid == x.pid else { return }
                 let i = proc(x.pid)
                 procs[i].exitStatus = x.exitCode
                 procs[i].signal = x.signal
@@ -127,30 +133,42 @@ public struct TraceSummary: Sendable {
                 break
             }
         }
-        for i in procs.indices {
-            for c in FileCall.allCases where counts[i][Int(c.rawValue)].calls > 0 {
-                procs[i].syscalls[c] = counts[i][Int(c.rawValue)]
-            }
-            for o in TraceFormat.SearchOrigin.allCases where originCounts[i][Int(o.rawValue)] > 0 {
-                procs[i].searchesByOrigin[o] = originCounts[i][Int(o.rawValue)]
+
+        mutating func audit(_ a: AuditEvent, _ trace: Trace) {
+            let i = proc(a.pid)
+            procs[i].audited = true
+            switch a.kind {
+            case .objsearch:
+                if let o = TraceFormat.SearchOrigin(auditFlag: a.flag) {
+                    originCounts[i][Int(o.rawValue)] += 1
+                }
+                if !TraceFormat.SearchOrigin.isOriginalName(a.flag) { procs[i].searchAttempts += 1 }
+            case .objopen: procs[i].objects += 1
+            case .preinit:
+                procs[i].reachedMain = true
+                let previous = lastPreinit[a.pid] ?? 0
+                let start = lastExec[a.pid].flatMap { $0 > previous ? $0 : nil } ?? lastImage[a.pid]
+                if let start, a.timeNs >= start { procs[i].execToMainNs = a.timeNs - start }
+                lastPreinit[a.pid] = a.timeNs
+            case .image:
+                lastImage[a.pid] = a.timeNs
+                if procs[i].images.isEmpty { procs[i].images.append(trace.path(a.name)) }
+            default: break
             }
         }
-        processes = procs
-        var totals: [FileCall: CallCount] = [:]
-        var origins: [TraceFormat.SearchOrigin: Int] = [:]
-        for p in processes {
-            for (k, v) in p.syscalls { totals[k, default: CallCount()].calls += v.calls; totals[k, default: CallCount()].failed += v.failed }
-            for (k, v) in p.searchesByOrigin { origins[k, default: 0] += v }
+
+        /// The processes with their counts as dictionaries.
+        func finished() -> [Process] {
+            var procs = self.procs
+            for i in procs.indices {
+                for c in FileCall.allCases where counts[i][Int(c.rawValue)].calls > 0 {
+                    procs[i].syscalls[c] = counts[i][Int(c.rawValue)]
+                }
+                for o in TraceFormat.SearchOrigin.allCases where originCounts[i][Int(o.rawValue)] > 0 {
+                    procs[i].searchesByOrigin[o] = originCounts[i][Int(o.rawValue)]
+                }
+            }
+            return procs
         }
-        syscalls = totals
-        searchesByOrigin = origins
-        searchAttempts = processes.reduce(0) { $0 + $1.searchAttempts }
-        objects = processes.reduce(0) { $0 + $1.objects }
-        ownCalls = own
-        events = trace.events.count
-        fileBytes = trace.fileBytes
-        mode = trace.meta(.mode) ?? "unknown"
-        recordingMode = trace.recordingMode
-        complete = trace.complete
     }
 }
