@@ -125,6 +125,45 @@ public struct ReportBuilder {
         let elfAllowed = options.useELF && (allHere || options.consultHost == .always)
         world.settle(consultHost: options.consultHost == .always
                      || (options.consultHost == .sameHost && here != nil && allHere))
+        let (source, firstPath) = programSearchPath(elfAllowed: elfAllowed)
+        world.programSearchPathSource = source
+
+        var builder = ScenarioBuilder(world: world)
+        builder.pythonViewDirectory = options.pythonViewDirectory
+        world = ModelWorld(options: world.options)
+        var pricing = Pricing(options: options, scenarios: options.scenarios.count)
+        if options.computeSeconds == nil {
+            // The traced run's own compute time: gaps between calls less the tracer's stops.
+            pricing.model.computeSeconds = computeTotal / Double(max(1, traceCount))
+            pricing.model.computeMethod = computeMethod
+        }
+        for g in groups.indices {
+            try price(group: g, with: &pricing, builder: &builder, options: options, elfAllowed: elfAllowed,
+                      scenarioListing: scenarioListing)
+        }
+        var results: [ScenarioResult] = []
+        var unavailable: [Scenario] = []
+        if scenarioListing == nil { (results, unavailable) = pricing.results(builder: builder, options: options) }
+        if let base = results.first(where: { $0.scenario == .recorded }) {
+            for i in results.indices where results[i].jobSeconds > 0 {
+                results[i].speedup = base.jobSeconds / results[i].jobSeconds
+            }
+        }
+        var report = Report(analyses: kept, tracesLeftOut: leftOut, summaries: summaries, attribution: attribution,
+                            timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
+                            remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
+                            programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+        if !unavailable.isEmpty {
+            let without = pricing.tracesWithoutWorld
+            report.scenariosUnavailable = (unavailable, "the loader's world is not known: \(without == traceCount ? "the traces have" : "\(without) of \(traceCount) traces have") no OBJECT records (trace format < 3) and their files are not on this host (or --no-host); record again with this loadprobe, or report on the recording host")
+        }
+        return report
+    }
+
+    /// The program's own search path (for the view scenarios) and where it was
+    /// taken from: its ELF file when that may be read, else inferred from the
+    /// directories of its first searches.
+    func programSearchPath(elfAllowed: Bool) -> (source: String, path: [String]) {
         var elfCache: [String: [String]?] = [:]
         func exact(_ image: String) -> [String]? {
             guard elfAllowed else { return nil }
@@ -135,83 +174,37 @@ public struct ReportBuilder {
         }
         var source = anyProcess ? "inferred from the trace (the directories of the program's first searches)" : "none"
         if images.contains(where: { exact($0) != nil }) { source = "the program's ELF file (DT_RPATH/DT_RUNPATH)" }
-        world.programSearchPathSource = source
-        var firstPath: [String] = []
         for (pi, image) in (firstImages ?? []).enumerated() {
             let path = exact(image) ?? groups.first?.analysis.map { ModelWorld.inferProgramSearchPath($0.processes[pi]) } ?? []
-            if !path.isEmpty { firstPath = path; break }
+            if !path.isEmpty { return (source, path) }
         }
+        return (source, [])
+    }
 
-        var builder = ScenarioBuilder(world: world)
-        builder.pythonViewDirectory = options.pythonViewDirectory
-        world = ModelWorld(options: world.options)
-        var model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
-        model.extraBytesPerNode = options.extraBytesPerNode
-        model.coresPerNode = options.coresPerNode
-        if options.computeSeconds == nil {
-            // The traced run's own compute time: gaps between calls less the tracer's stops.
-            model.computeSeconds = computeTotal / Double(max(1, traceCount))
-            model.computeMethod = computeMethod
-        }
-        var assumptions = [ScenarioAssumptions](repeating: ScenarioAssumptions(), count: options.scenarios.count)
-        var simulated = [Bool](repeating: false, count: options.scenarios.count)
+    /// What pricing the scenarios gathers over the groups of identical traces.
+    struct Pricing {
+        var model: CostModel
+        var assumptions: [ScenarioAssumptions]
+        var simulated: [Bool]
         var modelCheck = ModelCheck()
         var worldSources = Set<String>()
         var tracesWithoutWorld = 0
-        var tallies = [CostModel.Tally](repeating: CostModel.Tally(), count: options.scenarios.count)
-        for g in groups.indices {
-            var analysis: TraceAnalysis
-            var recorded: [[ModelCall]]
-            if let a = groups[g].analysis, let r = groups[g].recorded {
-                analysis = a; recorded = r
-                groups[g].analysis = nil; groups[g].recorded = nil
-            } else {
-                // Read again: the same calls give the same model calls (the tree already knows them).
-                let trace = try TraceReader.read(file: groups[g].file, allowPartial: groups[g].partial)
-                analysis = TraceAnalysis(trace: trace, file: groups[g].file)
-                analysis.trace.events = []
-                recorded = builder.world.add(analysis)
-                if dedup && Fingerprint(analysis, recorded) != groups[g].fingerprint {
-                    throw TraceReadError(file: groups[g].file, reason: .corrupt(offset: 0, what: "the file changed while the report was made"))
-                }
-            }
-            // The one loader simulation, on the world the trace carries.
-            let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
-            let sims = analysis.processes.map { p in
-                traceWorld.flatMap { w in
-                    SimulatedProcess(p, world: w, loaderCache: options.scenarios.contains(.loaderCache)
-                                     ? ReportBuilder.loaderCacheTransform(image: p.image, world: w.world) : nil)
-                }
-            }
-            for (pi, sim) in sims.enumerated() {
-                if let sim { modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { modelCheck.unsimulated += groups[g].count }
-            }
-            if let traceWorld { worldSources.insert("ELF facts from \(traceWorld.source.rawValue); loader profile from \(traceWorld.profileSource)") }
-            if traceWorld == nil { tracesWithoutWorld += groups[g].count }
-            for (si, s) in options.scenarios.enumerated() {
-                // A loader fix: each simulated process's calls in the changed world; the others as recorded.
-                var procs = builder.build(s, trace: analysis, recorded: recorded)
-                if s.isLoaderFix {
-                    for (pi, p) in analysis.processes.enumerated() {
-                        guard let sim = sims[pi] else { continue }
-                        simulated[si] = true
-                        let calls = sim.calls(ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
-                        procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
-                    }
-                }
-                if let (want, sink) = scenarioListing {
-                    if want == s { CostModel.list([procs], tree: builder.world.tree, profile: options.profile, sink: sink) }
-                    continue
-                }
-                var walker = PathWalker(tree: builder.world.tree, profile: model.profile(for: s))
-                model.add(procs, walker: &walker, to: &tallies[si], times: groups[g].count)
-            }
+        var tallies: [CostModel.Tally]
+
+        init(options: ReportOptions, scenarios n: Int) {
+            model = CostModel(profile: options.profile, job: options.job, computeSeconds: options.computeSeconds)
+            model.extraBytesPerNode = options.extraBytesPerNode
+            model.coresPerNode = options.coresPerNode
+            assumptions = [ScenarioAssumptions](repeating: ScenarioAssumptions(), count: n)
+            simulated = [Bool](repeating: false, count: n)
+            tallies = [CostModel.Tally](repeating: CostModel.Tally(), count: n)
         }
-        var results: [ScenarioResult] = []
-        var unavailable: [Scenario] = []
-        if scenarioListing == nil {
+
+        /// Each scenario priced, or left out when a loader fix cannot be predicted (no loader world).
+        mutating func results(builder: ScenarioBuilder, options: ReportOptions) -> ([ScenarioResult], [Scenario]) {
+            var results: [ScenarioResult] = []
+            var unavailable: [Scenario] = []
             for (si, s) in options.scenarios.enumerated() {
-                // Without the loader's world, a fix cannot be predicted: it is left out, and the report says why.
                 if s.isLoaderFix && !simulated[si] && tracesWithoutWorld > 0 {
                     unavailable.append(s)
                     continue
@@ -227,20 +220,60 @@ public struct ReportBuilder {
                 }
                 results.append(model.result(s, tallies[si], assumptions: assumptions[si]))
             }
+            return (results, unavailable)
         }
-        if let base = results.first(where: { $0.scenario == .recorded }) {
-            for i in results.indices where results[i].jobSeconds > 0 {
-                results[i].speedup = base.jobSeconds / results[i].jobSeconds
+    }
+
+    /// One group of identical traces: its analysis (kept, or read again), the
+    /// loader simulation on the world it carries, and every scenario's calls priced.
+    mutating func price(group g: Int, with pricing: inout Pricing, builder: inout ScenarioBuilder, options: ReportOptions,
+                        elfAllowed: Bool, scenarioListing: (Scenario, (String) -> Void)?) throws(TraceReadError) {
+        var analysis: TraceAnalysis
+        var recorded: [[ModelCall]]
+        if let a = groups[g].analysis, let r = groups[g].recorded {
+            analysis = a; recorded = r
+            groups[g].analysis = nil; groups[g].recorded = nil
+        } else {
+            // Read again: the same calls give the same model calls (the tree already knows them).
+            let trace = try TraceReader.read(file: groups[g].file, allowPartial: groups[g].partial)
+            analysis = TraceAnalysis(trace: trace, file: groups[g].file)
+            analysis.trace.events = []
+            recorded = builder.world.add(analysis)
+            if dedup && Fingerprint(analysis, recorded) != groups[g].fingerprint {
+                throw TraceReadError(file: groups[g].file, reason: .corrupt(offset: 0, what: "the file changed while the report was made"))
             }
         }
-        var report = Report(analyses: kept, tracesLeftOut: leftOut, summaries: summaries, attribution: attribution,
-                            timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
-                            remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
-                            programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
-        if !unavailable.isEmpty {
-            report.scenariosUnavailable = (unavailable, "the loader's world is not known: \(tracesWithoutWorld == traceCount ? "the traces have" : "\(tracesWithoutWorld) of \(traceCount) traces have") no OBJECT records (trace format < 3) and their files are not on this host (or --no-host); record again with this loadprobe, or report on the recording host")
+        // The one loader simulation, on the world the trace carries.
+        let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
+        let sims = analysis.processes.map { p in
+            traceWorld.flatMap { w in
+                SimulatedProcess(p, world: w, loaderCache: options.scenarios.contains(.loaderCache)
+                                 ? ReportBuilder.loaderCacheTransform(image: p.image, world: w.world) : nil)
+            }
         }
-        return report
+        for (pi, sim) in sims.enumerated() {
+            if let sim { pricing.modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { pricing.modelCheck.unsimulated += groups[g].count }
+        }
+        if let traceWorld { pricing.worldSources.insert("ELF facts from \(traceWorld.source.rawValue); loader profile from \(traceWorld.profileSource)") }
+        if traceWorld == nil { pricing.tracesWithoutWorld += groups[g].count }
+        for (si, s) in options.scenarios.enumerated() {
+            // A loader fix: each simulated process's calls in the changed world; the others as recorded.
+            var procs = builder.build(s, trace: analysis, recorded: recorded)
+            if s.isLoaderFix {
+                for (pi, p) in analysis.processes.enumerated() {
+                    guard let sim = sims[pi] else { continue }
+                    pricing.simulated[si] = true
+                    let calls = sim.calls(ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
+                    procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
+                }
+            }
+            if let (want, sink) = scenarioListing {
+                if want == s { CostModel.list([procs], tree: builder.world.tree, profile: options.profile, sink: sink) }
+                continue
+            }
+            var walker = PathWalker(tree: builder.world.tree, profile: pricing.model.profile(for: s))
+            pricing.model.add(procs, walker: &walker, to: &pricing.tallies[si], times: groups[g].count)
+        }
     }
 }
 
