@@ -229,6 +229,41 @@ static const char *parse_line(const char *p, uint64_t *lo, uint64_t *hi, uint64_
     return *q == '/' ? q : NULL;
 }
 
+int lp_object_span(pid_t pid, uint64_t addr, char *path, size_t cap, uint64_t *lo, uint64_t *hi) {
+    if (read_maps(pid) < 0) return -1;
+    size_t flen = 0;
+    int found = 0;
+    for (const char *p = maps_buf; p && *p;) {
+        uint64_t l, h, o;
+        const char *end;
+        const char *name = parse_line(p, &l, &h, &o, &end);
+        if (name && addr >= l && addr < h) {
+            flen = (size_t)((end ? end : name + strlen(name)) - name);
+            if (flen + 1 > cap) return -1;
+            memcpy(path, name, flen);
+            path[flen] = 0;
+            found = 1;
+            break;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    if (!found) return -1;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (const char *p = maps_buf; p && *p;) {
+        uint64_t l, h, o;
+        const char *end;
+        const char *name = parse_line(p, &l, &h, &o, &end);
+        size_t n = name ? (size_t)((end ? end : name + strlen(name)) - name) : 0;
+        if (name && n == flen && memcmp(name, path, n) == 0) {
+            if (l < *lo) *lo = l;
+            if (h > *hi) *hi = h;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 static int is_libc(const char *path, size_t n) {
     const char *base = path;
     for (size_t i = 0; i < n; i++) if (path[i] == '/') base = path + i + 1;

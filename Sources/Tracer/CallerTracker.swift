@@ -67,16 +67,14 @@ struct CallerTracker {
         mutating func map(pid: Int32) {
             mapped = true
             guard entry != 0 else { return }
-            let maps = ProcMaps.read(pid)
-            guard let at = maps.first(where: { entry >= $0.lo && entry < $0.hi }) else { return }
-            if let exe = Proc.readLink("/proc/\(pid)/exe"), exe == at.path { return }
-            loaderPath = at.path
-            loaderLo = at.lo
-            loaderHi = at.hi
-            for m in maps where m.path == at.path {
-                loaderLo = min(loaderLo, m.lo)
-                loaderHi = max(loaderHi, m.hi)
-            }
+            var buffer = [CChar](repeating: 0, count: Proc.pathBufferSize)
+            var lo: UInt64 = 0, hi: UInt64 = 0
+            guard lp_object_span(pid, entry, &buffer, buffer.count, &lo, &hi) == 0 else { return }
+            let path = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let exe = Proc.readLink("/proc/\(pid)/exe"), exe == path { return }
+            loaderPath = path
+            loaderLo = lo
+            loaderHi = hi
         }
     }
 
@@ -152,30 +150,5 @@ struct CallerTracker {
         var v: UInt64 = 0
         let n = withUnsafeMutableBytes(of: &v) { lp_read_memory(tid, UInt(addr), $0.baseAddress, 8) }
         return n == 8 ? v : nil
-    }
-}
-
-/// /proc/PID/maps, the mappings of files.
-enum ProcMaps {
-    struct Mapping {
-        var lo: UInt64
-        var hi: UInt64
-        var path: String
-    }
-
-    static func read(_ pid: Int32) -> [Mapping] {
-        guard let text = Proc.readSmallFile("/proc/\(pid)/maps") else { return [] }
-        var out: [Mapping] = []
-        for line in text.split(separator: "\n") {
-            // start-end perms offset dev inode   name
-            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count >= 5 else { continue }
-            let range = fields[0].split(separator: "-")
-            guard range.count == 2, let lo = UInt64(range[0], radix: 16), let hi = UInt64(range[1], radix: 16),
-                  fields.count > 5 else { continue }
-            let name = String(fields[5].trimmingCharacters())
-            if name.hasPrefix("/") { out.append(Mapping(lo: lo, hi: hi, path: name)) }
-        }
-        return out
     }
 }

@@ -37,4 +37,9 @@ void lp_unwinder_free(struct lp_unwinder *u);
 int lp_find_caller(struct lp_unwinder *u, pid_t tid, pid_t pid, const char *loader_path, int max_frames,
                    struct lp_frame_found *out, char *object, size_t object_cap, uint64_t *offset);
 
+/* The file mapped at `addr` in process `pid` (/proc/PID/maps), and the span
+ * [*lo, *hi) of all its mappings. 0, or -1 when no file is mapped there (or
+ * its path does not fit in `cap`). */
+int lp_object_span(pid_t pid, uint64_t addr, char *path, size_t cap, uint64_t *lo, uint64_t *hi);
+
 #endif
