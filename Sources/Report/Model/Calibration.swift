@@ -125,10 +125,20 @@ public struct Calibration: Sendable {
             probeDirs.append(fd)
         }
         let threads = max(1, concurrency)
-        let perThread = max(1, count / threads)
         let tag = "\(getpid())-\(monotonicNs() % 1_000_000_007)"
+        let miss = try probeMissing(probeDirs, threads: threads, perThread: max(1, count / threads), tag: tag)
+        let e = probeExisting([directory] + others, count: count, tag: tag)
+        return Calibration(
+            directory: directory, filesystem: fileSystemType(of: directory),
+            concurrency: threads, probeDirectories: probeDirs.count,
+            miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: e.hit),
+            opens: Series(kind: "open", samples: e.opened), loads: Series(kind: "load", samples: e.loads),
+            readlink: Series(kind: "readlink", samples: e.links), missAlone: Series(kind: "miss", samples: e.alone),
+            loadSizes: e.loadSizes)
+    }
 
-        // Fresh missing names, all threads at once.
+    /// Fresh missing names, looked up by all threads at once, each in its probe directory.
+    static func probeMissing(_ probeDirs: [Int32], threads: Int, perThread: Int, tag: String) throws(Failure) -> [Double] {
         let results = UnsafeMutablePointer<[Double]>.allocate(capacity: threads)
         results.initialize(repeating: [], count: threads)
         defer { results.deinitialize(count: threads); results.deallocate() }
@@ -165,15 +175,22 @@ public struct Calibration: Sendable {
             tids.append(tid)
         }
         for t in tids { pthread_join(t, nil) }
-        let miss = (0..<threads).flatMap { results[$0] }
+        return (0..<threads).flatMap { results[$0] }
+    }
+
+    /// What probing the existing entries measured.
+    struct ExistingSamples {
+        var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = [], alone: [Double] = []
+        var loadSizes: [Int] = []
+    }
 
         // Existing entries, each once, one thread, breadth first below the
         // directories: directories (and other entries) looked up, regular files
         // loaded, symbolic links read. Only names from readdir, so no entry was
         // looked up before its probe.
-        var hit: [Double] = [], opened: [Double] = [], loads: [Double] = [], links: [Double] = [], alone: [Double] = []
-        var loadSizes: [Int] = []
-        var queue = [directory] + others
+    static func probeExisting(_ roots: [String], count: Int, tag: String) -> ExistingSamples {
+        var e = ExistingSamples()
+        var queue = roots
         var probed = 0
         var st = stat()
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -186,8 +203,8 @@ public struct Calibration: Sendable {
                 probed += 1
                 var t0 = monotonicNs()
                 switch Int32(type) {
-                case Int32(DT_REG) where loads.count < maxLoads:
-                    let fresh = ".loadprobe-calibrate-\(tag)-load-\(loads.count)"
+                case Int32(DT_REG) where e.loads.count < maxLoads:
+                    let fresh = ".loadprobe-calibrate-\(tag)-load-\(e.loads.count)"
                     let m0 = monotonicNs()
                     _ = fstatat(dfd, fresh, &st, AT_SYMLINK_NOFOLLOW)
                     let missed = monotonicNs() - m0
@@ -199,27 +216,21 @@ public struct Calibration: Sendable {
                     _ = fstat(fd, &st)
                     Calibration.mapAsLoader(fd: fd, header: buf.prefix(max(0, got)), size: Int(st.st_size))
                     close(fd)
-                    opened.append(Double(t1 - t0) * 1e-9)
-                    loads.append(Double(monotonicNs() - t0) * 1e-9)
-                    loadSizes.append(Int(st.st_size))
-                    alone.append(Double(missed) * 1e-9)
+                    e.opened.append(Double(t1 - t0) * 1e-9)
+                    e.loads.append(Double(monotonicNs() - t0) * 1e-9)
+                    e.loadSizes.append(Int(st.st_size))
+                    e.alone.append(Double(missed) * 1e-9)
                 case Int32(DT_LNK):
-                    if readlinkat(dfd, name, &buf, buf.count) >= 0 { links.append(Double(monotonicNs() - t0) * 1e-9) }
+                    if readlinkat(dfd, name, &buf, buf.count) >= 0 { e.links.append(Double(monotonicNs() - t0) * 1e-9) }
                 default:
                     t0 = monotonicNs()
                     guard fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-                    hit.append(Double(monotonicNs() - t0) * 1e-9)
+                    e.hit.append(Double(monotonicNs() - t0) * 1e-9)
                     if (st.st_mode & S_IFMT) == S_IFDIR { queue.append(LoaderPath.join(dir, name)) }
                 }
             }
         }
-        return Calibration(
-            directory: directory, filesystem: fileSystemType(of: directory),
-            concurrency: threads, probeDirectories: probeDirs.count,
-            miss: Series(kind: "miss", samples: miss), hit: Series(kind: "hit", samples: hit),
-            opens: Series(kind: "open", samples: opened), loads: Series(kind: "load", samples: loads),
-            readlink: Series(kind: "readlink", samples: links), missAlone: Series(kind: "miss", samples: alone),
-            loadSizes: loadSizes)
+        return e
     }
 
     /// What a load took beyond what `profile` prices for it, seconds: its
