@@ -1,3 +1,7 @@
+import TraceFormat
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoaderModel
 /// Wasted lookups (calls that found nothing) ranked by where they went: search
 /// directory, library, origin, phase and load group. Shares are of all the
@@ -113,13 +117,29 @@ public struct WasteRanking: Sendable {
             }
         }
 
+        /// Per directory part (the trace's string id, dense): calls, failed, hwcaps failures, names missed, origin.
+        typealias PartCounts = (calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)
+        /// Per directory of calls outside a candidate: calls, failed, what they were.
+        typealias DirCounts = (calls: Int, failed: Int, origin: String)
+
         public mutating func add(_ a: TraceAnalysis) {
             // Per trace, keyed by the trace's string ids; folded into strings at the end.
-            // Indexed by the directory part's string id (dense), in id order.
-            var byPart = [(calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)?](repeating: nil, count: a.trace.strings.count + 1)
-            var byDir: [UInt32: (calls: Int, failed: Int, origin: String)] = [:]
+            var byPart = [PartCounts?](repeating: nil, count: a.trace.strings.count + 1)
+            var byDir: [UInt32: DirCounts] = [:]
             // The tracer writes callerUnwinds when it looked for callers.
             let unwound = a.trace.meta(.callerUnwinds) != nil
+            addPython(a)
+            for p in a.processes {
+                let groupCounts = addCalls(p, a, byPart: &byPart, byDir: &byDir)
+                addCallers(p, a, groupCounts: groupCounts, unwound: unwound)
+                addSearches(p)
+            }
+            fold(byPart, byDir, a.trace)
+        }
+
+        /// Python processes: each sys.path entry's scans (stats of the entry by
+        /// the import system) and the modules found in it.
+        mutating func addPython(_ a: TraceAnalysis) {
             for p in a.processes where p.isPython {
                 let entries = Set(PythonSysPath.entries(p, trace: a.trace))
                 guard !entries.isEmpty else { continue }
@@ -127,87 +147,105 @@ public struct WasteRanking: Sendable {
                     guard let (entry, rest) = PythonSysPath.split(a.trace.path(c.event.resolved ?? c.event.path), entries: entries) else { continue }
                     if rest.isEmpty && c.event.call.isStat && c.purpose == .pythonImport { python[entry, default: (0, 0)].scans += 1 }
                     // A module's file opened (by the import, or by ld.so for an extension module).
-                    if !rest.isEmpty && c.event.call.isOpen && !c.failed && c.event.flags & 0o200000 == 0
+                    if !rest.isEmpty && c.event.call.isOpen && !c.failed && c.event.flags & UInt64(O_DIRECTORY) == 0
                         && !rest.hasSuffix(".pth") && !rest.contains("__pycache__") { python[entry, default: (0, 0)].found += 1 }
                 }
             }
-            for p in a.processes {
-                var groupName: [Int: String] = [:]
-                for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
-                var groupCounts: [Int: (Int, Int)] = [:]
-                for c in p.calls {
-                    total += 1
-                    let f = c.failed ? 1 : 0
-                    failed += f
-                    let ph = Self.phaseIndex(c.phase)
-                    phases[ph].0 += 1; phases[ph].1 += f
-                    let pu = c.purpose.index
-                    purposes[pu].0 += 1; purposes[pu].1 += f
-                    if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
-                    if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }
-                    if c.search >= 0 && c.candidate >= 0 {
-                        let partId = Int(p.searches[Int(c.search)].candidates[Int(c.candidate)].directoryPartId)
-                        if partId >= byPart.count { byPart += Array(repeating: nil, count: partId + 1 - byPart.count) }
-                        var e = byPart[partId] ?? (0, 0, 0, 0, p.searches[Int(c.search)].candidates[Int(c.candidate)].origin)
-                        e.calls += 1
-                        e.failed += f
-                        if c.purpose == .hwcapsProbe { e.hw += f }
-                        // A name "missed" a directory when its plain candidate there failed
-                        // (hwcaps probes fail for names found in the directory too).
-                        if c.failed && c.purpose == .searchCandidate { e.missed += 1 }
-                        byPart[partId] = e
-                    } else {
-                        let ref = c.event.resolved ?? c.event.path
-                        var origin = c.search >= 0 ? "search" : "not a search"
-                        if c.purpose == .loaderConfig { origin = "loader configuration" }
-                        var e = byDir[ref.dir] ?? (0, 0, origin)
-                        e.calls += 1
-                        e.failed += f
-                        byDir[ref.dir] = e
-                    }
-                }
-                for (n, v) in groupCounts {
-                    let g = groupName[n] ?? "dlopen #\(n)"
-                    groups[g, default: (0, 0)].0 += v.0
-                    groups[g, default: (0, 0)].1 += v.1
-                }
-                for g in p.groups {
-                    guard case .dlopen(let n) = g.phase else { continue }
-                    let key: String
-                    if let c = g.caller {
-                        key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
-                    } else {
-                        key = p.callersRecorded || unwound ? "(caller not found)"
-                            : a.recordingMode == .auditOnly ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
-                    }
-                    var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
-                    if let o = g.caller?.offset { e.offsets.insert(o) }
-                    e.groups += 1
-                    let v = groupCounts[n] ?? (0, 0)
-                    e.calls += v.0
-                    e.failed += v.1
-                    if let first = g.names.first, e.names.count < 5, !e.names.contains(first) { e.names.append(first) }
-                    callers[key] = e
-                }
-                for s in p.searches {
-                    if libs[s.name] == nil { libOrder.append(s.name) }
-                    var l = libs[s.name] ?? Lib()
-                    l.attempts += s.attempts
-                    l.failed += s.failedCalls
-                    l.searches += 1
-                    l.dirs = max(l.dirs, s.directoriesSearched)
-                    if l.found.isEmpty, let fd = s.foundDirectory {
-                        l.found = fd
-                        l.path = s.found ?? ""
-                        l.origin = s.foundOrigin?.rawValue ?? ""
-                    }
-                    libs[s.name] = l
+        }
+
+        /// Every call of the process into the totals, its phase, purpose and
+        /// directory; returns the calls and failures per dlopen group.
+        mutating func addCalls(_ p: ProcessAnalysis, _ a: TraceAnalysis, byPart: inout [PartCounts?],
+                               byDir: inout [UInt32: DirCounts]) -> [Int: (Int, Int)] {
+            var groupName: [Int: String] = [:]
+            for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
+            var groupCounts: [Int: (Int, Int)] = [:]
+            for c in p.calls {
+                total += 1
+                let f = c.failed ? 1 : 0
+                failed += f
+                let ph = Self.phaseIndex(c.phase)
+                phases[ph].0 += 1; phases[ph].1 += f
+                let pu = c.purpose.index
+                purposes[pu].0 += 1; purposes[pu].1 += f
+                if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
+                if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }
+                if c.search >= 0 && c.candidate >= 0 {
+                    let candidate = p.searches[Int(c.search)].candidates[Int(c.candidate)]
+                    let partId = Int(candidate.directoryPartId)
+                    if partId >= byPart.count { byPart += Array(repeating: nil, count: partId + 1 - byPart.count) }
+                    var e = byPart[partId] ?? (0, 0, 0, 0, candidate.origin)
+                    e.calls += 1
+                    e.failed += f
+                    if c.purpose == .hwcapsProbe { e.hw += f }
+                    // A name "missed" a directory when its plain candidate there failed
+                    // (hwcaps probes fail for names found in the directory too).
+                    if c.failed && c.purpose == .searchCandidate { e.missed += 1 }
+                    byPart[partId] = e
+                } else {
+                    let ref = c.event.resolved ?? c.event.path
+                    var origin = c.search >= 0 ? "search" : "not a search"
+                    if c.purpose == .loaderConfig { origin = "loader configuration" }
+                    var e = byDir[ref.dir] ?? (0, 0, origin)
+                    e.calls += 1
+                    e.failed += f
+                    byDir[ref.dir] = e
                 }
             }
+            for (n, v) in groupCounts {
+                let g = groupName[n] ?? "dlopen #\(n)"
+                groups[g, default: (0, 0)].0 += v.0
+                groups[g, default: (0, 0)].1 += v.1
+            }
+            return groupCounts
+        }
+
+        /// Each dlopen group under the object that called it.
+        mutating func addCallers(_ p: ProcessAnalysis, _ a: TraceAnalysis, groupCounts: [Int: (Int, Int)], unwound: Bool) {
+            for g in p.groups {
+                guard case .dlopen(let n) = g.phase else { continue }
+                let key: String
+                if let c = g.caller {
+                    key = c.symbol.map { "\(c.object): \($0)" } ?? c.label
+                } else {
+                    key = p.callersRecorded || unwound ? "(caller not found)"
+                        : a.recordingMode == .auditOnly ? "(caller not recorded: audit-only trace, --no-ptrace)" : "(caller not recorded)"
+                }
+                var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
+                if let o = g.caller?.offset { e.offsets.insert(o) }
+                e.groups += 1
+                let v = groupCounts[n] ?? (0, 0)
+                e.calls += v.0
+                e.failed += v.1
+                if let first = g.names.first, e.names.count < 5, !e.names.contains(first) { e.names.append(first) }
+                callers[key] = e
+            }
+        }
+
+        /// Each library name: its tries, failures and where it was found.
+        mutating func addSearches(_ p: ProcessAnalysis) {
+            for s in p.searches {
+                if libs[s.name] == nil { libOrder.append(s.name) }
+                var l = libs[s.name] ?? Lib()
+                l.attempts += s.attempts
+                l.failed += s.failedCalls
+                l.searches += 1
+                l.dirs = max(l.dirs, s.directoriesSearched)
+                if l.found.isEmpty, let fd = s.foundDirectory {
+                    l.found = fd
+                    l.path = s.found ?? ""
+                    l.origin = s.foundOrigin?.rawValue ?? ""
+                }
+                libs[s.name] = l
+            }
+        }
+
+        /// The trace's per-id counts folded into directories and origins by name.
+        mutating func fold(_ byPart: [PartCounts?], _ byDir: [UInt32: DirCounts], _ trace: Trace) {
             var splits = SplitCache()
             for (part, entry) in byPart.enumerated() {
                 guard let v = entry else { continue }
-                let dir = splits.split(UInt32(part), a.trace).directory
+                let dir = splits.split(UInt32(part), trace).directory
                 var d = dirs[dir] ?? Dir()
                 d.calls += v.calls; d.failed += v.failed; d.hw += v.hw; d.missed += v.missed
                 if d.origin.isEmpty { d.origin = v.origin.rawValue }
@@ -216,7 +254,7 @@ public struct WasteRanking: Sendable {
                 origins[v.origin.rawValue, default: (0, 0)].1 += v.failed
             }
             for (id, v) in byDir {
-                var dir = a.trace.string(id)
+                var dir = trace.string(id)
                 if dir.isEmpty { dir = id == 0 ? "(open file or relative path)" : "/" }
                 var d = dirs[dir] ?? Dir()
                 d.calls += v.calls; d.failed += v.failed
