@@ -39,6 +39,16 @@ public enum ReportText {
             out.append(style.bold("\(s.file): \(s.events) events, mode \(s.mode)\(s.complete ? "" : " (incomplete)")"))
             out.append(s.text())
         }
+        whereCallsWent(r, style: style, into: &out)
+        inShort(r, style: style, into: &out)
+        byDirectory(r, style: style, into: &out)
+        byLibrary(r, style: style, into: &out)
+        fixes(r, style: style, into: &out)
+        return out.joined(separator: "\n")
+    }
+
+    /// The calls by purpose, phase, dlopen group, Python entry and caller.
+    static func whereCallsWent(_ r: Report, style: TextStyle, into out: inout [String]) {
         let w = r.waste
         out.append("")
         out.append(style.bold("Where the calls went") + " (\(group(w.totalCalls)) calls, \(group(w.totalFailed)) found nothing — \(percent(w.totalCalls == 0 ? 0 : Double(w.totalFailed) / Double(w.totalCalls))))")
@@ -62,12 +72,22 @@ public enum ReportText {
             out.append("  dlopen groups by caller (failed calls): " + c.joined(separator: ", ")
                        + (w.byCaller.count > 5 ? ", … \(w.byCaller.count - 5) more" : ""))
         }
+    }
+
+    /// The headlines.
+    static func inShort(_ r: Report, style: TextStyle, into out: inout [String]) {
+        let w = r.waste
         let heads = w.headlines()
         if !heads.isEmpty {
             out.append("")
             out.append(style.bold("In short"))
             for h in heads { out.append("  • " + h) }
         }
+    }
+
+    /// The directories that served the most failed lookups.
+    static func byDirectory(_ r: Report, style: TextStyle, into out: inout [String]) {
+        let w = r.waste
         if !w.byDirectory.isEmpty {
             out.append("")
             out.append(style.bold("Wasted lookups by directory") + " (top \(min(r.options.top, w.byDirectory.count)) of \(group(w.byDirectory.count)))")
@@ -77,6 +97,11 @@ public enum ReportText {
             }
             out += d.render(style: style)
         }
+    }
+
+    /// The libraries with the most tries before their hit.
+    static func byLibrary(_ r: Report, style: TextStyle, into out: inout [String]) {
+        let w = r.waste
         let libs = w.byLibrary.filter { $0.attempts > 0 || $0.failed > 0 }
         if !libs.isEmpty {
             out.append("")
@@ -88,6 +113,10 @@ public enum ReportText {
             }
             out += l.render(style: style)
         }
+    }
+
+    /// The scenarios priced, and their inputs.
+    static func fixes(_ r: Report, style: TextStyle, into out: inout [String]) {
         if !r.scenarios.isEmpty {
             out.append("")
             let p = r.options.profile
@@ -122,7 +151,6 @@ public enum ReportText {
                            + (x.serverBoundSeconds > 0 ? "; server-bound job \(seconds(x.serverBoundSeconds))" : ""))
             }
         }
-        return out.joined(separator: "\n")
     }
 
     static func purposeText(_ raw: String) -> String {
