@@ -8,11 +8,7 @@ struct Fixtures: Sendable {
     var d2: String { dir + "/d2" }
     var d3: String { dir + "/d3" }
 
-    static let shared: Result<Fixtures, TestFailure> = {
-        do { return .success(try Fixtures.build()) } catch {
-            return .failure(error as? TestFailure ?? TestFailure("\(error)"))
-        }
-    }()
+    static let shared = buildOnce { try Fixtures.build() }
 
     static func get() throws -> Fixtures { try shared.get() }
 

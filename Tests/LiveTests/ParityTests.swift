@@ -192,35 +192,29 @@ struct ParityTests {
         var setuidNobody: String { dir + "/euid-nobody" }
         var tlsTooBig: String { dir + "/libtls-big.so" }
 
-        static let shared: Result<Fixtures, TestFailure> = {
-            do {
-                // Under /tmp with 0755 directories: the set-user-ID case runs as nobody.
-                let dir = "/tmp/lp-parity-\(getpid())"
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                chmod(dir, 0o755)
-                try write(launcherSource, to: dir + "/launcher.c")
-                try write(observeSource, to: dir + "/observe.c")
-                try gcc(["-O1", "-o", dir + "/launcher", dir + "/launcher.c"])
-                try gcc(["-O1", "-pthread", "-o", dir + "/observe", dir + "/observe.c", "-ldl"])
-                try gcc(["-O1", "-static", "-pthread", "-o", dir + "/observe-static", dir + "/observe.c"])
-                try gcc(["-O1", "-o", dir + "/euid-nobody", dir + "/observe.c", "-pthread", "-ldl"])
-                guard chown(dir + "/euid-nobody", 65534, 65534) == 0, chmod(dir + "/euid-nobody", 0o4755) == 0 else {
-                    throw TestFailure("cannot make the set-user-ID fixture (the parity suite runs as root)")
-                }
-                try write("__attribute__((tls_model(\"initial-exec\"))) __thread char big[1800];\nint touch(void) { big[0] = 1; return big[0]; }\n",
-                          to: dir + "/tls.c")
-                try gcc(["-shared", "-fPIC", "-o", dir + "/libtls-big.so", dir + "/tls.c"])
-                try write("#!/bin/sh\necho \"script $# $1\" $((1 + 2))\nexit 4\n", to: dir + "/script.sh")
-                chmod(dir + "/script.sh", 0o755)
-                try write("echo plain text file; exit 6\n", to: dir + "/plain")
-                chmod(dir + "/plain", 0o755)
-                return .success(Fixtures(dir: dir))
-            } catch let e as TestFailure {
-                return .failure(e)
-            } catch {
-                return .failure(TestFailure("\(error)"))
+        static let shared = buildOnce { () throws -> Fixtures in
+            // Under /tmp with 0755 directories: the set-user-ID case runs as nobody.
+            let dir = "/tmp/lp-parity-\(getpid())"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            chmod(dir, 0o755)
+            try write(launcherSource, to: dir + "/launcher.c")
+            try write(observeSource, to: dir + "/observe.c")
+            try gcc(["-O1", "-o", dir + "/launcher", dir + "/launcher.c"])
+            try gcc(["-O1", "-pthread", "-o", dir + "/observe", dir + "/observe.c", "-ldl"])
+            try gcc(["-O1", "-static", "-pthread", "-o", dir + "/observe-static", dir + "/observe.c"])
+            try gcc(["-O1", "-o", dir + "/euid-nobody", dir + "/observe.c", "-pthread", "-ldl"])
+            guard chown(dir + "/euid-nobody", 65534, 65534) == 0, chmod(dir + "/euid-nobody", 0o4755) == 0 else {
+                throw TestFailure("cannot make the set-user-ID fixture (the parity suite runs as root)")
             }
-        }()
+            try write("__attribute__((tls_model(\"initial-exec\"))) __thread char big[1800];\nint touch(void) { big[0] = 1; return big[0]; }\n",
+                      to: dir + "/tls.c")
+            try gcc(["-shared", "-fPIC", "-o", dir + "/libtls-big.so", dir + "/tls.c"])
+            try write("#!/bin/sh\necho \"script $# $1\" $((1 + 2))\nexit 4\n", to: dir + "/script.sh")
+            chmod(dir + "/script.sh", 0o755)
+            try write("echo plain text file; exit 6\n", to: dir + "/plain")
+            chmod(dir + "/plain", 0o755)
+            return Fixtures(dir: dir)
+        }
     }
 
     /// One way of running a case.

@@ -18,11 +18,7 @@ struct RPathFixture: Sendable {
     var viewApp: String { dir + "/bin/app.view" }
     var traces: String { dir + "/traces" }
 
-    static let shared: Result<RPathFixture, TestFailure> = {
-        do { return .success(try RPathFixture.build()) } catch {
-            return .failure(error as? TestFailure ?? TestFailure("\(error)"))
-        }
-    }()
+    static let shared = buildOnce { try RPathFixture.build() }
 
     static func get() throws -> RPathFixture { try shared.get() }
 

@@ -154,3 +154,11 @@ public enum Strace {
         return out
     }
 }
+
+/// A fixture built once per test run (in a `static let`): its value, or the
+/// failure every test that needs it reports.
+public func buildOnce<T>(_ build: () throws -> T) -> Result<T, TestFailure> {
+    do { return .success(try build()) } catch {
+        return .failure(error as? TestFailure ?? TestFailure("\(error)"))
+    }
+}
