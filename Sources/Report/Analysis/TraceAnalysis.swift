@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoaderModel
 import TraceFormat
 
@@ -184,8 +187,9 @@ private struct ProcessRun {
     var units: [ProcessAnalysis] = []
     var cur: ProcessAnalysis
     var phase: Phase
-    var search = -1
-    var candidate = -1
+    /// The search in progress (index into cur.searches) and its current candidate.
+    var search: Int?
+    var candidate: Int?
     /// The candidate's directory part (dir string id of its PathRef) for stat matching.
     var candidateDir: UInt32 = 0
     var dlopenCount = 0
@@ -233,7 +237,7 @@ private struct ProcessRun {
         cur.image = path
         cur.argv = argv
         phase = .startup
-        search = -1; candidate = -1
+        search = nil; candidate = nil
         dlopenCount = 0
         groupStart = nil
         startupLoaded = false
@@ -327,13 +331,13 @@ private struct ProcessRun {
             purpose = .exec
         } else if isLoaderConfig(path, trace) {
             purpose = .loaderConfig
-            if search >= 0 {
+            if let search {
                 sIdx = Int32(search)
                 if facts.isLdsoCache(path.base) { cur.searches[search].readCache = true }
             }
-        } else if search >= 0 {
+        } else if let search {
             sIdx = Int32(search)
-            if candidate >= 0 {
+            if let candidate {
                 let plain = cur.searches[search].candidates[candidate].subdirectory.isEmpty
                 cIdx = Int32(candidate)
                 if s.call.isOpen && s.path == candidatePath {
@@ -392,7 +396,7 @@ private struct ProcessRun {
                 // After main, a search opens a dlopen group: ld.so searches before it
                 // reports la_activity(LA_ACT_ADD) (that comes when the first new
                 // object is mapped). A search after a failed dlopen opens the next.
-                if dlopenPossible || (phase.isDlopen && !addSeen && search >= 0 && cur.searches[search].found == nil) {
+                if dlopenPossible || (phase.isDlopen && !addSeen && search.map { cur.searches[$0].found == nil } == true) {
                     if phase.isDlopen || groupStart != nil { closeGroup(at: a.timeNs) }
                     openDlopenGroup()
                     addSeen = false
@@ -401,16 +405,20 @@ private struct ProcessRun {
                 groupNames.append(name)
                 cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
                 search = cur.searches.count - 1
-                candidate = -1
+                candidate = nil
                 candidatePath = a.name
             } else {
-                if search < 0 {
+                let search: Int
+                if let current = self.search {
+                    search = current
+                } else {
                     let base = trace.string(a.name.base)
                     cur.searches.append(LibrarySearch(name: base, phase: phase, timeNs: a.timeNs))
                     search = cur.searches.count - 1
+                    self.search = search
                 }
                 // A candidate after a successful open: that file was rejected (wrong class).
-                if candidate >= 0, cur.searches[search].candidates[candidate].outcome == .hit {
+                if let candidate, cur.searches[search].candidates[candidate].outcome == .hit {
                     cur.searches[search].candidates[candidate].outcome = .skipped
                 }
                 // Candidate paths are interned as (directory part, name): the split
@@ -429,8 +437,8 @@ private struct ProcessRun {
             cur.objects.append(LoadedObjectRecord(path: path, phase: phase, timeNs: a.timeNs, namespace: a.lmid))
             lastObjectNs = a.timeNs
             firstCallAfterObject = nil
-            if search >= 0 { settle(objectPath: path) }
-            search = -1; candidate = -1
+            if search != nil { settle(objectPath: path) }
+            search = nil; candidate = nil
         case .activity:
             switch AuditActivity(rawValue: a.flag) {
             case .add:
@@ -443,7 +451,7 @@ private struct ProcessRun {
             case .delete:
                 inDelete = true
             default: // consistent (or a flag ld.so does not send)
-                if search >= 0 { settle(objectPath: nil) }
+                if search != nil { settle(objectPath: nil) }
                 if !inDelete { closeGroup(at: a.timeNs) }
                 if case .dlopen = phase { phase = outerPhase }
                 // (Without an exec call in the trace — audit only — the start-up
@@ -452,14 +460,14 @@ private struct ProcessRun {
                 if phase == .startup { startupLoaded = true }
                 inDelete = false
                 addSeen = false
-                search = -1; candidate = -1
+                search = nil; candidate = nil
             }
         case .preinit:
-            if search >= 0 { settle(objectPath: nil) }
+            if search != nil { settle(objectPath: nil) }
             closeGroup(at: a.timeNs)
             cur.mainNs = a.timeNs
             phase = .main
-            search = -1; candidate = -1
+            search = nil; candidate = nil
         case .objclose:
             if !inDelete && phase == .main { phase = .exit }
         case .image:
@@ -469,7 +477,7 @@ private struct ProcessRun {
 
     /// Records where the current search ended up.
     mutating func settle(objectPath: String?) {
-        guard search >= 0 else { return }
+        guard let search else { return }
         var s = cur.searches[search]
         if s.found == nil, let hit = s.candidates.lastIndex(where: { $0.outcome == .hit }) {
             s.found = s.candidates[hit].path
@@ -519,14 +527,14 @@ private struct ProcessRun {
         }
         if base.hasSuffix(".py") || base.hasSuffix(".pyc") || base.hasSuffix(".so") || base == "__pycache__"
             || base.hasSuffix(".pth") || dir.contains("/python3") || dir.contains("site-packages")
-            || dir.hasSuffix("__pycache__") || (s.call.isOpen && s.flags & 0o200000 != 0) {
+            || dir.hasSuffix("__pycache__") || (s.call.isOpen && s.flags & UInt64(O_DIRECTORY) != 0) {
             return .pythonImport
         }
         return .other
     }
 
     mutating func finish() -> [ProcessAnalysis] {
-        if search >= 0 { settle(objectPath: nil) }
+        if search != nil { settle(objectPath: nil) }
         closeGroup(at: cur.endNs)
         units.append(cur)
         return units
