@@ -129,7 +129,7 @@ LP_EXPORT unsigned int la_version(unsigned int version)
         if (!lp_cfg.ptrace) return 0; /* ld.so then unloads us, silently */
     }
     /* Under a loadprobe tracer we stay loaded even when recording failed, so that
-     * la_preinit still signals main to it; the hooks then record nothing. */
+     * the end of the start-up load is still signalled to it; the hooks then record nothing. */
     return version;
 }
 
@@ -148,17 +148,32 @@ LP_EXPORT unsigned int la_objopen(struct lp_link_map *map, long lmid, lp_uptr *c
     return 0; /* no symbol-binding audit: keeps PLT calls direct */
 }
 
+/* Whether the tracer has been told the start-up load is over (once per image). */
+static int lp_load_signalled;
+
+/* Tells a loadprobe tracer (the seccomp filter stops on this call; untraced it
+ * is a harmless EBADF) that the start-up load is over: the tracer gives the
+ * program its own CPU mask back, before any constructor runs and can read it
+ * in /proc/self/status. */
+static void lp_signal_tracer(void)
+{
+    if (!lp_cfg.ptrace || lp_load_signalled) return;
+    lp_load_signalled = 1;
+    lp_close(LP_PREINIT_MAGIC_FD);
+}
+
 LP_EXPORT void la_activity(lp_uptr *cookie, unsigned int flag)
 {
     (void)cookie;
     lp_emit(LP_REC_ACTIVITY, flag, 0, 0);
+    if (flag == 0 /* LA_ACT_CONSISTENT: the start-up load is done */) lp_signal_tracer();
 }
 
 LP_EXPORT void la_preinit(lp_uptr *cookie)
 {
     (void)cookie;
     lp_emit(LP_REC_PREINIT, 0, 0, 0);
-    if (lp_cfg.ptrace) lp_close(LP_PREINIT_MAGIC_FD); /* the tracer stops on it; else EBADF */
+    lp_signal_tracer(); /* when no consistent activity came first */
 }
 
 LP_EXPORT unsigned int la_objclose(lp_uptr *cookie)

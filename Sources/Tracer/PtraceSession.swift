@@ -307,7 +307,7 @@ final class PtraceSession {
         guard info.arch == lp_native_audit_arch else { PT.request(resume, tid); return }
         let code = lp_call_for_nr(info.nr)
         if code == Int32(LP_CALL_PREINIT_SIGNAL.rawValue) {
-            if Int32(truncatingIfNeeded: info.args.0) == LP_PREINIT_MAGIC_FD { reachedMain(tid) }
+            if Int32(truncatingIfNeeded: info.args.0) == LP_PREINIT_MAGIC_FD { startupLoaded(tid) }
             PT.request(resume, tid)
             return
         }
@@ -645,7 +645,9 @@ final class PtraceSession {
         }
     }
 
-    private func reachedMain(_ tid: Int32) {
+    /// The audit library signalled the end of the start-up load (before any
+    /// constructor runs): the process gets its own CPU mask back.
+    private func startupLoaded(_ tid: Int32) {
         let pid = threads[tid]?.pid ?? tid
         guard let original = originalAffinity, processes[pid]?.pinned == true else { return }
         processes[pid]?.pinned = false
