@@ -125,6 +125,13 @@ public struct PathTree: Sendable {
     }
 
     @inline(__always) public func parent(_ node: Int32) -> Int32 { nodes[Int(node)].parent }
+
+    /// A directory as a call on the directory itself names it: (its parent, its
+    /// name). The root has no parent: (the root, no name).
+    public func entry(_ node: Int32) -> (dir: Int32, name: Int32) {
+        let p = nodes[Int(node)].parent
+        return p >= 0 ? (p, nodes[Int(node)].name) : (node, -1)
+    }
     public func depth(_ node: Int32) -> Int { Int(nodes[Int(node)].depth) }
 
     // MARK: knowledge

@@ -77,9 +77,10 @@ public struct ScenarioBuilder {
             var m = rec[i]
             if rest.isEmpty {
                 if m.kind == .openDirectory {
-                    if !viewListed { m.dir = world.tree.parent(view); m.name = world.tree.nodes[Int(view)].name; out.append(m); viewListed = true }
+                    // (A view directory of "/" is the root: no parent.)
+                    if !viewListed { (m.dir, m.name) = world.tree.entry(view); out.append(m); viewListed = true }
                 } else if !inRound {
-                    m.dir = world.tree.parent(view); m.name = world.tree.nodes[Int(view)].name; m.failed = false
+                    (m.dir, m.name) = world.tree.entry(view); m.failed = false
                     out.append(m)
                     inRound = true
                 }

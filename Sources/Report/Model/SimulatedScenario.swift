@@ -142,9 +142,9 @@ struct SimulatedProcess {
                 out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: missing, purpose: purpose))
                 if a.cost.statPath > 0 {
                     if dirExists { tree.markExists(d) } else if markedMissing.insert(d).inserted { SimulatedProcess.markMissing(d, world: world, tree: &tree) }
-                    // The stat of the search directory itself; "/" (a search path of "/") has no parent: its own node.
-                    let parent = tree.parent(d)
-                    out.append(ModelCall(kind: .stat, call: .newfstatat, dir: parent >= 0 ? parent : d, name: tree.nodes[Int(d)].name,
+                    // The stat of the search directory itself ("/", a search path of "/", has no parent).
+                    let entry = tree.entry(d)
+                    out.append(ModelCall(kind: .stat, call: .newfstatat, dir: entry.dir, name: entry.name,
                                          failed: !dirExists, purpose: a.subdirectory.isEmpty ? .directoryStat : .hwcapsProbe))
                 }
                 if a.cost.fstat > 0 {
