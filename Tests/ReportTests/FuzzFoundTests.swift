@@ -113,4 +113,16 @@ struct FuzzFoundTests {
             #expect(r.status == 0, "\(format): \(r.status) \(r.stderrText)")
         }
     }
+
+    @Test("--top 9223372036854775807: JSON and HTML list 10× and 2× --top rows without overflowing")
+    func hugeTop() throws {
+        let dir = try scratch("fuzz-top")
+        let trace = try CraftedTraceTests().minimalTrace(in: dir)
+        for format in ["json", "html", "text", "perfetto"] {
+            let r = try run([loadprobe, "report", "--no-host", "--top", "9223372036854775807", "--format", format, trace])
+            #expect(r.status == 0, "\(format): \(r.status) \(r.stderrText)")
+        }
+        let d = try run([loadprobe, "diff", "--top", "9223372036854775807", "--format", "json", trace, trace])
+        #expect(d.status == 0, "\(d.status) \(d.stderrText)")
+    }
 }

@@ -26,6 +26,13 @@ public struct ReportOptions: Sendable {
     public var coresPerNode: Int?
     public var top = 10
     public init() {}
+
+    /// Rows of a list that shows `factor` × `top` (at least one row; `--top`
+    /// has no upper bound, so the product saturates instead of overflowing).
+    public func rows(_ factor: Int = 1) -> Int {
+        let (n, overflow) = max(top, 1).multipliedReportingOverflow(by: factor)
+        return overflow ? .max : n
+    }
 }
 
 /// One program image's attribution (JSON `attribution[]`), kept instead of its calls.

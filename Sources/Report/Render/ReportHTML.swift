@@ -42,7 +42,7 @@ public enum ReportHTML {
         }
         h += "</table>\n"
         h += "<h2>Tries before the hit, by library</h2>\n<table><tr><th>library</th><th class=n>tries</th><th class=n>failed</th><th class=n>directories</th><th>found in</th></tr>"
-        for l in w.byLibrary.prefix(r.options.top * 2) {
+        for l in w.byLibrary.prefix(r.options.rows(2)) {
             h += "<tr><td><code>\(esc(l.name))</code></td><td class=n>\(group(l.attempts))</td><td class=n>\(group(l.failed))</td><td class=n>\(group(l.directoriesSearched))</td><td>\(esc(l.foundIn.isEmpty ? "not found" : "\(l.foundIn) (\(l.foundOrigin))"))</td></tr>"
         }
         h += "</table>\n"

@@ -70,16 +70,16 @@ public enum ReportJSON {
 
     static func waste(_ r: Report) -> JSON {
         let w = r.waste
-        let top = r.options.top
+        let rows = r.options.rows(10)
         return .object([
             ("calls", .int(Int64(w.totalCalls))),
             ("failed", .int(Int64(w.totalFailed))),
-            ("byDirectory", .array(w.byDirectory.prefix(max(top, 1) * 10).map { d in
+            ("byDirectory", .array(w.byDirectory.prefix(rows).map { d in
                 .object([("directory", .string(d.directory)), ("failed", .int(Int64(d.failed))), ("share", num(d.share)),
                          ("calls", .int(Int64(d.calls))), ("hwcapsFailed", .int(Int64(d.hwcapsFailed))),
                          ("origin", .string(d.origin)), ("namesMissed", .int(Int64(d.namesMissed)))])
             })),
-            ("byLibrary", .array(w.byLibrary.prefix(max(top, 1) * 10).map { l in
+            ("byLibrary", .array(w.byLibrary.prefix(rows).map { l in
                 .object([("name", .string(l.name)), ("attempts", .int(Int64(l.attempts))),
                          ("foundIn", l.foundIn.isEmpty ? .null : .string(l.foundIn)),
                          ("failed", .int(Int64(l.failed))), ("share", num(l.share)),
@@ -92,14 +92,14 @@ public enum ReportJSON {
             ("byPhase", buckets(w.byPhase)),
             ("byPurpose", buckets(w.byPurpose)),
             ("byLoadGroup", buckets(w.byLoadGroup)),
-            ("byCaller", .array(w.byCaller.prefix(max(top, 1) * 10).map { c in
+            ("byCaller", .array(w.byCaller.prefix(rows).map { c in
                 .object([("name", .string(c.name)), ("object", c.object.map { .string($0) } ?? .null),
                          ("symbol", c.symbol.map { .string($0) } ?? .null),
                          ("offsets", .array(c.offsets.map { .string("0x" + String($0, radix: 16)) })),
                          ("groups", .int(Int64(c.groups))), ("firstNames", .array(c.firstNames.map { .string($0) })),
                          ("calls", .int(Int64(c.calls))), ("failed", .int(Int64(c.failed))), ("share", num(c.share))])
             })),
-            ("pythonEntries", .array(w.pythonEntries.prefix(max(top, 1) * 10).map { e in
+            ("pythonEntries", .array(w.pythonEntries.prefix(rows).map { e in
                 .object([("entry", .string(e.entry)), ("scans", .int(Int64(e.scans))), ("found", .int(Int64(e.found))),
                          ("wasted", .int(Int64(e.wasted)))])
             })),
