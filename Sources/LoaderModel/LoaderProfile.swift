@@ -78,6 +78,15 @@ public struct GlibcProfile: Sendable, Hashable {
         self.fileClass = fileClass
     }
 
+    /// The most glibc-hwcaps subdirectories, legacy hwcap names and default
+    /// directories a profile taken from elsewhere (a trace's metadata) may
+    /// have: every search directory is tried with every subdirectory. glibc on
+    /// x86-64 has at most 3 and 2 (`CPUDescription`); other architectures a few more.
+    public static let maxHwcapsSubdirectories = 8
+    public static let maxLegacyHwcapNames = 4
+    /// Default directories: 4 on Debian, 2 on Fedora (compiled into ld.so).
+    public static let maxSystemDirectories = 16
+
     /// The subdirectories tried inside every search directory, in order, each
     /// ending in "/" except the last, which is the directory itself ("").
     ///
@@ -91,7 +100,9 @@ public struct GlibcProfile: Sendable, Hashable {
             result += hwcapsSubdirectories.map { "glibc-hwcaps/\($0)/" }
         }
         guard version.searchesLegacyHwcaps else { return result + [""] }
-        var parts = legacyHwcapNames
+        // (The power set of at most 16 parts: a profile made up with more names
+        // than any glibc has must not overflow 1 << count.)
+        var parts = Array(legacyHwcapNames.prefix(14))
         if let platform { parts.append(platform) }
         parts.append("tls")
         let count = parts.count

@@ -125,4 +125,38 @@ struct FuzzFoundTests {
         let d = try run([loadprobe, "diff", "--top", "9223372036854775807", "--format", "json", trace, trace])
         #expect(d.status == 0, "\(d.status) \(d.stderrText)")
     }
+
+    @Test("loader metadata naming 61 legacy hwcaps, 200 glibc-hwcaps or 3,000 default directories: not used, the report is made",
+          .timeLimit(.minutes(1)))
+    func absurdLoaderMetadata() throws {
+        let dir = try scratch("fuzz-hwcaps")
+        let cases: [(hwcaps: String, legacy: String, dirs: String)] = [
+            // 61 names + platform + tls: 1 << 63 subsets, a range that traps.
+            ("x86-64-v3", (0..<61).map { "cap\($0)" }.joined(separator: ","), "/lib/:/usr/lib/"),
+            // 24 names: 2^26 subdirectories in every search directory.
+            ("x86-64-v3", (0..<24).map { "cap\($0)" }.joined(separator: ","), "/lib/:/usr/lib/"),
+            ((0..<200).map { "level\($0)" }.joined(separator: ","), "x86_64", "/lib/:/usr/lib/"),
+            ("x86-64-v3", "x86_64", (0..<3000).map { "/d\($0)/" }.joined(separator: ":")),
+        ]
+        for (i, c) in cases.enumerated() {
+            var t = Recording()
+            t.meta("mode", "ptrace+audit")
+            t.meta("libc", "glibc 2.36")
+            t.meta("loader.hwcaps", c.hwcaps)
+            t.meta("loader.legacyHwcaps", c.legacy)
+            t.meta("loader.platform", "x86_64")
+            t.meta("loader.lib", "lib/x86_64-linux-gnu")
+            t.meta("loader.defaultDirs", c.dirs)
+            loaderRun(&t, rpath: "/app/lib:/opt/a:/opt/b:/opt/c", needed: ["liba.so", "libmissing.so"])
+            let trace = try t.file(ending: 10_000, in: dir, "h\(i).lpt")
+            let r = try run([loadprobe, "report", "--no-host", "--format", "json", trace])
+            #expect(r.status == 0, "case \(i): \(r.status) \(r.stderrText)")
+            #expect(r.stdoutText.contains("more than a glibc has"), "case \(i)")
+        }
+        // The profile itself: a power set of at most 16 parts, whatever it is given.
+        var p = GlibcProfile.debianX86_64(version: GlibcVersion(2, 36), legacyHwcapNames: (0..<70).map { "c\($0)" })
+        #expect(p.capabilitySubdirectories.count == 2 + (1 << 16))
+        p.legacyHwcapNames = []
+        #expect(p.capabilitySubdirectories.count == 2 + 4)
+    }
 }

@@ -90,19 +90,28 @@ struct TraceWorld {
             t.meta(key).map { $0.split(separator: sep).map(String.init) }
         }
         let v = version ?? GlibcVersion(2, 36)
+        var refused = ""
         if let hwcaps = list(.loaderHwcaps, ","), let legacy = list(.loaderLegacyHwcaps, ","),
            let lib = t.meta(.loaderLib), let dirs = list(.loaderDefaultDirs, ":") {
-            var p = GlibcProfile.debianX86_64(version: v, hwcaps: hwcaps, legacyHwcapNames: legacy, platform: t.meta(.loaderPlatform))
-            p.libToken = lib
-            p.systemDirectories = dirs
-            return (p, "the recording host (trace metadata)")
+            // Every search directory is tried with every subdirectory (and the legacy
+            // names' power set): more names than a glibc has would make a small trace
+            // an endless simulation.
+            if hwcaps.count <= GlibcProfile.maxHwcapsSubdirectories && legacy.count <= GlibcProfile.maxLegacyHwcapNames
+                && dirs.count <= GlibcProfile.maxSystemDirectories {
+                var p = GlibcProfile.debianX86_64(version: v, hwcaps: hwcaps, legacyHwcapNames: legacy, platform: t.meta(.loaderPlatform))
+                p.libToken = lib
+                p.systemDirectories = dirs
+                return (p, "the recording host (trace metadata)")
+            }
+            refused = " (the trace's loader description names \(hwcaps.count) glibc-hwcaps subdirectories, \(legacy.count) legacy hwcaps "
+                + "and \(dirs.count) default directories: more than a glibc has, not used)"
         }
         if consultHost {
             var p = GlibcProfile.host()
             p.version = v
-            return (p, "this host's CPU and layout (the trace does not say)")
+            return (p, "this host's CPU and layout" + (refused.isEmpty ? " (the trace does not say)" : refused))
         }
-        return (GlibcProfile.debianX86_64(version: v), "Debian x86-64 defaults (the trace does not say)")
+        return (GlibcProfile.debianX86_64(version: v), "Debian x86-64 defaults" + (refused.isEmpty ? " (the trace does not say)" : refused))
     }
 
     /// The simulation input of one process: nil when the world has no ELF
