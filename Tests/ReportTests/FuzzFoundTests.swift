@@ -159,4 +159,21 @@ struct FuzzFoundTests {
         p.legacyHwcapNames = []
         #expect(p.capabilitySubdirectories.count == 2 + 4)
     }
+
+    @Test("an RPATH directory 2,000 components deep, missing: each subdirectory's walk up is not quadratic", .timeLimit(.minutes(1)))
+    func deepMissingDirectory() throws {
+        let dir = try scratch("fuzz-deep")
+        let deep = String(repeating: "/a", count: 2_000)
+        var t = Recording()
+        t.meta("libc", "glibc 2.36")
+        // Twelve deep directories (they share all but their last component), each
+        // tried with every glibc-hwcaps and legacy subdirectory for two names.
+        let rpath = (0..<12).map { deep + "/x\($0)" }.joined(separator: ":") + ":/app/lib"
+        loaderRun(&t, rpath: rpath, needed: ["libmissing.so", "liba.so"])
+        let trace = try t.file(ending: 10_000, in: dir, "deep.lpt")
+        let started = Date()
+        let r = try run([loadprobe, "report", "--no-host", trace])
+        #expect(r.status == 0, "\(r.status) \(r.stderrText)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
 }

@@ -94,7 +94,9 @@ struct SimulatedProcess {
         let world: LoaderWorld
         /// Directory part of a candidate path → its tree node, and whether the world has it.
         var directories: [String: (node: Int32, exists: Bool)] = [:]
-        /// Nodes already marked missing.
+        /// Nodes already marked missing, or walked through while marking: their
+        /// chain up to a directory the world knows is done (a node is never
+        /// unknown again), so a walk stops at them.
         var markedMissing = Set<Int32>()
 
         mutating func directory(_ path: String, tree: inout PathTree) -> (node: Int32, exists: Bool) {
@@ -141,7 +143,7 @@ struct SimulatedProcess {
                 }
                 out.append(ModelCall(kind: .open, call: .openat, dir: d, name: n, failed: missing, purpose: purpose))
                 if a.cost.statPath > 0 {
-                    if dirExists { tree.markExists(d) } else if markedMissing.insert(d).inserted { SimulatedProcess.markMissing(d, world: world, tree: &tree) }
+                    if dirExists { tree.markExists(d) } else if !markedMissing.contains(d) { markMissing(d, tree: &tree) }
                     // The stat of the search directory itself ("/", a search path of "/", has no parent).
                     let entry = tree.entry(d)
                     out.append(ModelCall(kind: .stat, call: .newfstatat, dir: entry.dir, name: entry.name,
@@ -152,18 +154,27 @@ struct SimulatedProcess {
                 }
             }
         }
-    }
 
-    /// A missing subdirectory: it, and its first ancestor below a directory the
-    /// world knows, are missing, unless the trace already showed otherwise (a
-    /// view directory holds no glibc-hwcaps/ at all).
-    static func markMissing(_ node: Int32, world: LoaderWorld, tree: inout PathTree) {
-        var n = node
-        while n > 0 {
-            let parent = tree.parent(n)
-            if tree.nodes[Int(n)].state == .unknown { tree.markMissing(n) }
-            if parent <= 0 || world.directories[tree.path(parent)] == true { break }
-            n = parent
+        /// A missing subdirectory: it, and its ancestors up to the first one
+        /// below a directory the world knows, are missing, unless the trace
+        /// already showed otherwise (a view directory holds no glibc-hwcaps/ at all).
+        /// Each parent's path is the child's cut before its last component: one
+        /// path made per walk, not one per step (a directory 2,000 components
+        /// deep made every walk quadratic).
+        mutating func markMissing(_ node: Int32, tree: inout PathTree) {
+            var n = node
+            let full = tree.path(node)
+            var length = full.utf8.count
+            while n > 0 && markedMissing.insert(n).inserted {
+                let parent = tree.parent(n)
+                if tree.nodes[Int(n)].state == .unknown { tree.markMissing(n) }
+                guard parent > 0 else { break }
+                // path(n) is path(parent) + "/" + its name.
+                length -= 1 + tree.nameString(tree.nodes[Int(n)].name).utf8.count
+                let parentPath = String(Substring(full.utf8.prefix(length)))
+                if world.directories[parentPath] == true { break }
+                n = parent
+            }
         }
     }
 
