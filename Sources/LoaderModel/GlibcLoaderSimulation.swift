@@ -25,6 +25,11 @@ public struct GlibcLoaderSimulation: Sendable {
     /// false: the result's lookups keep their cost but not their attempts (a
     /// baseline that only needs what resolved where, and the call count).
     public var keepAttempts = true
+    /// Stop where ld.so stops: nothing is looked up after the start-up's first
+    /// failure (the process exits; `LoadResult.predicted` ends there too), and a
+    /// dlopen stops at its first failure. false (explain): go on, so that every
+    /// missing library is named.
+    public var stopAtFailure = false
 
     public init(profile: GlibcProfile, environment: LoaderEnvironment, cache: LDSOCache?,
                 fileSystem: any LoaderFileSystem = HostFileSystem()) {
@@ -155,6 +160,11 @@ final class GlibcEngine {
     var group = 0
     var programCacheRead = false
     var reserved: Set<Int> = []
+    /// A lookup of the load group being simulated failed.
+    var groupFailed = false
+    /// ld.so would stop here (`GlibcLoaderSimulation.stopAtFailure`): the
+    /// start-up failed, or the dlopen being simulated did.
+    var stopped: Bool { sim.stopAtFailure && (group == 0 ? failure != nil : groupFailed) }
     /// Name, path or soname → the first loaded object answering to it.
     var matchIndex: [String: Int] = [:]
     var fileIndex: [FileID: Int] = [:]
@@ -214,8 +224,9 @@ final class GlibcEngine {
             }
         }
         loadDependencies(queue)
-        for (n, request) in dlopens.enumerated() {
+        for (n, request) in dlopens.enumerated() where !(sim.stopAtFailure && failure != nil) {
             group = n + 1
+            groupFailed = false
             dlopen(request)
         }
         return LoadResult(flavor: .glibc(profile.version), program: program, interpreter: interpreter,
@@ -241,11 +252,11 @@ final class GlibcEngine {
     func loadDependencies(_ start: [Int]) {
         var queue = start
         var position = 0
-        while position < queue.count {
+        while position < queue.count && !stopped {
             let index = queue[position]
             position += 1
             guard let elf = loaded[index].elf else { continue }
-            for raw in elf.needed {
+            for raw in elf.needed where !stopped {
                 guard let name = expandNeeded(raw, object: index) else {
                     record(ResolvedObject(needed: raw, neededBy: loaded[index].path, path: nil, origin: nil, originObject: nil,
                                           attempts: [], depth: (depth[index] ?? 0) + 1, loadedNewObject: false,
@@ -392,6 +403,7 @@ final class GlibcEngine {
         if !sim.keepAttempts { object.attempts = [] }
         total += cost
         if failure == nil { predicted += cost }
+        if failureKind != nil && object.failure != nil { groupFailed = true }
         if failure == nil, group == 0, let failureKind, let message = object.failure {
             failure = StartupFailure(kind: failureKind, object: object.neededBy,
                                      message: "\(object.needed): \(message)")

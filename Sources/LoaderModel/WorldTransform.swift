@@ -25,6 +25,8 @@ public struct SimulationInput: Sendable {
         var sim = GlibcLoaderSimulation(profile: profile, environment: environment, cache: cache, fileSystem: world)
         sim.programCache = programCache
         sim.keepAttempts = keepAttempts
+        // The report prices what ld.so does: nothing after a fatal failure.
+        sim.stopAtFailure = true
         return sim.run(program: elf, dlopens: dlopens)
     }
 }

@@ -176,4 +176,28 @@ struct FuzzFoundTests {
         #expect(r.status == 0, "\(r.status) \(r.stderrText)")
         #expect(Date().timeIntervalSince(started) < 30)
     }
+
+    @Test("a needed list of 3,000 missing names over 60 RPATH directories: the scenarios stop where ld.so stops", .timeLimit(.minutes(1)))
+    func lookupsAfterTheFailure() throws {
+        let dir = try scratch("fuzz-missing")
+        var t = Recording()
+        t.meta("libc", "glibc 2.36")
+        let rpath = (0..<60).map { "/opt/p\($0)/lib" }.joined(separator: ":") + ":/app/lib"
+        // The first name is found; the next 3,000 are not: ld.so stops at the first of them.
+        loaderRun(&t, rpath: rpath, needed: ["liba.so"] + (0..<3000).map { "libmissing\($0).so" })
+        let trace = try t.file(ending: 10_000, in: dir, "missing.lpt")
+        let started = Date()
+        let r = try run([loadprobe, "report", "--no-host", "--format", "json", trace])
+        #expect(r.status == 0, "\(r.status) \(r.stderrText)")
+        #expect(Date().timeIntervalSince(started) < 30)
+        // Every scenario prices at most the one failed search (61 directories,
+        // their subdirectories), not 3,000 of them.
+        let json = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any]
+        let scenarios = json?["scenarios"] as? [[String: Any]] ?? []
+        #expect(!scenarios.isEmpty)
+        for s in scenarios {
+            let ops = s["operations"] as? Int ?? 0
+            #expect(ops < 5_000, "\(s["name"] ?? "?"): \(ops) calls")
+        }
+    }
 }
