@@ -200,4 +200,23 @@ struct FuzzFoundTests {
             #expect(ops < 5_000, "\(s["name"] ?? "?"): \(ops) calls")
         }
     }
+
+    @Test("diff --compute-each of a run 2^64 ns long and one of 1 ns: a ratio Int cannot hold is shown, not converted")
+    func hugeRatio() throws {
+        let dir = try scratch("fuzz-ratio")
+        var long = Recording()
+        long.process(5, at: 1_000)
+        // A time delta of −2,000: the clock wraps, the run ends 2^64 − 2,000 ns after it began.
+        long.exit(5, at: -1_000)
+        let before = try long.file(ending: -1_000, in: dir, "long.lpt")
+        var short = Recording()
+        short.process(5, at: 1_000)
+        short.exit(5, at: 1_001)
+        let after = try short.file(ending: 1_002, in: dir, "short.lpt")
+        for args in [["diff", "--compute-each", before, after], ["diff", "--compute-each", after, before],
+                     ["diff", "--compute-each", "--format", "json", before, after]] {
+            let r = try run([loadprobe] + args)
+            #expect(r.status == 0, "\(args): \(r.status) \(r.stderrText)")
+        }
+    }
 }

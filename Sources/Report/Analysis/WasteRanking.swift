@@ -360,6 +360,9 @@ func group(_ n: Int) -> String {
 
 func percent(_ v: Double) -> String {
     let p = v * 100
+    // A share is within 0...1; a diff's ratio of counts may be anything: shown
+    // as it is where Int cannot hold it (or it is not a number).
+    guard p.isFinite, p.magnitude < 1e15 else { return "\(p)%" }
     // 99.6% is not "100%", and 0.04% is not "0%".
     if p >= 99 && p < 100 { return "\(Double(Int((p * 10).rounded(.down))) / 10)%" }
     if p >= 10 || p == 0 { return "\(Int(p.rounded()))%" }

@@ -230,6 +230,9 @@ func seconds(_ s: Double) -> String {
 
 extension String {
     init(rounding v: Double, places: Int) {
+        // Past 1e15 (a ratio of times from a trace whose clock jumped) decimals
+        // mean nothing and Int cannot hold the value: shown as it is.
+        guard v.isFinite, v.magnitude < 1e15 else { self = "\(v)"; return }
         var k = 1.0
         for _ in 0..<places { k *= 10 }
         let r = (v * k).rounded() / k
