@@ -16,9 +16,11 @@ package enum CodeSymbols {
         var functions: [Function] = []
 
         /// The function whose [start, start+size) holds the address the file offset maps to.
+        /// (Offsets, sizes and addresses come from the file: their sums may pass 2^64.)
         func function(atFileOffset off: UInt64) -> String? {
-            guard let seg = loads.first(where: { off >= $0.offset && off < $0.offset + $0.size }) else { return nil }
-            let addr = off - seg.offset + seg.vaddr
+            guard let seg = loads.first(where: { off >= $0.offset && off - $0.offset < $0.size }) else { return nil }
+            let (addr, overflow) = (off - seg.offset).addingReportingOverflow(seg.vaddr)
+            guard !overflow else { return nil }
             return functions.first { addr >= $0.start && addr < $0.end }?.name
         }
     }
@@ -62,9 +64,11 @@ package enum CodeSymbols {
             var sym = GElf_Sym()
             guard gelf_getsym(data, Int32(i), &sym) != nil else { continue }
             let type = sym.st_info & 0xf
-            guard type == 2 /* STT_FUNC */ || type == 10 /* STT_GNU_IFUNC */, sym.st_shndx != 0, sym.st_size > 0,
+            // A function that would end past 2^64 is not one.
+            let (end, overflow) = sym.st_value.addingReportingOverflow(sym.st_size)
+            guard type == 2 /* STT_FUNC */ || type == 10 /* STT_GNU_IFUNC */, sym.st_shndx != 0, sym.st_size > 0, !overflow,
                   let name = elf_strptr(elf, strings, Int(sym.st_name)) else { continue }
-            table.functions.append(Function(start: sym.st_value, end: sym.st_value + sym.st_size, name: String(cString: name)))
+            table.functions.append(Function(start: sym.st_value, end: end, name: String(cString: name)))
         }
         return table
     }
