@@ -162,6 +162,8 @@ final class GlibcEngine {
     var reserved: Set<Int> = []
     /// A lookup of the load group being simulated failed.
     var groupFailed = false
+    /// The kind of failure the last recorded lookup had.
+    var lastFailureKind: StartupFailure.Kind?
     /// ld.so would stop here (`GlibcLoaderSimulation.stopAtFailure`): the
     /// start-up failed, or the dlopen being simulated did.
     var stopped: Bool { sim.stopAtFailure && (group == 0 ? failure != nil : groupFailed) }
@@ -256,6 +258,14 @@ final class GlibcEngine {
             let index = queue[position]
             position += 1
             guard let elf = loaded[index].elf else { continue }
+            // Names of this object's DT_NEEDED already searched in vain. Searched
+            // again, the same name fails the same way (same world, same search
+            // path; only the directories known missing are skipped), unless an
+            // object loaded since answers to it: it is recorded as failing again,
+            // without a search (ld.so never gets there: the first failure ends it).
+            // An object listing a missing name thousands of times made explain
+            // search thousands of times.
+            var failedHere: [String: (object: ResolvedObject, kind: StartupFailure.Kind)] = [:]
             for raw in elf.needed where !stopped {
                 guard let name = expandNeeded(raw, object: index) else {
                     record(ResolvedObject(needed: raw, neededBy: loaded[index].path, path: nil, origin: nil, originObject: nil,
@@ -264,10 +274,21 @@ final class GlibcEngine {
                            failureKind: .missingLibrary)
                     continue
                 }
-                if let dep = mapObject(loader: index, name: name, neededBy: loaded[index].path), !reserved.contains(dep) {
-                    reserved.insert(dep)
-                    queue.append(dep)
-                    if depth[dep] == nil { depth[dep] = (depth[index] ?? 0) + 1 }
+                if let again = failedHere[name], matchIndex[name] == nil {
+                    var object = again.object
+                    object.attempts = []
+                    record(object, failureKind: again.kind)
+                    continue
+                }
+                let recorded = objects.count
+                if let dep = mapObject(loader: index, name: name, neededBy: loaded[index].path) {
+                    if !reserved.contains(dep) {
+                        reserved.insert(dep)
+                        queue.append(dep)
+                        if depth[dep] == nil { depth[dep] = (depth[index] ?? 0) + 1 }
+                    }
+                } else if objects.count == recorded + 1, let failed = objects.last, failed.path == nil, let kind = lastFailureKind {
+                    failedHere[name] = (failed, kind)
                 }
             }
         }
@@ -404,6 +425,7 @@ final class GlibcEngine {
         total += cost
         if failure == nil { predicted += cost }
         if failureKind != nil && object.failure != nil { groupFailed = true }
+        lastFailureKind = object.failure != nil ? failureKind : nil
         if failure == nil, group == 0, let failureKind, let message = object.failure {
             failure = StartupFailure(kind: failureKind, object: object.neededBy,
                                      message: "\(object.needed): \(message)")

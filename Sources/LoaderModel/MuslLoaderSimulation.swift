@@ -115,8 +115,22 @@ final class MuslEngine {
             let index = chain[next]
             next += 1
             guard let elf = dsos[index].elf, !dsos[index].isLoader else { continue }
+            // A name this object already failed to load fails the same way again
+            // (same world, same path), unless an object loaded since answers to
+            // it: recorded as failing, without a search (as in GlibcEngine).
+            var failedHere: [String: ResolvedObject] = [:]
             for name in elf.needed {
-                _ = loadLibrary(name, neededBy: index, requester: dsos[index].name)
+                if let again = failedHere[name], !chain.contains(where: { dsos[$0].shortname == name }) {
+                    var object = again
+                    object.attempts = []
+                    record(object)
+                    continue
+                }
+                let recorded = objects.count
+                if loadLibrary(name, neededBy: index, requester: dsos[index].name) == nil,
+                   objects.count == recorded + 1, let failed = objects.last, failed.path == nil {
+                    failedHere[name] = failed
+                }
             }
         }
         var position = [Int: Int]()

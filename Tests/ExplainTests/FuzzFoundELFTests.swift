@@ -132,4 +132,25 @@ struct FuzzFoundELFTests {
             #expect(cache.function(in: dir + "/segments.so", returnOffset: offset) == nil)
         }
     }
+
+    @Test("a DT_NEEDED name listed 500 times, missing, behind a RUNPATH of 40 directories: searched once (glibc and musl)",
+          arguments: ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"])
+    func repeatedMissingName(interpreter: String) throws {
+        let dir = try scratchDirectory("repeated")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var prog = CraftedELF()
+        prog.interpreter = interpreter
+        prog.runpath = (0..<40).map { "\(dir)/none\($0)" }.joined(separator: ":")
+        prog.needed = [String](repeating: "libnothere.so", count: 500)
+        try prog.write(to: dir + "/prog")
+        let e = try explain(dir + "/prog", directory: dir)
+        let missing = e.load.objects.filter { $0.needed == "libnothere.so" }
+        #expect(missing.count == 500 && missing.allSatisfy { $0.path == nil })
+        // The first occurrence is searched; the other 499 fail the same way without a search.
+        #expect(missing.first.map { $0.attempts.count >= 40 } == true)
+        #expect(missing.dropFirst().allSatisfy { $0.attempts.isEmpty })
+        #expect(e.failure?.kind == .missingLibrary)
+        let text = ExplanationText.render(e)
+        #expect(text.utf8.count < 1_000_000, "\(text.utf8.count) bytes")
+    }
 }
