@@ -199,10 +199,13 @@ public struct HazardAnalysis {
             if let path = object.path, firstLoader[path] == nil { firstLoader[path] = object.neededBy }
         }
         var plans: [Int: SearchPlan] = [:]
+        // Each (object, name) searched once: an object may list a name thousands
+        // of times, and each search opens files.
+        var searched = Set<String>()
         for object in load.objects where object.origin == .loaded {
             guard let path = object.path, let needer = index(ofObject: object.neededBy),
                   let served = load.loaded.first(where: { $0.path == path }), served.role == .library,
-                  !object.needed.contains("/") else { continue }
+                  !object.needed.contains("/"), searched.insert("\(needer)\u{0}\(object.needed)").inserted else { continue }
             if case .musl = loader, MuslLoaderSimulation.isReservedName(object.needed) { continue }
             let plan = plans[needer] ?? self.plan(for: needer)
             plans[needer] = plan

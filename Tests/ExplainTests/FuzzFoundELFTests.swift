@@ -153,4 +153,29 @@ struct FuzzFoundELFTests {
         let text = ExplanationText.render(e)
         #expect(text.utf8.count < 1_000_000, "\(text.utf8.count) bytes")
     }
+
+    @Test("a library naming a dependency 20,000 times, which its own 300-directory RUNPATH cannot find: latent-missing searches once",
+          .timeLimit(.minutes(1)))
+    func repeatedLatentMissing() throws {
+        let dir = try scratchDirectory("latent")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var prog = CraftedELF()
+        prog.type = 2
+        prog.interpreter = "/lib64/ld-linux-x86-64.so.2"
+        prog.rpath = dir + "/lib"
+        prog.needed = ["liba.so", "libb.so"]
+        try prog.write(to: dir + "/prog")
+        var a = CraftedELF()
+        a.soname = "liba.so"
+        a.runpath = (0..<300).map { "\(dir)/none\($0)" }.joined(separator: ":")
+        a.needed = [String](repeating: "libb.so", count: 20_000)
+        try a.write(to: dir + "/lib/liba.so")
+        var b = CraftedELF()
+        b.soname = "libb.so"
+        try b.write(to: dir + "/lib/libb.so")
+        let started = Date()
+        let e = try explain(dir + "/prog", directory: dir)
+        #expect(e.hazards(.latentMissing).count == 1)
+        #expect(Date().timeIntervalSince(started) < 20)
+    }
 }
