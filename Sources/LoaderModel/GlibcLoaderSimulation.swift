@@ -699,15 +699,23 @@ public enum GlibcPaths {
     /// slashes, keep the first of duplicates; "" (an empty entry) is the working directory.
     public static func decompose(_ raw: String, separators: String, origin: String?, profile: GlibcProfile) -> [String] {
         var result: [String] = []
+        // (A set beside the list: a path list of thousands of directories made the
+        // duplicate test quadratic, as trimming thousands of trailing slashes was.)
+        var seen = Set<String>()
         for component in raw.split(omittingEmptySubsequences: false, whereSeparator: { separators.contains($0) }) {
             var dir = ""
             if !component.isEmpty {
                 guard let expanded = expand(String(component), origin: origin, profile: profile), !expanded.isEmpty else { continue }
-                var trimmed = Substring(expanded)
-                while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+                // Trailing slashes off, "/" kept; then one slash at the end.
+                let bytes = expanded.utf8
+                var end = bytes.endIndex
+                while end > bytes.index(after: bytes.startIndex), bytes[bytes.index(before: end)] == UInt8(ascii: "/") {
+                    end = bytes.index(before: end)
+                }
+                let trimmed = Substring(expanded.utf8[..<end])
                 dir = trimmed.hasSuffix("/") ? String(trimmed) : trimmed + "/"
             }
-            if !result.contains(dir) { result.append(dir) }
+            if seen.insert(dir).inserted { result.append(dir) }
         }
         return result
     }

@@ -178,4 +178,21 @@ struct FuzzFoundELFTests {
         #expect(e.hazards(.latentMissing).count == 1)
         #expect(Date().timeIntervalSince(started) < 20)
     }
+
+    @Test("an RPATH of 30,000 distinct directories: its duplicate test is not quadratic", .timeLimit(.minutes(1)))
+    func longPathList() throws {
+        let dir = try scratchDirectory("pathlist")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var prog = CraftedELF()
+        prog.type = 2
+        prog.interpreter = "/lib64/ld-linux-x86-64.so.2"
+        prog.rpath = (0..<30_000).map { "/d\($0)" }.joined(separator: ":") + ":" + String(repeating: "/", count: 20_000) + "x" + String(repeating: "/", count: 20_000)
+        try prog.write(to: dir + "/prog")
+        let started = Date()
+        let profile = GlibcProfile.debianX86_64(version: GlibcVersion(2, 36))
+        let dirs = GlibcPaths.decompose(prog.rpath!, separators: ":", origin: dir, profile: profile)
+        #expect(dirs.count == 30_001 && dirs.last == String(repeating: "/", count: 20_000) + "x/")
+        _ = try explain(dir + "/prog", directory: dir)
+        #expect(Date().timeIntervalSince(started) < 20)
+    }
 }
