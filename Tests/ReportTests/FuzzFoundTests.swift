@@ -219,4 +219,18 @@ struct FuzzFoundTests {
             #expect(r.status == 0, "\(args): \(r.status) \(r.stderrText)")
         }
     }
+
+    @Test("diff: a count that went down shows its percentage with a minus (it showed \"<0.1%\")")
+    func decreaseInPercent() throws {
+        let dir = try scratch("fuzz-decrease")
+        func trace(_ name: String, calls: Int) throws -> String {
+            var t = Recording()
+            t.process(5, at: 1_000)
+            for i in 0..<calls { t.syscall(5, call: 2, "/etc/f\(i)", result: -2, at: 2_000 + Int64(i) * 1_000) }
+            t.exit(5, at: 90_000)
+            return try t.file(ending: 100_000, in: dir, name)
+        }
+        let r = try run([loadprobe, "diff", "--no-host", try trace("before.lpt", calls: 4), try trace("after.lpt", calls: 2)])
+        #expect(r.status == 0 && r.stdoutText.contains("-2 (-50%)") && !r.stdoutText.contains("(<0.1%)"), "\(r.stdoutText)")
+    }
 }

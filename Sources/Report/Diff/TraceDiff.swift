@@ -257,7 +257,8 @@ public struct TraceDiff: Sendable {
     func delta(_ b: Int, _ a: Int) -> String {
         if b == a { return "=" }
         let d = a - b
-        return (d > 0 ? "+" : "") + group(d) + (b > 0 ? " (\(d > 0 ? "+" : "")\(percent(Double(d) / Double(b))))" : "")
+        // (percent() takes a share: the sign goes in front.)
+        return (d > 0 ? "+" : "") + group(d) + (b > 0 ? " (\(d > 0 ? "+" : "-")\(percent(Double(d.magnitude) / Double(b))))" : "")
     }
 
     func ratio(_ b: Double, _ a: Double) -> String {
