@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "SystemLayer"),
         .target(name: "TraceFormat", dependencies: ["SystemLayer"], swiftSettings: hotPath),
         .target(name: "Tracer", dependencies: ["CAudit", "CUnwind", "TraceFormat", "LoaderModel", "SystemLayer"], swiftSettings: hotPath),
-        .target(name: "LoaderModel", dependencies: ["CLibElf", "SystemLayer"]),
+        .target(name: "LoaderModel", dependencies: ["CLibElf", "SystemLayer", "TraceFormat"]),
         .target(name: "Report", dependencies: ["TraceFormat", "LoaderModel", "SystemLayer"]),
         .executableTarget(
             name: "LoadProbe",

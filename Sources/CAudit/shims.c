@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
+#include <link.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -372,6 +373,12 @@ static int lp_status_field(pid_t tid, const char *field, char *out, size_t cap) 
 
 _Static_assert(LP_O_TMPFILE == O_TMPFILE, "O_TMPFILE");
 _Static_assert(LP_O_PATH == O_PATH, "O_PATH");
+/* The wire's la_objsearch and la_activity flags are <link.h>'s (TraceFormat's
+ * AuditSearchFlag and AuditActivity are checked against these by a test). */
+_Static_assert(LP_LA_SER_ORIG == LA_SER_ORIG && LP_LA_SER_LIBPATH == LA_SER_LIBPATH &&
+               LP_LA_SER_RUNPATH == LA_SER_RUNPATH && LP_LA_SER_CONFIG == LA_SER_CONFIG &&
+               LP_LA_SER_DEFAULT == LA_SER_DEFAULT && LP_LA_SER_SECURE == LA_SER_SECURE, "LA_SER_*");
+_Static_assert(LA_ACT_CONSISTENT == 0 && LA_ACT_ADD == 1 && LA_ACT_DELETE == 2, "LA_ACT_*");
 
 /* Only async-signal-safe calls after the fork: no malloc (opendir), no stdio. */
 static void lp_remove_tree_raw(const char *dir) {

@@ -1,3 +1,4 @@
+import TraceFormat
 /// glibc's ld.so, simulated from the ELF files and the file system: the order in
 /// which it processes DT_NEEDED entries (breadth first), the search for each name
 /// (`_dl_map_object` in elf/dl-load.c) and the system calls each step costs.

@@ -1,3 +1,4 @@
+import TraceFormat
 /// Finds the hazards of one simulated start-up. It re-asks the file system
 /// ("would this object's own search find it?", "which other copies exist?") but
 /// never changes the recorded load.

@@ -1,19 +1,4 @@
-/// Where a library was found, in the vocabulary of ld.so's audit interface
-/// (LA_SER_LIBPATH / RUNPATH / CONFIG / DEFAULT) plus the cases without a search.
-public enum LookupOrigin: String, Sendable, Hashable, CaseIterable {
-    case ldLibraryPath = "LD_LIBRARY_PATH"
-    case rpath = "RPATH"
-    case runpath = "RUNPATH"
-    /// ld.so.cache (glibc); musl has no cache.
-    case cache = "CONFIG"
-    /// glibc's default directories, or musl's /etc/ld-musl-ARCH.path (or its built-in default).
-    case defaultPath = "DEFAULT"
-    /// The DT_NEEDED name (or LD_PRELOAD entry) contains a slash: opened as is.
-    case absolute = "ABSOLUTE"
-    /// Already loaded under this name or soname: no search at all.
-    case loaded = "LOADED"
-}
-
+import TraceFormat
 /// The system calls a step of the load costs, counted as `strace -f` shows them.
 public struct SyscallCounts: Sendable, Hashable {
     /// openat (glibc) or open (musl) calls, failed ones included.

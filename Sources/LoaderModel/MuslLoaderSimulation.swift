@@ -1,3 +1,4 @@
+import TraceFormat
 /// musl's dynamic linker (ldso/dynlink.c, `load_library`), simulated: the reserved
 /// names that mean musl itself; names already loaded (by the short name a search
 /// found them under); LD_LIBRARY_PATH first; then the RPATH/RUNPATH (musl treats

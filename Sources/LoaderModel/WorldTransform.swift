@@ -1,3 +1,4 @@
+import TraceFormat
 /// Everything one simulated start-up needs: the world, the program, the
 /// loader's profile and environment, the caches and the dlopens to replay.
 public struct SimulationInput: Sendable {

@@ -83,33 +83,6 @@ public enum AuditKind: UInt8, Sendable {
     case image = 1, objsearch, objopen, activity, preinit, objclose
 }
 
-/// Where ld.so took a candidate path from: la_objsearch's flag.
-public enum SearchOrigin: UInt16, Sendable, CaseIterable {
-    case orig = 0x01, libpath = 0x02, runpath = 0x04, config = 0x08, defaultDirs = 0x40, secure = 0x80
-
-    /// The origin an la_objsearch flag names. LA_SER_SECURE may be or'ed into
-    /// another origin: the low bits win. nil for a flag that names none.
-    public init?(auditFlag: UInt16) {
-        guard let o = SearchOrigin(rawValue: auditFlag & (SearchOrigin.secure.rawValue &- 1)) ?? SearchOrigin(rawValue: auditFlag) else { return nil }
-        self = o
-    }
-
-    /// la_objsearch's first call for a name (LA_SER_ORIG): the name as asked, not a candidate path.
-    public static func isOriginalName(_ auditFlag: UInt16) -> Bool { auditFlag & SearchOrigin.orig.rawValue != 0 }
-
-    /// The name the report uses (loadprobe-report/1 `byOrigin` keys).
-    public var reportName: String {
-        switch self {
-        case .orig: "ORIG"
-        case .libpath: "LD_LIBRARY_PATH"
-        case .runpath: "RUNPATH"
-        case .config: "CONFIG"
-        case .defaultDirs: "DEFAULT"
-        case .secure: "SECURE"
-        }
-    }
-}
-
 /// la_activity's flag (<link.h>, LA_ACT_*): what an ACTIVITY record says.
 public enum AuditActivity: UInt16, Sendable {
     /// The link map is consistent again: a load or unload is over.

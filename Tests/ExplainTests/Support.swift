@@ -68,7 +68,7 @@ struct Fixture {
         let full = path(relative)
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: true, encoding: .utf8)
+        try text.write(toFile: full, atomically: false, encoding: .utf8)
     }
 
     func mkdir(_ relative: String) throws {

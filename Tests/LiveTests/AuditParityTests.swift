@@ -1,4 +1,6 @@
+import CAudit
 import Foundation
+import Report
 import TestSupport
 import Testing
 import TraceFormat
@@ -36,9 +38,9 @@ struct AuditParityTests {
 
     static func auditCandidates(_ trace: Trace, pid: Int32? = nil) -> [Candidate] {
         trace.events.compactMap { e -> Candidate? in
-            guard case .audit(let a) = e, a.kind == .objsearch, a.flag & 0x01 == 0 else { return nil }
+            guard case .audit(let a) = e, a.kind == .objsearch, !AuditSearchFlag(rawValue: a.flag).isOriginalName else { return nil }
             if let pid, a.pid != pid { return nil }
-            let origin = SearchOrigin(auditFlag: a.flag)?.reportName ?? "?"
+            let origin = AuditSearchFlag(rawValue: a.flag).origin?.auditName ?? "?"
             return Candidate(path: trace.path(a.name), origin: origin)
         }
     }
@@ -96,5 +98,31 @@ struct AuditParityTests {
         }
         #expect(pidsWithPreinit.count == 2, "both the parent and the exec'd child reach main")
         #expect(pidsWithSearch.count == 2)
+    }
+}
+
+/// TraceFormat spells the audit flags as the wire header does (CAudit checks
+/// the header against <link.h> at build time).
+@Suite struct AuditFlagTests {
+    @Test func searchFlagsAreTheWireHeaders() {
+        let pairs: [(AuditSearchFlag, UInt32)] = [(.orig, LP_LA_SER_ORIG.rawValue), (.libpath, LP_LA_SER_LIBPATH.rawValue),
+                                                  (.runpath, LP_LA_SER_RUNPATH.rawValue), (.config, LP_LA_SER_CONFIG.rawValue),
+                                                  (.defaultDirs, LP_LA_SER_DEFAULT.rawValue), (.secure, LP_LA_SER_SECURE.rawValue)]
+        for (flag, wire) in pairs { #expect(UInt32(flag.rawValue) == wire) }
+    }
+
+    @Test func flagsDecodeToOneOrigin() {
+        #expect(AuditSearchFlag.libpath.origin == .ldLibraryPath)
+        #expect(AuditSearchFlag([.runpath, .secure]).origin == .rpathOrRunpath)
+        #expect(AuditSearchFlag.config.origin == .cache)
+        #expect(AuditSearchFlag.defaultDirs.origin == .defaultPath)
+        #expect(AuditSearchFlag.orig.origin == nil && AuditSearchFlag.orig.isOriginalName)
+        #expect(AuditSearchFlag([.libpath, .runpath]).origin == nil)
+        #expect(AuditSearchFlag.secure.origin == nil && AuditSearchFlag.secure.isSecureOnly)
+        #expect(LookupOrigin.rpathOrRunpath.label == "RPATH/RUNPATH" && LookupOrigin.rpathOrRunpath.auditName == "RUNPATH")
+        var counts = SearchFlagCounts()
+        for raw: UInt16 in [0x01, 0x81, 0x02, 0x04, 0x84, 0x08, 0x40, 0x80, 0x06] { counts.add(AuditSearchFlag(rawValue: raw)) }
+        #expect(counts.entries().map(\.name) == ["ORIG", "LD_LIBRARY_PATH", "RUNPATH", "CONFIG", "DEFAULT", "SECURE"])
+        #expect(counts.entries().map(\.count) == [2, 1, 2, 1, 1, 1])
     }
 }

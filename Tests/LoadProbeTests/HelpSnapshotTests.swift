@@ -23,7 +23,7 @@ import Testing
         let text = Self.commands.first { $0.0 == name }!.1
         let file = Self.directory.appendingPathComponent(name + ".txt")
         if ProcessInfo.processInfo.environment["LOADPROBE_UPDATE_SNAPSHOTS"] == "1" {
-            try text.write(to: file, atomically: true, encoding: .utf8)
+            try text.write(to: file, atomically: false, encoding: .utf8)
         }
         let expected = try String(contentsOf: file, encoding: .utf8)
         #expect(text == expected, "help of '\(name)' changed; if intended, rerun with LOADPROBE_UPDATE_SNAPSHOTS=1")

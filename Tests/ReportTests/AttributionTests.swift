@@ -117,7 +117,7 @@ struct AttributionTests {
         let missing = try #require(p.searches.first { $0.name == "libmissing.so" })
         #expect(missing.found == nil && missing.phase == .dlopen(2))
         #expect(missing.candidates.allSatisfy { $0.outcome == .miss })
-        #expect(missing.candidates.last?.origin == .defaultDirs)
+        #expect(missing.candidates.last?.origin == .defaultPath)
         #expect(p.calls.filter { $0.phase == .dlopen(2) && $0.failed }.count == 3)
     }
 

@@ -61,7 +61,7 @@ public func scratch(_ name: String) throws -> String {
 
 public func write(_ text: String, to path: String) throws {
     try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
 }
 
 /// Compiles C with gcc; throws with gcc's message on error.

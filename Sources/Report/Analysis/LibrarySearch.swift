@@ -27,37 +27,17 @@ public struct SearchCandidate: Sendable {
     public var directoryId: Int32
     /// "glibc-hwcaps/x86-64-v3", "tls/x86_64", … or "" for the directory itself.
     public var subdirectory: String
-    public var origin: CandidateOrigin
+    /// nil for a flag that names no origin (a crafted trace).
+    public var origin: LookupOrigin?
     public var outcome: Outcome
     /// Calls made for it (its open, the directory stat after a miss, the hit's fstat).
     public var calls: Int
     public var failedCalls: Int
 
+    /// The report's name for the origin ("unknown" when the flag named none).
+    public var originLabel: String { LookupOrigin.label(origin) }
+
     public var path: String { (directoryPart == "/" ? "" : directoryPart) + "/" + name }
-}
-
-/// Where a search looked first: la_objsearch's flag, plus the cases without a flag.
-public enum CandidateOrigin: String, Sendable, Hashable, CaseIterable {
-    case ldLibraryPath = "LD_LIBRARY_PATH"
-    /// LA_SER_RUNPATH covers both DT_RPATH and DT_RUNPATH.
-    case rpath = "RPATH/RUNPATH"
-    case cache = "ld.so.cache"
-    case defaultDirs = "default dirs"
-    /// The name has a slash (absolute DT_NEEDED, dlopen of a path): opened as is.
-    case absolute
-    case unknown
-
-    /// A candidate's origin from its la_objsearch flag (SearchOrigin, the one
-    /// decoding of the flag); the report names it in its own words.
-    init(flag: UInt16) {
-        switch SearchOrigin(auditFlag: flag) {
-        case .libpath: self = .ldLibraryPath
-        case .runpath: self = .rpath
-        case .config: self = .cache
-        case .defaultDirs: self = .defaultDirs
-        default: self = .unknown
-        }
-    }
 }
 
 /// One name ld.so looked for (la_objsearch with LA_SER_ORIG) and everything it tried.
@@ -68,9 +48,11 @@ public struct LibrarySearch: Sendable {
     public var candidates: [SearchCandidate] = []
     /// The path that served the name, when the search found one.
     public var found: String?
-    public var foundOrigin: CandidateOrigin?
+    public var foundOrigin: LookupOrigin?
     /// The directory of the hit (search directory, without subdirectory).
     public var foundDirectory: String?
+    /// The report's name for where the name was found ("" when it was not).
+    public var foundOriginLabel: String { found == nil ? "" : LookupOrigin.label(foundOrigin) }
     /// The first use of ld.so.cache (its open and read) happened inside this search.
     public var readCache = false
     /// Calls attributed to this search (candidates, directory stats, cache reads).

@@ -391,7 +391,7 @@ private struct ProcessRun {
     mutating func audit(_ a: AuditEvent, trace: Trace) {
         switch a.kind {
         case .objsearch:
-            if SearchOrigin.isOriginalName(a.flag) {
+            if AuditSearchFlag(rawValue: a.flag).isOriginalName {
                 let name = trace.path(a.name)
                 // After main, a search opens a dlopen group: ld.so searches before it
                 // reports la_activity(LA_ACT_ADD) (that comes when the first new
@@ -426,7 +426,7 @@ private struct ProcessRun {
                 let parts = splits.split(a.name.dir, trace)
                 cur.searches[search].candidates.append(SearchCandidate(
                     directoryPart: parts.part, name: trace.string(a.name.base), directoryPartId: a.name.dir,
-                    directory: parts.directory, directoryId: parts.directoryId, subdirectory: parts.subdirectory, origin: CandidateOrigin(flag: a.flag),
+                    directory: parts.directory, directoryId: parts.directoryId, subdirectory: parts.subdirectory, origin: AuditSearchFlag(rawValue: a.flag).origin,
                     outcome: .untried, calls: 0, failedCalls: 0))
                 candidate = cur.searches[search].candidates.count - 1
                 candidatePath = a.name

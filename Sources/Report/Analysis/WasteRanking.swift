@@ -118,7 +118,7 @@ public struct WasteRanking: Sendable {
         }
 
         /// Per directory part (the trace's string id, dense): calls, failed, hwcaps failures, names missed, origin.
-        typealias PartCounts = (calls: Int, failed: Int, hw: Int, missed: Int, origin: CandidateOrigin)
+        typealias PartCounts = (calls: Int, failed: Int, hw: Int, missed: Int, origin: LookupOrigin?)
         /// Per directory of calls outside a candidate: calls, failed, what they were.
         typealias DirCounts = (calls: Int, failed: Int, origin: String)
 
@@ -234,7 +234,7 @@ public struct WasteRanking: Sendable {
                 if l.found.isEmpty, let fd = s.foundDirectory {
                     l.found = fd
                     l.path = s.found ?? ""
-                    l.origin = s.foundOrigin?.rawValue ?? ""
+                    l.origin = s.foundOriginLabel
                 }
                 libs[s.name] = l
             }
@@ -248,10 +248,10 @@ public struct WasteRanking: Sendable {
                 let dir = splits.split(UInt32(part), trace).directory
                 var d = dirs[dir] ?? Dir()
                 d.calls += v.calls; d.failed += v.failed; d.hw += v.hw; d.missed += v.missed
-                if d.origin.isEmpty { d.origin = v.origin.rawValue }
+                if d.origin.isEmpty { d.origin = LookupOrigin.label(v.origin) }
                 dirs[dir] = d
-                origins[v.origin.rawValue, default: (0, 0)].0 += v.calls
-                origins[v.origin.rawValue, default: (0, 0)].1 += v.failed
+                origins[LookupOrigin.label(v.origin), default: (0, 0)].0 += v.calls
+                origins[LookupOrigin.label(v.origin), default: (0, 0)].1 += v.failed
             }
             for (id, v) in byDir {
                 var dir = trace.string(id)
@@ -318,7 +318,7 @@ public struct WasteRanking: Sendable {
         var picks: [LibraryWaste] = []
         // Ties go to a name found elsewhere (ld.so.cache, default dirs) or not at
         // all: every directory it went through was wasted.
-        func elsewhere(_ l: LibraryWaste) -> Bool { l.foundOrigin != CandidateOrigin.rpath.rawValue && l.foundOrigin != CandidateOrigin.ldLibraryPath.rawValue }
+        func elsewhere(_ l: LibraryWaste) -> Bool { l.foundOrigin != LookupOrigin.rpathOrRunpath.label && l.foundOrigin != LookupOrigin.ldLibraryPath.label }
         if let widest = byLibrary.max(by: { ($0.directoriesSearched, elsewhere($0) ? 1 : 0) < ($1.directoriesSearched, elsewhere($1) ? 1 : 0) }),
            widest.directoriesSearched > 1 {
             picks.append(widest)
@@ -329,7 +329,7 @@ public struct WasteRanking: Sendable {
             let how: String
             if l.foundIn.isEmpty {
                 how = "and was not found"
-            } else if l.foundOrigin == CandidateOrigin.cache.rawValue {
+            } else if l.foundOrigin == LookupOrigin.cache.label {
                 how = "before ld.so.cache found it"
             } else {
                 how = "before it was found in \(l.foundIn) (\(l.foundOrigin))"

@@ -76,7 +76,7 @@ public struct TraceDiff: Sendable {
                     bySys[c.event.call, default: (0, 0)].0 += 1
                     if c.failed { bySys[c.event.call, default: (0, 0)].1 += 1 }
                     byPurpose[c.purpose, default: 0] += 1
-                    let origin = c.candidate >= 0 ? p.searches[Int(c.search)].candidates[Int(c.candidate)].origin.rawValue
+                    let origin = c.candidate >= 0 ? p.searches[Int(c.search)].candidates[Int(c.candidate)].originLabel
                         : (c.search >= 0 ? "search" : "not a search")
                     byOrigin[origin, default: 0] += 1
                 }

@@ -411,7 +411,7 @@ struct Fingerprint: Hashable, Sendable {
                 add(Fingerprint.phase(s.phase))
                 add(s.found ?? "\u{0}")
                 add(s.foundDirectory ?? "\u{0}")
-                add(s.foundOrigin.map { UInt64(CandidateOrigin.allCases.firstIndex(of: $0)!) } ?? 99)
+                add(s.foundOrigin.map { UInt64(LookupOrigin.allCases.firstIndex(of: $0)!) } ?? 99)
                 add(UInt64(s.candidates.count))
                 for c in s.candidates {
                     let id = Int(c.directoryPartId)
@@ -430,7 +430,7 @@ struct Fingerprint: Hashable, Sendable {
                         h = f.a ^ (f.b << 1)
                     }
                     add(h)
-                    add(UInt64(CandidateOrigin.allCases.firstIndex(of: c.origin)!) | outcomeBits(c.outcome) << 8)
+                    add((c.origin.map { UInt64(LookupOrigin.allCases.firstIndex(of: $0)!) } ?? 98) | outcomeBits(c.outcome) << 8)
                 }
             }
         }

@@ -119,7 +119,7 @@ public enum PerfettoTrace {
                 let start = max(spans[i].0, gs)
                 let stop = min(max(spans[i].1, start), ge, max(next, start))
                 bounds[i] = (start, stop)
-                let args = "{\"attempts\":\(s.attempts),\"failedCalls\":\(s.failedCalls),\"found\":\(q(s.found ?? "")),\"origin\":\(q(s.foundOrigin?.rawValue ?? ""))}"
+                let args = "{\"attempts\":\(s.attempts),\"failedCalls\":\(s.failedCalls),\"found\":\(q(s.found ?? "")),\"origin\":\(q(s.foundOriginLabel))}"
                 slice("search " + s.name, "search", start, stop, pid: pid, tid: pid, args: args)
             }
             return bounds

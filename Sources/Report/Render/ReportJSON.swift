@@ -27,9 +27,9 @@ public enum ReportJSON {
             attempts += s.searchAttempts
             objects += s.objects
             own += s.ownCalls
-            for o in TraceSummary.originOrder {
-                if origins[o.reportName] == nil { originOrder.append(o.reportName) }
-                origins[o.reportName, default: 0] += s.searchesByOrigin[o] ?? 0
+            for e in s.searchesByFlag.entries(secureAlways: true) {
+                if origins[e.name] == nil { originOrder.append(e.name) }
+                origins[e.name, default: 0] += e.count
             }
         }
         let calls: JSON = .object(FileCall.allCases.compactMap { c in

@@ -188,7 +188,7 @@ extension ReportText {
                     line += ", search \(s.name)"
                     if c.candidate >= 0 {
                         let cand = s.candidates[Int(c.candidate)]
-                        line += " in \(cand.directory)" + (cand.subdirectory.isEmpty ? "" : " (\(cand.subdirectory))") + " \(cand.origin.rawValue)"
+                        line += " in \(cand.directory)" + (cand.subdirectory.isEmpty ? "" : " (\(cand.subdirectory))") + " \(cand.originLabel)"
                     }
                 }
                 out.append(line + "]")

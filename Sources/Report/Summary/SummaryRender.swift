@@ -2,8 +2,6 @@ import LoaderModel
 import TraceFormat
 
 extension TraceSummary {
-    static let originOrder: [TraceFormat.SearchOrigin] = [.orig, .libpath, .runpath, .config, .defaultDirs, .secure]
-
     /// The loadprobe-report/1 document (docs/report-format.md).
     public func json() -> JSON {
         func calls(_ d: [FileCall: CallCount]) -> JSON {
@@ -11,10 +9,8 @@ extension TraceSummary {
                 d[c].map { (c.name, JSON.object([("calls", .int(Int64($0.calls))), ("failed", .int(Int64($0.failed)))])) }
             })
         }
-        func origins(_ d: [TraceFormat.SearchOrigin: Int]) -> JSON {
-            .object(TraceSummary.originOrder.compactMap { o in
-                o == .secure && d[o] == nil ? nil : (o.reportName, JSON.int(Int64(d[o] ?? 0)))
-            })
+        func origins(_ d: SearchFlagCounts) -> JSON {
+            .object(d.entries().map { ($0.name, JSON.int(Int64($0.count))) })
         }
         let procs: [JSON] = processes.map { p in
             var fields: [(String, JSON)] = [
@@ -30,7 +26,7 @@ extension TraceSummary {
                 ("reachedMain", .bool(p.reachedMain)),
                 ("execToMainSeconds", p.execToMainNs.map { .double(Double($0) / 1e9) } ?? .null),
                 ("syscalls", calls(p.syscalls)),
-                ("searches", .object([("attempts", .int(Int64(p.searchAttempts))), ("byOrigin", origins(p.searchesByOrigin))])),
+                ("searches", .object([("attempts", .int(Int64(p.searchAttempts))), ("byOrigin", origins(p.searchesByFlag))])),
                 ("objects", .int(Int64(p.objects))),
             ]
             if !p.notes.isEmpty { fields.append(("notes", .array(p.notes.map { .string($0) }))) }
@@ -44,7 +40,7 @@ extension TraceSummary {
             ("processes", .array(procs)),
             ("totals", .object([
                 ("syscalls", calls(syscalls)),
-                ("searches", .object([("attempts", .int(Int64(searchAttempts))), ("byOrigin", origins(searchesByOrigin))])),
+                ("searches", .object([("attempts", .int(Int64(searchAttempts))), ("byOrigin", origins(searchesByFlag))])),
                 ("objects", .int(Int64(objects))),
                 ("ownCallsLeftOut", .int(Int64(ownCalls))),
             ])),
@@ -67,10 +63,9 @@ extension TraceSummary {
             lines.append("  file calls: \(Self.group(totalCalls)), \(Self.group(totalFailed)) failed — " + kinds.joined(separator: ", "))
         }
         if processes.contains(where: \.audited) {
-            let libs = searchesByOrigin[.orig] ?? 0
-            let by = Self.originOrder.dropFirst().compactMap { o -> String? in
-                guard let n = searchesByOrigin[o], n > 0 else { return nil }
-                return "\(o.reportName) \(Self.group(n))"
+            let libs = searchesByFlag.namesAsked
+            let by = searchesByFlag.entries().dropFirst().compactMap { e -> String? in
+                e.count > 0 ? "\(e.name) \(Self.group(e.count))" : nil
             }
             lines.append("  library searches: \(Self.group(libs)) names, \(Self.group(searchAttempts)) candidate paths tried"
                          + (by.isEmpty ? "" : " — " + by.joined(separator: ", ")) + "; \(Self.group(objects)) objects loaded")

@@ -21,7 +21,7 @@ public struct TraceSummary: Sendable {
         public var signal: Int32?
         public var syscalls: [FileCall: CallCount] = [:]
         public var searchAttempts = 0
-        public var searchesByOrigin: [TraceFormat.SearchOrigin: Int] = [:]
+        public var searchesByFlag = SearchFlagCounts()
         public var objects = 0
         /// From the start of the (last) image to la_preinit, when both are known.
         public var execToMainNs: UInt64?
@@ -34,7 +34,7 @@ public struct TraceSummary: Sendable {
     public var processes: [Process]
     public var syscalls: [FileCall: CallCount]
     public var searchAttempts: Int
-    public var searchesByOrigin: [TraceFormat.SearchOrigin: Int]
+    public var searchesByFlag: SearchFlagCounts
     public var objects: Int
     public var ownCalls: Int
     public var events: Int
@@ -53,13 +53,13 @@ public struct TraceSummary: Sendable {
         for e in trace.events { counter.add(e, trace) }
         processes = counter.finished()
         var totals: [FileCall: CallCount] = [:]
-        var origins: [TraceFormat.SearchOrigin: Int] = [:]
+        var flags = SearchFlagCounts()
         for p in processes {
             for (k, v) in p.syscalls { totals[k, default: CallCount()].calls += v.calls; totals[k, default: CallCount()].failed += v.failed }
-            for (k, v) in p.searchesByOrigin { origins[k, default: 0] += v }
+            flags += p.searchesByFlag
         }
         syscalls = totals
-        searchesByOrigin = origins
+        searchesByFlag = flags
         searchAttempts = processes.reduce(0) { $0 + $1.searchAttempts }
         objects = processes.reduce(0) { $0 + $1.objects }
         ownCalls = counter.own
@@ -76,7 +76,6 @@ public struct TraceSummary: Sendable {
     struct Counter {
         var procs: [Process] = []
         var counts: [[CallCount]] = []
-        var originCounts: [[Int]] = []
         var index: [Int32: Int] = [:]
         var lastPid: Int32 = 0, lastIdx = -1
         // exec → main: from the exec the tracer saw, else (audit only) from the
@@ -94,7 +93,6 @@ public struct TraceSummary: Sendable {
                 index[pid] = i
                 procs.append(Process(pid: pid, parent: 0, how: .root, images: [], argv: []))
                 counts.append([CallCount](repeating: CallCount(), count: 256))
-                originCounts.append([Int](repeating: 0, count: 256))
             }
             lastPid = pid; lastIdx = i
             return i
@@ -139,10 +137,9 @@ public struct TraceSummary: Sendable {
             procs[i].audited = true
             switch a.kind {
             case .objsearch:
-                if let o = TraceFormat.SearchOrigin(auditFlag: a.flag) {
-                    originCounts[i][Int(o.rawValue)] += 1
-                }
-                if !TraceFormat.SearchOrigin.isOriginalName(a.flag) { procs[i].searchAttempts += 1 }
+                let flag = AuditSearchFlag(rawValue: a.flag)
+                procs[i].searchesByFlag.add(flag)
+                if !flag.isOriginalName { procs[i].searchAttempts += 1 }
             case .objopen: procs[i].objects += 1
             case .preinit:
                 procs[i].reachedMain = true
@@ -164,11 +161,42 @@ public struct TraceSummary: Sendable {
                 for c in FileCall.allCases where counts[i][Int(c.rawValue)].calls > 0 {
                     procs[i].syscalls[c] = counts[i][Int(c.rawValue)]
                 }
-                for o in TraceFormat.SearchOrigin.allCases where originCounts[i][Int(o.rawValue)] > 0 {
-                    procs[i].searchesByOrigin[o] = originCounts[i][Int(o.rawValue)]
-                }
             }
             return procs
         }
+    }
+}
+
+/// la_objsearch calls counted by their flag: the names asked (LA_SER_ORIG), the
+/// candidate paths by origin, and LA_SER_SECURE alone. A flag that names none
+/// of these (two origins at once) is not counted.
+public struct SearchFlagCounts: Sendable, Equatable {
+    public var namesAsked = 0
+    public var byOrigin: [LookupOrigin: Int] = [:]
+    public var secureOnly = 0
+    public init() {}
+
+    /// The origins a flag can name, in the documented order of `byOrigin`.
+    public static let flagOrigins: [LookupOrigin] = [.ldLibraryPath, .rpathOrRunpath, .cache, .defaultPath]
+
+    public mutating func add(_ flag: AuditSearchFlag) {
+        if flag.subtracting(.secure) == .orig { namesAsked += 1 }
+        else if let o = flag.origin { byOrigin[o, default: 0] += 1 }
+        else if flag.isSecureOnly { secureOnly += 1 }
+    }
+
+    public static func += (a: inout SearchFlagCounts, b: SearchFlagCounts) {
+        a.namesAsked += b.namesAsked
+        a.secureOnly += b.secureOnly
+        for (k, v) in b.byOrigin { a.byOrigin[k, default: 0] += v }
+    }
+
+    /// loadprobe-report/1's `byOrigin` entries: ORIG, the four origins by their
+    /// flag names, then SECURE (only when counted, unless `secureAlways`).
+    public func entries(secureAlways: Bool = false) -> [(name: String, count: Int)] {
+        var e: [(name: String, count: Int)] = [("ORIG", namesAsked)]
+        for o in Self.flagOrigins { e.append((o.auditName, byOrigin[o] ?? 0)) }
+        if secureAlways || secureOnly > 0 { e.append(("SECURE", secureOnly)) }
+        return e
     }
 }
