@@ -92,7 +92,7 @@ struct AttributionTests {
         #expect(p.groups.map(\.phase) == [.startup, .dlopen(1)], "\(p.groups.map(\.phase))")
         #expect(p.groups.last?.names == ["libplug.so"])
         let liba = try #require(p.searches.first { $0.name == "liba.so" })
-        #expect(liba.phase == .startup && liba.found == "/d2/liba.so" && liba.foundOrigin == .rpath)
+        #expect(liba.phase == .startup && liba.found == "/d2/liba.so" && liba.foundOrigin == .rpathOrRunpath)
         #expect(liba.candidates.map(\.outcome) == [.miss, .hit], "\(liba.candidates.map(\.outcome))")
         let plug = try #require(p.searches.first { $0.name == "libplug.so" })
         #expect(plug.phase == .dlopen(1) && plug.found == "/d2/libplug.so")
@@ -187,5 +187,25 @@ struct AttributionTests {
         #expect(p.signal == 9 && p.mainNs == nil, "signal \(String(describing: p.signal))")
         #expect(p.searches.first?.found == "/d2/liba.so")
         #expect(p.calls.contains { $0.failed && $0.purpose == .searchCandidate })
+    }
+
+    @Test("the summary made in the attribution's pass equals the summary made on its own")
+    func summaryInTheSamePass() throws {
+        let s = try Sequence()
+        try startupThenDlopen(s, pid: 17)
+        try s.process(18, parent: 17, how: .fork)
+        try s.open(18, "/tmp/child-file", errno: 2)
+        try s.exit(18, status: 3 << 8) // exit(3)
+        try s.exit(17, status: 0)
+        let a = try s.analysis()
+        let alone = TraceSummary(trace: a.trace, file: a.file)
+        #expect(a.summary.json().serialized() == alone.json().serialized())
+        let child = try #require(a.summary.processes.first { $0.pid == 18 })
+        #expect(child.parent == 17 && child.how == .fork && child.exitStatus == 3 && child.exitNs != nil)
+        // liba.so (two RUNPATH candidates) and libplug.so (one).
+        #expect(a.summary.searchesByFlag.namesAsked == 2 && a.summary.searchesByFlag.byOrigin == [.rpathOrRunpath: 3])
+        // The attribution took the child's parent and exit from the same pass.
+        let p = try process(a, 18)
+        #expect(p.forkedWithoutExec && p.parent == 17 && p.exitStatus == 3)
     }
 }

@@ -20,6 +20,8 @@ public struct TraceAnalysis: Sendable {
     /// Calls made by loadprobe's own audit library: left out of every count.
     public var ownCalls: Int
     public var mounts: MountTable
+    /// The trace's summary, made in the same pass over the events.
+    public var summary: TraceSummary
 
     public init(trace: Trace, file: String) {
         self.file = file
@@ -28,6 +30,7 @@ public struct TraceAnalysis: Sendable {
         builder.run()
         processes = builder.units
         ownCalls = builder.ownCalls
+        summary = TraceSummary(counter: builder.counter, trace: trace, file: file)
         mounts = MountTable(mountinfo: trace.meta(.mountinfo) ?? "")
     }
 
@@ -65,6 +68,9 @@ private struct AttributionBuilder {
     let trace: Trace
     var units: [ProcessAnalysis] = []
     var ownCalls = 0
+    /// The summary's counts and each process's parent, start and exit: made
+    /// in the pass that sorts the events by process.
+    var counter = TraceSummary.Counter()
 
     /// PYTHONPATH's directories (from the trace's environment): the sys.path
     /// entries Python's import scans first, wherever they are.
@@ -86,22 +92,13 @@ private struct AttributionBuilder {
         var slot: [Int32: Int] = [:]
         var byPid: [[Int32]] = []
         var order: [Int32] = []
-        var parents: [Int32: (parent: Int32, how: ProcessStart, time: UInt64)] = [:]
-        var exits: [Int32: ExitEvent] = [:]
         var lastPid: Int32 = 0, lastSlot = -1
         // Each event's time, read once (the merge below compares them often).
         times.reserveCapacity(trace.events.count)
         for (i, e) in trace.events.enumerated() {
             let pid = e.pid
             times.append(e.timeNs)
-            switch e {
-            case .process(let p):
-                if p.how != .thread && parents[p.pid] == nil { parents[p.pid] = (p.parent, p.how, p.timeNs) }
-            case .exit(let x):
-                if x.tid == x.pid { exits[x.pid] = x }
-            default:
-                break
-            }
+            counter.add(e, trace)
             if lastSlot < 0 || pid != lastPid {
                 if let k = slot[pid] { lastSlot = k } else {
                     lastSlot = byPid.count
@@ -131,7 +128,7 @@ private struct AttributionBuilder {
                 case .note: notes.append(i)
                 case .syscall(let e):
                     syscalls += 1; others.append(i)
-                    if e.call.isOpen && e.flags & 0o200000 != 0 && e.completed && !e.failed { listed.insert(e.resolved ?? e.path) }
+                    if e.call.isOpen && e.flags & UInt64(O_DIRECTORY) != 0 && e.completed && !e.failed { listed.insert(e.resolved ?? e.path) }
                 default: others.append(i)
                 }
             }
@@ -157,19 +154,19 @@ private struct AttributionBuilder {
                 // Ties: the call first (an audit record is written after the call it follows).
                 if io < o.count && (ia >= a.count || time(o[io]) <= time(a[ia])) { sorted.append(o[io]); io += 1 } else { sorted.append(a[ia]); ia += 1 }
             }
-            let info = parents[pid]
-            var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.how != .root } ?? false,
-                                  startNs: info?.time ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
+            let info = counter.process(pid)
+            var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.startNs != nil && $0.how != .root } ?? false,
+                                  startNs: info?.startNs ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
             proc.cur.calls.reserveCapacity(syscalls)
             proc.pythonPath = pythonPath
             proc.listedDirectories = Set(listed.map { trace.path($0) })
             adviseHugePages(&proc.cur.calls)
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
             var done = proc.finish()
-            if let x = exits[pid], var lastUnit = done.popLast() {
-                lastUnit.exitStatus = x.exitCode
+            if let x = info, let exitNs = x.exitNs, var lastUnit = done.popLast() {
+                lastUnit.exitStatus = x.exitStatus
                 lastUnit.signal = x.signal
-                lastUnit.endNs = max(lastUnit.endNs, x.timeNs)
+                lastUnit.endNs = max(lastUnit.endNs, exitNs)
                 done.append(lastUnit)
             }
             units += done
@@ -182,36 +179,78 @@ private struct AttributionBuilder {
     @inline(__always) func time(_ i: Int) -> UInt64 { times[i] }
 }
 
-/// The state machine of one process: the current image, phase, search and candidate.
+/// The state machine of one process, fed its events in time order: which image
+/// and phase it is in, which library search and candidate a call serves, and
+/// which load group (the start-up load, a dlopen) is open.
+///
+/// Phases: exec → startup → main → exit, with dlopen(n) groups entered from
+/// startup (a constructor's dlopen, once the start-up load is done) or main
+/// and left for the phase they came from. An exec starts a new image (a new
+/// ProcessAnalysis) in the startup phase.
 private struct ProcessRun {
     var units: [ProcessAnalysis] = []
     var cur: ProcessAnalysis
     var phase: Phase
-    /// The search in progress (index into cur.searches) and its current candidate.
-    var search: Int?
-    var candidate: Int?
-    /// The candidate's directory part (dir string id of its PathRef) for stat matching.
-    var candidateDir: UInt32 = 0
+
+    /// The search in progress (index into cur.searches) and the candidate
+    /// path ld.so announced last (la_objsearch just before it opens it).
+    struct Cursor {
+        var search: Int
+        var candidate: Candidate?
+    }
+    struct Candidate {
+        var index: Int
+        var path: PathRef
+        /// Its directory part (a string id), which glibc stats after a miss.
+        var directory: UInt32
+    }
+    var cursor: Cursor?
+
+    /// A load group in progress: from its first search or la_activity(ADD)
+    /// to the consistent la_activity (or main) that ends it.
+    struct OpenGroup {
+        var startNs: UInt64
+        /// The phase it opened in (a failed dlopen's group may close later, elsewhere).
+        var phase: Phase
+        var names: [String] = []
+    }
+    var group: OpenGroup?
+
+    /// A dlopen's caller: pending until the group's first loader call, then
+    /// the caller the tracer last found for that thread (CALLER events).
+    enum CallerLookup {
+        case pending
+        case found(CallerSite?)
+        var site: CallerSite? { if case .found(let s) = self { s } else { nil } }
+    }
+    var caller = CallerLookup.pending
+    var lastCaller: [Int32: CallerSite] = [:]
+
+    /// Relocation runs between the last object mapped and the first call after
+    /// it (an initialiser's), or the end of the group.
+    struct Relocation {
+        var lastObjectNs: UInt64
+        var firstCallNs: UInt64?
+    }
+    var relocation: Relocation?
+
     var dlopenCount = 0
+    /// Between la_activity(DELETE) and its consistent: a dlclose.
     var inDelete = false
+    /// The current dlopen group saw la_activity(ADD): it mapped an object.
     var addSeen = false
-    var groupStart: UInt64?
-    var groupNames: [String] = []
     /// The start-up load is done (its la_activity consistent was seen): a
     /// search or an add before main is a constructor's dlopen.
     var startupLoaded = false
     /// The phase a dlopen group returns to (main, or start-up for a constructor's).
     var outerPhase = Phase.main
-    /// Per thread: the caller the tracer last found (CALLER events).
-    var lastCaller: [Int32: CallerSite] = [:]
-    var groupCaller: CallerSite?
-    var groupCallerSet = false
-    var groupPhase: Phase?
+
     var pythonPath: [String] = []
     /// Directories the process listed (opened with O_DIRECTORY): in a Python
     /// process, its import system's sys.path entries and packages, whose stat
     /// its path finder repeats at every import.
     var listedDirectories = Set<String>()
+    var splits = SplitCache()
 
     let facts: StringFacts
 
@@ -223,6 +262,11 @@ private struct ProcessRun {
     }
 
     var hasContent: Bool { !cur.calls.isEmpty || !cur.objects.isEmpty || !cur.searches.isEmpty || !cur.image.isEmpty }
+
+    /// After main, or before it once the start-up load is done: a new load is a dlopen.
+    var dlopenPossible: Bool { phase == .main || (phase == .startup && startupLoaded) }
+
+    // MARK: transitions
 
     mutating func newImage(path: String, argv: [String], at t: UInt64) {
         if hasContent {
@@ -237,54 +281,61 @@ private struct ProcessRun {
         cur.image = path
         cur.argv = argv
         phase = .startup
-        search = nil; candidate = nil
+        cursor = nil
         dlopenCount = 0
-        groupStart = nil
+        group = nil
         startupLoaded = false
         lastCaller = [:]
     }
-
-    /// After main, or before it once the start-up load is done: a new load is a dlopen.
-    var dlopenPossible: Bool { phase == .main || (phase == .startup && startupLoaded) }
 
     mutating func openDlopenGroup() {
         outerPhase = phase.isDlopen ? outerPhase : phase
         dlopenCount += 1
         phase = .dlopen(dlopenCount)
-        groupCaller = nil
-        groupCallerSet = false
+        caller = .pending
     }
 
-    var lastObjectNs: UInt64?
-    var firstCallAfterObject: UInt64?
+    /// Opens a load group at t unless one is open.
+    mutating func beginGroup(at t: UInt64) {
+        if group == nil { group = OpenGroup(startNs: t, phase: phase) }
+    }
 
     mutating func closeGroup(at t: UInt64) {
-        // Relocation runs between the last object mapped and the first
-        // initialiser's call (or the end of the group).
-        if let o = lastObjectNs {
-            let end = min(firstCallAfterObject ?? t, t)
-            if end > o { cur.relocationNs += end - o }
+        if let r = relocation {
+            let end = min(r.firstCallNs ?? t, t)
+            if end > r.lastObjectNs { cur.relocationNs += end - r.lastObjectNs }
         }
-        lastObjectNs = nil
-        firstCallAfterObject = nil
-        guard let s = groupStart else { return }
-        // The phase the group opened in (a failed dlopen's group may close later, elsewhere).
-        let opened = groupPhase ?? phase
-        groupPhase = nil
-        let isDlopen = opened.isDlopen
-        cur.groups.append(LoadGroup(phase: opened == .exec ? .startup : opened, startNs: s, endNs: max(s, t), names: groupNames,
-                                    caller: isDlopen ? groupCaller : nil))
-        groupStart = nil
-        groupNames = []
-        groupCaller = nil
-        groupCallerSet = false
+        relocation = nil
+        guard let g = group else { return }
+        cur.groups.append(LoadGroup(phase: g.phase == .exec ? .startup : g.phase, startNs: g.startNs, endNs: max(g.startNs, t),
+                                    names: g.names, caller: g.phase.isDlopen ? caller.site : nil))
+        group = nil
+        caller = .pending
     }
+
+    /// Records where the current search ended up.
+    mutating func settle(objectPath: String?) {
+        guard let search = cursor?.search else { return }
+        var s = cur.searches[search]
+        if s.found == nil, let hit = s.candidates.lastIndex(where: { $0.outcome == .hit }) {
+            s.found = s.candidates[hit].path
+            s.foundOrigin = s.candidates[hit].origin
+            s.foundDirectory = s.candidates[hit].directory
+        } else if s.found == nil, s.isAbsolute, let p = objectPath {
+            s.found = p
+            s.foundOrigin = .absolute
+            s.foundDirectory = SearchDirectory.dirname(p)
+        }
+        cur.searches[search] = s
+    }
+
+    // MARK: events
 
     mutating func consume(_ e: TraceEvent, trace: Trace, own: inout Int) {
         switch e {
         case .syscall(let s):
             if s.own { own += 1; return }
-            if lastObjectNs != nil && firstCallAfterObject == nil { firstCallAfterObject = s.entryNs }
+            if relocation != nil && relocation?.firstCallNs == nil { relocation?.firstCallNs = s.entryNs }
             syscall(s, trace: trace)
             cur.endNs = max(cur.endNs, s.exitNs)
         case .audit(let a):
@@ -304,11 +355,7 @@ private struct ProcessRun {
             cur.notes.append(trace.string(n.text))
         case .caller(let c):
             cur.callersRecorded = true
-            if c.object == .none {
-                lastCaller[c.tid] = nil
-            } else {
-                lastCaller[c.tid] = CallerSite(object: trace.path(c.object), offset: c.offset)
-            }
+            lastCaller[c.tid] = c.object == .none ? nil : CallerSite(object: trace.path(c.object), offset: c.offset)
         case .process, .exit:
             break
         }
@@ -317,157 +364,83 @@ private struct ProcessRun {
     mutating func syscall(_ s: SyscallEvent, trace: Trace) {
         if s.call.isExec && s.completed && s.result == 0 {
             // A successful execve starts a new image; the call belongs to it.
-            let path = trace.path(s.resolved ?? s.path)
-            newImage(path: path, argv: [], at: s.entryNs)
-            phase = .exec
+            newImage(path: trace.path(s.resolved ?? s.path), argv: [], at: s.entryNs)
             cur.calls.append(AttributedCall(event: s, purpose: .exec, phase: .exec, search: -1, candidate: -1))
-            phase = .startup
             return
         }
-        var purpose = CallPurpose.other
-        var sIdx: Int32 = -1, cIdx: Int32 = -1
-        let path = s.resolved ?? s.path
-        if s.call.isExec {
-            purpose = .exec
-        } else if isLoaderConfig(path, trace) {
-            purpose = .loaderConfig
-            if let search {
-                sIdx = Int32(search)
-                if facts.isLdsoCache(path.base) { cur.searches[search].readCache = true }
-            }
-        } else if let search {
-            sIdx = Int32(search)
-            if let candidate {
-                let plain = cur.searches[search].candidates[candidate].subdirectory.isEmpty
-                cIdx = Int32(candidate)
-                if s.call.isOpen && s.path == candidatePath {
-                    purpose = plain ? .searchCandidate : .hwcapsProbe
-                    cur.searches[search].candidates[candidate].outcome = s.failed ? .miss : .hit
-                } else if s.call.isStat && isEmptyPath(s, trace) {
-                    purpose = .objectStat
-                } else if s.call.isStat && matchesDirectory(s.path, candidateDir, trace) {
-                    purpose = plain ? .directoryStat : .hwcapsProbe
-                } else {
-                    purpose = classifyOther(s, trace: trace)
-                    if purpose == .other || purpose == .pythonImport { sIdx = -1; cIdx = -1 }
-                }
-            } else if cur.searches[search].isAbsolute && s.call.isOpen {
-                purpose = .absoluteOpen
-            } else if s.call.isStat && isEmptyPath(s, trace) {
-                purpose = .objectStat
-            } else {
-                purpose = classifyOther(s, trace: trace)
-                sIdx = -1
-            }
-        } else if s.call.isStat && isEmptyPath(s, trace) && (phase == .startup || phase.isDlopen) {
-            purpose = .objectStat
-        } else {
-            purpose = classifyOther(s, trace: trace)
-        }
-        if sIdx >= 0 {
-            cur.searches[Int(sIdx)].calls += 1
-            if s.failed { cur.searches[Int(sIdx)].failedCalls += 1 }
+        let (purpose, search, candidate) = attribute(s, trace: trace)
+        if let search {
+            cur.searches[search].calls += 1
+            if s.failed { cur.searches[search].failedCalls += 1 }
             if purpose == .absoluteOpen && !s.failed {
-                cur.searches[Int(sIdx)].found = trace.path(path)
-                cur.searches[Int(sIdx)].foundOrigin = .absolute
-                cur.searches[Int(sIdx)].foundDirectory = SearchDirectory.dirname(trace.path(path))
+                let path = trace.path(s.resolved ?? s.path)
+                cur.searches[search].found = path
+                cur.searches[search].foundOrigin = .absolute
+                cur.searches[search].foundDirectory = SearchDirectory.dirname(path)
             }
-            if cIdx >= 0 {
-                cur.searches[Int(sIdx)].candidates[Int(cIdx)].calls += 1
-                if s.failed { cur.searches[Int(sIdx)].candidates[Int(cIdx)].failedCalls += 1 }
+            if let candidate {
+                cur.searches[search].candidates[candidate].calls += 1
+                if s.failed { cur.searches[search].candidates[candidate].failedCalls += 1 }
             }
         }
-        if !groupCallerSet, phase.isDlopen, purpose != .other, purpose != .pythonImport, purpose != .exec {
+        if case .pending = caller, phase.isDlopen, purpose != .other, purpose != .pythonImport, purpose != .exec {
             // The dlopen's first loader call: the tracer wrote its caller just before it.
-            groupCaller = lastCaller[s.tid]
-            groupCallerSet = true
+            caller = .found(lastCaller[s.tid])
         }
-        cur.calls.append(AttributedCall(event: s, purpose: purpose, phase: phase, search: sIdx, candidate: cIdx))
+        cur.calls.append(AttributedCall(event: s, purpose: purpose, phase: phase,
+                                        search: Int32(search ?? -1), candidate: Int32(candidate ?? -1)))
     }
 
-    var candidatePath = PathRef.none
-    var splits = SplitCache()
+    /// What a call was for, and the search and candidate it served.
+    mutating func attribute(_ s: SyscallEvent, trace: Trace) -> (CallPurpose, search: Int?, candidate: Int?) {
+        let path = s.resolved ?? s.path
+        if s.call.isExec { return (.exec, nil, nil) }
+        if isLoaderConfig(path, trace) {
+            guard let search = cursor?.search else { return (.loaderConfig, nil, nil) }
+            if facts.isLdsoCache(path.base) { cur.searches[search].readCache = true }
+            return (.loaderConfig, search, nil)
+        }
+        guard let cursor else {
+            if s.call.isStat && isEmptyPath(s, trace) && (phase == .startup || phase.isDlopen) { return (.objectStat, nil, nil) }
+            return (classifyOther(s, trace: trace), nil, nil)
+        }
+        let search = cursor.search
+        if let candidate = cursor.candidate {
+            let plain = cur.searches[search].candidates[candidate.index].subdirectory.isEmpty
+            if s.call.isOpen && s.path == candidate.path {
+                cur.searches[search].candidates[candidate.index].outcome = s.failed ? .miss : .hit
+                return (plain ? .searchCandidate : .hwcapsProbe, search, candidate.index)
+            }
+            if s.call.isStat && isEmptyPath(s, trace) { return (.objectStat, search, candidate.index) }
+            if s.call.isStat && matchesDirectory(s.path, candidate.directory, trace) {
+                return (plain ? .directoryStat : .hwcapsProbe, search, candidate.index)
+            }
+            let purpose = classifyOther(s, trace: trace)
+            return purpose == .other || purpose == .pythonImport ? (purpose, nil, nil) : (purpose, search, candidate.index)
+        }
+        if cur.searches[search].isAbsolute && s.call.isOpen { return (.absoluteOpen, search, nil) }
+        if s.call.isStat && isEmptyPath(s, trace) { return (.objectStat, search, nil) }
+        return (classifyOther(s, trace: trace), nil, nil)
+    }
 
     mutating func audit(_ a: AuditEvent, trace: Trace) {
         switch a.kind {
         case .objsearch:
-            if AuditSearchFlag(rawValue: a.flag).isOriginalName {
-                let name = trace.path(a.name)
-                // After main, a search opens a dlopen group: ld.so searches before it
-                // reports la_activity(LA_ACT_ADD) (that comes when the first new
-                // object is mapped). A search after a failed dlopen opens the next.
-                if dlopenPossible || (phase.isDlopen && !addSeen && search.map { cur.searches[$0].found == nil } == true) {
-                    if phase.isDlopen || groupStart != nil { closeGroup(at: a.timeNs) }
-                    openDlopenGroup()
-                    addSeen = false
-                }
-                if groupStart == nil { groupStart = a.timeNs; groupPhase = phase }
-                groupNames.append(name)
-                cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
-                search = cur.searches.count - 1
-                candidate = nil
-                candidatePath = a.name
-            } else {
-                let search: Int
-                if let current = self.search {
-                    search = current
-                } else {
-                    let base = trace.string(a.name.base)
-                    cur.searches.append(LibrarySearch(name: base, phase: phase, timeNs: a.timeNs))
-                    search = cur.searches.count - 1
-                    self.search = search
-                }
-                // A candidate after a successful open: that file was rejected (wrong class).
-                if let candidate, cur.searches[search].candidates[candidate].outcome == .hit {
-                    cur.searches[search].candidates[candidate].outcome = .skipped
-                }
-                // Candidate paths are interned as (directory part, name): the split
-                // into search directory and subdirectory is made once per directory part.
-                let parts = splits.split(a.name.dir, trace)
-                cur.searches[search].candidates.append(SearchCandidate(
-                    directoryPart: parts.part, name: trace.string(a.name.base), directoryPartId: a.name.dir,
-                    directory: parts.directory, directoryId: parts.directoryId, subdirectory: parts.subdirectory, origin: AuditSearchFlag(rawValue: a.flag).origin,
-                    outcome: .untried, calls: 0, failedCalls: 0))
-                candidate = cur.searches[search].candidates.count - 1
-                candidatePath = a.name
-                candidateDir = a.name.dir
-            }
+            if AuditSearchFlag(rawValue: a.flag).isOriginalName { searchBegins(a, trace: trace) } else { candidateAnnounced(a, trace: trace) }
         case .objopen:
             let path = trace.path(a.name)
             cur.objects.append(LoadedObjectRecord(path: path, phase: phase, timeNs: a.timeNs, namespace: a.lmid))
-            lastObjectNs = a.timeNs
-            firstCallAfterObject = nil
-            if search != nil { settle(objectPath: path) }
-            search = nil; candidate = nil
+            relocation = Relocation(lastObjectNs: a.timeNs)
+            if cursor != nil { settle(objectPath: path) }
+            cursor = nil
         case .activity:
-            switch AuditActivity(rawValue: a.flag) {
-            case .add:
-                if dlopenPossible {
-                    openDlopenGroup()
-                }
-                addSeen = true
-                if groupStart == nil { groupStart = a.timeNs; groupPhase = phase }
-                inDelete = false
-            case .delete:
-                inDelete = true
-            default: // consistent (or a flag ld.so does not send)
-                if search != nil { settle(objectPath: nil) }
-                if !inDelete { closeGroup(at: a.timeNs) }
-                if case .dlopen = phase { phase = outerPhase }
-                // (Without an exec call in the trace — audit only — the start-up
-                // load runs in the exec phase.)
-                if phase == .exec { phase = .startup }
-                if phase == .startup { startupLoaded = true }
-                inDelete = false
-                addSeen = false
-                search = nil; candidate = nil
-            }
+            activity(a)
         case .preinit:
-            if search != nil { settle(objectPath: nil) }
+            if cursor != nil { settle(objectPath: nil) }
             closeGroup(at: a.timeNs)
             cur.mainNs = a.timeNs
             phase = .main
-            search = nil; candidate = nil
+            cursor = nil
         case .objclose:
             if !inDelete && phase == .main { phase = .exit }
         case .image:
@@ -475,20 +448,71 @@ private struct ProcessRun {
         }
     }
 
-    /// Records where the current search ended up.
-    mutating func settle(objectPath: String?) {
-        guard let search else { return }
-        var s = cur.searches[search]
-        if s.found == nil, let hit = s.candidates.lastIndex(where: { $0.outcome == .hit }) {
-            s.found = s.candidates[hit].path
-            s.foundOrigin = s.candidates[hit].origin
-            s.foundDirectory = s.candidates[hit].directory
-        } else if s.found == nil, s.isAbsolute, let p = objectPath {
-            s.found = p
-            s.foundOrigin = .absolute
-            s.foundDirectory = SearchDirectory.dirname(p)
+    /// la_objsearch with LA_SER_ORIG: ld.so starts looking for a name.
+    mutating func searchBegins(_ a: AuditEvent, trace: Trace) {
+        let name = trace.path(a.name)
+        // After main, a search opens a dlopen group: ld.so searches before it
+        // reports la_activity(LA_ACT_ADD) (that comes when the first new
+        // object is mapped). A search after a failed dlopen opens the next.
+        let afterFailedDlopen = phase.isDlopen && !addSeen && cursor.map { cur.searches[$0.search].found == nil } == true
+        if dlopenPossible || afterFailedDlopen {
+            if phase.isDlopen || group != nil { closeGroup(at: a.timeNs) }
+            openDlopenGroup()
+            addSeen = false
         }
-        cur.searches[search] = s
+        beginGroup(at: a.timeNs)
+        group?.names.append(name)
+        cur.searches.append(LibrarySearch(name: name, phase: phase, timeNs: a.timeNs))
+        cursor = Cursor(search: cur.searches.count - 1)
+    }
+
+    /// la_objsearch with a candidate path: ld.so is about to open it.
+    mutating func candidateAnnounced(_ a: AuditEvent, trace: Trace) {
+        let search: Int
+        if let current = cursor?.search {
+            search = current
+        } else {
+            // No name was announced (a record lost or cut): the candidate's own name stands for it.
+            cur.searches.append(LibrarySearch(name: trace.string(a.name.base), phase: phase, timeNs: a.timeNs))
+            search = cur.searches.count - 1
+        }
+        // A candidate after a successful open: that file was rejected (wrong class).
+        if let previous = cursor?.candidate, cur.searches[search].candidates[previous.index].outcome == .hit {
+            cur.searches[search].candidates[previous.index].outcome = .skipped
+        }
+        // Candidate paths are interned as (directory part, name): the split
+        // into search directory and subdirectory is made once per directory part.
+        let parts = splits.split(a.name.dir, trace)
+        cur.searches[search].candidates.append(SearchCandidate(
+            directoryPart: parts.part, name: trace.string(a.name.base), directoryPartId: a.name.dir,
+            directory: parts.directory, directoryId: parts.directoryId, subdirectory: parts.subdirectory,
+            origin: AuditSearchFlag(rawValue: a.flag).origin, outcome: .untried, calls: 0, failedCalls: 0))
+        cursor = Cursor(search: search, candidate: Candidate(index: cur.searches[search].candidates.count - 1,
+                                                             path: a.name, directory: a.name.dir))
+    }
+
+    /// la_activity: objects are being added or removed, or the link map is consistent again.
+    mutating func activity(_ a: AuditEvent) {
+        switch AuditActivity(rawValue: a.flag) {
+        case .add:
+            if dlopenPossible { openDlopenGroup() }
+            addSeen = true
+            beginGroup(at: a.timeNs)
+            inDelete = false
+        case .delete:
+            inDelete = true
+        default: // consistent (or a flag ld.so does not send)
+            if cursor != nil { settle(objectPath: nil) }
+            if !inDelete { closeGroup(at: a.timeNs) }
+            if case .dlopen = phase { phase = outerPhase }
+            // (Without an exec call in the trace — audit only — the start-up
+            // load runs in the exec phase.)
+            if phase == .exec { phase = .startup }
+            if phase == .startup { startupLoaded = true }
+            inDelete = false
+            addSeen = false
+            cursor = nil
+        }
     }
 
     func isLoaderConfig(_ p: PathRef, _ trace: Trace) -> Bool {
@@ -534,7 +558,7 @@ private struct ProcessRun {
     }
 
     mutating func finish() -> [ProcessAnalysis] {
-        if search != nil { settle(objectPath: nil) }
+        if cursor != nil { settle(objectPath: nil) }
         closeGroup(at: cur.endNs)
         units.append(cur)
         return units

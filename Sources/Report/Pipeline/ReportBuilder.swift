@@ -73,7 +73,7 @@ public struct ReportBuilder {
         var a = analysis
         a.nameCallers(&symbols)
         traceCount += 1
-        summaries.append(TraceSummary(trace: a.trace, file: a.file))
+        summaries.append(a.summary)
         // The events are not needed any more: the attribution holds the calls.
         a.trace.events = []
         waste.add(a)

@@ -19,6 +19,9 @@ public struct TraceSummary: Sendable {
         public var threads = 1
         public var exitStatus: Int32?
         public var signal: Int32?
+        /// When the process appeared (its PROCESS record), and when its main thread ended.
+        public var startNs: UInt64?
+        public var exitNs: UInt64?
         public var syscalls: [FileCall: CallCount] = [:]
         public var searchAttempts = 0
         public var searchesByFlag = SearchFlagCounts()
@@ -47,10 +50,16 @@ public struct TraceSummary: Sendable {
     public var totalCalls: Int { syscalls.values.reduce(0) { $0 + $1.calls } }
     public var totalFailed: Int { syscalls.values.reduce(0) { $0 + $1.failed } }
 
+    /// The summary of a trace, in one pass over its events. (TraceAnalysis
+    /// makes it in its own pass: `TraceAnalysis.summary`.)
     public init(trace: Trace, file: String) {
-        self.file = file
         var counter = Counter()
         for e in trace.events { counter.add(e, trace) }
+        self.init(counter: counter, trace: trace, file: file)
+    }
+
+    init(counter: Counter, trace: Trace, file: String) {
+        self.file = file
         processes = counter.finished()
         var totals: [FileCall: CallCount] = [:]
         var flags = SearchFlagCounts()
@@ -85,6 +94,9 @@ public struct TraceSummary: Sendable {
         var lastPreinit: [Int32: UInt64] = [:]
         var own = 0
 
+        /// The process seen with this pid, if any (a pid with only loadprobe's own calls has none).
+        func process(_ pid: Int32) -> Process? { index[pid].map { procs[$0] } }
+
         mutating func proc(_ pid: Int32) -> Int {
             if lastIdx >= 0 && pid == lastPid { return lastIdx }
             let i: Int
@@ -103,9 +115,9 @@ public struct TraceSummary: Sendable {
             case .process(let p):
                 if p.how == .thread {
                     procs[proc(p.pid)].threads += 1
-                } else if index[p.pid] == nil || procs[index[p.pid]!].parent == 0 {
+                } else if index[p.pid] == nil || procs[index[p.pid]!].startNs == nil {
                     let i = proc(p.pid)
-                    procs[i].parent = p.parent; procs[i].how = p.how
+                    procs[i].parent = p.parent; procs[i].how = p.how; procs[i].startNs = p.timeNs
                 }
             case .exec(let x):
                 let i = proc(x.pid)
@@ -125,6 +137,7 @@ public struct TraceSummary: Sendable {
                 let i = proc(x.pid)
                 procs[i].exitStatus = x.exitCode
                 procs[i].signal = x.signal
+                procs[i].exitNs = x.timeNs
             case .note(let n):
                 procs[proc(n.pid)].notes.append(trace.string(n.text))
             case .caller:
