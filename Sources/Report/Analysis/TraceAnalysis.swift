@@ -114,46 +114,7 @@ private struct AttributionBuilder {
         for (k, pid) in order.enumerated() {
             let indices = byPid[k]
             byPid[k] = []
-            // Audit records reach the trace in batches, after the calls around them.
-            // Each stream is in time order on its own: merge the two by time
-            // (a stream found out of order is sorted first).
-            var audits: [Int] = [], others: [Int] = [], notes: [Int] = []
-            others.reserveCapacity(indices.count)
-            var syscalls = 0
-            var listed = Set<PathRef>()
-            for i32 in indices {
-                let i = Int(i32)
-                switch trace.events[i] {
-                case .audit: audits.append(i)
-                case .note: notes.append(i)
-                case .syscall(let e):
-                    syscalls += 1; others.append(i)
-                    if e.call.isOpen && e.flags & UInt64(O_DIRECTORY) != 0 && e.completed && !e.failed { listed.insert(e.resolved ?? e.path) }
-                default: others.append(i)
-                }
-            }
-            func ordered(_ list: [Int]) -> [Int] {
-                var last: UInt64 = 0
-                for i in list {
-                    let t = time(i)
-                    if t < last {
-                        return list.enumerated().sorted { a, b in
-                            let ta = time(a.element), tb = time(b.element)
-                            return ta != tb ? ta < tb : a.offset < b.offset
-                        }.map(\.element)
-                    }
-                    last = max(last, t)
-                }
-                return list
-            }
-            let a = ordered(audits), o = ordered(others)
-            var sorted: [Int] = notes
-            sorted.reserveCapacity(indices.count)
-            var ia = 0, io = 0
-            while ia < a.count || io < o.count {
-                // Ties: the call first (an audit record is written after the call it follows).
-                if io < o.count && (ia >= a.count || time(o[io]) <= time(a[ia])) { sorted.append(o[io]); io += 1 } else { sorted.append(a[ia]); ia += 1 }
-            }
+            let (sorted, syscalls, listed) = inTimeOrder(indices)
             let info = counter.process(pid)
             var proc = ProcessRun(pid: pid, parent: info?.parent ?? 0, forked: info.map { $0.startNs != nil && $0.how != .root } ?? false,
                                   startNs: info?.startNs ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
@@ -171,6 +132,54 @@ private struct AttributionBuilder {
             }
             units += done
         }
+    }
+
+    /// One process's events in the order they happened, with its count of
+    /// calls and the directories it listed. Audit records reach the trace in
+    /// batches, after the calls around them; each stream is in time order on
+    /// its own, so the two are merged by time (a stream found out of order is
+    /// sorted first). Notes go first.
+    func inTimeOrder(_ indices: [Int32]) -> (events: [Int], syscalls: Int, listed: Set<PathRef>) {
+        var audits: [Int] = [], others: [Int] = [], notes: [Int] = []
+        others.reserveCapacity(indices.count)
+        var syscalls = 0
+        var listed = Set<PathRef>()
+        for i32 in indices {
+            let i = Int(i32)
+            switch trace.events[i] {
+            case .audit: audits.append(i)
+            case .note: notes.append(i)
+            case .syscall(let e):
+                syscalls += 1; others.append(i)
+                if e.call.isOpen && e.flags & UInt64(O_DIRECTORY) != 0 && e.completed && !e.failed { listed.insert(e.resolved ?? e.path) }
+            default: others.append(i)
+            }
+        }
+        let a = ordered(audits), o = ordered(others)
+        var sorted: [Int] = notes
+        sorted.reserveCapacity(indices.count)
+        var ia = 0, io = 0
+        while ia < a.count || io < o.count {
+            // Ties: the call first (an audit record is written after the call it follows).
+            if io < o.count && (ia >= a.count || time(o[io]) <= time(a[ia])) { sorted.append(o[io]); io += 1 } else { sorted.append(a[ia]); ia += 1 }
+        }
+        return (sorted, syscalls, listed)
+    }
+
+    /// The list as it is when in time order, else sorted by time (stable).
+    func ordered(_ list: [Int]) -> [Int] {
+        var last: UInt64 = 0
+        for i in list {
+            let t = time(i)
+            if t < last {
+                return list.enumerated().sorted { a, b in
+                    let ta = time(a.element), tb = time(b.element)
+                    return ta != tb ? ta < tb : a.offset < b.offset
+                }.map(\.element)
+            }
+            last = max(last, t)
+        }
+        return list
     }
 
     /// Per event: the time it is ordered by (0 for notes).
