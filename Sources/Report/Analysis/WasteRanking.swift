@@ -95,11 +95,11 @@ public struct WasteRanking: Sendable {
         struct Lib: Sendable { var attempts = 0, failed = 0, dirs = 0, searches = 0; var found = "", path = "", origin = "" }
         var libs: [String: Lib] = [:]
         var libOrder: [String] = []
-        var origins: [String: (Int, Int)] = [:]
+        var origins: [String: CallCount] = [:]
         static let phaseNames = ["exec", "libraries", "main", "dlopen", "exit"]
-        var phases = [(Int, Int)](repeating: (0, 0), count: 5)
-        var purposes = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
-        var groups: [String: (Int, Int)] = [:]
+        var phases = [CallCount](repeating: CallCount(), count: 5)
+        var purposes = [CallCount](repeating: CallCount(), count: CallPurpose.allCases.count)
+        var groups: [String: CallCount] = [:]
         struct Caller: Sendable { var object: String?, symbol: String?, offsets: Set<UInt64> = [], groups = 0, calls = 0, failed = 0, names: [String] = [] }
         var callers: [String: Caller] = [:]
         var hwCalls = 0, hwFailed = 0
@@ -156,19 +156,19 @@ public struct WasteRanking: Sendable {
         /// Every call of the process into the totals, its phase, purpose and
         /// directory; returns the calls and failures per dlopen group.
         mutating func addCalls(_ p: ProcessAnalysis, _ a: TraceAnalysis, byPart: inout [PartCounts?],
-                               byDir: inout [UInt32: DirCounts]) -> [Int: (Int, Int)] {
+                               byDir: inout [UInt32: DirCounts]) -> [Int: CallCount] {
             var groupName: [Int: String] = [:]
             for g in p.groups { if case .dlopen(let n) = g.phase { groupName[n] = g.names.first } }
-            var groupCounts: [Int: (Int, Int)] = [:]
+            var groupCounts: [Int: CallCount] = [:]
             for c in p.calls {
                 total += 1
                 let f = c.failed ? 1 : 0
                 failed += f
                 let ph = Self.phaseIndex(c.phase)
-                phases[ph].0 += 1; phases[ph].1 += f
+                phases[ph].add(failed: c.failed)
                 let pu = c.purpose.index
-                purposes[pu].0 += 1; purposes[pu].1 += f
-                if case .dlopen(let n) = c.phase { groupCounts[n, default: (0, 0)].0 += 1; groupCounts[n, default: (0, 0)].1 += f }
+                purposes[pu].add(failed: c.failed)
+                if case .dlopen(let n) = c.phase { groupCounts[n, default: CallCount()].add(failed: c.failed) }
                 if c.purpose == .hwcapsProbe { hwCalls += 1; hwFailed += f }
                 if c.search >= 0 && c.candidate >= 0 {
                     let candidate = p.searches[Int(c.search)].candidates[Int(c.candidate)]
@@ -194,14 +194,13 @@ public struct WasteRanking: Sendable {
             }
             for (n, v) in groupCounts {
                 let g = groupName[n] ?? "dlopen #\(n)"
-                groups[g, default: (0, 0)].0 += v.0
-                groups[g, default: (0, 0)].1 += v.1
+                groups[g, default: CallCount()] += v
             }
             return groupCounts
         }
 
         /// Each dlopen group under the object that called it.
-        mutating func addCallers(_ p: ProcessAnalysis, _ a: TraceAnalysis, groupCounts: [Int: (Int, Int)], unwound: Bool) {
+        mutating func addCallers(_ p: ProcessAnalysis, _ a: TraceAnalysis, groupCounts: [Int: CallCount], unwound: Bool) {
             for g in p.groups {
                 guard case .dlopen(let n) = g.phase else { continue }
                 let key: String
@@ -214,9 +213,9 @@ public struct WasteRanking: Sendable {
                 var e = callers[key] ?? Caller(object: g.caller?.object, symbol: g.caller?.symbol)
                 if let o = g.caller?.offset { e.offsets.insert(o) }
                 e.groups += 1
-                let v = groupCounts[n] ?? (0, 0)
-                e.calls += v.0
-                e.failed += v.1
+                let v = groupCounts[n] ?? CallCount()
+                e.calls += v.calls
+                e.failed += v.failed
                 if let first = g.names.first, e.names.count < 5, !e.names.contains(first) { e.names.append(first) }
                 callers[key] = e
             }
@@ -250,8 +249,7 @@ public struct WasteRanking: Sendable {
                 d.calls += v.calls; d.failed += v.failed; d.hw += v.hw; d.missed += v.missed
                 if d.origin.isEmpty { d.origin = LookupOrigin.label(v.origin) }
                 dirs[dir] = d
-                origins[LookupOrigin.label(v.origin), default: (0, 0)].0 += v.calls
-                origins[LookupOrigin.label(v.origin), default: (0, 0)].1 += v.failed
+                origins[LookupOrigin.label(v.origin), default: CallCount()] += CallCount(calls: v.calls, failed: v.failed)
             }
             for (id, v) in byDir {
                 var dir = trace.string(id)
@@ -260,8 +258,7 @@ public struct WasteRanking: Sendable {
                 d.calls += v.calls; d.failed += v.failed
                 if d.origin.isEmpty { d.origin = v.origin }
                 dirs[dir] = d
-                origins[v.origin, default: (0, 0)].0 += v.calls
-                origins[v.origin, default: (0, 0)].1 += v.failed
+                origins[v.origin, default: CallCount()] += CallCount(calls: v.calls, failed: v.failed)
             }
         }
     }
@@ -291,16 +288,16 @@ public struct WasteRanking: Sendable {
                                 foundIn: l.found, foundPath: l.path, foundOrigin: l.origin, searches: l.searches,
                                 share: share(l.failed))
         }.sorted { $0.failed != $1.failed ? $0.failed > $1.failed : ($0.attempts != $1.attempts ? $0.attempts > $1.attempts : $0.name < $1.name) }
-        func buckets(_ d: [String: (Int, Int)]) -> [Bucket] {
-            d.map { Bucket(name: $0.key, calls: $0.value.0, failed: $0.value.1, share: share($0.value.1)) }
+        func buckets(_ d: [String: CallCount]) -> [Bucket] {
+            d.map { Bucket(name: $0.key, calls: $0.value.calls, failed: $0.value.failed, share: share($0.value.failed)) }
                 .sorted { $0.failed != $1.failed ? $0.failed > $1.failed : ($0.calls != $1.calls ? $0.calls > $1.calls : $0.name < $1.name) }
         }
         byOrigin = buckets(origins)
-        var ph: [String: (Int, Int)] = [:]
-        for (i, v) in phases.enumerated() where v.0 > 0 { ph[phaseNames[i]] = v }
+        var ph: [String: CallCount] = [:]
+        for (i, v) in phases.enumerated() where v.calls > 0 { ph[phaseNames[i]] = v }
         byPhase = buckets(ph)
-        var pu: [String: (Int, Int)] = [:]
-        for (i, v) in purposes.enumerated() where v.0 > 0 { pu[CallPurpose.allCases[i].rawValue] = v }
+        var pu: [String: CallCount] = [:]
+        for (i, v) in purposes.enumerated() where v.calls > 0 { pu[CallPurpose.allCases[i].rawValue] = v }
         byPurpose = buckets(pu)
         byLoadGroup = buckets(groups)
         byCaller = callers.map { k, v in

@@ -14,7 +14,7 @@ public struct TraceDiff: Sendable {
         public var file: String
         public var calls: Int
         public var failed: Int
-        public var bySyscall: [FileCall: (Int, Int)]
+        public var bySyscall: [FileCall: CallCount]
         public var byPurpose: [CallPurpose: Int]
         public var byOrigin: [String: Int]
         public var recorded: ScenarioResult?
@@ -65,7 +65,7 @@ public struct TraceDiff: Sendable {
         o.scenarios = [.recorded]
         func side(_ t: TraceAnalysis) -> Side {
             let r = Report(analyses: [t], options: o)
-            var bySys: [FileCall: (Int, Int)] = [:]
+            var bySys: [FileCall: CallCount] = [:]
             var byPurpose: [CallPurpose: Int] = [:]
             var byOrigin: [String: Int] = [:]
             var calls = 0, failed = 0
@@ -73,8 +73,7 @@ public struct TraceDiff: Sendable {
                 for c in p.calls {
                     calls += 1
                     if c.failed { failed += 1 }
-                    bySys[c.event.call, default: (0, 0)].0 += 1
-                    if c.failed { bySys[c.event.call, default: (0, 0)].1 += 1 }
+                    bySys[c.event.call, default: CallCount()].add(failed: c.failed)
                     byPurpose[c.purpose, default: 0] += 1
                     let origin = c.candidate >= 0 ? p.searches[Int(c.search)].candidates[Int(c.candidate)].originLabel
                         : (c.search >= 0 ? "search" : "not a search")
@@ -104,17 +103,17 @@ public struct TraceDiff: Sendable {
         computeSource = options.computeSeconds != nil ? "given (--compute), both sides"
             : eachOwnCompute ? "estimated from each trace" : "the before trace's estimate, both sides"
         let wb = WasteRanking([b]), wa = WasteRanking([a])
-        var dirs: [String: (Int, Int)] = [:]
-        for d in wb.byDirectory { dirs[d.directory, default: (0, 0)].0 = d.failed }
-        for d in wa.byDirectory { dirs[d.directory, default: (0, 0)].1 = d.failed }
-        directories = dirs.map { DirectoryChange(directory: $0.key, before: $0.value.0, after: $0.value.1) }
+        var dirs: [String: BeforeAfter] = [:]
+        for d in wb.byDirectory { dirs[d.directory, default: BeforeAfter()].before = d.failed }
+        for d in wa.byDirectory { dirs[d.directory, default: BeforeAfter()].after = d.failed }
+        directories = dirs.map { DirectoryChange(directory: $0.key, before: $0.value.before, after: $0.value.after) }
             .filter { $0.before != $0.after }
             .sorted { abs($0.before - $0.after) != abs($1.before - $1.after) ? abs($0.before - $0.after) > abs($1.before - $1.after) : $0.directory < $1.directory }
-        var libs: [String: (Int, Int)] = [:]
+        var libs: [String: BeforeAfter] = [:]
         var order: [String] = []
-        for l in wb.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: (0, 0)].0 = l.attempts }
-        for l in wa.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: (0, 0)].1 = l.attempts }
-        libraries = order.map { ($0, libs[$0]!.0, libs[$0]!.1) }.filter { $0.1 != $0.2 }
+        for l in wb.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: BeforeAfter()].before = l.attempts }
+        for l in wa.byLibrary { if libs[l.name] == nil { order.append(l.name) }; libs[l.name, default: BeforeAfter()].after = l.attempts }
+        libraries = order.map { ($0, libs[$0]!.before, libs[$0]!.after) }.filter { $0.1 != $0.2 }
             .sorted { abs($0.1 - $0.2) > abs($1.1 - $1.2) }
         // Objects: identity is the content hash when both sides have it, else the real path.
         func key(_ o: LoadedObjectIdentity) -> String {
@@ -158,7 +157,7 @@ public struct TraceDiff: Sendable {
         row("  found nothing", before.failed, after.failed)
         t.rows.append(["by call", "", "", ""])
         for c in FileCall.allCases where before.bySyscall[c] != nil || after.bySyscall[c] != nil {
-            row("  \(c.name)", before.bySyscall[c]?.0 ?? 0, after.bySyscall[c]?.0 ?? 0)
+            row("  \(c.name)", before.bySyscall[c]?.calls ?? 0, after.bySyscall[c]?.calls ?? 0)
         }
         t.rows.append(["by purpose", "", "", ""])
         for p in CallPurpose.allCases where before.byPurpose[p] != nil || after.byPurpose[p] != nil {
@@ -218,7 +217,7 @@ public struct TraceDiff: Sendable {
                 ("trace", .string(s.file)),
                 ("calls", .int(Int64(s.calls))),
                 ("failed", .int(Int64(s.failed))),
-                ("bySyscall", .object(FileCall.allCases.compactMap { c in s.bySyscall[c].map { (c.name, JSON.object([("calls", .int(Int64($0.0))), ("failed", .int(Int64($0.1)))])) } })),
+                ("bySyscall", .object(FileCall.allCases.compactMap { c in s.bySyscall[c].map { (c.name, JSON.object([("calls", .int(Int64($0.calls))), ("failed", .int(Int64($0.failed)))])) } })),
                 ("byPurpose", .object(CallPurpose.allCases.compactMap { p in s.byPurpose[p].map { (p.rawValue, JSON.int(Int64($0))) } })),
                 ("byOrigin", .object(s.byOrigin.keys.sorted().map { ($0, JSON.int(Int64(s.byOrigin[$0]!))) })),
                 ("tracedStartupSeconds", s.tracedStartupSeconds.map { .double($0) } ?? .null),
@@ -267,4 +266,10 @@ public struct TraceDiff: Sendable {
         if b < a { return String(rounding: a / b, places: a / b >= 10 ? 0 : 1) + "× slower" }
         return String(rounding: b / a, places: b / a >= 10 ? 0 : 1) + "× faster"
     }
+}
+
+/// A count before and after.
+private struct BeforeAfter {
+    var before = 0
+    var after = 0
 }

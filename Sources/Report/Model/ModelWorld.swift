@@ -30,9 +30,15 @@ public struct ModelWorld: Sendable {
     public let options: Options
     /// Remote and local roots in the order they were collected (the traces'
     /// mount tables, then `--remote`), and those already in the tree.
-    var mountRoots: [(String, String, Bool)] = []
+    var mountRoots: [MountRoot] = []
     var addedRoots = Set<String>()
-    var mountRootSeen = Set<String>()
+    var mountRootSeen = Set<MountRoot>()
+    /// A directory whose calls are priced as remote (or, inside a remote one, local), and why.
+    struct MountRoot: Hashable {
+        var path: String
+        var why: String
+        var isRemote: Bool
+    }
     /// Successful opens and execs, for the sizes and symlinks asked of the host.
     var consultFiles: [(Int32, Int32)] = []
     var consultSeen = U64Set()
@@ -50,14 +56,14 @@ public struct ModelWorld: Sendable {
         if !options.ignoreMountTable {
             // (A root already collected, the same way, adds nothing: a job's traces
             // usually share one mount table.)
-            func collect(_ root: (String, String, Bool)) {
-                if mountRootSeen.insert("\(root.0)\u{0}\(root.1)\u{0}\(root.2)").inserted { mountRoots.append(root); added = true }
+            func collect(_ root: MountRoot) {
+                if mountRootSeen.insert(root).inserted { mountRoots.append(root); added = true }
             }
             for m in a.mounts.mounts.reversed() {
                 if MountTable.isRemote(type: m.fsType) {
-                    collect((m.mountPoint, "\(m.fsType) in the recorded mount table", true))
+                    collect(MountRoot(path: m.mountPoint, why: "\(m.fsType) in the recorded mount table", isRemote: true))
                 } else if a.mounts.remoteMounts.contains(where: { MountTable.isUnder(m.mountPoint, $0.mountPoint) && $0.mountPoint != m.mountPoint }) {
-                    collect((m.mountPoint, "local mount inside a remote one", false))
+                    collect(MountRoot(path: m.mountPoint, why: "local mount inside a remote one", isRemote: false))
                 }
             }
         }
@@ -65,16 +71,16 @@ public struct ModelWorld: Sendable {
         var roots = mountRoots
         for p in options.remotePrefixes {
             let clean = p.count > 1 && p.hasSuffix("/") ? String(p.dropLast()) : p
-            roots.append((clean, "--remote", true))
+            roots.append(MountRoot(path: clean, why: "--remote", isRemote: true))
         }
-        roots.sort { $0.0.utf8.count < $1.0.utf8.count }
+        roots.sort { $0.path.utf8.count < $1.path.utf8.count }
         var seen = Set<String>()
         remote = []
-        for (path, why, isRemote) in roots where seen.insert(path).inserted {
-            if addedRoots.insert(path).inserted {
-                if isRemote { tree.addRemoteRoot(path) } else { tree.addLocalRoot(path) }
+        for root in roots where seen.insert(root.path).inserted {
+            if addedRoots.insert(root.path).inserted {
+                if root.isRemote { tree.addRemoteRoot(root.path) } else { tree.addLocalRoot(root.path) }
             }
-            if isRemote { remote.append((path, why)) }
+            if root.isRemote { remote.append((root.path, root.why)) }
         }
     }
 

@@ -52,14 +52,10 @@ public struct ProcessDigest: Sendable {
         pid = p.pid
         image = p.image
         calls = p.calls.count
-        var counts = [(Int, Int)](repeating: (0, 0), count: CallPurpose.allCases.count)
-        var f = 0
-        for c in p.calls {
-            counts[c.purpose.index].0 += 1
-            if c.failed { counts[c.purpose.index].1 += 1; f += 1 }
-        }
-        failed = f
-        byPurpose = CallPurpose.allCases.compactMap { k in counts[k.index].0 > 0 ? (k, counts[k.index].0, counts[k.index].1) : nil }
+        var counts = [CallCount](repeating: CallCount(), count: CallPurpose.allCases.count)
+        for c in p.calls { counts[c.purpose.index].add(failed: c.failed) }
+        failed = counts.reduce(0) { $0 + $1.failed }
+        byPurpose = CallPurpose.allCases.compactMap { k in counts[k.index].calls > 0 ? (k, counts[k.index].calls, counts[k.index].failed) : nil }
         searches = p.searches.count
         objectsLoaded = p.objects.count
         relocationNs = p.relocationNs

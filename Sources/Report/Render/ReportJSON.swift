@@ -16,14 +16,14 @@ public enum ReportJSON {
     /// Several traces taken as one job: the summary keys over all of them.
     static func jobSummary(_ r: Report) -> JSON {
         var processes: [JSON] = []
-        var totals: [FileCall: (Int, Int)] = [:]
+        var totals: [FileCall: CallCount] = [:]
         var attempts = 0, objects = 0, own = 0
         var origins: [String: Int] = [:]
         var originOrder: [String] = []
         for s in r.summaries {
             guard case .object(let f) = s.json() else { continue }
             for (k, v) in f where k == "processes" { if case .array(let a) = v { processes += a } }
-            for (c, v) in s.syscalls { totals[c, default: (0, 0)].0 += v.calls; totals[c, default: (0, 0)].1 += v.failed }
+            for (c, v) in s.syscalls { totals[c, default: CallCount()] += v }
             attempts += s.searchAttempts
             objects += s.objects
             own += s.ownCalls
@@ -33,7 +33,7 @@ public enum ReportJSON {
             }
         }
         let calls: JSON = .object(FileCall.allCases.compactMap { c in
-            totals[c].map { (c.name, JSON.object([("calls", .int(Int64($0.0))), ("failed", .int(Int64($0.1)))])) }
+            totals[c].map { (c.name, JSON.object([("calls", .int(Int64($0.calls))), ("failed", .int(Int64($0.failed)))])) }
         })
         return .object([
             ("format", .string("loadprobe-report/1")),

@@ -4,11 +4,6 @@ import TraceFormat
 /// What one recorded run amounts to: per process and in total. Counts leave out
 /// the calls made by loadprobe's own audit library.
 public struct TraceSummary: Sendable {
-    public struct CallCount: Sendable, Equatable {
-        public var calls = 0
-        public var failed = 0
-    }
-
     public struct Process: Sendable {
         public var pid: Int32
         public var parent: Int32
@@ -211,5 +206,24 @@ public struct SearchFlagCounts: Sendable, Equatable {
         for o in Self.flagOrigins { e.append((o.auditName, byOrigin[o] ?? 0)) }
         if secureAlways || secureOnly > 0 { e.append(("SECURE", secureOnly)) }
         return e
+    }
+}
+
+/// Calls and how many of them failed: the pair every count of the report keeps.
+public struct CallCount: Sendable, Equatable {
+    public var calls = 0
+    public var failed = 0
+
+    public init(calls: Int = 0, failed: Int = 0) { self.calls = calls; self.failed = failed }
+
+    /// One call more.
+    @inline(__always) public mutating func add(failed f: Bool) {
+        calls += 1
+        if f { failed += 1 }
+    }
+
+    public static func += (a: inout CallCount, b: CallCount) {
+        a.calls += b.calls
+        a.failed += b.failed
     }
 }
