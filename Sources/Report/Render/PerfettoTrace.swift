@@ -76,7 +76,7 @@ public enum PerfettoTrace {
         /// Start-up (exec → main) and main, or one slice when main was not reached.
         mutating func phases(_ p: ProcessAnalysis, pid: Int) -> Bounds {
             let end = max(p.endNs, p.startNs)
-            var phases: [(String, UInt64, UInt64)] = []
+            var phases: [(name: String, start: UInt64, end: UInt64)] = []
             if let m = p.mainNs.map({ min(max($0, p.startNs), end) }) {
                 phases.append(("start-up (exec → main)", p.startNs, m))
                 phases.append(("main", m, end))
@@ -84,12 +84,12 @@ public enum PerfettoTrace {
                 phases.append((p.forkedWithoutExec ? "forked process" : "start-up (main not reached)", p.startNs, end))
             }
             for (name, s, e) in phases { slice(name, "phase", s, e, pid: pid, tid: pid) }
-            return Bounds(spans: phases.map { ($0.1, $0.2) })
+            return Bounds(spans: phases.map { (start: $0.start, end: $0.end) })
         }
 
         /// Load groups, clamped into their phase and not overlapping each other.
         mutating func groups(_ p: ProcessAnalysis, phases: Bounds, pid: Int) -> Bounds {
-            var spans: [(UInt64, UInt64)] = []
+            var spans: [Span] = []
             var lastEnd: UInt64 = 0
             for g in p.groups {
                 let (ps, pe) = phases.phase(g.startNs)
@@ -105,19 +105,19 @@ public enum PerfettoTrace {
         }
 
         /// Search spans: from la_objsearch(ORIG) to the end of its last call, within their group.
-        mutating func searches(_ p: ProcessAnalysis, phases: Bounds, groups: Bounds, pid: Int) -> [(UInt64, UInt64)?] {
-            var spans = [(UInt64, UInt64)](repeating: (0, 0), count: p.searches.count)
+        mutating func searches(_ p: ProcessAnalysis, phases: Bounds, groups: Bounds, pid: Int) -> [Span?] {
+            var spans = [Span](repeating: (start: 0, end: 0), count: p.searches.count)
             for (i, s) in p.searches.enumerated() { spans[i] = (s.timeNs, s.timeNs) }
             for c in p.calls where c.search >= 0 && c.event.tid == p.pid {
                 let i = Int(c.search)
-                spans[i].1 = max(spans[i].1, c.event.completed ? c.event.exitNs : c.event.entryNs)
+                spans[i].end = max(spans[i].end, c.event.completed ? c.event.exitNs : c.event.entryNs)
             }
-            var bounds = [(UInt64, UInt64)?](repeating: nil, count: p.searches.count)
+            var bounds = [Span?](repeating: nil, count: p.searches.count)
             for (i, s) in p.searches.enumerated() {
-                let (gs, ge) = groups.group(spans[i].0) ?? phases.phase(spans[i].0)
-                let next = i + 1 < spans.count ? spans[i + 1].0 : ge
-                let start = max(spans[i].0, gs)
-                let stop = min(max(spans[i].1, start), ge, max(next, start))
+                let (gs, ge) = groups.group(spans[i].start) ?? phases.phase(spans[i].start)
+                let next = i + 1 < spans.count ? spans[i + 1].start : ge
+                let start = max(spans[i].start, gs)
+                let stop = min(max(spans[i].end, start), ge, max(next, start))
                 bounds[i] = (start, stop)
                 let args = "{\"attempts\":\(s.attempts),\"failedCalls\":\(s.failedCalls),\"found\":\(q(s.found ?? "")),\"origin\":\(q(s.foundOriginLabel))}"
                 slice("search " + s.name, "search", start, stop, pid: pid, tid: pid, args: args)
@@ -128,7 +128,7 @@ public enum PerfettoTrace {
         /// Each call, clamped into its search, else its group, else its phase;
         /// calls of other threads on tracks of their own.
         mutating func calls(_ p: ProcessAnalysis, of a: TraceAnalysis, phases: Bounds, groups: Bounds,
-                            searches: [(UInt64, UInt64)?], pid: Int) {
+                            searches: [Span?], pid: Int) {
             var otherThreads = Set<Int32>()
             for c in p.calls {
                 let e = c.event
@@ -143,7 +143,7 @@ public enum PerfettoTrace {
                     slice(name, cat, e.entryNs, e.exitNs, pid: pid, tid: t, args: args)
                     continue
                 }
-                let parent: (UInt64, UInt64)
+                let parent: Span
                 if c.search >= 0, let b = searches[Int(c.search)] {
                     parent = b
                 } else if let g = groups.group(e.entryNs) {
@@ -152,38 +152,41 @@ public enum PerfettoTrace {
                 } else {
                     parent = phases.phase(e.entryNs)
                 }
-                let s = min(max(e.entryNs, parent.0), parent.1)
-                let f = min(max(e.completed ? e.exitNs : e.entryNs, s), parent.1)
+                let s = min(max(e.entryNs, parent.start), parent.end)
+                let f = min(max(e.completed ? e.exitNs : e.entryNs, s), parent.end)
                 slice(name, cat, s, f, pid: pid, tid: pid, args: args)
             }
         }
     }
 
     /// Time spans of one layer (phases, or load groups), in order.
+    /// A time span, start to end (ns).
+    typealias Span = (start: UInt64, end: UInt64)
+
     struct Bounds {
-        var spans: [(UInt64, UInt64)]
+        var spans: [Span]
         /// The phase holding t, else the last one.
-        func phase(_ t: UInt64) -> (UInt64, UInt64) {
+        func phase(_ t: UInt64) -> Span {
             for (s, e) in spans where t >= s && t < e { return (s, e) }
             return spans.last!
         }
         /// The group holding t (its end included).
-        func group(_ t: UInt64) -> (UInt64, UInt64)? {
+        func group(_ t: UInt64) -> Span? {
             for (s, e) in spans where t >= s && t <= e { return (s, e) }
             return nil
         }
     }
 
     /// The search span that contains t (spans are in time order and do not overlap).
-    static func containing(_ t: UInt64, _ spans: [(UInt64, UInt64)?]) -> (UInt64, UInt64)? {
+    static func containing(_ t: UInt64, _ spans: [Span?]) -> Span? {
         var lo = 0, hi = spans.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if let b = spans[mid], b.0 <= t { lo = mid + 1 } else if spans[mid] == nil { lo = mid + 1 } else { hi = mid }
+            if let b = spans[mid], b.start <= t { lo = mid + 1 } else if spans[mid] == nil { lo = mid + 1 } else { hi = mid }
         }
         var i = lo - 1
         while i >= 0 {
-            if let b = spans[i] { return t >= b.0 && t < b.1 ? b : nil }
+            if let b = spans[i] { return t >= b.start && t < b.end ? b : nil }
             i -= 1
         }
         return nil
