@@ -17,11 +17,15 @@ struct LoadProbe: ParsableCommand {
     /// Bad invocations get one line (and status 64, as sysexits' EX_USAGE);
     /// help and version print as usual.
     static func main() {
-        if let invocation = RecordInvocation.fastParse(CommandLine.arguments.dropFirst()) {
+        let arguments = SpankLaunch.take().map { launch in
+            RecordInvocation.launchedCommand = launch.rawCommand
+            return launch.arguments
+        } ?? Array(CommandLine.arguments.dropFirst())
+        if let invocation = RecordInvocation.fastParse(arguments[...]) {
             Glibc.exit(Record.record(invocation))
         }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
@@ -35,5 +39,31 @@ struct LoadProbe: ParsableCommand {
                        + " (see 'loadprobe --help')")
             Glibc.exit(code == .validationFailure ? 64 : code.rawValue)
         }
+    }
+}
+
+/// loadprobe started by its SPANK plugin (`srun --loadprobe`, spank/loadprobe_spank.c):
+/// slurmstepd ran loadprobe in place of the task's program, with the
+/// program's arguments; the program's path and the record options are in two
+/// variables, taken out of the environment here so the program does not see them.
+enum SpankLaunch {
+    static let programVariable = "LOADPROBE_SPANK_PROGRAM"
+    static let optionsVariable = "LOADPROBE_SPANK_OPTIONS"
+
+    /// The record arguments (`OPTIONS -- PROGRAM ARGS...`) and the command as bytes; nil when not started by the plugin.
+    static func take() -> (arguments: [String], rawCommand: [[UInt8]])? {
+        guard let program = getenv(programVariable) else { return nil }
+        let programBytes = Array(UnsafeRawBufferPointer(start: program, count: strlen(program)))
+        let options = getenv(optionsVariable).map { String(cString: $0) } ?? ""
+        unsetenv(programVariable)
+        unsetenv(optionsVariable)
+        var raw = [programBytes]
+        for i in 1..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { break }
+            raw.append(Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
+        }
+        let words = options.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+        let command = raw.map { String(decoding: $0, as: UTF8.self) }
+        return (words + ["--"] + command, raw)
     }
 }

@@ -125,8 +125,8 @@ struct Record: ParsableCommand {
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
-        // The parsed command is argv's tail: the same arguments, as bytes.
-        if let raw = rawCommand(count: commandLine.count),
+        // The parsed command is argv's tail (or what the SPANK plugin gave): the same arguments, as bytes.
+        if let raw = RecordInvocation.launchedCommand ?? rawCommand(count: commandLine.count), raw.count == commandLine.count,
            zip(raw, commandLine).allSatisfy({ String(decoding: $0, as: UTF8.self) == $1 }) {
             options.rawCommand = raw
         }
@@ -208,6 +208,9 @@ struct RecordInvocation: Equatable {
     var answerMisses = true
     var recordCallers = true
     var quiet = false
+
+    /// The command as bytes when loadprobe was not given it in argv's tail (SpankLaunch).
+    nonisolated(unsafe) static var launchedCommand: [[UInt8]]?
 
     /// The common invocation `loadprobe [record] [-q] [-o PATTERN] [--no-…] -- CMD ARGS…`,
     /// parsed without ArgumentParser. Its reflection-driven parse costs ~3.5 ms of
