@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LiveTests", dependencies: ["Tracer", "Report", "LoaderModel", "TraceFormat", "TestSupport"],
-                    exclude: ["parity"]),
+                    exclude: ["parity", "jobs"]),
         .testTarget(name: "ExplainTests", dependencies: ["Report", "LoaderModel", "TestSupport"]),
         .testTarget(name: "LoadProbeTests", dependencies: ["LoadProbe"], exclude: ["help"]),
         .testTarget(name: "ReportTests", dependencies: ["Report", "LoaderModel", "TraceFormat", "TestSupport"]),

@@ -1,0 +1,1 @@
+int probe_value(void) { return 42; }
