@@ -297,86 +297,140 @@ final class GlibcEngine {
 
     // MARK: One DT_NEEDED name (_dl_map_object)
 
-    /// Resolves `name` for the object at `loader`; returns the index of the object
-    /// that serves it, nil when none does.
-    func mapObject(loader: Int, name: String, neededBy: String) -> Int? {
-        let objectDepth = (depth[loader] ?? 0) + 1
-        // Already loaded under this name, or with this soname: the first such
-        // object in load order. (_dl_name_match_p: the object's name, its path
-        // and "" for the program, or any name it was loaded under.)
-        if let index = matchIndex[name] {
-            let object = loaded[index]
-            if !object.names.contains(name) && !(object.role != .program && object.path == name) {
-                addName(name, to: index)  // matched by soname: the name is remembered
-            }
-            record(reuse(index: index, name: name, neededBy: neededBy, depth: objectDepth))
-            return index
-        }
+    /// One name to map: who needs it, and the depth its object gets.
+    struct MapRequest {
+        let name: String
+        let loader: Int
+        let neededBy: String
+        let depth: Int
+    }
 
+    /// What a search for one name has gathered: the attempts so far, and the
+    /// file found, the error that ends the search, or a wrong-class file skipped.
+    struct NameSearch {
         var attempts: [SearchAttempt] = []
-        var foundOtherClass = false
         var hit: Hit?
         var fatal: String?
+        var foundOtherClass = false
 
-        if name.contains("/") {
-            let path = expand(name, origin: origins[loader] ?? nil) ?? name
-            let (verdict, attempt) = openVerify(path, origin: .absolute, originObject: nil)
-            attempts.append(attempt)
+        /// A file was found, or the search failed for good: no further step runs.
+        var isOver: Bool { hit != nil || fatal != nil }
+
+        /// open_verify's verdict on `path`, reached through `origin`.
+        mutating func take(_ verdict: Verdict, path: String, origin: LookupOrigin) {
             switch verdict {
-            case .accepted(let id): hit = (path, id, .absolute, nil)
+            case .accepted(let id): hit = (path, id, origin, nil)
             case .fatal(let reason): fatal = reason
             case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
             }
+        }
+    }
+
+    /// Resolves `name` for the object at `loader`; returns the index of the object
+    /// that serves it, nil when none does.
+    func mapObject(loader: Int, name: String, neededBy: String) -> Int? {
+        let request = MapRequest(name: name, loader: loader, neededBy: neededBy, depth: (depth[loader] ?? 0) + 1)
+        if let index = reuseByName(request) { return index }
+
+        var search = NameSearch()
+        if name.contains("/") {
+            openNamedPath(request, search: &search)
         } else {
-            func search(_ dirs: [String], origin: LookupOrigin, owner: String?, list: (index: Int, runpath: Bool)?) {
-                guard hit == nil, fatal == nil else { return }
-                let outcome = openPath(name: name, dirs: dirs, origin: origin, owner: owner, attempts: &attempts)
-                foundOtherClass = foundOtherClass || outcome.otherClass
-                switch outcome.result {
-                case .found(let path, let id): hit = (path, id, origin, owner)
-                case .fatal(let reason): fatal = reason
-                case .notFound(let anyDirectoryExists):
-                    if !anyDirectoryExists, let list {
-                        if list.runpath { runpathLists[list.index] = .disabled } else { rpathLists[list.index] = .disabled }
-                    }
-                }
-            }
-            for step in searchSteps(loader: loader) {
-                guard hit == nil, fatal == nil else { break }
-                switch step {
-                case .directories(let dirs, let origin, let owner, let list):
-                    search(dirs, origin: origin, owner: owner, list: list)
-                case .programCache(let cache):
-                    lookupProgramCache(cache, name: name, attempts: &attempts, hit: &hit, fatal: &fatal,
-                                       foundOtherClass: &foundOtherClass)
-                case .systemCache(let nodeflib):
-                    lookupCache(name: name, nodeflib: nodeflib, attempts: &attempts, hit: &hit, fatal: &fatal,
-                                foundOtherClass: &foundOtherClass)
-                }
-            }
+            searchDirectories(request, search: &search)
         }
 
-        guard let hit else {
-            // Skipped directories explain a miss; on a hit they are noise.
-            let message = fatal ?? (foundOtherClass ? "wrong ELF class: ELFCLASS32" : "cannot open shared object file: No such file or directory")
-            record(ResolvedObject(needed: name, neededBy: neededBy, path: nil, origin: nil, originObject: nil,
-                                  attempts: attempts, depth: objectDepth, loadedNewObject: false, soname: nil,
-                                  failure: message),
-                   failureKind: fatal != nil ? .rejectedLibrary : (foundOtherClass ? .wrongClass : .missingLibrary))
+        guard let hit = search.hit else {
+            recordMiss(request, search: search)
             return nil
         }
-        attempts.removeAll { $0.outcome == .skippedMissingDirectory }
+        // Skipped directories explain a miss; on a hit they are noise.
+        search.attempts.removeAll { $0.outcome == .skippedMissingDirectory }
+        return mapFile(hit, request: request, attempts: search.attempts)
+    }
 
-        // _dl_map_object_from_fd: fstat, then compare with every loaded file.
+    /// Already loaded under this name, or with this soname: the first such
+    /// object in load order. (_dl_name_match_p: the object's name, its path
+    /// and "" for the program, or any name it was loaded under.)
+    func reuseByName(_ request: MapRequest) -> Int? {
+        let name = request.name
+        guard let index = matchIndex[name] else { return nil }
+        let object = loaded[index]
+        if !object.names.contains(name) && !(object.role != .program && object.path == name) {
+            addName(name, to: index)  // matched by soname: the name is remembered
+        }
+        record(reuse(index: index, name: name, neededBy: request.neededBy, depth: request.depth))
+        return index
+    }
+
+    /// A name with a slash: the one path it names, its tokens expanded.
+    func openNamedPath(_ request: MapRequest, search: inout NameSearch) {
+        let path = expand(request.name, origin: origins[request.loader] ?? nil) ?? request.name
+        let (verdict, attempt) = openVerify(path, origin: .absolute, originObject: nil)
+        search.attempts.append(attempt)
+        search.take(verdict, path: path, origin: .absolute)
+    }
+
+    /// A name without a slash: the steps of `searchSteps`, in order, until one
+    /// finds the file or fails for good.
+    func searchDirectories(_ request: MapRequest, search: inout NameSearch) {
+        for step in searchSteps(loader: request.loader) {
+            guard !search.isOver else { break }
+            switch step {
+            case .directories(let dirs, let origin, let owner, let list):
+                searchPathList(request.name, dirs: dirs, origin: origin, owner: owner, list: list, search: &search)
+            case .programCache(let cache):
+                lookupProgramCache(cache, name: request.name, search: &search)
+            case .systemCache(let nodeflib):
+                lookupCache(name: request.name, nodeflib: nodeflib, search: &search)
+            }
+        }
+    }
+
+    /// open_path over one path list; a list none of whose directories exists is
+    /// disabled for the rest of the run.
+    func searchPathList(_ name: String, dirs: [String], origin: LookupOrigin, owner: String?,
+                        list: (index: Int, runpath: Bool)?, search: inout NameSearch) {
+        let outcome = openPath(name: name, dirs: dirs, origin: origin, owner: owner, attempts: &search.attempts)
+        search.foundOtherClass = search.foundOtherClass || outcome.otherClass
+        switch outcome.result {
+        case .found(let path, let id): search.hit = (path, id, origin, owner)
+        case .fatal(let reason): search.fatal = reason
+        case .notFound(let anyDirectoryExists):
+            if !anyDirectoryExists, let list {
+                if list.runpath { runpathLists[list.index] = .disabled } else { rpathLists[list.index] = .disabled }
+            }
+        }
+    }
+
+    /// A name found nowhere: recorded with ld.so's message for the search's outcome.
+    func recordMiss(_ request: MapRequest, search: NameSearch) {
+        let fatal = search.fatal, foundOtherClass = search.foundOtherClass
+        let message = fatal ?? (foundOtherClass ? "wrong ELF class: ELFCLASS32" : "cannot open shared object file: No such file or directory")
+        record(ResolvedObject(needed: request.name, neededBy: request.neededBy, path: nil, origin: nil, originObject: nil,
+                              attempts: search.attempts, depth: request.depth, loadedNewObject: false, soname: nil,
+                              failure: message),
+               failureKind: fatal != nil ? .rejectedLibrary : (foundOtherClass ? .wrongClass : .missingLibrary))
+    }
+
+    /// _dl_map_object_from_fd: fstat, then compare with every loaded file.
+    func mapFile(_ hit: Hit, request: MapRequest, attempts: [SearchAttempt]) -> Int {
+        var attempts = attempts
         if let last = attempts.indices.last { attempts[last].cost.fstat += 1 }
         if let index = fileIndex[hit.id] {
             if let last = attempts.indices.last { attempts[last].outcome = .sameFileAsLoaded(loaded[index].path) }
-            if !loaded[index].names.contains(name) { addName(name, to: index) }
-            record(ResolvedObject(needed: name, neededBy: neededBy, path: loaded[index].path, origin: hit.origin,
-                                  originObject: hit.originObject, attempts: attempts, depth: objectDepth,
-                                  loadedNewObject: false, soname: loaded[index].soname, failure: nil))
+            if !loaded[index].names.contains(request.name) { addName(request.name, to: index) }
+            record(ResolvedObject(needed: request.name, neededBy: request.neededBy, path: loaded[index].path,
+                                  origin: hit.origin, originObject: hit.originObject, attempts: attempts,
+                                  depth: request.depth, loadedNewObject: false, soname: loaded[index].soname,
+                                  failure: nil))
             return index
         }
+        return appendLibrary(hit, request: request, attempts: attempts)
+    }
+
+    /// A file not loaded yet: a new object in the link map, whose ELF facts
+    /// (or why they cannot be read) come with it.
+    func appendLibrary(_ hit: Hit, request: MapRequest, attempts: [SearchAttempt]) -> Int {
         let elf: ELFFile?
         var problem: String?
         switch readELF(hit.path) {
@@ -384,12 +438,12 @@ final class GlibcEngine {
         case .failure(let error): elf = nil; problem = error.reasonText
         }
         let index = loaded.count
-        append(LoadedObject(path: hit.path, role: .library, names: [name], soname: elf?.soname,
-                                   fileID: hit.id, loader: loader, elf: elf))
+        append(LoadedObject(path: hit.path, role: .library, names: [request.name], soname: elf?.soname,
+                            fileID: hit.id, loader: request.loader, elf: elf))
         origins[index] = LoaderPath.glibcOrigin(of: hit.path, workingDirectory: sim.environment.workingDirectory)
-        depth[index] = objectDepth
-        record(ResolvedObject(needed: name, neededBy: neededBy, path: hit.path, origin: hit.origin,
-                              originObject: hit.originObject, attempts: attempts, depth: objectDepth,
+        depth[index] = request.depth
+        record(ResolvedObject(needed: request.name, neededBy: request.neededBy, path: hit.path, origin: hit.origin,
+                              originObject: hit.originObject, attempts: attempts, depth: request.depth,
                               loadedNewObject: true, soname: elf?.soname, failure: problem),
                failureKind: problem != nil ? .rejectedLibrary : nil)
         return index
@@ -515,45 +569,38 @@ final class GlibcEngine {
     }
 
     /// The open of the path a cache gave for a name (open_verify, LA_SER_CONFIG).
-    func openCacheEntry(_ path: String, attempts: inout [SearchAttempt], hit: inout Hit?, fatal: inout String?,
-                        foundOtherClass: inout Bool) {
+    func openCacheEntry(_ path: String, search: inout NameSearch) {
         let (verdict, attempt) = openVerify(path, origin: .cache, originObject: nil)
-        attempts.append(attempt)
-        switch verdict {
-        case .accepted(let id): hit = (path, id, .cache, nil)
-        case .fatal(let reason): fatal = reason
-        case .skip(let otherClass): foundOtherClass = foundOtherClass || otherClass
-        }
+        search.attempts.append(attempt)
+        search.take(verdict, path: path, origin: .cache)
     }
 
     /// The per-program cache: read at the first lookup, then the entry's path
     /// opened as a cache hit is.
-    func lookupProgramCache(_ cache: ProgramCache, name: String, attempts: inout [SearchAttempt], hit: inout Hit?,
-                            fatal: inout String?, foundOtherClass: inout Bool) {
+    func lookupProgramCache(_ cache: ProgramCache, name: String, search: inout NameSearch) {
         if !programCacheRead {
             programCacheRead = true
-            readCacheFile(cache.path, attempts: &attempts)
+            readCacheFile(cache.path, attempts: &search.attempts)
         }
         guard let path = cache.entries[name] else { return }
-        openCacheEntry(path, attempts: &attempts, hit: &hit, fatal: &fatal, foundOtherClass: &foundOtherClass)
+        openCacheEntry(path, search: &search)
     }
 
-    func lookupCache(name: String, nodeflib: Bool, attempts: inout [SearchAttempt], hit: inout Hit?,
-                     fatal: inout String?, foundOtherClass: inout Bool) {
+    func lookupCache(name: String, nodeflib: Bool, search: inout NameSearch) {
         if !cacheRead {
             cacheRead = true
-            readCacheFile(profile.cachePath, attempts: &attempts)
+            readCacheFile(profile.cachePath, attempts: &search.attempts)
         }
         guard let entry = sim.cache?.lookup(name, profile: profile) else {
-            attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .notInCache, cost: SyscallCounts()))
+            search.attempts.append(SearchAttempt(path: profile.cachePath, origin: .cache, outcome: .notInCache, cost: SyscallCounts()))
             return
         }
         if nodeflib, profile.systemDirectories.contains(where: { entry.path.hasPrefix($0) }) {
-            attempts.append(SearchAttempt(path: entry.path, origin: .cache,
-                                          outcome: .cacheEntryIgnoredByNodeflib(entry.path), cost: SyscallCounts()))
+            search.attempts.append(SearchAttempt(path: entry.path, origin: .cache,
+                                                 outcome: .cacheEntryIgnoredByNodeflib(entry.path), cost: SyscallCounts()))
             return
         }
-        openCacheEntry(entry.path, attempts: &attempts, hit: &hit, fatal: &fatal, foundOtherClass: &foundOtherClass)
+        openCacheEntry(entry.path, search: &search)
     }
 
     // MARK: open_path

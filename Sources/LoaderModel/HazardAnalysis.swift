@@ -305,71 +305,116 @@ public struct HazardAnalysis {
 
     // MARK: shadowed-soname and unsatisfiable-order
 
-    func shadowing() -> [Hazard] {
-        var hazards: [Hazard] = []
+    /// Directory listings, each read once.
+    struct DirectoryListings {
+        let fs: any LoaderFileSystem
         var listings: [String: Set<String>?] = [:]
-        func contains(_ dir: String, _ name: String) -> Bool {
+
+        mutating func contains(_ dir: String, _ name: String) -> Bool {
             if listings[dir] == nil { listings[dir] = .some(fs.listDirectory(dir.isEmpty ? "." : dir)) }
             return (listings[dir] ?? nil)?.contains(name) ?? false
         }
-        func path(_ dir: String, _ name: String) -> String {
-            if case .musl = loader { return dir + "/" + name }
-            return dir + name
+    }
+
+    /// The search paths of the objects that needed something, each numbered
+    /// once by its directory list.
+    struct ShadowingSearchPaths {
+        struct SearchPath {
+            var directories: [String]
+            var key: Int
+            var defaults: Set<String>
         }
+
+        var keys: [[String]: Int] = [:]
+        var directories: [[String]] = []
         // Per search path (by its directory list): name → directories holding a copy, in path order.
-        var planKeys: [[String]: Int] = [:]
-        var planDirectories: [[String]] = []
-        var copiesByPlan: [Int: [String: [String]]] = [:]
+        var copies: [Int: [String: [String]]] = [:]
+        var byNeeder: [Int: SearchPath] = [:]
+
+        /// The search path of the object at `needer`, its directories without
+        /// repeats; `plan` is asked the first time only.
+        mutating func searchPath(of needer: Int, plan: () -> SearchPlan) -> SearchPath {
+            if let known = byNeeder[needer] { return known }
+            var seen = Set<String>()
+            let plan = plan()
+            let directories = plan.allEntries.map(\.directory).filter { seen.insert($0).inserted }
+            let key = keys[directories] ?? self.directories.count
+            if key == self.directories.count { keys[directories] = key; self.directories.append(directories) }
+            let searchPath = SearchPath(directories: directories, key: key, defaults: Set(plan.defaultEntries.map(\.directory)))
+            byNeeder[needer] = searchPath
+            return searchPath
+        }
+    }
+
+    /// The path of `name` in `dir` as the loader joins them (glibc's directories end in a slash; musl puts one between).
+    func filePath(_ dir: String, _ name: String) -> String {
+        if case .musl = loader { return dir + "/" + name }
+        return dir + name
+    }
+
+    func shadowing() -> [Hazard] {
+        var hazards: [Hazard] = []
+        var listings = DirectoryListings(fs: fs)
+        var searchPaths = ShadowingSearchPaths()
         var reported = Set<String>()
-        var plans: [Int: (directories: [String], key: Int, defaults: Set<String>)] = [:]
         for object in load.objects where object.loadedNewObject {
             guard let loadedPath = object.path, let origin = object.origin,
                   [.rpath, .runpath, .ldLibraryPath, .defaultPath, .cache].contains(origin),
                   let needer = index(ofObject: object.neededBy) else { continue }
-            if plans[needer] == nil {
-                var seen = Set<String>()
-                let plan = plan(for: needer)
-                let directories = plan.allEntries.map(\.directory).filter { seen.insert($0).inserted }
-                let key = planKeys[directories] ?? planDirectories.count
-                if key == planDirectories.count { planKeys[directories] = key; planDirectories.append(directories) }
-                plans[needer] = (directories, key, Set(plan.defaultEntries.map(\.directory)))
-            }
-            let (directories, key, defaults) = plans[needer]!
+            let searchPath = searchPaths.searchPath(of: needer) { plan(for: needer) }
             var holders: [String] = []
-            for dir in directories where contains(dir, object.needed) && accepts(path(dir, object.needed)) {
+            for dir in searchPath.directories
+            where listings.contains(dir, object.needed) && accepts(filePath(dir, object.needed)) {
                 holders.append(dir)
             }
-            guard holders.count > 1 || (holders.count == 1 && path(holders[0], object.needed) != loadedPath) else { continue }
-            copiesByPlan[key, default: [:]][object.needed] = holders
-            // Distinct contents among the copies.
-            var distinct: [String] = [loadedPath]
-            for dir in holders {
-                let candidate = path(dir, object.needed)
-                if !distinct.contains(where: { sameContents($0, candidate) }) { distinct.append(candidate) }
+            guard holders.count > 1 || (holders.count == 1 && filePath(holders[0], object.needed) != loadedPath) else { continue }
+            searchPaths.copies[searchPath.key, default: [:]][object.needed] = holders
+            if let hazard = shadowedSoname(object, loadedPath: loadedPath, origin: origin, holders: holders,
+                                           defaults: searchPath.defaults, reported: &reported) {
+                hazards.append(hazard)
             }
-            guard distinct.count > 1, reported.insert(object.needed + "\u{0}" + distinct.joined(separator: ":")).inserted else { continue }
-            // Only a default directory's (the system's own) copy, behind an explicit RPATH/RUNPATH/LD_LIBRARY_PATH hit:
-            // it loads only if the explicit one disappears. A note, not a hazard.
-            if [.rpath, .runpath, .ldLibraryPath].contains(origin),
-               distinct.dropFirst().allSatisfy({ copy in defaults.contains { copy.hasPrefix($0) } }) {
-                hazards.append(Hazard(kind: .shadowedSoname,
-                                      message: "\(object.needed) loads as \(loadedPath) (\(origin.rawValue)); the system's "
-                                          + "\(distinct.dropFirst().joined(separator: ", ")) in a default directory would load only "
-                                          + "if that one were gone",
-                                      objects: distinct, isNote: true))
-                continue
-            }
-            hazards.append(Hazard(kind: .shadowedSoname,
-                                  message: "\(object.needed) exists with different contents in \(distinct.count) places on the search path of "
-                                      + "\(object.neededBy): \(loadedPath) loads (\(origin.rawValue)); "
-                                      + "\(distinct.dropFirst().joined(separator: ", ")) \(distinct.count == 2 ? "is" : "are") shadowed, "
-                                      + "and a change of directory order or of one directory's contents switches the version",
-                                  objects: distinct))
         }
-        // Figure 4: two directories that each hold different copies of the same two names.
+        hazards += unsatisfiableOrders(searchPaths)
+        return hazards
+    }
+
+    /// The copies of `object.needed` in `holders` whose contents differ from the
+    /// loaded one's: a shadowed-soname hazard, or a note when only the system's
+    /// copies are behind an explicit path. nil when they are all the same, or
+    /// that set of copies was reported already.
+    func shadowedSoname(_ object: ResolvedObject, loadedPath: String, origin: LookupOrigin, holders: [String],
+                        defaults: Set<String>, reported: inout Set<String>) -> Hazard? {
+        // Distinct contents among the copies.
+        var distinct: [String] = [loadedPath]
+        for dir in holders {
+            let candidate = filePath(dir, object.needed)
+            if !distinct.contains(where: { sameContents($0, candidate) }) { distinct.append(candidate) }
+        }
+        guard distinct.count > 1, reported.insert(object.needed + "\u{0}" + distinct.joined(separator: ":")).inserted else { return nil }
+        // Only a default directory's (the system's own) copy, behind an explicit RPATH/RUNPATH/LD_LIBRARY_PATH hit:
+        // it loads only if the explicit one disappears. A note, not a hazard.
+        if [.rpath, .runpath, .ldLibraryPath].contains(origin),
+           distinct.dropFirst().allSatisfy({ copy in defaults.contains { copy.hasPrefix($0) } }) {
+            return Hazard(kind: .shadowedSoname,
+                          message: "\(object.needed) loads as \(loadedPath) (\(origin.rawValue)); the system's "
+                              + "\(distinct.dropFirst().joined(separator: ", ")) in a default directory would load only "
+                              + "if that one were gone",
+                          objects: distinct, isNote: true)
+        }
+        return Hazard(kind: .shadowedSoname,
+                      message: "\(object.needed) exists with different contents in \(distinct.count) places on the search path of "
+                          + "\(object.neededBy): \(loadedPath) loads (\(origin.rawValue)); "
+                          + "\(distinct.dropFirst().joined(separator: ", ")) \(distinct.count == 2 ? "is" : "are") shadowed, "
+                          + "and a change of directory order or of one directory's contents switches the version",
+                      objects: distinct)
+    }
+
+    /// Figure 4: two directories that each hold different copies of the same two names.
+    func unsatisfiableOrders(_ searchPaths: ShadowingSearchPaths) -> [Hazard] {
+        var hazards: [Hazard] = []
         var pairs = Set<String>()
-        for (key, copies) in copiesByPlan.sorted(by: { $0.key < $1.key }) {
-            let directories = planDirectories[key]
+        for (key, copies) in searchPaths.copies.sorted(by: { $0.key < $1.key }) {
+            let directories = searchPaths.directories[key]
             let names = copies.keys.filter { copies[$0]!.count >= 2 }.sorted()
             for (i, first) in names.enumerated() {
                 let firstHolders = Set(copies[first]!)
@@ -379,20 +424,24 @@ public struct HazardAnalysis {
                     guard common.count >= 2 else { continue }
                     for (a, dirA) in common.enumerated() {
                         for dirB in common[(a + 1)...] {
-                            guard !sameContents(path(dirA, first), path(dirB, first)),
-                                  !sameContents(path(dirA, second), path(dirB, second)),
+                            guard !sameContents(filePath(dirA, first), filePath(dirB, first)),
+                                  !sameContents(filePath(dirA, second), filePath(dirB, second)),
                                   pairs.insert([dirA, dirB, first, second].joined(separator: "\u{0}")).inserted else { continue }
-                            hazards.append(Hazard(kind: .unsatisfiableOrder,
-                                                  message: "\(dirA) and \(dirB) both hold different copies of \(first) and \(second): "
-                                                      + "a search path with both takes both libraries from whichever comes first, so no "
-                                                      + "order gives \(first) from one and \(second) from the other",
-                                                  objects: [path(dirA, first), path(dirB, first), path(dirA, second), path(dirB, second)]))
+                            hazards.append(unsatisfiableOrder(dirA, dirB, first, second))
                         }
                     }
                 }
             }
         }
         return hazards
+    }
+
+    func unsatisfiableOrder(_ dirA: String, _ dirB: String, _ first: String, _ second: String) -> Hazard {
+        Hazard(kind: .unsatisfiableOrder,
+               message: "\(dirA) and \(dirB) both hold different copies of \(first) and \(second): "
+                   + "a search path with both takes both libraries from whichever comes first, so no "
+                   + "order gives \(first) from one and \(second) from the other",
+               objects: [filePath(dirA, first), filePath(dirB, first), filePath(dirA, second), filePath(dirB, second)])
     }
 
     // MARK: symbol-conflict

@@ -167,95 +167,140 @@ final class MuslEngine {
         objects.append(object)
     }
 
-    func loadLibrary(_ name: String, neededBy: Int?, requester: String) -> Int? {
-        let objectDepth = (neededBy.flatMap { depth[$0] } ?? 0) + 1
-        func reused(_ index: Int) -> Int {
-            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: .loaded,
-                                  originObject: nil, attempts: [], depth: objectDepth, loadedNewObject: false,
-                                  soname: dsos[index].elf?.soname, failure: nil))
-            return index
-        }
-        func failed(_ message: String, _ attempts: [SearchAttempt]) -> Int? {
-            record(ResolvedObject(needed: name, neededBy: requester, path: nil, origin: nil, originObject: nil,
-                                  attempts: attempts, depth: objectDepth, loadedNewObject: false, soname: nil,
-                                  failure: message))
-            return nil
-        }
-        if name.isEmpty { return failed("Invalid argument", []) }
-        if MuslLoaderSimulation.isReservedName(name) || name == sim.profile.interpreterPath {
-            return reused(selfObject())
-        }
+    /// One name to load: who asked for it, and the depth its object gets.
+    struct LoadRequest {
+        let name: String
+        let neededBy: Int?
+        let requester: String
+        let depth: Int
+    }
+
+    typealias Hit = (path: String, id: FileID, header: [UInt8], origin: LookupOrigin, owner: String?)
+
+    /// What a search for one name has gathered: the attempts so far, the file
+    /// opened, or an error that stopped the search (`inhibited`).
+    struct NameSearch {
         var attempts: [SearchAttempt] = []
-        var hit: (path: String, id: FileID, header: [UInt8], origin: LookupOrigin, owner: String?)?
+        var hit: Hit?
         var inhibited = false
+
+        /// A file was opened, or the search stopped: no further path is tried.
+        var isOver: Bool { hit != nil || inhibited }
+    }
+
+    func loadLibrary(_ name: String, neededBy: Int?, requester: String) -> Int? {
+        let request = LoadRequest(name: name, neededBy: neededBy, requester: requester,
+                                  depth: (neededBy.flatMap { depth[$0] } ?? 0) + 1)
+        if name.isEmpty { return fail(request, "Invalid argument", []) }
+        if MuslLoaderSimulation.isReservedName(name) || name == sim.profile.interpreterPath {
+            return reuse(selfObject(), for: request)
+        }
+        var search = NameSearch()
         if name.contains("/") {
             let (result, attempt) = open(name, origin: .absolute, owner: nil)
-            attempts.append(attempt)
-            if case .opened(let id, let header, _) = result { hit = (name, id, header, .absolute, nil) }
+            search.attempts.append(attempt)
+            if case .opened(let id, let header, _) = result { search.hit = (name, id, header, .absolute, nil) }
         } else {
-            for index in chain where dsos[index].shortname == name { return reused(index) }
-            if name.utf8.count > 255 { return failed("File name too long", []) }
-            func search(_ path: String, origin: LookupOrigin, owner: String?) {
-                guard hit == nil, !inhibited else { return }
-                let outcome = pathOpen(name: name, path: path, origin: origin, owner: owner, attempts: &attempts)
-                switch outcome {
-                case .found(let path, let id, let header): hit = (path, id, header, origin, owner)
-                case .stop: inhibited = true
-                case .notFound: break
-                }
-            }
-            if !sim.environment.secure, let llp = sim.environment.ldLibraryPath {
-                search(llp, origin: .ldLibraryPath, owner: nil)
-            }
-            var current = neededBy
-            while let p = current, hit == nil, !inhibited {
-                if let rpath = fixedRpath(p) {
-                    search(rpath, origin: dsos[p].elf?.runpath != nil ? .runpath : .rpath, owner: dsos[p].name)
-                }
-                current = dsos[p].neededBy
-            }
-            if hit == nil, !inhibited {
-                search(readSystemPath(attempts: &attempts), origin: .defaultPath, owner: nil)
-            }
+            for index in chain where dsos[index].shortname == name { return reuse(index, for: request) }
+            if name.utf8.count > 255 { return fail(request, "File name too long", []) }
+            searchPaths(for: request, search: &search)
         }
-        guard let hit else {
-            let message = attempts.contains { if case .missing(let e) = $0.outcome { e != ENOENT } else { false } }
+        guard let hit = search.hit else {
+            let message = search.attempts.contains { if case .missing(let e) = $0.outcome { e != ENOENT } else { false } }
                 ? "Permission denied" : "No such file or directory"
-            return failed(message, attempts)
+            return fail(request, message, search.attempts)
         }
+        return mapFile(hit, request: request, attempts: search.attempts)
+    }
+
+    /// An object already loaded (or musl itself) serves the request.
+    func reuse(_ index: Int, for request: LoadRequest) -> Int {
+        record(ResolvedObject(needed: request.name, neededBy: request.requester, path: dsos[index].name, origin: .loaded,
+                              originObject: nil, attempts: [], depth: request.depth, loadedNewObject: false,
+                              soname: dsos[index].elf?.soname, failure: nil))
+        return index
+    }
+
+    /// The request fails with `message`.
+    func fail(_ request: LoadRequest, _ message: String, _ attempts: [SearchAttempt]) -> Int? {
+        record(ResolvedObject(needed: request.name, neededBy: request.requester, path: nil, origin: nil, originObject: nil,
+                              attempts: attempts, depth: request.depth, loadedNewObject: false, soname: nil,
+                              failure: message))
+        return nil
+    }
+
+    /// A name without a slash: LD_LIBRARY_PATH, then the RPATH/RUNPATH of the
+    /// needing object and of each object up its needed-by chain, then the system
+    /// path, until a file opens or an error stops the search.
+    func searchPaths(for request: LoadRequest, search: inout NameSearch) {
+        if !sim.environment.secure, let llp = sim.environment.ldLibraryPath {
+            searchPath(llp, origin: .ldLibraryPath, owner: nil, name: request.name, search: &search)
+        }
+        var current = request.neededBy
+        while let p = current, !search.isOver {
+            if let rpath = fixedRpath(p) {
+                searchPath(rpath, origin: dsos[p].elf?.runpath != nil ? .runpath : .rpath, owner: dsos[p].name,
+                           name: request.name, search: &search)
+            }
+            current = dsos[p].neededBy
+        }
+        if !search.isOver {
+            let systemPath = readSystemPath(attempts: &search.attempts)
+            searchPath(systemPath, origin: .defaultPath, owner: nil, name: request.name, search: &search)
+        }
+    }
+
+    /// path_open over one path, its outcome kept in `search`.
+    func searchPath(_ path: String, origin: LookupOrigin, owner: String?, name: String, search: inout NameSearch) {
+        switch pathOpen(name: name, path: path, origin: origin, owner: owner, attempts: &search.attempts) {
+        case .found(let path, let id, let header): search.hit = (path, id, header, origin, owner)
+        case .stop: search.inhibited = true
+        case .notFound: break
+        }
+    }
+
+    /// The file a search opened: fstat, then the same file as a loaded object,
+    /// a file musl rejects, a second C library, or a new object.
+    func mapFile(_ hit: Hit, request: LoadRequest, attempts: [SearchAttempt]) -> Int? {
+        var attempts = attempts
         if let last = attempts.indices.last { attempts[last].cost.fstat += 1 }
         if let index = chain.first(where: { dsos[$0].id == hit.id }) {
-            if dsos[index].shortname == nil && hit.path != name {
+            if dsos[index].shortname == nil && hit.path != request.name {
                 dsos[index].shortname = LoaderPath.basename(dsos[index].name)
             }
             if let last = attempts.indices.last { attempts[last].outcome = .sameFileAsLoaded(dsos[index].name) }
-            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: hit.origin,
-                                  originObject: hit.owner, attempts: attempts, depth: objectDepth,
+            record(ResolvedObject(needed: request.name, neededBy: request.requester, path: dsos[index].name,
+                                  origin: hit.origin, originObject: hit.owner, attempts: attempts, depth: request.depth,
                                   loadedNewObject: false, soname: dsos[index].elf?.soname, failure: nil))
             return index
         }
         if case .rejected(let reason) = LoaderHeaderCheck.musl(header: hit.header) {
             if let last = attempts.indices.last { attempts[last].outcome = .rejected(reason: reason) }
-            return failed(reason, attempts)
+            return fail(request, reason, attempts)
         }
         // A second C library (glibc's or musl's own, found by path) is replaced by musl itself.
         if let symbols = fs.readDynamicSymbols(hit.path),
            symbols.definitions.contains(where: { $0.name == "__libc_start_main" }),
            symbols.definitions.contains(where: { $0.name == "stdin" }) {
             let index = selfObject()
-            record(ResolvedObject(needed: name, neededBy: requester, path: dsos[index].name, origin: .loaded,
-                                  originObject: nil, attempts: attempts, depth: objectDepth, loadedNewObject: false,
-                                  soname: nil, failure: nil))
+            record(ResolvedObject(needed: request.name, neededBy: request.requester, path: dsos[index].name,
+                                  origin: .loaded, originObject: nil, attempts: attempts, depth: request.depth,
+                                  loadedNewObject: false, soname: nil, failure: nil))
             return index
         }
+        return appendDSO(hit, request: request, attempts: attempts)
+    }
+
+    /// A file not loaded yet: a new object at the end of the chain.
+    func appendDSO(_ hit: Hit, request: LoadRequest, attempts: [SearchAttempt]) -> Int {
         let elf = try? fs.readELF(hit.path)
         let index = dsos.count
-        dsos.append(DSO(name: hit.path, shortname: hit.path != name ? LoaderPath.basename(hit.path) : nil, id: hit.id,
-                        neededBy: neededBy, elf: elf))
+        dsos.append(DSO(name: hit.path, shortname: hit.path != request.name ? LoaderPath.basename(hit.path) : nil,
+                        id: hit.id, neededBy: request.neededBy, elf: elf))
         chain.append(index)
-        depth[index] = objectDepth
-        record(ResolvedObject(needed: name, neededBy: requester, path: hit.path, origin: hit.origin,
-                              originObject: hit.owner, attempts: attempts, depth: objectDepth, loadedNewObject: true,
+        depth[index] = request.depth
+        record(ResolvedObject(needed: request.name, neededBy: request.requester, path: hit.path, origin: hit.origin,
+                              originObject: hit.owner, attempts: attempts, depth: request.depth, loadedNewObject: true,
                               soname: elf?.soname, failure: elf == nil ? "Exec format error" : nil))
         return index
     }
