@@ -25,6 +25,12 @@ public struct RecordOptions: Sendable {
     public var answerMisses: Bool = true
     /// Name the object that called each dlopen (CallerTracker).
     public var recordCallers: Bool = true
+    /// A summary rank (`--full-ranks`, docs/jobs.md): the recording (audit
+    /// only) is made in local scratch, and the file written at the output path
+    /// is a summary trace: the recording's metadata and what this returns for
+    /// it (MetaKey.summary and the `summary.*` keys), no events. The loader's
+    /// world (OBJECT records) is not collected.
+    public var summarize: (@Sendable (Trace) -> [(String, String)])? = nil
 
     public init(command: [String], outputPattern: String = RecordOptions.defaultOutputPattern, mode: Mode = .full,
                 auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
@@ -99,7 +105,7 @@ public enum Recorder {
         // From the launch on, a signal sent to loadprobe goes to the program.
         defer { lp_forward_signals_to(0) }
         let outcome = plan.mode == .auditOnly ? try recordAuditOnly(plan, run) : try recordTraced(plan, run, options: options)
-        return try finish(&plan, run, outcome)
+        return try finish(&plan, run, outcome, options: options)
     }
 
     /// What to run and how, decided before anything starts.
@@ -209,6 +215,8 @@ public enum Recorder {
         var traceFile: String
         var writer: TraceWriter
         var collector: WorldCollector
+        /// A summary rank: where the summary goes (`traceFile` is then the scratch recording).
+        var summaryFile: String?
     }
 
     static func launch(_ plan: Plan, options: RecordOptions, environment: [String: String]) throws -> Launch {
@@ -242,7 +250,12 @@ public enum Recorder {
             // lp_spawn returned after the exec (or its failure): the outcome is in the pipe.
             execError = lp_spawn_exec_result(resultFd)
         }
-        let traceFile = OutputPattern.expand(options.outputPattern, pid: pid, environment: environment)
+        var traceFile = OutputPattern.expand(options.outputPattern, pid: pid, environment: environment)
+        var summaryFile: String?
+        if options.summarize != nil, let dir = plan.auditDir {
+            summaryFile = traceFile
+            traceFile = dir + "/recording.lpt"
+        }
         let writer: TraceWriter
         do {
             writer = try TraceWriter(fd: try OutputPattern.create(traceFile))
@@ -260,7 +273,8 @@ public enum Recorder {
                       auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
         for n in plan.notes { try writer.note(pid: pid, n) }
-        return Launch(pid: pid, resultFd: resultFd, execError: execError, traceFile: traceFile, writer: writer, collector: collector)
+        return Launch(pid: pid, resultFd: resultFd, execError: execError, traceFile: traceFile, writer: writer, collector: collector,
+                      summaryFile: summaryFile)
     }
 
     /// What the recording loop leaves for the end.
@@ -338,7 +352,18 @@ public enum Recorder {
     }
 
     /// The audit records left, the loader's world, the end record.
-    static func finish(_ plan: inout Plan, _ run: Launch, _ outcome: Outcome) throws -> RecordResult {
+    /// A summary trace at `file`: the recording's metadata, then the summary's entries; no events.
+    static func writeSummary(of recording: String, to file: String, _ summarize: (Trace) -> [(String, String)]) throws {
+        let trace: Trace
+        do { trace = try TraceReader.read(file: recording) } catch { throw RecordError("loadprobe: cannot read back the recording for its summary: \(error)") }
+        let writer = try TraceWriter(fd: try OutputPattern.create(file), chunkBytes: 1 << 16)
+        for (k, v) in trace.meta { try writer.meta(k, v) }
+        for (k, v) in summarize(trace) { try writer.meta(k, v) }
+        try writer.finish(endNs: trace.endNs ?? lp_monotonic_ns())
+        if let failure = writer.failure { throw RecordError("loadprobe: writing the summary trace \(file) failed: \(failure.description)") }
+    }
+
+    static func finish(_ plan: inout Plan, _ run: Launch, _ outcome: Outcome, options: RecordOptions) throws -> RecordResult {
         let writer = run.writer
         var warnings = outcome.warnings
         if let drain = outcome.drain {
@@ -349,14 +374,19 @@ public enum Recorder {
         if outcome.ownCalls > 0 {
             try writer.meta(.ownCalls, String(outcome.ownCalls))
         }
-        try writeWorld(writer, run.collector)
+        if run.summaryFile == nil { try writeWorld(writer, run.collector) }
         try writer.finish(endNs: lp_monotonic_ns())
+        var traceFile = run.traceFile
+        if let summaryFile = run.summaryFile, let summarize = options.summarize, writer.failure == nil {
+            try writeSummary(of: run.traceFile, to: summaryFile, summarize)
+            traceFile = summaryFile
+        }
         if let failure = writer.failure {
-            warnings.append("writing the trace \(run.traceFile) failed after \(writer.failedAtEvent ?? 0) events (\(failure.description)): recording stopped there, the trace is readable up to that point, and the program ran on to its end")
+            warnings.append("writing the trace \(traceFile) failed after \(writer.failedAtEvent ?? 0) events (\(failure.description)): recording stopped there, the trace is readable up to that point, and the program ran on to its end")
         }
         let status = outcome.waitStatus
         let exitStatus: Int32 = lp_wifsignaled(status) != 0 ? 128 + lp_wtermsig(status) : lp_wexitstatus(status)
-        return RecordResult(waitStatus: status, exitStatus: exitStatus, traceFile: run.traceFile, mode: plan.mode,
+        return RecordResult(waitStatus: status, exitStatus: exitStatus, traceFile: traceFile, mode: plan.mode,
                             notes: plan.notes, ownCallsLeftOut: outcome.ownCalls, warnings: warnings, remaining: outcome.remaining)
     }
 
