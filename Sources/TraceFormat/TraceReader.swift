@@ -151,6 +151,66 @@ public enum TraceReader {
     UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24
 }
 
+/// A read position inside one chunk: the bytes `[p, end)` are still to be
+/// read. Every read checks `end`, so a record cut by its chunk's end fails
+/// instead of reading the next chunk's header.
+private struct ChunkCursor {
+    let b: UnsafeBufferPointer<UInt8>
+    var p: Int
+    let end: Int
+    let file: String
+
+    /// The error for a record that does not decode, at the current position.
+    func fail(_ what: String) -> TraceReadError { TraceReadError(file: file, reason: .corrupt(offset: p, what: what)) }
+
+    /// An unsigned LEB128 varint.
+    @inline(__always) mutating func u() throws(TraceReadError) -> UInt64 {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while true {
+            guard p < end else { throw fail("record runs past its chunk") }
+            let byte = b[p]; p += 1
+            guard shift < 64 else { throw fail("varint too long") }
+            v |= UInt64(byte & 0x7f) << shift
+            if byte < 0x80 { return v }
+            shift += 7
+        }
+    }
+
+    /// A signed value, zigzag-coded as a varint.
+    @inline(__always) mutating func s() throws(TraceReadError) -> Int64 { unzigzag(try u()) }
+
+    @inline(__always) mutating func byte() throws(TraceReadError) -> UInt8 {
+        guard p < end else { throw fail("record runs past its chunk") }
+        p += 1
+        return b[p - 1]
+    }
+
+    @inline(__always) func i32(_ v: Int64) throws(TraceReadError) -> Int32 {
+        guard let x = Int32(exactly: v) else { throw fail("value out of range") }
+        return x
+    }
+
+    /// A signed value that must fit 32 bits. (Not `i32(try s())`: that would
+    /// take a copy of the cursor, and its offset, before `s()` moves it.)
+    @inline(__always) mutating func s32() throws(TraceReadError) -> Int32 {
+        let v = try s()
+        return try i32(v)
+    }
+
+    @inline(__always) mutating func readPid() throws(TraceReadError) -> Int32 {
+        let v = try u()
+        guard v <= UInt64(UInt32.max) else { throw fail("pid out of range") }
+        return Int32(bitPattern: UInt32(v))
+    }
+
+    /// A tid written as its difference from the pid (any 64-bit value a file can hold).
+    @inline(__always) mutating func tid(_ pid: Int32) throws(TraceReadError) -> Int32 {
+        let (v, overflow) = Int64(pid).addingReportingOverflow(try s())
+        guard !overflow else { throw fail("value out of range") }
+        return try i32(v)
+    }
+}
+
 private struct Decoder {
     let file: String
     var strings: [String] = [""]
@@ -165,159 +225,157 @@ private struct Decoder {
 
     init(file: String, version: UInt32) { self.file = file; self.version = version }
 
+    /// Decodes the records of `b[from..<end]`, one chunk's payload.
     mutating func decodeChunk(_ b: UnsafeBufferPointer<UInt8>, from: Int, to end: Int) throws(TraceReadError) {
-        var p = from
-        func fail(_ what: String) -> TraceReadError { TraceReadError(file: file, reason: .corrupt(offset: p, what: what)) }
-        func u() throws(TraceReadError) -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while true {
-                guard p < end else { throw fail("record runs past its chunk") }
-                let byte = b[p]; p += 1
-                guard shift < 64 else { throw fail("varint too long") }
-                v |= UInt64(byte & 0x7f) << shift
-                if byte < 0x80 { return v }
-                shift += 7
-            }
-        }
-        func s() throws(TraceReadError) -> Int64 { unzigzag(try u()) }
-        func i32(_ v: Int64) throws(TraceReadError) -> Int32 {
-            guard let x = Int32(exactly: v) else { throw fail("value out of range") }
-            return x
-        }
-        /// A tid written as its difference from the pid (any 64-bit value a file can hold).
-        func tid(_ pid: Int32) throws(TraceReadError) -> Int32 {
-            let (v, overflow) = Int64(pid).addingReportingOverflow(try s())
-            guard !overflow else { throw fail("value out of range") }
-            return try i32(v)
-        }
-        func readPid() throws(TraceReadError) -> Int32 {
-            let v = try u()
-            guard v <= UInt64(UInt32.max) else { throw fail("pid out of range") }
-            return Int32(bitPattern: UInt32(v))
-        }
-        func sid() throws(TraceReadError) -> UInt32 {
-            let v = try u()
-            guard v < UInt64(strings.count) else { throw fail("string id \(v) not defined yet") }
-            return UInt32(v)
-        }
-        func readPath() throws(TraceReadError) -> PathRef { PathRef(dir: try sid(), base: try sid()) }
-        func time() throws(TraceReadError) -> UInt64 {
-            lastTime = lastTime &+ UInt64(bitPattern: try s())
-            return lastTime
-        }
-        func byte() throws(TraceReadError) -> UInt8 {
-            guard p < end else { throw fail("record runs past its chunk") }
-            p += 1
-            return b[p - 1]
-        }
-
-        while p < end {
-            guard !ended else { throw fail("data after the end record") }
-            let kindAt = p
-            let k = b[p]; p += 1
+        var c = ChunkCursor(b: b, p: from, end: end, file: file)
+        while c.p < end {
+            guard !ended else { throw c.fail("data after the end record") }
+            let kindAt = c.p
+            let k = b[c.p]; c.p += 1
             switch TraceWire.Kind(rawValue: k) {
-            case .string:
-                let len = try u()
-                guard len <= UInt64(end - p) else { throw fail("string runs past its chunk") }
-                let n = Int(len)
-                strings.append(String(decoding: UnsafeBufferPointer(rebasing: b[p..<(p + n)]), as: UTF8.self))
-                p += n
+            case .string: try stringRecord(&c)
             case .meta:
-                let k = try sid(), v = try sid()
+                let k = try sid(&c), v = try sid(&c)
                 meta.append((strings[Int(k)], strings[Int(v)]))
-            case .syscall:
-                let pid = try readPid()
-                let tid = try tid(pid)
-                guard let call = FileCall(rawValue: try byte()) else { throw fail("unknown system call") }
-                let bits = try u()
-                let dirfd: Int32? = bits & TraceWire.sysHasDirfd != 0 ? try i32(try s()) : nil
-                let path = try readPath()
-                let resolved: PathRef? = bits & TraceWire.sysHasResolved != 0 ? try readPath() : nil
-                let flags = try u()
-                let result = try s()
-                let t0 = try time()
-                let dt = try u()
-                events.append(.syscall(SyscallEvent(
-                    pid: pid, tid: tid, call: call, dirfd: dirfd, path: path, resolved: resolved, flags: flags,
-                    result: result, completed: bits & TraceWire.sysIncomplete == 0, own: bits & TraceWire.sysOwn != 0,
-                    entryNs: t0, exitNs: t0 &+ dt, answered: bits & TraceWire.sysAnswered != 0)))
-            case .audit:
-                let pid = try readPid()
-                guard let kind = AuditKind(rawValue: try byte()) else { throw fail("unknown audit record kind") }
-                let flag = try u()
-                guard flag <= UInt64(UInt16.max) else { throw fail("audit flag out of range") }
-                let lmid = try i32(try s())
-                let name = try readPath()
-                let seq = try u()
-                guard seq <= UInt64(UInt32.max) else { throw fail("audit sequence out of range") }
-                events.append(.audit(AuditEvent(pid: pid, kind: kind, flag: UInt16(flag), lmid: lmid, name: name,
-                                                seq: UInt32(seq), timeNs: try time())))
+            case .syscall: events.append(.syscall(try syscallRecord(&c)))
+            case .audit: events.append(.audit(try auditRecord(&c)))
             case .process:
-                let pid = try readPid()
-                let tid = try tid(pid)
-                let parent = try readPid()
-                guard let how = ProcessStart(rawValue: try byte()) else { throw fail("unknown process start") }
-                events.append(.process(ProcessEvent(pid: pid, tid: tid, parent: parent, how: how, timeNs: try time())))
-            case .exec:
-                let pid = try readPid()
-                let former = try tid(pid)
-                let path = try readPath()
-                let argc = try u()
-                guard argc <= UInt64(end - p) else { throw fail("argument count runs past its chunk") }
-                var argv: [UInt32] = []
-                argv.reserveCapacity(Int(argc))
-                for _ in 0..<argc { argv.append(try sid()) }
-                events.append(.exec(ExecEvent(pid: pid, formerTid: former, path: path, argv: argv, timeNs: try time())))
+                let pid = try c.readPid()
+                let tid = try c.tid(pid)
+                let parent = try c.readPid()
+                guard let how = ProcessStart(rawValue: try c.byte()) else { throw c.fail("unknown process start") }
+                events.append(.process(ProcessEvent(pid: pid, tid: tid, parent: parent, how: how, timeNs: try time(&c))))
+            case .exec: events.append(.exec(try execRecord(&c)))
             case .exit:
-                let pid = try readPid()
-                let tid = try tid(pid)
-                let status = try i32(try s())
-                events.append(.exit(ExitEvent(pid: pid, tid: tid, status: status, timeNs: try time())))
+                let pid = try c.readPid()
+                let tid = try c.tid(pid)
+                let status = try c.s32()
+                events.append(.exit(ExitEvent(pid: pid, tid: tid, status: status, timeNs: try time(&c))))
             case .note:
-                let pid = try readPid()
-                events.append(.note(NoteEvent(pid: pid, text: try sid())))
-            case .caller:
-                guard version >= 2 else { throw fail("a CALLER record in a version \(version) trace") }
-                let pid = try readPid()
-                let tid = try tid(pid)
-                let object = try readPath()
-                let offset = try u()
-                let depth = try u()
-                guard depth <= UInt64(UInt32.max) else { throw fail("caller depth out of range") }
-                events.append(.caller(CallerEvent(pid: pid, tid: tid, object: object, offset: offset,
-                                                  depth: UInt32(depth), timeNs: try time())))
-            case .object:
-                guard version >= 3 else { throw fail("an OBJECT record in a version \(version) trace") }
-                let path = try readPath()
-                let device = try u(), inode = try u(), size = try u(), hash = try u()
-                let bits = try u()
-                let elfClass = try byte(), byteOrder = try byte(), osABI = try byte(), abiVersion = try byte()
-                let type = try u(), machine = try u()
-                guard type <= UInt64(UInt16.max), machine <= UInt64(UInt16.max) else { throw fail("object type or machine out of range") }
-                let flags = try u(), flags1 = try u()
-                func optional(_ bit: UInt64) throws(TraceReadError) -> UInt32? { bits & bit != 0 ? try sid() : nil }
-                let interpreter = try optional(TraceWire.objInterpreter)
-                let soname = try optional(TraceWire.objSoname)
-                let rpath = try optional(TraceWire.objRpath)
-                let runpath = try optional(TraceWire.objRunpath)
-                let count = try u()
-                guard count <= UInt64(end - p) else { throw fail("needed count runs past its chunk") }
-                var needed: [UInt32] = []
-                needed.reserveCapacity(Int(count))
-                for _ in 0..<count { needed.append(try sid()) }
-                objects.append(ObjectFacts(path: path, device: device, inode: inode, size: size, contentHash: hash,
-                                           elfClass: elfClass, byteOrder: byteOrder, osABI: osABI, abiVersion: abiVersion,
-                                           type: UInt16(type), machine: UInt16(machine),
-                                           isDynamic: bits & TraceWire.objDynamic != 0, interpreter: interpreter,
-                                           soname: soname, rpath: rpath, runpath: runpath, needed: needed,
-                                           flags: flags, flags1: flags1))
+                let pid = try c.readPid()
+                events.append(.note(NoteEvent(pid: pid, text: try sid(&c))))
+            case .caller: events.append(.caller(try callerRecord(&c)))
+            case .object: objects.append(try objectRecord(&c))
             case .end:
-                endNs = try time()
+                endNs = try time(&c)
                 ended = true
             case nil:
-                p = kindAt
-                throw fail("unknown record kind 0x\(String(k, radix: 16))")
+                c.p = kindAt
+                throw c.fail("unknown record kind 0x\(String(k, radix: 16))")
             }
         }
+    }
+
+    // MARK: fields that depend on what came before
+
+    /// A string id, which an earlier STRING record must have defined.
+    @inline(__always) func sid(_ c: inout ChunkCursor) throws(TraceReadError) -> UInt32 {
+        let v = try c.u()
+        guard v < UInt64(strings.count) else { throw c.fail("string id \(v) not defined yet") }
+        return UInt32(v)
+    }
+
+    @inline(__always) func readPath(_ c: inout ChunkCursor) throws(TraceReadError) -> PathRef {
+        PathRef(dir: try sid(&c), base: try sid(&c))
+    }
+
+    /// A time, written as its difference from the previous record's.
+    @inline(__always) mutating func time(_ c: inout ChunkCursor) throws(TraceReadError) -> UInt64 {
+        lastTime = lastTime &+ UInt64(bitPattern: try c.s())
+        return lastTime
+    }
+
+    /// A count of string ids, then the ids. A count larger than the bytes left
+    /// in the chunk fails before anything is reserved for it.
+    @inline(__always) func sidList(_ c: inout ChunkCursor, tooLong: String) throws(TraceReadError) -> [UInt32] {
+        let count = try c.u()
+        guard count <= UInt64(c.end - c.p) else { throw c.fail(tooLong) }
+        var ids: [UInt32] = []
+        ids.reserveCapacity(Int(count))
+        for _ in 0..<count { ids.append(try sid(&c)) }
+        return ids
+    }
+
+    // MARK: records
+
+    mutating func stringRecord(_ c: inout ChunkCursor) throws(TraceReadError) {
+        let len = try c.u()
+        guard len <= UInt64(c.end - c.p) else { throw c.fail("string runs past its chunk") }
+        let n = Int(len)
+        strings.append(String(decoding: UnsafeBufferPointer(rebasing: c.b[c.p..<(c.p + n)]), as: UTF8.self))
+        c.p += n
+    }
+
+    @inline(__always) mutating func syscallRecord(_ c: inout ChunkCursor) throws(TraceReadError) -> SyscallEvent {
+        let pid = try c.readPid()
+        let tid = try c.tid(pid)
+        guard let call = FileCall(rawValue: try c.byte()) else { throw c.fail("unknown system call") }
+        let bits = try c.u()
+        let dirfd: Int32? = bits & TraceWire.sysHasDirfd != 0 ? try c.s32() : nil
+        let path = try readPath(&c)
+        let resolved: PathRef? = bits & TraceWire.sysHasResolved != 0 ? try readPath(&c) : nil
+        let flags = try c.u()
+        let result = try c.s()
+        let t0 = try time(&c)
+        let dt = try c.u()
+        return SyscallEvent(
+            pid: pid, tid: tid, call: call, dirfd: dirfd, path: path, resolved: resolved, flags: flags,
+            result: result, completed: bits & TraceWire.sysIncomplete == 0, own: bits & TraceWire.sysOwn != 0,
+            entryNs: t0, exitNs: t0 &+ dt, answered: bits & TraceWire.sysAnswered != 0)
+    }
+
+    @inline(__always) mutating func auditRecord(_ c: inout ChunkCursor) throws(TraceReadError) -> AuditEvent {
+        let pid = try c.readPid()
+        guard let kind = AuditKind(rawValue: try c.byte()) else { throw c.fail("unknown audit record kind") }
+        let flag = try c.u()
+        guard flag <= UInt64(UInt16.max) else { throw c.fail("audit flag out of range") }
+        let lmid = try c.s32()
+        let name = try readPath(&c)
+        let seq = try c.u()
+        guard seq <= UInt64(UInt32.max) else { throw c.fail("audit sequence out of range") }
+        return AuditEvent(pid: pid, kind: kind, flag: UInt16(flag), lmid: lmid, name: name,
+                          seq: UInt32(seq), timeNs: try time(&c))
+    }
+
+    mutating func execRecord(_ c: inout ChunkCursor) throws(TraceReadError) -> ExecEvent {
+        let pid = try c.readPid()
+        let former = try c.tid(pid)
+        let path = try readPath(&c)
+        let argv = try sidList(&c, tooLong: "argument count runs past its chunk")
+        return ExecEvent(pid: pid, formerTid: former, path: path, argv: argv, timeNs: try time(&c))
+    }
+
+    mutating func callerRecord(_ c: inout ChunkCursor) throws(TraceReadError) -> CallerEvent {
+        guard version >= 2 else { throw c.fail("a CALLER record in a version \(version) trace") }
+        let pid = try c.readPid()
+        let tid = try c.tid(pid)
+        let object = try readPath(&c)
+        let offset = try c.u()
+        let depth = try c.u()
+        guard depth <= UInt64(UInt32.max) else { throw c.fail("caller depth out of range") }
+        return CallerEvent(pid: pid, tid: tid, object: object, offset: offset, depth: UInt32(depth), timeNs: try time(&c))
+    }
+
+    mutating func objectRecord(_ c: inout ChunkCursor) throws(TraceReadError) -> ObjectFacts {
+        guard version >= 3 else { throw c.fail("an OBJECT record in a version \(version) trace") }
+        let path = try readPath(&c)
+        let device = try c.u(), inode = try c.u(), size = try c.u(), hash = try c.u()
+        let bits = try c.u()
+        let elfClass = try c.byte(), byteOrder = try c.byte(), osABI = try c.byte(), abiVersion = try c.byte()
+        let type = try c.u(), machine = try c.u()
+        guard type <= UInt64(UInt16.max), machine <= UInt64(UInt16.max) else { throw c.fail("object type or machine out of range") }
+        let flags = try c.u(), flags1 = try c.u()
+        // The dynamic section's optional strings, each present when its bit is set.
+        let interpreter = bits & TraceWire.objInterpreter != 0 ? try sid(&c) : nil
+        let soname = bits & TraceWire.objSoname != 0 ? try sid(&c) : nil
+        let rpath = bits & TraceWire.objRpath != 0 ? try sid(&c) : nil
+        let runpath = bits & TraceWire.objRunpath != 0 ? try sid(&c) : nil
+        let needed = try sidList(&c, tooLong: "needed count runs past its chunk")
+        return ObjectFacts(path: path, device: device, inode: inode, size: size, contentHash: hash,
+                           elfClass: elfClass, byteOrder: byteOrder, osABI: osABI, abiVersion: abiVersion,
+                           type: UInt16(type), machine: UInt16(machine),
+                           isDynamic: bits & TraceWire.objDynamic != 0, interpreter: interpreter,
+                           soname: soname, rpath: rpath, runpath: runpath, needed: needed,
+                           flags: flags, flags1: flags1)
     }
 }

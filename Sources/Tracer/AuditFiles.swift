@@ -148,97 +148,89 @@ final class AuditDrain {
     /// Decodes whole records of `raw` (wire format 3) into trace events;
     /// returns the bytes used. Stops early at a record that does not decode.
     private func decode(_ raw: UnsafeRawBufferPointer, _ s: inout Segment) throws -> Int {
-        let n = raw.count
-        var p = 0
-        var ok = true
-        @inline(__always) func byte() -> UInt8 {
-            guard p < n else { ok = false; return 0 }
-            let b = raw[p]
-            p += 1
-            return b
-        }
-        @inline(__always) func varint() -> UInt64 {
-            var b = byte()
-            if b < 0x80 { return UInt64(b) }
-            var v = UInt64(b & 0x7f), shift: UInt64 = 7
-            repeat {
-                b = byte()
-                guard shift < 64 else { ok = false; return 0 }
-                v |= UInt64(b & 0x7f) << shift
-                shift += 7
-            } while b >= 0x80 && ok
-            return v
-        }
-        /// The record's path (front- and back-coded against the previous one),
-        /// interned as directory + name; nil when the record is damaged. The
-        /// directory or name that comes whole from the previous path keeps its
-        /// id (ld.so tries one name in directory after directory): at most one
-        /// look-up per candidate.
-        func path() -> PathRef? {
-            let keep = Int(truncatingIfNeeded: varint())
-            let tail = Int(truncatingIfNeeded: varint())
-            let mid = Int(truncatingIfNeeded: varint())
-            let plen = s.prev.count
-            guard ok, keep >= 0, tail >= 0, mid >= 0, keep <= plen, tail <= plen - keep, mid <= n - p else {
-                ok = false
-                return nil
-            }
-            let newBytes = UnsafeRawBufferPointer(rebasing: raw[p..<(p + mid)])
-            if mid == plen - keep - tail {
-                s.prev.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: keep).copyMemory(from: newBytes.baseAddress!, byteCount: mid) }
-            } else {
-                s.prev.replaceSubrange(keep..<(plen - tail), with: newBytes)
-            }
-            p += mid
-            let oldSlash = s.slash
-            let ref = s.prev.withUnsafeBytes { path -> PathRef in
-                let len = path.count
-                var slash = len - 1
-                while slash >= 0 && path[slash] != UInt8(ascii: "/") { slash -= 1 }
-                s.slash = slash
-                // The name (and the '/' before it) came from the previous path's
-                // end, which ended in a name of the same length: the same name.
-                let sameName = s.ref != nil && len - slash == plen - oldSlash && tail >= len - slash
-                // The directory came from the previous path's start, whose
-                // directory had the same length.
-                let sameDir = s.ref != nil && slash == oldSlash && keep >= max(slash, 0)
-                let base = sameName ? s.ref!.base
-                    : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[(slash + 1)...]))
-                let dir = slash < 0 ? 0 : sameDir ? s.ref!.dir
-                    : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[0..<slash]))
-                return PathRef(dir: dir, base: base)
-            }
-            s.ref = ref
-            return ref
-        }
+        var c = AuditCursor(raw: raw)
         var done = 0
-        while done < n {
-            p = done
-            let b = byte()
-            var flag = UInt64(b >> 4)
-            if flag == UInt64(LP_AUDIT_FLAG_ESCAPE) { flag = varint() }
-            let dt = varint()
-            guard ok, let kind = AuditKind(rawValue: b & 0x0f), flag <= UInt64(UInt16.max) else { break }
-            var lmid: Int64 = 0
-            if kind == .objopen {
-                let z = varint()
-                lmid = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
-            }
-            var name = PathRef.none
-            if kind != .activity && kind != .preinit {
-                guard let ref = path() else { break }
-                name = ref
-            }
-            guard ok else { break }
-            s.lastTime &+= dt
-            try writer.write(AuditEvent(pid: s.pid, kind: kind, flag: UInt16(flag),
-                                        lmid: Int32(truncatingIfNeeded: lmid), name: name,
-                                        seq: s.nextSeq, timeNs: s.lastTime))
+        while done < raw.count {
+            guard let event = record(&c, &s) else { break }
+            try writer.write(event)
             s.nextSeq &+= 1
             records += 1
-            done = p
+            done = c.p
         }
         return done
+    }
+
+    /// The record at the cursor as a trace event, or nil when it does not
+    /// decode (runs past the bytes, unknown kind, flag out of range).
+    @inline(__always) private func record(_ c: inout AuditCursor, _ s: inout Segment) -> AuditEvent? {
+        let b = c.byte()
+        var flag = UInt64(b >> 4)
+        if flag == UInt64(LP_AUDIT_FLAG_ESCAPE) { flag = c.varint() }
+        let dt = c.varint()
+        guard c.ok, let kind = AuditKind(rawValue: b & 0x0f), flag <= UInt64(UInt16.max) else { return nil }
+        var lmid: Int64 = 0
+        if kind == .objopen {
+            let z = c.varint()
+            lmid = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+        }
+        var name = PathRef.none
+        if kind != .activity && kind != .preinit {
+            guard let ref = nextPath(&c, &s) else { return nil }
+            name = ref
+        }
+        guard c.ok else { return nil }
+        s.lastTime &+= dt
+        return AuditEvent(pid: s.pid, kind: kind, flag: UInt16(flag), lmid: Int32(truncatingIfNeeded: lmid),
+                          name: name, seq: s.nextSeq, timeNs: s.lastTime)
+    }
+
+    /// The record's path (front- and back-coded against the previous one),
+    /// interned as directory + name; nil when the record is damaged.
+    @inline(__always) private func nextPath(_ c: inout AuditCursor, _ s: inout Segment) -> PathRef? {
+        let keep = Int(truncatingIfNeeded: c.varint())
+        let tail = Int(truncatingIfNeeded: c.varint())
+        let mid = Int(truncatingIfNeeded: c.varint())
+        let plen = s.prev.count
+        guard c.ok, keep >= 0, tail >= 0, mid >= 0, keep <= plen, tail <= plen - keep, mid <= c.raw.count - c.p else {
+            c.ok = false
+            return nil
+        }
+        let newBytes = UnsafeRawBufferPointer(rebasing: c.raw[c.p..<(c.p + mid)])
+        if mid == plen - keep - tail {
+            s.prev.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: keep).copyMemory(from: newBytes.baseAddress!, byteCount: mid) }
+        } else {
+            s.prev.replaceSubrange(keep..<(plen - tail), with: newBytes)
+        }
+        c.p += mid
+        let ref = internPath(&s, keep: keep, tail: tail, previousLength: plen)
+        s.ref = ref
+        return ref
+    }
+
+    /// The trace ids of the path just rebuilt in `s.prev`. The directory or
+    /// name that comes whole from the previous path keeps its id (ld.so tries
+    /// one name in directory after directory): at most one look-up per candidate.
+    @inline(__always) private func internPath(_ s: inout Segment, keep: Int, tail: Int, previousLength plen: Int) -> PathRef {
+        let oldSlash = s.slash
+        let previous = s.ref
+        let (ref, slash) = s.prev.withUnsafeBytes { path -> (PathRef, Int) in
+            let len = path.count
+            var slash = len - 1
+            while slash >= 0 && path[slash] != UInt8(ascii: "/") { slash -= 1 }
+            // The name (and the '/' before it) came from the previous path's
+            // end, which ended in a name of the same length: the same name.
+            let sameName = previous != nil && len - slash == plen - oldSlash && tail >= len - slash
+            // The directory came from the previous path's start, whose
+            // directory had the same length.
+            let sameDir = previous != nil && slash == oldSlash && keep >= max(slash, 0)
+            let base = sameName ? previous!.base
+                : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[(slash + 1)...]))
+            let dir = slash < 0 ? 0 : sameDir ? previous!.dir
+                : writer.intern(bytes: UnsafeRawBufferPointer(rebasing: path[0..<slash]))
+            return (PathRef(dir: dir, base: base), slash)
+        }
+        s.slash = slash
+        return ref
     }
 
     static func open(_ file: String) -> Segment? {
@@ -260,6 +252,38 @@ final class AuditDrain {
 
     static func segmentFiles(in dir: String) -> [String] {
         (Sys.listDirectory(dir) ?? []).map(\.name).filter { $0.hasPrefix("a-") && $0.hasSuffix(".lpa") }.map { dir + "/" + $0 }
+    }
+}
+
+/// A read position in a segment's record bytes. A read past the end, or a
+/// varint of more than ten bytes, clears `ok` (and gives 0) instead of
+/// throwing: a record is checked once, at its end.
+private struct AuditCursor {
+    let raw: UnsafeRawBufferPointer
+    var p = 0
+    var ok = true
+
+    init(raw: UnsafeRawBufferPointer) { self.raw = raw }
+
+    @inline(__always) mutating func byte() -> UInt8 {
+        guard p < raw.count else { ok = false; return 0 }
+        let b = raw[p]
+        p += 1
+        return b
+    }
+
+    /// An unsigned LEB128 varint.
+    @inline(__always) mutating func varint() -> UInt64 {
+        var b = byte()
+        if b < 0x80 { return UInt64(b) }
+        var v = UInt64(b & 0x7f), shift: UInt64 = 7
+        repeat {
+            b = byte()
+            guard shift < 64 else { ok = false; return 0 }
+            v |= UInt64(b & 0x7f) << shift
+            shift += 7
+        } while b >= 0x80 && ok
+        return v
     }
 }
 
