@@ -43,6 +43,12 @@ struct Record: ParsableCommand {
         discussion: "By default the tracer unwinds the calling thread's stack (libunwind-ptrace) at the first loader call of each dlopen."))
     var noCallers = false
 
+    @Option(name: .customLong("full-ranks"), help: ArgumentHelp(
+        "Which ranks of a job record a full trace; the others record through the audit library alone and write a summary trace of a few KB (docs/jobs.md).",
+        discussion: "A comma-separated list of ranks (0), ranges (0-7), first-per-node, every:N, all (the default) or none.",
+        valueName: "spec"))
+    var fullRanks: String?
+
     @Flag(name: .shortAndLong, help: "Print no summary.")
     var quiet = false
 
@@ -62,7 +68,7 @@ struct Record: ParsableCommand {
     var invocation: RecordInvocation {
         RecordInvocation(command: commandLine, output: output,
                          mode: RecordOptions.Mode(noPtrace: noPtrace, noAudit: noAudit),
-                         pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet)
+                         pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet, fullRanks: fullRanks)
     }
 
     func run() throws {
@@ -78,7 +84,17 @@ struct Record: ParsableCommand {
     /// until they end — without a tracer, loadprobe's seccomp filter would fail
     /// their file calls. The tracer sends the wait status through a pipe;
     /// signals sent to loadprobe go to it and on to the program.
-    static func record(_ how: RecordInvocation) -> Int32 {
+    static func record(_ invocation: RecordInvocation) -> Int32 {
+        var how = invocation
+        if let spec = how.fullRanks {
+            let selection: RankSelection
+            do { selection = try RankSelection(spec) } catch {
+                printError("loadprobe: \(error.description) (see 'loadprobe --help')")
+                return 64
+            }
+            let place = JobPlace(environment: currentEnvironment())
+            if !selection.recordsFully(place) { how.mode = .auditOnly; how.summaryOnly = true }
+        }
         guard how.mode != .auditOnly else { return recordHere(how, statusPipe: -1) }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return recordHere(how, statusPipe: -1) }
@@ -125,6 +141,9 @@ struct Record: ParsableCommand {
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
+        if how.summaryOnly {
+            options.summarize = { trace in RankSummary(analysis: TraceAnalysis(trace: trace, file: "")).metadata }
+        }
         // The parsed command is argv's tail (or what the SPANK plugin gave): the same arguments, as bytes.
         if let raw = RecordInvocation.launchedCommand ?? rawCommand(count: commandLine.count), raw.count == commandLine.count,
            zip(raw, commandLine).allSatisfy({ String(decoding: $0, as: UTF8.self) == $1 }) {
@@ -149,6 +168,11 @@ struct Record: ParsableCommand {
                 ? "was killed by signal \(result.waitStatus & 0x7f)" : "exited with status \(result.exitStatus)"
             do {
                 let trace = try TraceReader.read(file: result.traceFile)
+                if let rank = RankSummary(summaryTrace: trace) {
+                    printError("loadprobe: \(commandLine[0]) \(how); summary trace: \(result.traceFile) (\(trace.fileBytes) bytes, rank \(trace.meta(.rank) ?? "?"))")
+                    printError(rank.text())
+                    return finishRecording(result, statusPipe: statusPipe)
+                }
                 let summary = TraceSummary(trace: trace, file: result.traceFile)
                 printError("loadprobe: \(commandLine[0]) \(how); trace: \(result.traceFile) (\(summary.events) events, \(summary.fileBytes) bytes, \(result.mode.rawValue))")
                 printError(summary.text())
@@ -163,6 +187,12 @@ struct Record: ParsableCommand {
                 printError("loadprobe: \(commandLine[0]) \(how); the trace \(result.traceFile) cannot be read back: \(error)")
             }
         }
+        return finishRecording(result, statusPipe: statusPipe)
+    }
+
+    /// The program's status to loadprobe's caller (through the pipe when the
+    /// tracer is a process of its own), then the remaining processes served.
+    static func finishRecording(_ result: RecordResult, statusPipe: Int32) -> Int32 {
         let status = result.waitStatus
         if statusPipe >= 0 {
             var message: (Int32, Int32) = (result.remaining == nil ? 0 : 1, status)
@@ -208,6 +238,9 @@ struct RecordInvocation: Equatable {
     var answerMisses = true
     var recordCallers = true
     var quiet = false
+    var fullRanks: String?
+    /// This rank is outside --full-ranks: audit only, a summary trace.
+    var summaryOnly = false
 
     /// The command as bytes when loadprobe was not given it in argv's tail (SpankLaunch).
     nonisolated(unsafe) static var launchedCommand: [[UInt8]]?
@@ -256,6 +289,10 @@ struct RecordInvocation: Equatable {
                 guard !value.isEmpty, !value.hasPrefix("-") else { return nil }
                 inv.output = value
             case "--quiet": inv.quiet = true
+            case "--full-ranks":
+                guard let v = rest.first, !v.hasPrefix("-") else { return nil }
+                inv.fullRanks = v
+                rest = rest.dropFirst()
             case "--no-ptrace": noPtrace = true
             case "--no-audit": noAudit = true
             case "--no-pin": inv.pin = false

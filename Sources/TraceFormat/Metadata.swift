@@ -25,6 +25,23 @@ public enum MetaKey: String, CaseIterable, Sendable {
     case loaderLib = "loader.lib"
     case loaderDefaultDirs = "loader.defaultDirs"
     case worldObjects, worldNs
+    /// A summary trace (`--full-ranks`, docs/jobs.md): its format, "loadprobe-summary/1".
+    /// Its other facts are the `summary.*` keys; it has no events.
+    case summary
+    case summaryExecToMainNs = "summary.execToMainNs"
+    case summaryExit = "summary.exit"
+    case summaryProcesses = "summary.processes"
+    case summaryNames = "summary.names"
+    case summaryCandidates = "summary.candidates"
+    case summaryFailedCandidates = "summary.failedCandidates"
+    case summaryByOrigin = "summary.byOrigin"
+    case summaryObjects = "summary.objects"
+    case summaryMissing = "summary.missing"
+    case summaryDlopens = "summary.dlopens"
+    case summaryDlopenNs = "summary.dlopenNs"
+    case summaryLibrariesDigest = "summary.librariesDigest"
+    case summarySearchDigest = "summary.searchDigest"
+    case summaryEnvironmentDigest = "summary.environmentDigest"
 }
 
 /// How a trace was recorded (the `mode` metadata).
