@@ -150,6 +150,8 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Read traces that were cut short (no end record) as far as they go.") var partial = false
     @Flag(help: "Take several traces as one job (a directory always is).") var job = false
     @Option(help: "Rows per ranking.") var top: Int = 10
+    @Flag(name: .customLong("per-rank"), help: "For a job: list every rank (by default only the slowest and those that differ).")
+    var perRank = false
     @Flag(help: "List every call with what it was for (text format), instead of the report.") var calls = false
     @Option(help: ArgumentHelp("With --calls: list this scenario's calls with the server operations each costs.", valueName: "name"))
     var scenario: String?
@@ -167,6 +169,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         var options = try model.reportOptions()
         options.top = top
+        options.perRank = perRank
         let (files, isJob) = try TraceFiles.expand(traces)
         if calls, let name = scenario {
             guard let s = Scenario(rawValue: name) else {
@@ -189,10 +192,17 @@ struct ReportCommand: ParsableCommand {
             var builder = ReportBuilder(options: options)
             builder.keepTraces = format == .perfetto ? Self.perfettoTraces : 0
             builder.keepTimelines = format == .html
-            for file in files { builder.add(try TraceFiles.load(file, partial: partial), partial: partial) }
+            for file in files {
+                let trace = try TraceFiles.read(file, partial: partial)
+                if let summary = RankSummary(summaryTrace: trace) {
+                    builder.addSummary(trace, file: file, summary: summary)
+                } else {
+                    builder.add(TraceAnalysis(trace: trace, file: file), partial: partial)
+                }
+            }
             let shape: JobShape?
             do {
-                shape = try JobShape.ofJob(traces: builder.traceCount, hosts: builder.hosts.count,
+                shape = try JobShape.ofJob(traces: builder.rankCount, hosts: builder.hosts.count,
                                            processes: model.procs, nodes: model.nodes)
             } catch { throw ValidationError(error.description) }
             let report: Report
@@ -255,12 +265,14 @@ enum TraceFiles {
     }
 
     static func load(_ file: String, partial: Bool) throws -> TraceAnalysis {
-        let trace: Trace
-        do { trace = try TraceReader.read(file: file, allowPartial: partial) } catch {
+        TraceAnalysis(trace: try read(file, partial: partial), file: file)
+    }
+
+    static func read(_ file: String, partial: Bool) throws -> Trace {
+        do { return try TraceReader.read(file: file, allowPartial: partial) } catch {
             printError("loadprobe: \(error.description)")
             throw ExitCode(1)
         }
-        return TraceAnalysis(trace: trace, file: file)
     }
 }
 

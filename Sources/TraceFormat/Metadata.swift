@@ -14,6 +14,10 @@ public enum MetaKey: String, CaseIterable, Sendable {
     case env
     case host, machine, kernel, libc
     case rank
+    /// The rank on its node, and the job's size (when the launcher says).
+    case localRank, jobSize
+    /// What started the rank: slurm, open-mpi, mpich, mvapich2, pmix, flux, pbs, lsf.
+    case launcher
     case jobid
     case auditLibrary, auditDir
     case startNs, startUnix

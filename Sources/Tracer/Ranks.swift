@@ -14,6 +14,20 @@ public struct JobPlace: Sendable, Equatable {
                                      "PMIX_LOCAL_RANK", "SLURM_LOCALID"]
     static let sizeVariables = ["OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", "SLURM_NPROCS"]
 
+    /// What started this process, from the variables each launcher sets (the
+    /// MPI library's first: mpirun under a Slurm allocation is mpirun).
+    public static func launcher(_ env: [String: String]) -> String? {
+        if env["OMPI_COMM_WORLD_RANK"] != nil { return "open-mpi" }
+        if env["MV2_COMM_WORLD_RANK"] != nil { return "mvapich2" }
+        if env["PMI_RANK"] != nil && env["SLURM_PROCID"] == nil { return "mpich" }
+        if env["SLURM_PROCID"] != nil { return "slurm" }
+        if env["PMIX_RANK"] != nil { return "pmix" }
+        if env["FLUX_JOB_ID"] != nil { return "flux" }
+        if env["PBS_JOBID"] != nil { return "pbs" }
+        if env["LSB_JOBID"] != nil { return "lsf" }
+        return nil
+    }
+
     public init(environment env: [String: String]) {
         func first(_ names: [String]) -> Int? { names.lazy.compactMap { env[$0].flatMap { Int($0) } }.first }
         rank = first(Recorder.rankVariables)

@@ -521,6 +521,10 @@ public enum Recorder {
         try w.meta(.kernel, uts?.release ?? "")
         try w.meta(.libc, "glibc " + String(cString: lp_libc_version()))
         if let r = rankVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.rank, r) }
+        let place = JobPlace(environment: environment)
+        if let l = place.localRank { try w.meta(.localRank, String(l)) }
+        if let s = place.size { try w.meta(.jobSize, String(s)) }
+        if let l = JobPlace.launcher(environment) { try w.meta(.launcher, l) }
         if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.jobid, j) }
         if let lib = auditLib { try w.meta(.auditLibrary, lib) }
         if let d = auditDir { try w.meta(.auditDir, d) }

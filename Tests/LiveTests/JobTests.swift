@@ -141,6 +141,59 @@ struct JobTests {
         for (_, t) in traces { #expect(t.metaAll(.argv) == [p.probe, "a", "b c"], "argv: \(t.metaAll(.argv))") }
         // Without --loadprobe the plugin does nothing.
         #expect(!plain.stdoutText.contains("spank_variables=1"))
+        // The job's report: 4 ranks on 1 host, each with its start-up time.
+        let report = try run([loadprobe, "report", "--per-rank", jobDir])
+        #expect(report.status == 0, "report: \(report.stderrText)")
+        #expect(report.stdoutText.contains("Job \(job) (slurm): 4 ranks on 1 node"), "\(report.stdoutText.prefix(600))")
+        let json = try jobJSON(jobDir)
+        #expect(json["ranks"] as? Int == 4 && json["nodes"] as? Int == 1, "\(json)")
+        let perRank = json["perRank"] as? [[String: Any]] ?? []
+        #expect(perRank.compactMap { $0["rank"] as? Int }.sorted() == [0, 1, 2, 3])
+        #expect(perRank.allSatisfy { ($0["seconds"] as? Double ?? 0) > 0 }, "\(perRank)")
+    }
+
+    /// The `job` object of the JSON report over a job directory.
+    func jobJSON(_ dir: String, _ extra: [String] = ["--per-rank"]) throws -> [String: Any] {
+        let r = try run([loadprobe, "report", "--format", "json"] + extra + [dir])
+        guard r.status == 0, let doc = try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any],
+              let job = doc["job"] as? [String: Any] else { throw TestFailure("report --format json \(dir): \(r.stderrText)") }
+        return job
+    }
+
+    @Test("--full-ranks 0 under srun: rank 0 in full, the others as summary traces; a rank with another LD_LIBRARY_PATH and a rank whose library is missing are outliers with the reason",
+          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+    func summaryRanksAndOutliers() throws {
+        let p = try Self.programs.get()
+        let dir = try scratch("outliers")
+        // Rank 2 runs a copy whose RUNPATH misses libprobe.so's directory.
+        try gcc(["-o", dir + "/job_probe_broken", Self.sources + "/job_probe.c", "-L" + p.dir + "/lib", "-lprobe",
+                 "-Wl,--enable-new-dtags,-rpath,/nonexistent/a"])
+        let script = """
+            case $SLURM_PROCID in 1) export LD_LIBRARY_PATH=\(dir)/elsewhere;; esac
+            prog=\(p.probe); [ "$SLURM_PROCID" = 2 ] && prog=\(dir)/job_probe_broken
+            exec \(loadprobe) -q --full-ranks 0 -o '\(dir)/lp-%j/%r.lpt' -- "$prog"
+            """
+        let r = try launch(["srun", "-n", "4", "/bin/sh", "-c", script], env: try slurmEnv())
+        #expect(r.status != 0, "rank 2 cannot start: srun reports its failure")
+        #expect(probeLines(r.stdoutText).keys.sorted() == ["0", "1", "3"], "output: \(r.stdoutText) \(r.stderrText)")
+        let (jobDir, job) = try jobDirectory(dir)
+        let traces = try traces(in: jobDir)
+        #expect(traces.count == 4)
+        #expect(traces["0.lpt"]?.meta(.summary) == nil && traces["0.lpt"]?.events.isEmpty == false, "rank 0 is a full trace")
+        for r in 1...3 {
+            let t = try #require(traces["\(r).lpt"])
+            #expect(t.meta(.summary) == "loadprobe-summary/1" && t.events.isEmpty && t.fileBytes < 16_384, "rank \(r): \(t.fileBytes) bytes")
+            #expect(t.meta(.jobid) == job && t.meta(.rank) == String(r))
+        }
+        let json = try jobJSON(jobDir, [])
+        #expect(json["ranks"] as? Int == 4 && json["fullTraces"] as? Int == 1 && json["summaryTraces"] as? Int == 3, "\(json)")
+        let outliers = json["outliers"] as? [[String: Any]] ?? []
+        let reason = { (rank: Int) in outliers.first { $0["rank"] as? Int == rank }?["reason"] as? String ?? "" }
+        #expect(reason(1).contains("another environment: LD_LIBRARY_PATH=\(dir)/elsewhere (most ranks do not set it)"), "\(outliers)")
+        #expect(reason(2).contains("did not reach main") && reason(2).contains("libprobe.so not found"), "\(outliers)")
+        #expect(outliers.count == 2, "only ranks 1 and 2 differ: \(outliers)")
+        let text = try run([loadprobe, "report", jobDir]).stdoutText
+        #expect(text.contains("rank 1 on ") && text.contains("rank 2 on ") && text.contains("Ranks that differ from the others (2)"), "\(text.prefix(1500))")
     }
 
     @Test("sbatch --loadprobe: the job's srun steps are recorded, the batch script is not",

@@ -25,6 +25,8 @@ public struct ReportOptions: Sendable {
     /// Cores per node (nil: enough for every process).
     public var coresPerNode: Int?
     public var top = 10
+    /// A job's report lists every rank (`--per-rank`); otherwise only the ranks that stand out.
+    public var perRank = false
     public init() {}
 
     /// Rows of a list that shows `factor` × `top` (at least one row; `--top`
@@ -85,6 +87,10 @@ public struct Report: Sendable {
     public var programSearchPathSource: String
     public var programSearchPath: [String]
     public var usedHost: Bool
+    /// The job (several ranks, or a summary trace): start-up over ranks and hosts, outliers.
+    public var job: JobReport?
+    /// Full traces in the report (the calls, waste and scenarios come from them alone).
+    public var fullTraces: Int { summaries.count }
 
     init(analyses: [TraceAnalysis], tracesLeftOut: Int, summaries: [TraceSummary], attribution: [ProcessDigest],
          timelineProcesses: [ProcessAnalysis], waste: WasteRanking, scenarios: [ScenarioResult], options: ReportOptions,

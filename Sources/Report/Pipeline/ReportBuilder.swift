@@ -24,6 +24,10 @@ public struct ReportBuilder {
     public var callBudget = 2_000_000
 
     public private(set) var traceCount = 0
+    /// Every rank, full or summary trace (the job report).
+    public private(set) var jobRanks: [JobRank] = []
+    /// Ranks in the job: full and summary traces.
+    public var rankCount: Int { jobRanks.count }
     /// The recording hosts (for the job shape: one node per host).
     public private(set) var hosts = Set<String>()
 
@@ -74,6 +78,7 @@ public struct ReportBuilder {
         a.nameCallers(&symbols)
         traceCount += 1
         summaries.append(a.summary)
+        jobRanks.append(JobRank(trace: a.trace, file: a.file, summary: RankSummary(analysis: a), full: true))
         // The events are not needed any more: the attribution holds the calls.
         a.trace.events = []
         waste.add(a)
@@ -117,6 +122,13 @@ public struct ReportBuilder {
         if kept.count < keepTraces { kept.append(a) } else { leftOut += 1 }
     }
 
+    /// A summary trace (`--full-ranks`): a rank of the job, without calls.
+    public mutating func addSummary(_ trace: Trace, file: String, summary: RankSummary) {
+        jobRanks.append(JobRank(trace: trace, file: file, summary: summary, full: false))
+        if let h = trace.meta(.host) { hosts.insert(h) }
+        if trace.meta(.host) != here { allHere = false }
+    }
+
     /// The report over the traces added. `job` overrides the options' job shape.
     public mutating func finish(job: JobShape? = nil,
                                 scenarioListing: (Scenario, (String) -> Void)? = nil) throws(TraceReadError) -> Report {
@@ -153,6 +165,7 @@ public struct ReportBuilder {
                             timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
                             remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
                             programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+        if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) { report.job = JobReport(jobRanks, top: options.top) }
         if !unavailable.isEmpty {
             let without = pricing.tracesWithoutWorld
             report.scenariosUnavailable = (unavailable, "the loader's world is not known: \(without == traceCount ? "the traces have" : "\(without) of \(traceCount) traces have") no OBJECT records (trace format < 3) and their files are not on this host (or --no-host); record again with this loadprobe, or report on the recording host")

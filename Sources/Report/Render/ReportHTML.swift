@@ -24,6 +24,7 @@ public enum ReportHTML {
         <p class="muted">\(esc(r.summaries.map { "\($0.file) — \($0.events) events, \($0.mode)" }.joined(separator: "; ")))</p>
 
         """
+        if let j = r.job, j.ranks > 1 || r.fullTraces == 0 { h += JobRender.html(j, esc: esc) }
         let w = r.waste
         h += "<p>\(group(w.totalCalls)) file calls, <b>\(group(w.totalFailed)) found nothing</b> (\(percent(w.totalCalls == 0 ? 0 : Double(w.totalFailed) / Double(w.totalCalls)))).</p>\n"
         let heads = w.headlines()

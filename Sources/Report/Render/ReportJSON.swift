@@ -9,7 +9,8 @@ public enum ReportJSON {
     public static func document(_ r: Report) -> JSON {
         let base: JSON = r.summaries.count == 1 ? r.summaries[0].json() : jobSummary(r)
         guard case .object(var fields) = base else { return base }
-        fields += sections(r)
+        if let j = r.job { fields.append(("job", JobRender.json(j, options: r.options))) }
+        if r.fullTraces > 0 { fields += sections(r) }
         return .object(fields)
     }
 

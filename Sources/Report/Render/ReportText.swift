@@ -35,10 +35,28 @@ struct TextTable {
 public enum ReportText {
     public static func render(_ r: Report, style: TextStyle) -> String {
         var out: [String] = []
-        for s in r.summaries {
-            out.append(style.bold("\(s.file): \(s.events) events, mode \(s.mode)\(s.complete ? "" : " (incomplete)")"))
-            out.append(s.text())
+        let isJob = (r.job?.ranks ?? 1) > 1
+        if let j = r.job {
+            if isJob {
+                out += JobRender.text(j, options: r.options, style: style)
+                out.append("")
+            } else if let one = j.perRank.first, !one.full {
+                out.append(style.bold("\(one.file): summary trace\(one.rank.map { " of rank \($0)" } ?? "")"))
+                out.append(one.summary.text())
+            }
         }
+        if !isJob || r.options.perRank {
+            for s in r.summaries {
+                out.append(style.bold("\(s.file): \(s.events) events, mode \(s.mode)\(s.complete ? "" : " (incomplete)")"))
+                out.append(s.text())
+            }
+        }
+        if r.fullTraces == 0 {
+            out.append("")
+            out.append("No full trace: where the calls went and what the fixes would give back need one (--full-ranks 0 records rank 0 in full).")
+            return out.joined(separator: "\n")
+        }
+        if isJob { out.append(style.bold("The full traces") + " (\(r.fullTraces) of \(r.job?.ranks ?? r.fullTraces) ranks; the fixes priced for the whole job)") }
         whereCallsWent(r, style: style, into: &out)
         inShort(r, style: style, into: &out)
         byDirectory(r, style: style, into: &out)

@@ -1,0 +1,241 @@
+import TraceFormat
+
+/// One rank of a job as the job report sees it: where it ran and its
+/// RankSummary, from a full trace or a summary trace.
+public struct JobRank: Sendable {
+    public var file: String
+    public var rank: Int?
+    public var host: String
+    public var jobid: String?
+    public var launcher: String?
+    /// A full trace (ptrace and audit: its start-up is slowed by the tracer).
+    public var full: Bool
+    /// CLOCK_MONOTONIC at the start, comparable between ranks of one host.
+    public var startNs: UInt64?
+    /// The loader environment (`env` metadata: NAME=VALUE).
+    public var environment: [String]
+    public var summary: RankSummary
+
+    public init(trace: Trace, file: String, summary: RankSummary, full: Bool) {
+        self.file = file
+        rank = trace.meta(.rank).flatMap { Int($0) }
+        host = trace.meta(.host) ?? ""
+        jobid = trace.meta(.jobid)
+        launcher = trace.meta(.launcher)
+        self.full = full
+        startNs = trace.meta(.startNs).flatMap { UInt64($0) }
+        environment = trace.metaAll(.env)
+        self.summary = summary
+    }
+
+    /// "rank 3", or the file when the trace has no rank.
+    public var name: String { rank.map { "rank \($0)" } ?? file }
+    public var seconds: Double? { summary.execToMainNs.map { Double($0) / 1e9 } }
+}
+
+/// The job: its ranks' start-up times over ranks and hosts, the slowest, and
+/// the ranks that did something the others did not (docs/jobs.md).
+public struct JobReport: Sendable {
+    public struct Stats: Sendable, Equatable {
+        public var count: Int
+        public var min: Double, median: Double, p95: Double, max: Double
+        init?(_ values: [Double]) {
+            let v = values.sorted()
+            guard let first = v.first, let last = v.last else { return nil }
+            count = v.count
+            min = first
+            max = last
+            median = Self.quantile(v, 0.5)
+            p95 = Self.quantile(v, 0.95)
+        }
+        /// The nearest-rank quantile of sorted values.
+        static func quantile(_ v: [Double], _ q: Double) -> Double {
+            let k = Swift.max(1, Int((q * Double(v.count)).rounded(.up)))
+            return v[Swift.min(v.count, k) - 1]
+        }
+    }
+
+    public struct Bin: Sendable, Equatable {
+        public var lower: Double, upper: Double, count: Int
+    }
+
+    public struct Slow: Sendable, Equatable {
+        public var rank: Int?
+        public var host: String
+        public var seconds: Double
+        public var full: Bool
+        public var file: String
+    }
+
+    public struct HostRow: Sendable, Equatable {
+        public var host: String
+        public var ranks: Int
+        public var median: Double?
+        public var max: Double?
+        /// The rank that started first on the host (page and client caches cold) and its time.
+        public var firstRank: Int?
+        public var firstSeconds: Double?
+        /// The median of the host's other ranks.
+        public var laterMedian: Double?
+    }
+
+    public struct Outlier: Sendable, Equatable {
+        public var rank: Int?
+        public var host: String
+        public var file: String
+        public var reason: String
+    }
+
+    public var ranks: Int
+    public var nodes: Int
+    public var fullTraces: Int
+    public var summaryTraces: Int
+    public var launcher: String?
+    public var jobids: [String]
+    /// exec → main over the ranks that reached main: the summary ranks when
+    /// there are any (untraced timing), else every rank.
+    public var startup: Stats?
+    /// Which ranks `startup` covers: "summary ranks" or "all ranks (traced)".
+    public var startupOf: String
+    /// The full-trace ranks apart, when there are summary ranks too.
+    public var startupTraced: Stats?
+    public var histogram: [Bin]
+    public var slowest: [Slow]
+    public var byHost: [HostRow]
+    public var outliers: [Outlier]
+    /// Ranks that did not reach main.
+    public var failed: Int
+    public var perRank: [JobRank]
+
+    /// MPI_Init waits for every rank: the job waited this long past its median rank.
+    public var waitedForSlowest: Double? { startup.map { $0.max - $0.median } }
+
+    public init(_ all: [JobRank], top: Int = 10) {
+        let list = all.sorted { ($0.rank ?? Int.max, $0.file) < ($1.rank ?? Int.max, $1.file) }
+        perRank = list
+        ranks = list.count
+        nodes = Set(list.map(\.host)).count
+        fullTraces = list.filter(\.full).count
+        summaryTraces = ranks - fullTraces
+        launcher = Self.majority(list.compactMap(\.launcher))
+        jobids = Array(Set(list.compactMap(\.jobid))).sorted()
+        let timed = summaryTraces > 0 ? list.filter { !$0.full } : list
+        startupOf = summaryTraces > 0 ? "summary ranks" : "all ranks (traced)"
+        startup = Stats(timed.compactMap(\.seconds))
+        startupTraced = summaryTraces > 0 && fullTraces > 0 ? Stats(list.filter(\.full).compactMap(\.seconds)) : nil
+        histogram = Self.histogram(timed.compactMap(\.seconds), bins: 10)
+        var slow: [Slow] = []
+        for r in list { if let s = r.seconds { slow.append(Slow(rank: r.rank, host: r.host, seconds: s, full: r.full, file: r.file)) } }
+        slow.sort { a, b in a.seconds != b.seconds ? a.seconds > b.seconds : (a.rank ?? Int.max) < (b.rank ?? Int.max) }
+        slowest = Array(slow.prefix(max(1, top)))
+        failed = list.filter { !$0.summary.reachedMain }.count
+        byHost = Self.hosts(list)
+        outliers = Self.outliers(list)
+    }
+
+    static func majority<T: Hashable>(_ values: [T]) -> T? {
+        var counts: [T: Int] = [:]
+        var order: [T] = []
+        for v in values {
+            if counts[v] == nil { order.append(v) }
+            counts[v, default: 0] += 1
+        }
+        // Ties go to the value seen first (the lowest rank's).
+        return order.max { counts[$0]! != counts[$1]! ? counts[$0]! < counts[$1]! : order.firstIndex(of: $0)! > order.firstIndex(of: $1)! }
+    }
+
+    static func histogram(_ values: [Double], bins n: Int) -> [Bin] {
+        guard let lo = values.min(), let hi = values.max() else { return [] }
+        guard hi > lo else { return [Bin(lower: lo, upper: hi, count: values.count)] }
+        let width = (hi - lo) / Double(n)
+        var bins = (0..<n).map { Bin(lower: lo + Double($0) * width, upper: lo + Double($0 + 1) * width, count: 0) }
+        for v in values { bins[min(n - 1, Int((v - lo) / width))].count += 1 }
+        return bins
+    }
+
+    static func hosts(_ list: [JobRank]) -> [HostRow] {
+        var order: [String] = []
+        var byHost: [String: [JobRank]] = [:]
+        for r in list {
+            if byHost[r.host] == nil { order.append(r.host) }
+            byHost[r.host, default: []].append(r)
+        }
+        return order.map { host in
+            let rs = byHost[host]!
+            // Untraced timing where there is some: full ranks are slowed by the tracer.
+            let timed = rs.contains { !$0.full } ? rs.filter { !$0.full } : rs
+            let stats = Stats(timed.compactMap(\.seconds))
+            let first = timed.filter { $0.startNs != nil && $0.seconds != nil }.min { $0.startNs! < $1.startNs! }
+            let later = timed.filter { $0.file != first?.file }.compactMap(\.seconds)
+            return HostRow(host: host, ranks: rs.count, median: stats?.median, max: stats?.max,
+                           firstRank: first?.rank, firstSeconds: first?.seconds,
+                           laterMedian: later.isEmpty ? nil : Stats(later)?.median)
+        }
+    }
+
+    /// Ranks that did something the majority did not, each with its reasons.
+    static func outliers(_ list: [JobRank]) -> [Outlier] {
+        guard list.count > 1 else { return [] }
+        let envDigest = majority(list.map(\.summary.environmentDigest))
+        let reference = list.first { $0.summary.environmentDigest == envDigest }
+        let reached = list.filter(\.summary.reachedMain)
+        let libsDigest = majority(reached.map(\.summary.librariesDigest))
+        let libsReference = reached.first { $0.summary.librariesDigest == libsDigest }
+        let searchDigest = majority(list.map(\.summary.searchDigest))
+        let commonMissing = majority(list.map { $0.summary.missing.joined(separator: "\u{0}") }) ?? ""
+        let missingUsual = Set(commonMissing.split(separator: "\u{0}").map(String.init))
+        let mainUsual = reached.count * 2 > list.count
+        let failedMedian = Stats(list.map { Double($0.summary.failedCandidates) })?.median ?? 0
+        var out: [Outlier] = []
+        for r in list {
+            var reasons: [String] = []
+            if !r.summary.reachedMain && mainUsual {
+                let missing = r.summary.missing.filter { !missingUsual.contains($0) }
+                reasons.append("did not reach main (\(r.summary.exit.isEmpty ? "end not recorded" : r.summary.exit))"
+                               + (missing.isEmpty ? "" : ": \(missing.prefix(3).joined(separator: ", ")) not found"))
+            } else {
+                let missing = r.summary.missing.filter { !missingUsual.contains($0) }
+                if !missing.isEmpty { reasons.append("did not find \(missing.prefix(3).joined(separator: ", "))" + (missing.count > 3 ? " and \(missing.count - 3) more" : "")) }
+            }
+            if r.summary.environmentDigest != envDigest, let reference {
+                reasons.append("another environment: " + environmentDifference(r.environment, reference.environment))
+            }
+            if r.summary.reachedMain, let libsDigest, r.summary.librariesDigest != libsDigest, let libsReference {
+                reasons.append("loaded other libraries (\(r.summary.objects) objects; most ranks \(libsReference.summary.objects))")
+            }
+            let failed = Double(r.summary.failedCandidates)
+            if failed > failedMedian * 1.5 + 20 {
+                reasons.append("\(r.summary.failedCandidates) failed lookups (median of the job \(Int(failedMedian)))")
+            }
+            if reasons.isEmpty, r.summary.searchDigest != searchDigest {
+                reasons.append("searched in another order or other directories (same libraries)")
+            }
+            if !reasons.isEmpty { out.append(Outlier(rank: r.rank, host: r.host, file: r.file, reason: reasons.joined(separator: "; "))) }
+        }
+        return out
+    }
+
+    /// What differs in a rank's loader environment from the majority's: each
+    /// variable set otherwise, added or missing.
+    static func environmentDifference(_ mine: [String], _ theirs: [String]) -> String {
+        func parse(_ list: [String]) -> [String: String] {
+            var d: [String: String] = [:]
+            for e in list {
+                guard let eq = e.firstIndex(of: "=") else { continue }
+                d[String(e[..<eq])] = String(e[e.index(after: eq)...])
+            }
+            return d
+        }
+        let a = parse(mine), b = parse(theirs)
+        var parts: [String] = []
+        for k in Set(a.keys).union(b.keys).sorted() where a[k] != b[k] {
+            switch (a[k], b[k]) {
+            case let (x?, y?): parts.append("\(k)=\(x) (most ranks: \(y))")
+            case let (x?, nil): parts.append("\(k)=\(x) (most ranks do not set it)")
+            case let (nil, y?): parts.append("\(k) not set (most ranks: \(y))")
+            default: break
+            }
+        }
+        return parts.isEmpty ? "the same variables in another order" : parts.joined(separator: ", ")
+    }
+}
