@@ -163,6 +163,7 @@ struct Record: ParsableCommand {
             return 1
         }
         for w in result.warnings { printError("loadprobe: " + w) }
+        if let w = largeJobWarning(how, traceFile: result.traceFile, environment: currentEnvironment()) { printError("loadprobe: " + w) }
         if !how.quiet {
             let how = result.waitStatus & 0x7f != 0
                 ? "was killed by signal \(result.waitStatus & 0x7f)" : "exited with status \(result.exitStatus)"
@@ -189,6 +190,24 @@ struct Record: ParsableCommand {
         }
         return finishRecording(result, statusPipe: statusPipe)
     }
+
+    /// Rank 0 of a large job whose every rank records in full says what that
+    /// weighs (once per job, even with -q): the traces go to the shared file
+    /// system while the job starts.
+    static func largeJobWarning(_ how: RecordInvocation, traceFile: String, environment: [String: String]) -> String? {
+        let place = JobPlace(environment: environment)
+        guard place.rank == 0, let ranks = place.size, ranks >= largeJob, !how.summaryOnly,
+              (try? RankSelection(how.fullRanks ?? "all"))?.isAll == true else { return nil }
+        var st = stat()
+        guard stat(traceFile, &st) == 0, st.st_size >= 1 << 20 else { return nil }
+        func size(_ bytes: Double) -> String {
+            bytes >= 1_073_741_824 ? "\(Int((bytes / 1_073_741_824).rounded())) GB" : "\(Int((bytes / 1_048_576).rounded())) MB"
+        }
+        return "every one of the job's \(ranks) ranks records a full trace (this one \(size(Double(st.st_size))), about \(size(Double(st.st_size) * Double(ranks))) for the job); --full-ranks 0,first-per-node records the others as summary traces of a few KB (docs/jobs.md)"
+    }
+
+    /// Ranks from which a job counts as large for that warning.
+    static let largeJob = 64
 
     /// The program's status to loadprobe's caller (through the pipe when the
     /// tracer is a process of its own), then the remaining processes served.

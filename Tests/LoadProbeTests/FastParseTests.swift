@@ -24,6 +24,7 @@ import Testing
         ["--no-answer-misses", "--quiet", "--", "prog", "--version"],
         ["--no-pin", "--no-answer-misses", "--no-ptrace", "--output", "o", "--quiet", "--", "sh", "-c", "exit 3"],
         ["--no-callers", "-q", "--", "prog"],
+        ["--full-ranks", "0,first-per-node,every:64", "-o", "lp-%j/%r.lpt", "--", "prog"],
     ]
 
     @Test(arguments: accepted)
