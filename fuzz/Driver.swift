@@ -31,15 +31,23 @@ enum Progress {
     }
 }
 
-/// Runs the inputs, one after the other, in this process.
-struct Worker {
-    let config: Config, scratch: String
+/// What runs with a configuration reads its fields by name.
+protocol Configured {
+    var config: Config { get }
+}
+
+extension Configured {
     var kind: String { config.kind }
     var firstSeed: UInt64 { config.firstSeed }
     var seconds: Double { config.seconds }
     var count: Int { config.count }
     var timeout: Double { config.timeout }
     var maxRSSMB: Int { config.maxRSSMB }
+}
+
+/// Runs the inputs, one after the other, in this process.
+struct Worker: Configured {
+    let config: Config, scratch: String
 
     func run() -> Never {
         // A cap on address space: an allocation sized by a bad field fails (and
@@ -91,14 +99,8 @@ struct Stats {
 }
 
 /// Starts workers and watches them.
-struct Supervisor {
+struct Supervisor: Configured {
     let config: Config
-    var kind: String { config.kind }
-    var firstSeed: UInt64 { config.firstSeed }
-    var seconds: Double { config.seconds }
-    var count: Int { config.count }
-    var timeout: Double { config.timeout }
-    var maxRSSMB: Int { config.maxRSSMB }
 
     func run() -> Int32 {
         let scratch = NSTemporaryDirectory() + "loadprobe-fuzz-\(kind)-\(getpid())"

@@ -192,21 +192,21 @@ public struct TraceDiff: Sendable {
             for p in removed.prefix(5) { out.append("    - \(p)") }
             for p in added.prefix(5) { out.append("    + \(p)") }
         }
-        if !directories.isEmpty {
+        /// The first rows of a before/after ranking, under its title.
+        func changed(_ title: String, _ what: String, _ rows: [(before: Int, after: Int, name: String)]) {
             out.append("")
-            out.append(style.bold("Failed lookups by directory that changed") + " (top \(min(options.top, directories.count)) of \(directories.count))")
-            var d = TextTable(header: ["before", "after", "directory"], rightAligned: [0, 1])
-            for x in directories.prefix(options.top) { d.rows.append([group(x.before), group(x.after), x.directory]) }
-            out += d.render(style: style)
+            out.append(style.bold(title) + " (top \(min(options.top, rows.count)) of \(rows.count))")
+            var t = TextTable(header: ["before", "after", what], rightAligned: [0, 1])
+            for x in rows.prefix(options.top) { t.rows.append([group(x.before), group(x.after), x.name]) }
+            out += t.render(style: style)
+        }
+        if !directories.isEmpty {
+            changed("Failed lookups by directory that changed", "directory", directories.map { ($0.before, $0.after, $0.directory) })
             let gone = directories.filter { $0.after == 0 }.count, new = directories.filter { $0.before == 0 }.count
             out.append("  \(gone) director\(gone == 1 ? "y" : "ies") no longer cost a failed lookup; \(new) started to")
         }
         if !libraries.isEmpty {
-            out.append("")
-            out.append(style.bold("Tries per library that changed") + " (top \(min(options.top, libraries.count)) of \(libraries.count))")
-            var l = TextTable(header: ["before", "after", "library"], rightAligned: [0, 1])
-            for x in libraries.prefix(options.top) { l.rows.append([group(x.before), group(x.after), x.name]) }
-            out += l.render(style: style)
+            changed("Tries per library that changed", "library", libraries.map { ($0.before, $0.after, $0.name) })
         }
         return out.joined(separator: "\n")
     }
