@@ -91,10 +91,31 @@ enum Readers {
             builder.keepTimelines = format == 2 || r.chance(20)
             // A tiny budget: identical traces' representatives are read again from their files.
             if r.chance(30) { builder.callBudget = r.pick([0, 1, 100]) }
-            for (i, a) in analyses.enumerated() { builder.add(a, partial: i == 0 || r.chance(80)) }
+            for (i, a) in analyses.enumerated() {
+                // Some ranks as summary traces (--full-ranks): the trace's own
+                // summary, or summary metadata with values a crafted file may hold.
+                if r.chance(25) {
+                    var t = a.trace
+                    if r.chance(50) {
+                        t.meta += RankSummary(analysis: a).metadata.map { (key: $0.0, value: $0.1) }
+                    } else {
+                        let values = ["0", "1", "-1", "18446744073709551615", "9223372036854775807", "x", "", "LD_LIBRARY_PATH=5,=3,RUNPATH=x,,a=b=c"]
+                        t.meta.append((key: MetaKey.summary.rawValue, value: RankSummary.format))
+                        for k in MetaKey.allCases where k.rawValue.hasPrefix("summary.") && r.chance(70) { t.meta.append((key: k.rawValue, value: r.pick(values))) }
+                        for k in [MetaKey.rank, .host, .startNs, .launcher, .env] where r.chance(50) { t.meta.append((key: k.rawValue, value: r.pick(values + ["PATH=/x"]))) }
+                    }
+                    if let summary = RankSummary(summaryTrace: t) {
+                        builder.addSummary(t, file: a.file, summary: summary)
+                        stats.add("summary trace")
+                        continue
+                    }
+                }
+                builder.add(a, partial: i == 0 || r.chance(80))
+            }
+            if r.chance(20) { builder.options.perRank = true }
             let procs: Int? = r.chance(80) ? nil : r.pick([1, 2, 100_000_000])
             let nodes: Int? = r.chance(80) ? nil : r.pick([1, 3, 100_000_000])
-            let shape = try? JobShape.ofJob(traces: builder.traceCount, hosts: builder.hosts.count, processes: procs, nodes: nodes)
+            let shape = try? JobShape.ofJob(traces: builder.rankCount, hosts: builder.hosts.count, processes: procs, nodes: nodes)
             if let shape = shape ?? nil { _ = shape.perNode }
             do {
                 let report = try builder.finish(job: shape ?? nil)

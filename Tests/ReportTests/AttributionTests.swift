@@ -208,4 +208,25 @@ struct AttributionTests {
         let p = try process(a, 18)
         #expect(p.forkedWithoutExec && p.parent == 17 && p.exitStatus == 3)
     }
+
+    @Test("a job rank's dlopen time saturates where a crafted trace's groups add up past 2^64 (found by loadprobe-fuzz)")
+    func dlopenTimeSaturates() throws {
+        let s = try Sequence()
+        // Two processes, each with a dlopen that lasts more than 2^63 ns (each
+        // process's clock is its own stream: the second starts back at 1 ms).
+        for (pid, name) in [(Int32(19), "libp1.so"), (20, "libp2.so")] {
+            s.t = 1_000_000
+            try startup(s, pid: pid)
+            try s.audit(pid, .activity, 0)
+            try s.audit(pid, .preinit, 0)
+            try s.audit(pid, .objsearch, 0x01, name)
+            try s.audit(pid, .activity, 1)
+            s.t += 1 << 63
+            try s.audit(pid, .activity, 0)
+        }
+        let a = try s.analysis()
+        let rank = RankSummary(analysis: a)
+        #expect(rank.dlopens == 2 && rank.dlopenNs == UInt64.max)
+        #expect(rank.missing == ["libp1.so", "libp2.so"], "\(rank.missing)")
+    }
 }

@@ -69,7 +69,9 @@ public struct RankSummary: Sendable, Equatable {
             }
             for g in p.groups where g.phase.isDlopen {
                 dlopens += 1
-                dlopenNs += g.endNs >= g.startNs ? g.endNs - g.startNs : 0
+                // Saturating: a crafted trace's times may add up past 2^64.
+                let (sum, over) = dlopenNs.addingReportingOverflow(g.endNs >= g.startNs ? g.endNs - g.startNs : 0)
+                dlopenNs = over ? .max : sum
             }
         }
         self.names = names
