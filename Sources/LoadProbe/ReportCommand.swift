@@ -1,3 +1,4 @@
+import Dispatch
 import SystemLayer
 import ArgumentParser
 import Report
@@ -192,12 +193,10 @@ struct ReportCommand: ParsableCommand {
             var builder = ReportBuilder(options: options)
             builder.keepTraces = format == .perfetto ? Self.perfettoTraces : 0
             builder.keepTimelines = format == .html
-            for file in files {
-                let trace = try TraceFiles.read(file, partial: partial)
-                if let summary = RankSummary(summaryTrace: trace) {
-                    builder.addSummary(trace, file: file, summary: summary)
-                } else {
-                    builder.add(TraceAnalysis(trace: trace, file: file), partial: partial)
+            try TraceFiles.loadInParallel(files, partial: partial) { file, loaded in
+                switch loaded {
+                case .summary(let trace, let summary): builder.addSummary(trace, file: file, summary: summary)
+                case .full(let analysis): builder.add(analysis, partial: partial)
                 }
             }
             let shape: JobShape?
@@ -260,6 +259,43 @@ enum TraceFiles {
         return (files, job)
     }
 
+    /// A trace read for a report: analysed, or a summary trace's rank.
+    enum Loaded: Sendable {
+        case full(TraceAnalysis)
+        case summary(Trace, RankSummary)
+    }
+
+    /// Reads and analyses the traces on every core, a batch of one trace per
+    /// core at a time (so at most that many analyses are in memory), and hands
+    /// them to `each` one by one in the files' order.
+    static func loadInParallel(_ files: [String], partial: Bool, each: (String, Loaded) throws -> Void) throws {
+        // LOADPROBE_REPORT_WORKERS overrides (bench/job compares 1 and all cores).
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let asked = getenv("LOADPROBE_REPORT_WORKERS").flatMap { Int(String(cString: $0)) }
+        let workers = max(1, min(64, asked ?? min(8, cores)))
+        var start = 0
+        while start < files.count {
+            let batch = Array(files[start..<min(files.count, start + workers)])
+            let results = Slots<Result<Loaded, TraceReadError>>(count: batch.count)
+            DispatchQueue.concurrentPerform(iterations: batch.count) { k in
+                results[k] = Result { () throws(TraceReadError) -> Loaded in
+                    let trace = try TraceReader.read(file: batch[k], allowPartial: partial)
+                    if let summary = RankSummary(summaryTrace: trace) { return .summary(trace, summary) }
+                    return .full(TraceAnalysis(trace: trace, file: batch[k]))
+                }
+            }
+            for (k, file) in batch.enumerated() {
+                switch results[k]! {
+                case .success(let loaded): try each(file, loaded)
+                case .failure(let error):
+                    printError("loadprobe: \(error.description)")
+                    throw ExitCode(1)
+                }
+            }
+            start += batch.count
+        }
+    }
+
     static func load(_ files: [String], partial: Bool) throws -> [TraceAnalysis] {
         try files.map { try load($0, partial: partial) }
     }
@@ -310,5 +346,25 @@ enum Output {
             printError("loadprobe: \(path ?? "stdout"): write failed: \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// One slot per index, each written by one thread (concurrentPerform) and read after.
+/// (Raw memory: no exclusivity check spans the slots, as one on an array would.)
+final class Slots<T>: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<T?>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        base = .allocate(capacity: max(1, count))
+        base.initialize(repeating: nil, count: count)
+    }
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+    subscript(i: Int) -> T? {
+        get { base[i] }
+        set { base[i] = newValue }
     }
 }

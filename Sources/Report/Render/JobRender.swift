@@ -9,7 +9,7 @@ enum JobRender {
         out.append(style.bold(what + ": \(group(j.ranks)) rank\(j.ranks == 1 ? "" : "s") on \(group(j.nodes)) node\(j.nodes == 1 ? "" : "s")")
                    + " — \(group(j.fullTraces)) full trace\(j.fullTraces == 1 ? "" : "s"), \(group(j.summaryTraces)) summary trace\(j.summaryTraces == 1 ? "" : "s")")
         if let s = j.startup {
-            out.append("  start-up (exec → main) over the \(s.count) \(j.startupOf): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))")
+            out.append("  start-up (exec → main) over \(j.startupOf == "summary ranks" ? "the \(s.count) summary ranks" : "all \(s.count) ranks (traced)"): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))")
             if let w = j.waitedForSlowest, s.count > 1 {
                 out.append("  the job waited \(seconds(w)) for its slowest rank past the median one (MPI_Init waits for every rank)")
             }
