@@ -56,6 +56,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-executable", "-Xlinker", "-lz", "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lswiftCore"], .when(configuration: .release))]
         ),
         .executableTarget(name: "trace-codec-bench", dependencies: ["TraceFormat"], path: "bench/trace-codec"),
+        .executableTarget(name: "job-bench-gen", dependencies: ["TraceFormat"], path: "bench/job", exclude: ["run"]),
         // Structure-aware fuzzing of the trace and ELF readers (docs/fuzzing.md).
         .executableTarget(name: "loadprobe-fuzz", dependencies: ["TraceFormat", "Report", "LoaderModel", "TestSupport"], path: "fuzz"),
         .testTarget(name: "TraceFormatTests", dependencies: ["TraceFormat"]),
