@@ -193,10 +193,16 @@ struct ReportCommand: ParsableCommand {
             var builder = ReportBuilder(options: options)
             builder.keepTraces = format == .perfetto ? Self.perfettoTraces : 0
             builder.keepTimelines = format == .html
+            // Ranks identical to one analysed before are counted, not analysed again.
+            var representatives: [TraceIdentity: ReportBuilder.Representative] = [:]
             try TraceFiles.loadInParallel(files, partial: partial) { file, loaded in
                 switch loaded {
                 case .summary(let trace, let summary): builder.addSummary(trace, file: file, summary: summary)
-                case .full(let analysis): builder.add(analysis, partial: partial)
+                case .full(let analysis, let identity, let retain):
+                    let rep = builder.add(analysis, partial: partial)
+                    if retain, let identity { representatives[identity] = rep }
+                case .repeatOf(let identity, let trace):
+                    builder.addRepeat(of: representatives[identity]!, trace: trace, file: file)
                 }
             }
             let shape: JobShape?
@@ -261,38 +267,80 @@ enum TraceFiles {
 
     /// A trace read for a report: analysed, or a summary trace's rank.
     enum Loaded: Sendable {
-        case full(TraceAnalysis)
+        /// Analysed; `retain`: kept for the traces identical to it that follow.
+        case full(TraceAnalysis, TraceIdentity?, retain: Bool)
         case summary(Trace, RankSummary)
+        /// The same content as an earlier trace that was retained.
+        case repeatOf(TraceIdentity, Trace)
     }
 
-    /// Reads and analyses the traces on every core, a batch of one trace per
-    /// core at a time (so at most that many analyses are in memory), and hands
-    /// them to `each` one by one in the files' order.
+    /// Which trace was the first with each content, and whether its analysis is
+    /// kept for the ones that follow (the first `retained` contents only: a
+    /// job of many different traces keeps no more than that in memory).
+    final class Identities: @unchecked Sendable {
+        private var first: [TraceIdentity: (index: Int, retained: Bool)] = [:]
+        private var retainedCount = 0
+        private let retained: Int
+        private var mutex = pthread_mutex_t()
+        init(retained: Int) { self.retained = retained; pthread_mutex_init(&mutex, nil) }
+        deinit { pthread_mutex_destroy(&mutex) }
+
+        /// Trace `index` has content `id`: `repeatOf` when a retained trace of
+        /// a smaller index has it (handed over before this one), else whether
+        /// to retain this one's analysis (the first claim of a content, while
+        /// there is room). Workers may claim out of order; a smaller index
+        /// claiming after a larger one is analysed, not retained.
+        func claim(_ id: TraceIdentity, index: Int) -> (repeatOf: Bool, retain: Bool) {
+            pthread_mutex_lock(&mutex)
+            defer { pthread_mutex_unlock(&mutex) }
+            if let f = first[id] { return (f.retained && f.index < index, false) }
+            let keep = retainedCount < retained
+            if keep { retainedCount += 1 }
+            first[id] = (index, keep)
+            return (false, keep)
+        }
+    }
+
+    /// Reads and analyses the traces on every core and hands them to `each`
+    /// one by one in the files' order. Workers take the next file as they
+    /// finish one, at most `window` files ahead of the one being handed over,
+    /// so at most that many analyses are in memory.
     static func loadInParallel(_ files: [String], partial: Bool, each: (String, Loaded) throws -> Void) throws {
         // LOADPROBE_REPORT_WORKERS overrides (bench/job compares 1 and all cores).
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let asked = getenv("LOADPROBE_REPORT_WORKERS").flatMap { Int(String(cString: $0)) }
         let workers = max(1, min(64, asked ?? min(8, cores)))
-        var start = 0
-        while start < files.count {
-            let batch = Array(files[start..<min(files.count, start + workers)])
-            let results = Slots<Result<Loaded, TraceReadError>>(count: batch.count)
-            DispatchQueue.concurrentPerform(iterations: batch.count) { k in
-                results[k] = Result { () throws(TraceReadError) -> Loaded in
-                    let trace = try TraceReader.read(file: batch[k], allowPartial: partial)
-                    if let summary = RankSummary(summaryTrace: trace) { return .summary(trace, summary) }
-                    return .full(TraceAnalysis(trace: trace, file: batch[k]))
+        let pipeline = OrderedPipeline<Result<Loaded, TraceReadError>>(count: files.count, window: workers)
+        let identities = Identities(retained: 2)
+        let threads = (0..<min(workers, files.count)).map { _ in
+            startThread {
+                while let k = pipeline.take() {
+                    pipeline.put(k, Result { () throws(TraceReadError) -> Loaded in
+                        let trace = try TraceReader.read(file: files[k], allowPartial: partial)
+                        if let summary = RankSummary(summaryTrace: trace) { return .summary(trace, summary) }
+                        guard files.count > 1 else { return .full(TraceAnalysis(trace: trace, file: files[k]), nil, retain: false) }
+                        // A trace's first index claims its content; a later one with a
+                        // retained first is handed over unanalysed (indices are taken in
+                        // order, so the first is handed over before it).
+                        let identity = TraceIdentity(trace)
+                        let claim = identities.claim(identity, index: k)
+                        if claim.repeatOf { return .repeatOf(identity, trace) }
+                        return .full(TraceAnalysis(trace: trace, file: files[k]), identity, retain: claim.retain)
+                    })
                 }
             }
-            for (k, file) in batch.enumerated() {
-                switch results[k]! {
-                case .success(let loaded): try each(file, loaded)
-                case .failure(let error):
-                    printError("loadprobe: \(error.description)")
-                    throw ExitCode(1)
-                }
+        }
+        defer {
+            pipeline.stop()
+            for t in threads { pthread_join(t, nil) }
+        }
+        for (k, file) in files.enumerated() {
+            switch pipeline.get(k) {
+            case .success(let loaded): try each(file, loaded)
+            case .failure(let error):
+                printError("loadprobe: \(error.description)")
+                throw ExitCode(1)
             }
-            start += batch.count
         }
     }
 
@@ -349,22 +397,82 @@ enum Output {
     }
 }
 
-/// One slot per index, each written by one thread (concurrentPerform) and read after.
-/// (Raw memory: no exclusivity check spans the slots, as one on an array would.)
-final class Slots<T>: @unchecked Sendable {
-    private let base: UnsafeMutablePointer<T?>
-    let count: Int
-    init(count: Int) {
+/// What a thread started by `startThread` runs.
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// A thread running `body`, with 8 MiB of stack.
+func startThread(_ body: @escaping () -> Void) -> pthread_t {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setstacksize(&attr, 8 << 20)
+    defer { pthread_attr_destroy(&attr) }
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, &attr, { p in
+        Unmanaged<ThreadBody>.fromOpaque(p!).takeRetainedValue().run()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create: \(rc)")
+    return thread
+}
+
+/// Items 0..<count made by worker threads and taken in order: a worker takes
+/// the next index (`take`) when it is at most `window` ahead of the one the
+/// consumer waits for, and `put`s its result; `get` waits for an index and
+/// frees its slot.
+final class OrderedPipeline<T>: @unchecked Sendable {
+    private var slots: [Int: T] = [:]
+    private var next = 0, consumed = 0, stopped = false
+    private let count: Int, window: Int
+    private var mutex = pthread_mutex_t()
+    private var changed = pthread_cond_t()
+
+    init(count: Int, window: Int) {
         self.count = count
-        base = .allocate(capacity: max(1, count))
-        base.initialize(repeating: nil, count: count)
+        self.window = max(1, window)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&changed, nil)
     }
     deinit {
-        base.deinitialize(count: count)
-        base.deallocate()
+        pthread_cond_destroy(&changed)
+        pthread_mutex_destroy(&mutex)
     }
-    subscript(i: Int) -> T? {
-        get { base[i] }
-        set { base[i] = newValue }
+
+    /// The next index to make; nil when all are taken or the consumer stopped.
+    func take() -> Int? {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while !stopped && next < count && next >= consumed + window { pthread_cond_wait(&changed, &mutex) }
+        guard !stopped && next < count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func put(_ k: Int, _ value: T) {
+        pthread_mutex_lock(&mutex)
+        slots[k] = value
+        pthread_cond_broadcast(&changed)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Waits for item k (k = 0, 1, … in order) and hands it over.
+    func get(_ k: Int) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while slots[k] == nil { pthread_cond_wait(&changed, &mutex) }
+        consumed = k + 1
+        pthread_cond_broadcast(&changed)
+        return slots.removeValue(forKey: k)!
+    }
+
+    /// No more items are wanted (the consumer is done or failed): workers end after their current one.
+    func stop() {
+        pthread_mutex_lock(&mutex)
+        stopped = true
+        pthread_cond_broadcast(&changed)
+        pthread_mutex_unlock(&mutex)
     }
 }

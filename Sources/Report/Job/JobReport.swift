@@ -105,6 +105,8 @@ public struct JobReport: Sendable {
     public var outliers: [Outlier]
     /// Ranks that did not reach main.
     public var failed: Int
+    /// Full traces with the content of an earlier one (TraceIdentity): counted, not analysed again.
+    public var repeatedTraces = 0
     public var perRank: [JobRank]
 
     /// MPI_Init waits for every rank: the job waited this long past its median rank.

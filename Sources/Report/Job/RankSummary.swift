@@ -38,10 +38,9 @@ public struct RankSummary: Sendable, Equatable {
     public var reachedMain: Bool { execToMainNs != nil }
 
     public init(analysis a: TraceAnalysis) {
-        let root = a.processes.first
-        let rootPid = root?.pid
+        let rootPid = a.processes.first?.pid
         let ownUnits = a.processes.filter { $0.pid == rootPid }
-        execToMainNs = ownUnits.last { $0.mainNs != nil }.flatMap { u in u.mainNs.map { $0 >= u.startNs ? $0 - u.startNs : 0 } }
+        execToMainNs = Self.execToMain(a.summary)
         let last = ownUnits.last
         exit = last?.signal.map { "signal \($0)" } ?? last?.exitStatus.map { "status \($0)" } ?? ""
         processes = Set(a.processes.map(\.pid)).count
@@ -90,6 +89,9 @@ public struct RankSummary: Sendable, Equatable {
         for e in a.trace.metaAll(.env).sorted() { env.add(e) }
         environmentDigest = env.hex
     }
+
+    /// exec → main of the trace's first process (its last image that reached main), as the summary counts it.
+    public static func execToMain(_ s: TraceSummary) -> UInt64? { s.processes.first?.execToMainNs }
 
     /// The summary trace's entries (after the recording's own metadata).
     public var metadata: [(String, String)] {

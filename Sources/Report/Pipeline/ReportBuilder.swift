@@ -61,6 +61,9 @@ public struct ReportBuilder {
     /// The callers' objects' symbol tables, read once for all traces.
     var symbols = CodeSymbols.Cache()
     var keptCalls = 0
+    var firstFingerprinted = false
+    /// Traces counted with `addRepeat`.
+    public private(set) var repeats = 0
 
     public init(options: ReportOptions) {
         self.options = options
@@ -72,18 +75,29 @@ public struct ReportBuilder {
         world = ModelWorld(options: wo)
     }
 
+    /// What a trace added leaves for `addRepeat` of a trace identical to it.
+    public struct Representative: Sendable {
+        var analysis: TraceAnalysis
+        var group: Int
+        var rank: RankSummary
+        var compute: Double
+    }
+
     /// Folds one trace in. `partial` says how to read it again if needed.
-    public mutating func add(_ analysis: TraceAnalysis, partial: Bool = false) {
+    @discardableResult
+    public mutating func add(_ analysis: TraceAnalysis, partial: Bool = false) -> Representative {
         var a = analysis
         a.nameCallers(&symbols)
         traceCount += 1
         summaries.append(a.summary)
-        jobRanks.append(JobRank(trace: a.trace, file: a.file, summary: RankSummary(analysis: a), full: true))
+        let rank = RankSummary(analysis: a)
+        jobRanks.append(JobRank(trace: a.trace, file: a.file, summary: rank, full: true))
         // The events are not needed any more: the attribution holds the calls.
         a.trace.events = []
         waste.add(a)
         if let h = a.host { hosts.insert(h) }
         if a.host != here { allHere = false }
+        var compute = 0.0
         for p in a.processes {
             attribution.append(ProcessDigest(p))
             if keepTimelines && timeline.count < 13 && (!p.calls.isEmpty || !p.searches.isEmpty) {
@@ -93,6 +107,7 @@ public struct ReportBuilder {
             }
             if options.computeSeconds == nil {
                 let e = ComputeEstimate(p, mode: a.recordingMode)
+                compute += e.seconds
                 computeTotal += e.seconds
                 if computeMethod.isEmpty { computeMethod = e.method }
             }
@@ -102,16 +117,21 @@ public struct ReportBuilder {
         if firstImages == nil { firstImages = a.processes.map(\.image) }
         world.addRoots(a)
         let rec = world.add(a)
-        // The first trace's fingerprint is made when a second one comes (a single
-        // trace needs none).
-        if traceCount == 2 && dedup, let a0 = groups[0].analysis, let r0 = groups[0].recorded {
+        // The first trace's fingerprint is made when a second one is analysed (a
+        // single trace needs none).
+        let first = groups.isEmpty
+        if !first && dedup && !firstFingerprinted, let a0 = groups[0].analysis, let r0 = groups[0].recorded {
             groups[0].fingerprint = Fingerprint(a0, r0)
             groupOf = [groups[0].fingerprint: 0]
+            firstFingerprinted = true
         }
-        let fp = !dedup ? Fingerprint(unique: traceCount) : traceCount == 1 ? Fingerprint(unique: 0) : Fingerprint(a, rec)
+        let fp = !dedup ? Fingerprint(unique: traceCount) : first ? Fingerprint(unique: 0) : Fingerprint(a, rec)
+        let group: Int
         if let g = groupOf[fp] {
             groups[g].count += 1
+            group = g
         } else {
+            group = groups.count
             let calls = a.allCalls
             let keep = groups.isEmpty || keptCalls + calls <= callBudget
             if keep { keptCalls += calls }
@@ -120,6 +140,37 @@ public struct ReportBuilder {
                                 analysis: keep ? a : nil, recorded: keep ? rec : nil))
         }
         if kept.count < keepTraces { kept.append(a) } else { leftOut += 1 }
+        return Representative(analysis: a, group: group, rank: rank, compute: compute)
+    }
+
+    /// A trace whose content is that of one added before (the same calls and
+    /// searches in the same order, the same strings and mount table: the
+    /// ranks of one program, TraceIdentity), counted without analysing it
+    /// again: its own summary, exec → main, host and pids; the representative's
+    /// calls, waste and model calls (docs/jobs.md).
+    public mutating func addRepeat(of rep: Representative, trace: Trace, file: String) {
+        traceCount += 1
+        repeats += 1
+        let own = TraceSummary(trace: trace, file: file)
+        summaries.append(own)
+        var rank = rep.rank
+        rank.execToMainNs = RankSummary.execToMain(own)
+        jobRanks.append(JobRank(trace: trace, file: file, summary: rank, full: true))
+        waste.add(rep.analysis)
+        let host = trace.meta(.host)
+        if let h = host { hosts.insert(h) }
+        if host != here { allHere = false }
+        // The representative's processes, under this trace's pids (the same processes in the same order).
+        var pids: [Int32: Int32] = [:]
+        for (mine, theirs) in zip(own.processes, rep.analysis.summary.processes) { pids[theirs.pid] = mine.pid }
+        for p in rep.analysis.processes {
+            var d = ProcessDigest(p)
+            d.pid = pids[p.pid] ?? p.pid
+            attribution.append(d)
+        }
+        computeTotal += rep.compute
+        groups[rep.group].count += 1
+        leftOut += 1
     }
 
     /// A summary trace (`--full-ranks`): a rank of the job, without calls.
@@ -165,7 +216,10 @@ public struct ReportBuilder {
                             timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
                             remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
                             programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
-        if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) { report.job = JobReport(jobRanks, top: options.top) }
+        if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) {
+            report.job = JobReport(jobRanks, top: options.top)
+            report.job?.repeatedTraces = repeats
+        }
         if !unavailable.isEmpty {
             let without = pricing.tracesWithoutWorld
             report.scenariosUnavailable = (unavailable, "the loader's world is not known: \(without == traceCount ? "the traces have" : "\(without) of \(traceCount) traces have") no OBJECT records (trace format < 3) and their files are not on this host (or --no-host); record again with this loadprobe, or report on the recording host")

@@ -19,6 +19,9 @@ enum JobRender {
         if let t = j.startupTraced {
             out.append("  full-trace ranks, slowed by the tracer: median \(seconds(t.median)), max \(seconds(t.max)) (\(t.count) rank\(t.count == 1 ? "" : "s"))")
         }
+        if j.repeatedTraces > 0 {
+            out.append("  \(group(j.repeatedTraces)) full trace\(j.repeatedTraces == 1 ? " had" : "s had") the content of an earlier one (the same calls and searches): counted, not analysed again")
+        }
         if j.failed > 0 { out.append(style.red("  \(group(j.failed)) rank\(j.failed == 1 ? "" : "s") did not reach main")) }
         if j.histogram.count > 1 && (j.startup?.count ?? 0) >= 8 {
             let most = j.histogram.map(\.count).max() ?? 1
@@ -80,6 +83,7 @@ enum JobRender {
             ("startupTraced", stats(j.startupTraced)),
             ("waitedForSlowest", opt(j.waitedForSlowest)),
             ("failed", .int(Int64(j.failed))),
+            ("repeatedTraces", .int(Int64(j.repeatedTraces))),
             ("histogram", .array(j.histogram.map { .object([("from", .double($0.lower)), ("to", .double($0.upper)), ("ranks", .int(Int64($0.count)))]) })),
             ("slowest", .array(j.slowest.map { .object([("rank", rank($0.rank)), ("host", .string($0.host)), ("seconds", .double($0.seconds)), ("fullTrace", .bool($0.full))]) })),
             ("byHost", .array(j.byHost.map { h in .object([("host", .string(h.host)), ("ranks", .int(Int64(h.ranks))), ("median", opt(h.median)),
