@@ -142,7 +142,7 @@ struct Record: ParsableCommand {
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
         if how.summaryOnly {
-            options.summarize = { trace in RankSummary(analysis: TraceAnalysis(trace: trace, file: "")).metadata }
+            options.summarize = { trace in RankSummary(trace: trace, summary: TraceSummary(trace: trace, file: "")).metadata }
         }
         // The parsed command is argv's tail (or what the SPANK plugin gave): the same arguments, as bytes.
         if let raw = RecordInvocation.launchedCommand ?? rawCommand(count: commandLine.count), raw.count == commandLine.count,

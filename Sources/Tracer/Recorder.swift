@@ -267,7 +267,8 @@ public enum Recorder {
         }
         if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
         let collector = WorldCollector()
-        writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) }
+        // The loader's world is read for full traces only (a summary does not carry it).
+        if summaryFile == nil { writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) } }
         writer.noteOpened(writer.internPath(plan.path))
         try writeMeta(writer, options: options, mode: plan.mode, path: plan.path, environment: environment,
                       auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)

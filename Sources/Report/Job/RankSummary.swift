@@ -37,45 +37,73 @@ public struct RankSummary: Sendable, Equatable {
 
     public var reachedMain: Bool { execToMainNs != nil }
 
+    /// A rank from its analysis (the same as from its trace and summary).
     public init(analysis a: TraceAnalysis) {
-        let rootPid = a.processes.first?.pid
-        let ownUnits = a.processes.filter { $0.pid == rootPid }
-        execToMainNs = Self.execToMain(a.summary)
-        let last = ownUnits.last
-        exit = last?.signal.map { "signal \($0)" } ?? last?.exitStatus.map { "status \($0)" } ?? ""
-        processes = Set(a.processes.map(\.pid)).count
+        self.init(trace: a.trace, summary: a.summary)
+    }
+
+    /// A rank from a trace's audit records, in one pass: what a summary rank
+    /// computes right after its recording and a full rank gets in the report,
+    /// by the same rules. A search is served when ld.so then reported (la_objopen)
+    /// the last candidate it announced; a name with a slash, when that path was
+    /// reported. A dlopen is an la_activity(ADD) after main, timed to its
+    /// consistent la_activity.
+    public init(trace t: Trace, summary s: TraceSummary) {
+        execToMainNs = Self.execToMain(s)
+        let root = s.processes.first
+        exit = root?.signal.map { "signal \($0)" } ?? root?.exitStatus.map { "status \($0)" } ?? ""
+        processes = s.processes.count
+        // Processes in order of appearance, found by pid once per run of one pid's records.
+        var procs: [Process] = []
+        var index: [Int32: Int] = [:]
+        var lastPid: Int32 = 0, last = -1
+        var originCounts = [Int](repeating: 0, count: LookupOrigin.allCases.count + 1)
+        for e in t.events {
+            guard case .audit(let a) = e else { continue }
+            if last < 0 || a.pid != lastPid {
+                if let i = index[a.pid] { last = i } else {
+                    last = procs.count
+                    index[a.pid] = last
+                    procs.append(Process())
+                }
+                lastPid = a.pid
+            }
+            Self.count(a, t, into: &procs[last], origins: &originCounts)
+        }
+        var origins: [String: Int] = [:]
+        for (i, o) in LookupOrigin.allCases.enumerated() where originCounts[i] > 0 { origins[o.auditName, default: 0] += originCounts[i] }
+        if let unknown = originCounts.last, unknown > 0 { origins["unknown"] = unknown }
         var names = 0, candidates = 0, failed = 0, objects = 0, dlopens = 0
         var dlopenNs: UInt64 = 0
-        var origins: [String: Int] = [:]
         var missing: [String] = []
         var loadedPaths: [String] = []
+        func text(_ p: PathRef) -> String { t.path(p) }
         var searchHash = FNV1a()
-        for p in a.processes {
-            let loaded = Set(p.objects.map(\.path))
-            objects += p.objects.count
-            loadedPaths += p.objects.map(\.path).filter { !$0.isEmpty }
-            for s in p.searches {
+        for p in procs {
+            objects += p.objects
+            loadedPaths += p.paths.map(text).filter { !$0.isEmpty }
+            dlopens += p.dlopens
+            let (sum, over) = dlopenNs.addingReportingOverflow(p.dlopenNs)
+            dlopenNs = over ? .max : sum
+            for search in p.searches {
                 names += 1
-                candidates += s.candidates.count
-                for c in s.candidates { origins[c.origin?.auditName ?? "unknown", default: 0] += 1 }
-                // A search is served by its hit (full traces), else by the last
-                // candidate when ld.so then reported that object (audit only).
-                let served = s.found ?? s.candidates.last.flatMap { loaded.contains($0.path) ? $0.path : nil }
-                failed += max(0, s.candidates.count - (served != nil && !s.isAbsolute ? 1 : 0))
-                if served == nil && !(s.isAbsolute && loaded.contains(s.name)) { missing.append(s.name) }
-                searchHash.add(s.name)
-                searchHash.add(served ?? "")
-            }
-            for g in p.groups where g.phase.isDlopen {
-                dlopens += 1
-                // Saturating: a crafted trace's times may add up past 2^64.
-                let (sum, over) = dlopenNs.addingReportingOverflow(g.endNs >= g.startNs ? g.endNs - g.startNs : 0)
-                dlopenNs = over ? .max : sum
+                candidates += search.candidates
+                let name = text(search.name)
+                let served: PathRef?
+                if name.contains("/") && search.candidates == 0 {
+                    served = p.loaded.contains(search.name) ? search.name : nil
+                } else {
+                    served = search.last.flatMap { p.loaded.contains($0) ? $0 : nil }
+                }
+                failed += search.candidates - (served != nil && search.candidates > 0 ? 1 : 0)
+                if served == nil { missing.append(name) }
+                searchHash.add(name)
+                searchHash.add(served.map(text) ?? "")
             }
         }
         self.names = names
         self.candidates = candidates
-        failedCandidates = max(0, failed)
+        failedCandidates = failed
         byOrigin = origins
         self.objects = objects
         self.missing = missing
@@ -86,8 +114,60 @@ public struct RankSummary: Sendable, Equatable {
         librariesDigest = libs.hex
         searchDigest = searchHash.hex
         var env = FNV1a()
-        for e in a.trace.metaAll(.env).sorted() { env.add(e) }
+        for e in t.metaAll(.env).sorted() { env.add(e) }
         environmentDigest = env.hex
+    }
+
+    // Paths as the trace's string ids (one path, one PathRef): no string is made per candidate.
+    struct Search { var name: PathRef; var candidates = 0; var last: PathRef? }
+    struct Process {
+        var searches: [Search] = []
+        var loaded = Set<PathRef>()
+        var paths: [PathRef] = []
+        var objects = 0
+        var mainSeen = false
+        var addedAt: UInt64?
+        var dlopens = 0
+        var dlopenNs: UInt64 = 0
+    }
+
+    /// One audit record into its process's searches, objects and dlopens.
+    static func count(_ a: AuditEvent, _ t: Trace, into p: inout Process, origins: inout [Int]) {
+        switch a.kind {
+        case .objsearch:
+            let flag = AuditSearchFlag(rawValue: a.flag)
+            if flag.isOriginalName {
+                p.searches.append(Search(name: a.name))
+            } else {
+                origins[flag.origin.flatMap { LookupOrigin.allCases.firstIndex(of: $0) } ?? origins.count - 1] += 1
+                // A candidate without its name announced (a record lost): its base name stands for it.
+                if p.searches.isEmpty { p.searches.append(Search(name: PathRef(dir: 0, base: a.name.base))) }
+                p.searches[p.searches.count - 1].candidates += 1
+                p.searches[p.searches.count - 1].last = a.name
+            }
+        case .objopen:
+            p.objects += 1
+            if p.loaded.insert(a.name).inserted { p.paths.append(a.name) }
+        case .preinit:
+            p.mainSeen = true
+        case .activity:
+            switch AuditActivity(rawValue: a.flag) {
+            case .add:
+                if p.mainSeen && p.addedAt == nil { p.addedAt = a.timeNs }
+            case .delete:
+                break
+            default:
+                if let start = p.addedAt {
+                    p.dlopens += 1
+                    // Saturating: a crafted trace's times may add up past 2^64.
+                    let (sum, over) = p.dlopenNs.addingReportingOverflow(a.timeNs >= start ? a.timeNs - start : 0)
+                    p.dlopenNs = over ? .max : sum
+                    p.addedAt = nil
+                }
+            }
+        default:
+            break
+        }
     }
 
     /// exec → main of the trace's first process (its last image that reached main), as the summary counts it.

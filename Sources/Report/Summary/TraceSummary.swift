@@ -180,7 +180,27 @@ public struct TraceSummary: Sendable {
 /// of these (two origins at once) is not counted.
 public struct SearchFlagCounts: Sendable, Equatable {
     public var namesAsked = 0
-    public var byOrigin: [LookupOrigin: Int] = [:]
+    /// Candidates per origin, by `LookupOrigin.allCases` index (an array: counted per record).
+    var originCounts = [Int](repeating: 0, count: LookupOrigin.allCases.count)
+    /// Candidates by origin (origins with none left out).
+    public var byOrigin: [LookupOrigin: Int] {
+        var d: [LookupOrigin: Int] = [:]
+        for (i, o) in LookupOrigin.allCases.enumerated() where originCounts[i] > 0 { d[o] = originCounts[i] }
+        return d
+    }
+    /// An origin's place in `LookupOrigin.allCases` (a switch: no hashing per record).
+    @inline(__always) static func index(_ o: LookupOrigin) -> Int {
+        switch o {
+        case .ldLibraryPath: 0
+        case .rpath: 1
+        case .runpath: 2
+        case .rpathOrRunpath: 3
+        case .cache: 4
+        case .defaultPath: 5
+        case .absolute: 6
+        case .loaded: 7
+        }
+    }
     public var secureOnly = 0
     public init() {}
 
@@ -189,21 +209,21 @@ public struct SearchFlagCounts: Sendable, Equatable {
 
     public mutating func add(_ flag: AuditSearchFlag) {
         if flag.subtracting(.secure) == .orig { namesAsked += 1 }
-        else if let o = flag.origin { byOrigin[o, default: 0] += 1 }
+        else if let o = flag.origin { originCounts[Self.index(o)] += 1 }
         else if flag.isSecureOnly { secureOnly += 1 }
     }
 
     public static func += (a: inout SearchFlagCounts, b: SearchFlagCounts) {
         a.namesAsked += b.namesAsked
         a.secureOnly += b.secureOnly
-        for (k, v) in b.byOrigin { a.byOrigin[k, default: 0] += v }
+        for i in a.originCounts.indices { a.originCounts[i] += b.originCounts[i] }
     }
 
     /// loadprobe-report/1's `byOrigin` entries: ORIG, the four origins by their
     /// flag names, then SECURE (only when counted, unless `secureAlways`).
     public func entries(secureAlways: Bool = false) -> [(name: String, count: Int)] {
         var e: [(name: String, count: Int)] = [("ORIG", namesAsked)]
-        for o in Self.flagOrigins { e.append((o.auditName, byOrigin[o] ?? 0)) }
+        for o in Self.flagOrigins { e.append((o.auditName, originCounts[Self.index(o)])) }
         if secureAlways || secureOnly > 0 { e.append(("SECURE", secureOnly)) }
         return e
     }
