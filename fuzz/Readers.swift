@@ -102,7 +102,7 @@ enum Readers {
                         let values = ["0", "1", "-1", "18446744073709551615", "9223372036854775807", "x", "", "LD_LIBRARY_PATH=5,=3,RUNPATH=x,,a=b=c"]
                         t.meta.append((key: MetaKey.summary.rawValue, value: RankSummary.format))
                         for k in MetaKey.allCases where k.rawValue.hasPrefix("summary.") && r.chance(70) { t.meta.append((key: k.rawValue, value: r.pick(values))) }
-                        for k in [MetaKey.rank, .host, .startNs, .launcher, .env] where r.chance(50) { t.meta.append((key: k.rawValue, value: r.pick(values + ["PATH=/x"]))) }
+                        for k in [MetaKey.rank, .host, .startNs, .startRealtimeNs, .startUnix, .launcher, .env] where r.chance(50) { t.meta.append((key: k.rawValue, value: r.pick(values + ["PATH=/x"]))) }
                     }
                     if let summary = RankSummary(summaryTrace: t) {
                         builder.addSummary(t, file: a.file, summary: summary)

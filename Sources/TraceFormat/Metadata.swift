@@ -21,6 +21,8 @@ public enum MetaKey: String, CaseIterable, Sendable {
     case jobid
     case auditLibrary, auditDir
     case startNs, startUnix
+    /// CLOCK_REALTIME at the start, in nanoseconds (startUnix is its seconds).
+    case startRealtimeNs
     case mountinfo
     case answeredCalls, callerUnwinds, callerUnwindNs, ownCalls
     case loaderHwcaps = "loader.hwcaps"

@@ -44,4 +44,22 @@ struct JobReportTests {
         #expect(ReportText.render(a, style: TextStyle(color: false)) == ReportText.render(b, style: TextStyle(color: false)))
         #expect(a.job?.ranks == 4 && a.scenarios.count > 1)
     }
+
+    @Test("the job's server operations are the recorded scenario's at the job's shape; ranks that all start within a second put them all in the busiest second")
+    func serverLoad() throws {
+        let f = try RPathFixture.get()
+        var options = ReportOptions()
+        options.remotePrefixes = [f.dir]
+        var b = ReportBuilder(options: options)
+        for i in 0..<3 { b.add(TraceAnalysis(trace: try TraceReader.read(file: f.traces + "/app.lpt"), file: "rank\(i).lpt")) }
+        let shape = try JobShape.ofJob(traces: b.rankCount, hosts: b.hosts.count, processes: nil, nodes: nil)
+        let report = try b.finish(job: shape)
+        let recorded = try #require(report.scenarios.first { $0.scenario == .recorded })
+        let job = try #require(report.job)
+        #expect(recorded.jobOperations > 0 && job.serverOperations == recorded.jobOperations)
+        let busiest = try #require(job.busiestSecond)
+        #expect(abs(busiest.operations - Double(recorded.jobOperations)) < 1e-6 * Double(recorded.jobOperations), "\(busiest) of \(recorded.jobOperations)")
+        let text = ReportText.render(report, style: TextStyle(color: false))
+        #expect(text.contains("server operations (as recorded, at the job's shape); the busiest second "), "\(text.prefix(800))")
+    }
 }

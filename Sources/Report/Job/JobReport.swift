@@ -12,6 +12,8 @@ public struct JobRank: Sendable {
     public var full: Bool
     /// CLOCK_MONOTONIC at the start, comparable between ranks of one host.
     public var startNs: UInt64?
+    /// The wall-clock start in seconds (to the nanosecond when the trace says, else to the second).
+    public var startSeconds: Double?
     /// The loader environment (`env` metadata: NAME=VALUE).
     public var environment: [String]
     public var summary: RankSummary
@@ -24,6 +26,8 @@ public struct JobRank: Sendable {
         launcher = trace.meta(.launcher)
         self.full = full
         startNs = trace.meta(.startNs).flatMap { UInt64($0) }
+        startSeconds = trace.meta(.startRealtimeNs).flatMap { UInt64($0) }.map { Double($0) / 1e9 }
+            ?? trace.meta(.startUnix).flatMap { UInt64($0) }.map(Double.init)
         environment = trace.metaAll(.env)
         self.summary = summary
     }
@@ -107,6 +111,50 @@ public struct JobReport: Sendable {
     public var failed: Int
     /// Full traces with the content of an earlier one (TraceIdentity): counted, not analysed again.
     public var repeatedTraces = 0
+    /// The server operations the job's start-ups made (the recorded scenario, priced at the job's shape).
+    public var serverOperations: Int?
+    /// The second of the job in which its ranks' start-ups made the most
+    /// server operations, and how many: each rank's share of the job's
+    /// operations spread over its exec → main, placed at its start.
+    public var busiestSecond: (start: Double, operations: Double)?
+
+    /// The server-load figures, from the recorded scenario's operations for the whole job.
+    public mutating func load(jobOperations: Int) {
+        serverOperations = jobOperations
+        busiestSecond = Self.busiestSecond(perRank, operations: Double(jobOperations))
+    }
+
+    /// Spreads each rank's share over its start-up, in tenths of a second, and
+    /// finds the ten consecutive tenths with the most.
+    static func busiestSecond(_ ranks: [JobRank], operations: Double) -> (start: Double, operations: Double)? {
+        let timed = ranks.compactMap { r -> (start: Double, length: Double)? in
+            guard let s = r.startSeconds, let d = r.seconds, s.isFinite, d.isFinite else { return nil }
+            return (s, max(d, 1e-3))
+        }
+        guard !timed.isEmpty, operations > 0, let origin = timed.map(\.start).min() else { return nil }
+        let share = operations / Double(ranks.count)
+        let step = 0.1
+        // At most a day of start-ups, in tenths (a crafted start time cannot ask for more).
+        let end = timed.map { $0.start - origin + $0.length }.max()!
+        guard end.isFinite, end < 86_400 else { return nil }
+        var bins = [Double](repeating: 0, count: Int(end / step) + 2)
+        for r in timed {
+            let from = (r.start - origin) / step, to = (r.start - origin + r.length) / step
+            var i = Int(from)
+            while Double(i) < to && i < bins.count {
+                let overlap = min(Double(i + 1), to) - max(Double(i), from)
+                bins[i] += share * overlap / (to - from)
+                i += 1
+            }
+        }
+        var best = 0.0, bestStart = 0, window = 0.0
+        for i in bins.indices {
+            window += bins[i]
+            if i >= 10 { window -= bins[i - 10] }
+            if window > best { best = window; bestStart = max(0, i - 9) }
+        }
+        return (origin + Double(bestStart) * step, best)
+    }
     public var perRank: [JobRank]
 
     /// MPI_Init waits for every rank: the job waited this long past its median rank.

@@ -219,6 +219,9 @@ public struct ReportBuilder {
         if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) {
             report.job = JobReport(jobRanks, top: options.top)
             report.job?.repeatedTraces = repeats
+            if let recorded = results.first(where: { $0.scenario == .recorded }), traceCount > 0 {
+                report.job?.load(jobOperations: recorded.jobOperations)
+            }
         }
         if !unavailable.isEmpty {
             let without = pricing.tracesWithoutWorld

@@ -19,6 +19,13 @@ enum JobRender {
         if let t = j.startupTraced {
             out.append("  full-trace ranks, slowed by the tracer: median \(seconds(t.median)), max \(seconds(t.max)) (\(t.count) rank\(t.count == 1 ? "" : "s"))")
         }
+        if let ops = j.serverOperations, ops > 0 {
+            var line = "  the job's start-ups made \(group(ops)) server operations (as recorded, at the job's shape)"
+            if let b = j.busiestSecond, b.operations > 0 {
+                line += "; the busiest second \(group(Int(b.operations.rounded()))), \(String(rounding: b.start - (j.perRank.compactMap(\.startSeconds).min() ?? b.start), places: 1)) s into the job"
+            }
+            out.append(line)
+        }
         if j.repeatedTraces > 0 {
             out.append("  \(group(j.repeatedTraces)) full trace\(j.repeatedTraces == 1 ? " had" : "s had") the content of an earlier one (the same calls and searches): counted, not analysed again")
         }
@@ -84,6 +91,8 @@ enum JobRender {
             ("waitedForSlowest", opt(j.waitedForSlowest)),
             ("failed", .int(Int64(j.failed))),
             ("repeatedTraces", .int(Int64(j.repeatedTraces))),
+            ("serverOperations", j.serverOperations.map { .int(Int64($0)) } ?? .null),
+            ("busiestSecond", j.busiestSecond.map { .object([("start", .double($0.start)), ("operations", .double($0.operations))]) } ?? .null),
             ("histogram", .array(j.histogram.map { .object([("from", .double($0.lower)), ("to", .double($0.upper)), ("ranks", .int(Int64($0.count)))]) })),
             ("slowest", .array(j.slowest.map { .object([("rank", rank($0.rank)), ("host", .string($0.host)), ("seconds", .double($0.seconds)), ("fullTrace", .bool($0.full))]) })),
             ("byHost", .array(j.byHost.map { h in .object([("host", .string(h.host)), ("ranks", .int(Int64(h.ranks))), ("median", opt(h.median)),
