@@ -84,4 +84,25 @@ struct RenderTests {
         #expect(dom.contains("chart-directories") && dom.contains("chart-scenarios"))
         #expect(dom.contains(f.d1))
     }
+
+    @Test("html of a job: the rank histogram and the per-host chart render in headless Chromium beside the others",
+          .enabled(if: Needs.command("chromium"), "Debian's chromium package is not installed (scripts/setup installs it)"),
+          .timeLimit(.minutes(3)))
+    func jobHtmlInChromium() throws {
+        let f = try RPathFixture.get()
+        let dir = try scratch("html-job")
+        try FileManager.default.createDirectory(atPath: dir + "/job", withIntermediateDirectories: true)
+        for name in ["app", "shrinkwrap", "view"] { try FileManager.default.copyItem(atPath: f.trace(name), toPath: dir + "/job/\(name).lpt") }
+        let html = dir + "/report.html"
+        _ = try must([loadprobe, "report", "--format", "html", "-o", html, dir + "/job", "--remote", f.dir])
+        let r = try run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--user-data-dir=" + dir + "/profile", "--virtual-time-budget=5000", "--dump-dom", "file://" + html])
+        #expect(r.status == 0, "chromium: \(r.stderrText.suffix(400))")
+        let dom = r.stdoutText
+        #expect(dom.contains("<h2>The job</h2>") && dom.contains("3 ranks on 1 node"), "\(dom.prefix(1500))")
+        #expect(dom.contains("job-histogram") && dom.contains("job-hosts"))
+        let rendered = dom.range(of: #"data-charts-rendered="(\d+)""#, options: .regularExpression).map { String(dom[$0]) }
+        let count = rendered.flatMap { Int($0.filter(\.isNumber)) } ?? 0
+        #expect(count >= 5, "the job's two charts and the report's: \(rendered ?? "none")")
+    }
 }

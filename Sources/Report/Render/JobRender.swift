@@ -121,7 +121,7 @@ enum JobRender {
         if !j.histogram.isEmpty {
             let most = max(1, j.histogram.map(\.count).max() ?? 1)
             let w = 600, bh = 160, bw = w / j.histogram.count
-            h += "<svg class=\"job-histogram\" width=\"\(w)\" height=\"\(bh + 40)\" role=\"img\" aria-label=\"ranks by start-up time\">\n"
+            h += "<svg class=\"chart job-histogram\" width=\"\(w)\" height=\"\(bh + 40)\" role=\"img\" aria-label=\"ranks by start-up time\">\n"
             for (i, b) in j.histogram.enumerated() {
                 let height = Int(Double(b.count) / Double(most) * Double(bh))
                 h += "<rect x=\"\(i * bw + 2)\" y=\"\(bh - height)\" width=\"\(bw - 4)\" height=\"\(height)\" fill=\"#4a7ab5\"><title>\(esc(seconds(b.lower))) – \(esc(seconds(b.upper))): \(b.count) ranks</title></rect>\n"
@@ -133,7 +133,7 @@ enum JobRender {
         let hosts = j.byHost.filter { $0.max != nil }
         if let top = hosts.compactMap(\.max).max(), top > 0 {
             let rowH = 18, w = 600
-            h += "<svg class=\"job-hosts\" width=\"\(w + 200)\" height=\"\(hosts.count * rowH + 10)\" role=\"img\" aria-label=\"start-up by host\">\n"
+            h += "<svg class=\"chart job-hosts\" width=\"\(w + 200)\" height=\"\(hosts.count * rowH + 10)\" role=\"img\" aria-label=\"start-up by host\">\n"
             for (i, row) in hosts.enumerated() {
                 let y = i * rowH
                 let mx = Int(row.max! / top * Double(w)), md = Int((row.median ?? 0) / top * Double(w))
