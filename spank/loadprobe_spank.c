@@ -16,11 +16,15 @@
  * then runs its remaining steps (task prolog, TMPDIR, limits) and execs
  * loadprobe with the program's arguments; loadprobe takes the two variables
  * out of the environment and records `PROGRAM ARGS...` as if run as
- * `loadprobe OPTIONS -- PROGRAM ARGS...`. The batch script and the extern
+ * `loadprobe OPTIONS -- PROGRAM ARGS...`, executing PROGRAM as slurmstepd
+ * would: the path it would build (task_program), no shell-like PATH search,
+ * and its exit status (the errno) when the exec fails. The batch script and the extern
  * step are left alone: under sbatch, the job's steps (srun inside the script)
  * inherit --loadprobe.
  */
+#include <limits.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +90,30 @@ static int site_config(int ac, char **av, const char **binary, char *options, si
     return 0;
 }
 
+/* The path slurmstepd would exec for the task's first argument (and give it as
+ * argv[0]): absolute as it is; starting with '.', under the working directory;
+ * else the first PATH entry (the job's) holding a file of that name that is
+ * not a directory; else the name as it is (execve then finds it in the
+ * working directory). */
+static int task_program(spank_t sp, const char *name, char *out, size_t cap) {
+    if (name[0] == '/') return snprintf(out, cap, "%s", name) < (int)cap ? 0 : -1;
+    if (name[0] == '.') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) return -1;
+        return snprintf(out, cap, "%s/%s", cwd, name) < (int)cap ? 0 : -1;
+    }
+    char path[8192];
+    if (spank_getenv(sp, "PATH", path, sizeof path) == ESPANK_SUCCESS) {
+        char *save = NULL;
+        for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+            struct stat st;
+            if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap) continue;
+            if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode)) return 0;
+        }
+    }
+    return snprintf(out, cap, "%s", name) < (int)cap ? 0 : -1;
+}
+
 int slurm_spank_task_init(spank_t sp, int ac, char **av) {
     if (!enabled || !spank_remote(sp)) return 0;
     uint32_t step = 0;
@@ -112,7 +140,12 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
         slurm_error("loadprobe: the task has no command");
         return -1;
     }
-    if (spank_setenv(sp, LP_ENV_PROGRAM, argv[0], 1) != ESPANK_SUCCESS
+    char program[PATH_MAX + 256];
+    if (task_program(sp, argv[0], program, sizeof program) < 0) {
+        slurm_error("loadprobe: the task's program path is too long");
+        return -1;
+    }
+    if (spank_setenv(sp, LP_ENV_PROGRAM, program, 1) != ESPANK_SUCCESS
         || spank_setenv(sp, LP_ENV_OPTIONS, options, 1) != ESPANK_SUCCESS) {
         slurm_error("loadprobe: could not set the task's environment");
         return -1;

@@ -19,6 +19,7 @@ struct LoadProbe: ParsableCommand {
     static func main() {
         let arguments = SpankLaunch.take().map { launch in
             RecordInvocation.launchedCommand = launch.rawCommand
+            RecordInvocation.executeAsGiven = true
             return launch.arguments
         } ?? Array(CommandLine.arguments.dropFirst())
         if let invocation = RecordInvocation.fastParse(arguments[...]) {
@@ -52,7 +53,8 @@ enum SpankLaunch {
 
     /// The record arguments (`OPTIONS -- PROGRAM ARGS...`) and the command as bytes; nil when not started by the plugin.
     static func take() -> (arguments: [String], rawCommand: [[UInt8]])? {
-        guard let program = getenv(programVariable) else { return nil }
+        guard let found = getenv(programVariable), let program = strdup(found) else { return nil }
+        defer { free(program) }
         let programBytes = Array(UnsafeRawBufferPointer(start: program, count: strlen(program)))
         let options = getenv(optionsVariable).map { String(cString: $0) } ?? ""
         unsetenv(programVariable)
@@ -63,7 +65,17 @@ enum SpankLaunch {
             raw.append(Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
         }
         let words = options.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+        if words.contains("--") {
+            printError("loadprobe: the options of srun --loadprobe (and plugstack.conf) may not contain '--': the command is the task's own")
+            Glibc.exit(64)
+        }
         let command = raw.map { String(decoding: $0, as: UTF8.self) }
+        // slurmstepd's own exit when the exec fails: its error, the errno as status.
+        if access(program, X_OK) != 0 {
+            let e = errno
+            printError("loadprobe: execve(): \(String(cString: program)): \(String(cString: strerror(e)))")
+            Glibc.exit(e)
+        }
         return (words + ["--"] + command, raw)
     }
 }

@@ -141,6 +141,7 @@ struct Record: ParsableCommand {
         var options = RecordOptions(command: commandLine, outputPattern: how.output, mode: how.mode, pinToTracerCPU: how.pin)
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
+        options.executeAsGiven = RecordInvocation.executeAsGiven
         if how.summaryOnly {
             options.summarize = { trace in RankSummary(trace: trace, summary: TraceSummary(trace: trace, file: "")).metadata }
         }
@@ -263,6 +264,8 @@ struct RecordInvocation: Equatable {
 
     /// The command as bytes when loadprobe was not given it in argv's tail (SpankLaunch).
     nonisolated(unsafe) static var launchedCommand: [[UInt8]]?
+    /// Execute the command as given, without a PATH search (SpankLaunch).
+    nonisolated(unsafe) static var executeAsGiven = false
 
     /// The common invocation `loadprobe [record] [-q] [-o PATTERN] [--no-…] -- CMD ARGS…`,
     /// parsed without ArgumentParser. Its reflection-driven parse costs ~3.5 ms of

@@ -25,6 +25,10 @@ public struct RecordOptions: Sendable {
     public var answerMisses: Bool = true
     /// Name the object that called each dlopen (CallerTracker).
     public var recordCallers: Bool = true
+    /// Execute the command's first word as the path it is (relative to the
+    /// working directory when it has no slash), as execve does, instead of
+    /// searching PATH as a shell does (the SPANK plugin gives slurmstepd's path).
+    public var executeAsGiven = false
     /// A summary rank (`--full-ranks`, docs/jobs.md): the recording (audit
     /// only) is made in local scratch, and the file written at the output path
     /// is a summary trace: the recording's metadata and what this returns for
@@ -133,7 +137,8 @@ public enum Recorder {
             guard let nameBytes = argv.first else { throw RecordError("loadprobe: no command given (usage: loadprobe [options] -- COMMAND [ARGS...])") }
             name = String(decoding: nameBytes, as: UTF8.self)
             // PATH as execvp reads it: getenv's first entry.
-            pathBytes = try CommandLookup.resolve(bytes: nameBytes, path: firstValue(of: "PATH", in: rawEnv))
+            pathBytes = options.executeAsGiven ? nameBytes
+                : try CommandLookup.resolve(bytes: nameBytes, path: firstValue(of: "PATH", in: rawEnv))
             var kind = ProgramKind.inspect(bytes: pathBytes)
             if kind.isPlainText {
                 // Like execvp and the shell: an executable text file without "#!" runs under /bin/sh.

@@ -152,6 +152,28 @@ struct JobTests {
         #expect(perRank.allSatisfy { ($0["seconds"] as? Double ?? 0) > 0 }, "\(perRank)")
     }
 
+    @Test("srun --loadprobe runs the program slurmstepd would: ./prog and a bare name found in the working directory, argv[0] as slurmstepd builds it; a missing program's status; no command in the options",
+          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+    func spankProgramLikeSlurm() throws {
+        let p = try Self.programs.get()
+        let dir = try scratch("spank-paths")
+        let env = try slurmEnv()
+        for argv in [["./job_probe", "a"], ["job_probe", "b"]] {
+            let plain = try launch(["srun", "-n", "1"] + argv, env: env, cwd: p.dir)
+            let traced = try launch(["srun", "-n", "1", "--loadprobe=-q -o \(dir)/t-%j.lpt"] + argv, env: env, cwd: p.dir)
+            #expect(plain.status == 0 && traced.status == 0, "\(argv): \(plain.stderrText) \(traced.stderrText)")
+            let jobOf = { (s: String) in s.split(separator: " ").filter { !$0.hasPrefix("job=") }.joined(separator: " ") }
+            #expect(jobOf(traced.stdoutText) == jobOf(plain.stdoutText) && !plain.stdoutText.isEmpty,
+                    "\(argv): traced \(traced.stdoutText) untraced \(plain.stdoutText)")
+        }
+        let missing = try launch(["srun", "-n", "1", "./no-such-program"], env: env, cwd: p.dir)
+        let missingTraced = try launch(["srun", "-n", "1", "--loadprobe=-q -o \(dir)/m-%j.lpt", "./no-such-program"], env: env, cwd: p.dir)
+        #expect(missing.status != 0 && missingTraced.status == missing.status, "untraced \(missing.status), traced \(missingTraced.status)")
+        let injected = try launch(["srun", "-n", "1", "--loadprobe=-q -- /bin/echo injected", "/bin/echo", "normal"], env: env)
+        #expect(injected.status != 0 && !injected.stdoutText.contains("injected"), "\(injected.stdoutText) \(injected.stderrText)")
+        #expect(injected.stderrText.contains("may not contain '--'"))
+    }
+
     /// The `job` object of the JSON report over a job directory.
     func jobJSON(_ dir: String, _ extra: [String] = ["--per-rank"]) throws -> [String: Any] {
         let r = try run([loadprobe, "report", "--format", "json"] + extra + [dir])
