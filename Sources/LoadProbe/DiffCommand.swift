@@ -32,7 +32,14 @@ struct Diff: ParsableCommand {
     func run() throws {
         var options = try model.reportOptions()
         options.top = top
-        let analyses = try TraceFiles.load([before, after], partial: partial)
+        let analyses = try [before, after].map { file -> TraceAnalysis in
+            let trace = try TraceFiles.read(file, partial: partial)
+            if trace.meta(.summary) != nil {
+                printError("loadprobe: \(file) is a summary trace (--full-ranks): it has no calls to compare; diff needs full traces (loadprobe report shows a summary trace)")
+                throw ExitCode(1)
+            }
+            return TraceAnalysis(trace: trace, file: file)
+        }
         let d = TraceDiff(before: analyses[0], after: analyses[1], options: options, eachOwnCompute: computeEach)
         let text = format == .json ? d.json().serialized() : d.text(style: TextStyle(color: output == nil && Output.colorOnStdout()))
         try Output.write(text, to: output)

@@ -165,6 +165,7 @@ struct Record: ParsableCommand {
         }
         for w in result.warnings { printError("loadprobe: " + w) }
         if let w = largeJobWarning(how, traceFile: result.traceFile, environment: currentEnvironment()) { printError("loadprobe: " + w) }
+        if let w = sharedOutputWarning(how, environment: currentEnvironment()) { printError("loadprobe: " + w) }
         if !how.quiet {
             let how = result.waitStatus & 0x7f != 0
                 ? "was killed by signal \(result.waitStatus & 0x7f)" : "exited with status \(result.exitStatus)"
@@ -205,6 +206,14 @@ struct Record: ParsableCommand {
             bytes >= 1_073_741_824 ? "\(Int((bytes / 1_073_741_824).rounded())) GB" : "\(Int((bytes / 1_048_576).rounded())) MB"
         }
         return "every one of the job's \(ranks) ranks records a full trace (this one \(size(Double(st.st_size))), about \(size(Double(st.st_size) * Double(ranks))) for the job); --full-ranks 0,first-per-node records the others as summary traces of a few KB (docs/jobs.md)"
+    }
+
+    /// Rank 0 of a job of several ranks whose output pattern names no rank or
+    /// pid: every rank writes the same file, and only the last one's is left.
+    static func sharedOutputWarning(_ how: RecordInvocation, environment: [String: String]) -> String? {
+        let place = JobPlace(environment: environment)
+        guard place.rank == 0, (place.size ?? 2) > 1, !how.output.contains("%r"), !how.output.contains("%p") else { return nil }
+        return "-o '\(how.output)' has no %r (rank) or %p (pid): every rank of the job writes the same file and only the last one's is left (use -o 'lp-%j/%r.lpt')"
     }
 
     /// Ranks from which a job counts as large for that warning.

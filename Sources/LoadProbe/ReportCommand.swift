@@ -203,7 +203,15 @@ struct ReportCommand: ParsableCommand {
                     if retain, let identity { representatives[identity] = rep }
                 case .repeatOf(let identity, let trace):
                     builder.addRepeat(of: representatives[identity]!, trace: trace, file: file)
+                case .unreadable(let why):
+                    // One broken rank does not hide the job: it is named and left out.
+                    printError("loadprobe: \(file): left out of the job: \(why)")
+                    builder.addUnreadable(file: file, reason: why)
                 }
+            }
+            if builder.rankCount == 0 {
+                printError("loadprobe: no trace could be read")
+                throw ExitCode(1)
             }
             let shape: JobShape?
             do {
@@ -221,7 +229,20 @@ struct ReportCommand: ParsableCommand {
             var docs: [JSON] = []
             var parts: [String] = []
             for file in files {
-                let report = Report(analyses: [try TraceFiles.load(file, partial: partial)], options: options)
+                let trace = try TraceFiles.read(file, partial: partial)
+                if let summary = RankSummary(summaryTrace: trace) {
+                    // A summary trace alone: its rank, as a report of it alone shows it.
+                    var one = ReportBuilder(options: options)
+                    one.addSummary(trace, file: file, summary: summary)
+                    let report: Report
+                    do { report = try one.finish() } catch {
+                        printError("loadprobe: \(error.description)")
+                        throw ExitCode(1)
+                    }
+                    if format == .json { docs.append(ReportJSON.document(report)) } else { parts.append(render(report)) }
+                    continue
+                }
+                let report = Report(analyses: [TraceAnalysis(trace: trace, file: file)], options: options)
                 if format == .json { docs.append(ReportJSON.document(report)) } else { parts.append(render(report)) }
             }
             text = format == .json ? JSON.array(docs).serialized() : parts.joined(separator: "\n\n")
@@ -248,21 +269,39 @@ enum TraceFiles {
             var st = stat()
             if stat(a, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
                 job = true
-                guard let entries = Sys.listDirectory(a) else {
-                    printError("loadprobe: \(a): cannot read the directory: \(Sys.describe(errno))")
+                let found = try tracesBelow(a.hasSuffix("/") ? String(a.dropLast()) : a, depth: 3)
+                if found.isEmpty {
+                    printError("loadprobe: \(a): no trace files (*.lpt) in the directory or its subdirectories")
                     throw ExitCode(1)
                 }
-                let names = entries.map(\.name).filter { $0.hasSuffix(".lpt") }
-                if names.isEmpty {
-                    printError("loadprobe: \(a): no trace files (*.lpt) in the directory")
-                    throw ExitCode(1)
-                }
-                files += names.sorted().map { (a.hasSuffix("/") ? a : a + "/") + $0 }
+                files += found
             } else {
                 files.append(a)
             }
         }
         return (files, job)
+    }
+
+    /// The *.lpt files in a directory and its subdirectories (`-o lp-%j/%h/%r.lpt`
+    /// makes one per host), sorted, `depth` levels down at most; a symlinked
+    /// directory is not entered.
+    static func tracesBelow(_ dir: String, depth: Int) throws -> [String] {
+        guard let entries = Sys.listDirectory(dir) else {
+            printError("loadprobe: \(dir): cannot read the directory: \(Sys.describe(errno))")
+            throw ExitCode(1)
+        }
+        var files: [String] = []
+        for name in entries.map(\.name).sorted() where name != "." && name != ".." {
+            let path = (dir == "/" ? "" : dir) + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                if depth > 0 { files += try tracesBelow(path, depth: depth - 1) }
+            } else if name.hasSuffix(".lpt") {
+                files.append(path)
+            }
+        }
+        return files
     }
 
     /// A trace read for a report: analysed, or a summary trace's rank.
@@ -272,6 +311,8 @@ enum TraceFiles {
         case summary(Trace, RankSummary)
         /// The same content as an earlier trace that was retained.
         case repeatOf(TraceIdentity, Trace)
+        /// A job's trace that cannot be used, and why (the job goes on without it).
+        case unreadable(String)
     }
 
     /// Which trace was the first with each content, and whether its analysis is
@@ -318,6 +359,9 @@ enum TraceFiles {
                     pipeline.put(k, Result { () throws(TraceReadError) -> Loaded in
                         let trace = try TraceReader.read(file: files[k], allowPartial: partial)
                         if let summary = RankSummary(summaryTrace: trace) { return .summary(trace, summary) }
+                        if trace.events.isEmpty && files.count > 1 {
+                            return .unreadable("no events and no summary (a summary trace cut short, or a recording that never started)")
+                        }
                         guard files.count > 1 else { return .full(TraceAnalysis(trace: trace, file: files[k]), nil, retain: false) }
                         // A trace's first index claims its content; a later one with a
                         // retained first is handed over unanalysed (indices are taken in
@@ -338,6 +382,12 @@ enum TraceFiles {
             switch pipeline.get(k) {
             case .success(let loaded): try each(file, loaded)
             case .failure(let error):
+                if files.count > 1 {
+                    // The reason without the file's name (the job section names it).
+                    let why = error.description.hasPrefix(file + ": ") ? String(error.description.dropFirst(file.count + 2)) : error.description
+                    try each(file, .unreadable(why))
+                    continue
+                }
                 printError("loadprobe: \(error.description)")
                 throw ExitCode(1)
             }

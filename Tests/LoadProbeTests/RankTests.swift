@@ -50,4 +50,17 @@ import Tracer
         FileManager.default.createFile(atPath: small, contents: Data(count: 1000))
         #expect(Record.largeJobWarning(all, traceFile: small, environment: job) == nil)
     }
+
+    @Test("rank 0 says when the output pattern makes every rank write one file")
+    func sharedOutput() {
+        var how = RecordInvocation(command: ["x"])
+        how.output = "same.lpt"
+        let w = Record.sharedOutputWarning(how, environment: ["SLURM_PROCID": "0", "SLURM_NTASKS": "4"])
+        #expect(w?.contains("every rank of the job writes the same file") == true, "\(w ?? "none")")
+        #expect(Record.sharedOutputWarning(how, environment: ["SLURM_PROCID": "1", "SLURM_NTASKS": "4"]) == nil)
+        #expect(Record.sharedOutputWarning(how, environment: [:]) == nil)
+        #expect(Record.sharedOutputWarning(how, environment: ["SLURM_PROCID": "0", "SLURM_NTASKS": "1"]) == nil)
+        how.output = "lp-%j/%r.lpt"
+        #expect(Record.sharedOutputWarning(how, environment: ["SLURM_PROCID": "0", "SLURM_NTASKS": "4"]) == nil)
+    }
 }

@@ -62,4 +62,34 @@ struct JobReportTests {
         let text = ReportText.render(report, style: TextStyle(color: false))
         #expect(text.contains("server operations (as recorded, at the job's shape); the busiest second "), "\(text.prefix(800))")
     }
+
+    @Test("a job directory as users leave them: a corrupt trace left out and named, a host subdirectory read, a rank claimed twice, a trace without the job id, a rank running another program")
+    func untidyJobDirectory() throws {
+        let f = try RPathFixture.get()
+        let dir = try scratch("untidy") + "/job"
+        try FileManager.default.createDirectory(atPath: dir + "/nodeb", withIntermediateDirectories: true)
+        func rank(_ n: Int, _ program: String, to file: String, job: Bool = true) throws {
+            var env = ["PATH": "/usr/bin:/bin", "SLURM_PROCID": String(n), "SLURM_NTASKS": "5"]
+            if job { env["SLURM_JOB_ID"] = "77" }
+            let r = try run([loadprobe, "-q", "--full-ranks", "0", "-o", file, "--", program], env: env, cwd: "/")
+            #expect(r.status == 0, "\(r.stderrText)")
+        }
+        for n in 0..<3 { try rank(n, f.app, to: dir + "/\(n).lpt") }
+        try rank(3, f.shrinkwrap, to: dir + "/3.lpt")
+        try rank(1, f.app, to: dir + "/nodeb/1.lpt")
+        try rank(4, f.app, to: dir + "/4.lpt", job: false)
+        try write("not a trace at all\n", to: dir + "/bad.lpt")
+        let r = try run([loadprobe, "report", "--format", "json", dir])
+        #expect(r.status == 0, "\(r.stderrText)")
+        #expect(r.stderrText.contains("bad.lpt: left out of the job"), "\(r.stderrText)")
+        let job = try #require(try json(r)["job"] as? [String: Any])
+        #expect(job["ranks"] as? Int == 6 && job["fullTraces"] as? Int == 1, "\(job)")
+        #expect((job["unreadable"] as? [[String: Any]])?.map { $0["file"] as? String } == [dir + "/bad.lpt"])
+        #expect(job["duplicateRanks"] as? [Int] == [1] && job["tracesWithoutJob"] as? Int == 1)
+        let outliers = job["outliers"] as? [[String: Any]] ?? []
+        let three = outliers.first { $0["rank"] as? Int == 3 }?["reason"] as? String ?? ""
+        #expect(three.hasPrefix("runs another program: \(f.shrinkwrap)"), "\(outliers)")
+        let text = try run([loadprobe, "report", dir]).stdoutText
+        #expect(text.contains("1 trace left out, unreadable") && text.contains("claimed by more than one trace") && text.contains("has no job id"), "\(text.prefix(1500))")
+    }
 }

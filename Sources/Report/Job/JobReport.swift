@@ -14,6 +14,8 @@ public struct JobRank: Sendable {
     public var startNs: UInt64?
     /// The wall-clock start in seconds (to the nanosecond when the trace says, else to the second).
     public var startSeconds: Double?
+    /// The program as executed (`program` metadata).
+    public var program: String
     /// The loader environment (`env` metadata: NAME=VALUE).
     public var environment: [String]
     public var summary: RankSummary
@@ -21,7 +23,8 @@ public struct JobRank: Sendable {
     public init(trace: Trace, file: String, summary: RankSummary, full: Bool) {
         self.file = file
         rank = trace.meta(.rank).flatMap { Int($0) }
-        host = trace.meta(.host) ?? ""
+        host = trace.meta(.host).flatMap { $0.isEmpty ? nil : $0 } ?? "(unknown host)"
+        program = trace.meta(.program) ?? ""
         jobid = trace.meta(.jobid)
         launcher = trace.meta(.launcher)
         self.full = full
@@ -79,6 +82,8 @@ public struct JobReport: Sendable {
         /// The rank that started first on the host (page and client caches cold) and its time.
         public var firstRank: Int?
         public var firstSeconds: Double?
+        /// The first rank was a full trace (its time slowed by the tracer).
+        public var firstTraced = false
         /// The median of the host's other ranks.
         public var laterMedian: Double?
     }
@@ -96,6 +101,10 @@ public struct JobReport: Sendable {
     public var summaryTraces: Int
     public var launcher: String?
     public var jobids: [String]
+    /// Traces without a job id beside ones with one (a run from elsewhere in the directory).
+    public var tracesWithoutJob: Int
+    /// Rank numbers that more than one trace claims (several runs or steps in one directory).
+    public var duplicateRanks: [Int]
     /// exec → main over the ranks that reached main: the summary ranks when
     /// there are any (untraced timing), else every rank.
     public var startup: Stats?
@@ -109,6 +118,8 @@ public struct JobReport: Sendable {
     public var outliers: [Outlier]
     /// Ranks that did not reach main.
     public var failed: Int
+    /// Traces of the job left out, and why.
+    public var unreadable: [(file: String, reason: String)] = []
     /// Full traces with the content of an earlier one (TraceIdentity): counted, not analysed again.
     public var repeatedTraces = 0
     /// The server operations the job's start-ups made (the recorded scenario, priced at the job's shape).
@@ -169,6 +180,10 @@ public struct JobReport: Sendable {
         summaryTraces = ranks - fullTraces
         launcher = Self.majority(list.compactMap(\.launcher))
         jobids = Array(Set(list.compactMap(\.jobid))).sorted()
+        tracesWithoutJob = jobids.isEmpty ? 0 : list.filter { $0.jobid == nil }.count
+        var seen: [Int: Int] = [:]
+        for r in list { if let n = r.rank { seen[n, default: 0] += 1 } }
+        duplicateRanks = seen.filter { $0.value > 1 }.keys.sorted()
         let timed = summaryTraces > 0 ? list.filter { !$0.full } : list
         startupOf = summaryTraces > 0 ? "summary ranks" : "all ranks (traced)"
         startup = Stats(timed.compactMap(\.seconds))
@@ -215,10 +230,11 @@ public struct JobReport: Sendable {
             // Untraced timing where there is some: full ranks are slowed by the tracer.
             let timed = rs.contains { !$0.full } ? rs.filter { !$0.full } : rs
             let stats = Stats(timed.compactMap(\.seconds))
-            let first = timed.filter { $0.startNs != nil && $0.seconds != nil }.min { $0.startNs! < $1.startNs! }
+            // The first to start on the node, traced or not (its caches were cold either way).
+            let first = rs.filter { $0.startNs != nil && $0.seconds != nil }.min { $0.startNs! < $1.startNs! }
             let later = timed.filter { $0.file != first?.file }.compactMap(\.seconds)
             return HostRow(host: host, ranks: rs.count, median: stats?.median, max: stats?.max,
-                           firstRank: first?.rank, firstSeconds: first?.seconds,
+                           firstRank: first?.rank, firstSeconds: first?.seconds, firstTraced: first?.full ?? false,
                            laterMedian: later.isEmpty ? nil : Stats(later)?.median)
         }
     }
@@ -226,6 +242,8 @@ public struct JobReport: Sendable {
     /// Ranks that did something the majority did not, each with its reasons.
     static func outliers(_ list: [JobRank]) -> [Outlier] {
         guard list.count > 1 else { return [] }
+        let program = majority(list.map(\.program))
+        let exit = majority(list.map(\.summary.exit))
         let envDigest = majority(list.map(\.summary.environmentDigest))
         let reference = list.first { $0.summary.environmentDigest == envDigest }
         let reached = list.filter(\.summary.reachedMain)
@@ -239,6 +257,12 @@ public struct JobReport: Sendable {
         var out: [Outlier] = []
         for r in list {
             var reasons: [String] = []
+            if let program, r.program != program {
+                reasons.append("runs another program: \(r.program) (most ranks: \(program))")
+            }
+            if r.summary.reachedMain, r.summary.exit.hasPrefix("signal"), r.summary.exit != exit {
+                reasons.append("ended by \(r.summary.exit)")
+            }
             if !r.summary.reachedMain && mainUsual {
                 let missing = r.summary.missing.filter { !missingUsual.contains($0) }
                 reasons.append("did not reach main (\(r.summary.exit.isEmpty ? "end not recorded" : r.summary.exit))"
@@ -250,14 +274,14 @@ public struct JobReport: Sendable {
             if r.summary.environmentDigest != envDigest, let reference {
                 reasons.append("another environment: " + environmentDifference(r.environment, reference.environment))
             }
-            if r.summary.reachedMain, let libsDigest, r.summary.librariesDigest != libsDigest, let libsReference {
+            if r.summary.reachedMain, r.program == program, let libsDigest, r.summary.librariesDigest != libsDigest, let libsReference {
                 reasons.append("loaded other libraries (\(r.summary.objects) objects; most ranks \(libsReference.summary.objects))")
             }
             let failed = Double(r.summary.failedCandidates)
             if failed > failedMedian * 1.5 + 20 {
                 reasons.append("\(r.summary.failedCandidates) failed lookups (median of the job \(Int(failedMedian)))")
             }
-            if reasons.isEmpty, r.summary.searchDigest != searchDigest {
+            if reasons.isEmpty, r.program == program, r.summary.searchDigest != searchDigest {
                 reasons.append("searched in another order or other directories (same libraries)")
             }
             if !reasons.isEmpty { out.append(Outlier(rank: r.rank, host: r.host, file: r.file, reason: reasons.joined(separator: "; "))) }

@@ -241,7 +241,7 @@ extension RankSummary {
         var lines: [String] = []
         let main = execToMainNs.map { "exec → main \(Self.ms($0))" } ?? "main not reached"
         lines.append("  \(main); \(exit.isEmpty ? "end not recorded" : exit); \(processes) process\(processes == 1 ? "" : "es")")
-        lines.append("  library searches: \(names) names, \(candidates) candidate paths tried (\(failedCandidates) did not serve), \(objects) objects loaded")
+        lines.append("  library searches: \(names) name\(names == 1 ? "" : "s"), \(candidates) candidate path\(candidates == 1 ? "" : "s") tried (\(failedCandidates) did not serve), \(objects) objects loaded")
         if !missing.isEmpty { lines.append("  not found: " + missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? ", …" : "")) }
         return lines.joined(separator: "\n")
     }

@@ -62,6 +62,7 @@ public struct ReportBuilder {
     var symbols = CodeSymbols.Cache()
     var keptCalls = 0
     var firstFingerprinted = false
+    var unreadable: [(file: String, reason: String)] = []
     /// Traces counted with `addRepeat`.
     public private(set) var repeats = 0
 
@@ -173,6 +174,11 @@ public struct ReportBuilder {
         leftOut += 1
     }
 
+    /// A job's trace that could not be used: named in the job section.
+    public mutating func addUnreadable(file: String, reason: String) {
+        unreadable.append((file, reason))
+    }
+
     /// A summary trace (`--full-ranks`): a rank of the job, without calls.
     public mutating func addSummary(_ trace: Trace, file: String, summary: RankSummary) {
         jobRanks.append(JobRank(trace: trace, file: file, summary: summary, full: false))
@@ -216,9 +222,10 @@ public struct ReportBuilder {
                             timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
                             remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
                             programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
-        if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) {
+        if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) || !unreadable.isEmpty {
             report.job = JobReport(jobRanks, top: options.top)
             report.job?.repeatedTraces = repeats
+            report.job?.unreadable = unreadable
             if let recorded = results.first(where: { $0.scenario == .recorded }), traceCount > 0 {
                 report.job?.load(jobOperations: recorded.jobOperations)
             }

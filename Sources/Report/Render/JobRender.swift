@@ -26,6 +26,17 @@ enum JobRender {
             }
             out.append(line)
         }
+        if !j.duplicateRanks.isEmpty {
+            out.append(style.red("  rank\(j.duplicateRanks.count == 1 ? "" : "s") \(j.duplicateRanks.prefix(8).map(String.init).joined(separator: ", "))\(j.duplicateRanks.count > 8 ? ", …" : "") claimed by more than one trace: several runs or steps in one directory?"))
+        }
+        if j.tracesWithoutJob > 0 {
+            out.append(style.red("  \(group(j.tracesWithoutJob)) trace\(j.tracesWithoutJob == 1 ? " has" : "s have") no job id: recorded outside job \(j.jobids.joined(separator: ", "))?"))
+        }
+        if !j.unreadable.isEmpty {
+            out.append(style.red("  \(group(j.unreadable.count)) trace\(j.unreadable.count == 1 ? "" : "s") left out, unreadable: ")
+                       + j.unreadable.prefix(5).map { "\($0.file) (\($0.reason))" }.joined(separator: "; ")
+                       + (j.unreadable.count > 5 ? "; …" : ""))
+        }
         if j.repeatedTraces > 0 {
             out.append("  \(group(j.repeatedTraces)) full trace\(j.repeatedTraces == 1 ? " had" : "s had") the content of an earlier one (the same calls and searches): counted, not analysed again")
         }
@@ -44,7 +55,7 @@ enum JobRender {
         if j.nodes > 1 || j.byHost.contains(where: { $0.ranks > 1 }) {
             var t = TextTable(header: ["host", "ranks", "median", "max", "first start", "later ranks"], rightAligned: [1, 2, 3])
             for h in j.byHost.prefix(options.perRank ? .max : max(options.top, 1)) {
-                let first = h.firstSeconds.map { "\(seconds($0))" + (h.firstRank.map { " (rank \($0))" } ?? "") } ?? "-"
+                let first = h.firstSeconds.map { "\(seconds($0))" + (h.firstRank.map { " (rank \($0)\(h.firstTraced ? ", traced" : ""))" } ?? "") } ?? "-"
                 t.rows.append([h.host, group(h.ranks), h.median.map(seconds) ?? "-", h.max.map(seconds) ?? "-", first,
                                h.laterMedian.map { "median \(seconds($0))" } ?? "-"])
             }
@@ -91,18 +102,21 @@ enum JobRender {
             ("waitedForSlowest", opt(j.waitedForSlowest)),
             ("failed", .int(Int64(j.failed))),
             ("repeatedTraces", .int(Int64(j.repeatedTraces))),
+            ("duplicateRanks", .array(j.duplicateRanks.map { .int(Int64($0)) })),
+            ("tracesWithoutJob", .int(Int64(j.tracesWithoutJob))),
+            ("unreadable", .array(j.unreadable.map { .object([("file", .string($0.file)), ("reason", .string($0.reason))]) })),
             ("serverOperations", j.serverOperations.map { .int(Int64($0)) } ?? .null),
             ("busiestSecond", j.busiestSecond.map { .object([("start", .double($0.start)), ("operations", .double($0.operations))]) } ?? .null),
             ("histogram", .array(j.histogram.map { .object([("from", .double($0.lower)), ("to", .double($0.upper)), ("ranks", .int(Int64($0.count)))]) })),
             ("slowest", .array(j.slowest.map { .object([("rank", rank($0.rank)), ("host", .string($0.host)), ("seconds", .double($0.seconds)), ("fullTrace", .bool($0.full))]) })),
             ("byHost", .array(j.byHost.map { h in .object([("host", .string(h.host)), ("ranks", .int(Int64(h.ranks))), ("median", opt(h.median)),
                                                           ("max", opt(h.max)), ("firstRank", rank(h.firstRank)), ("firstSeconds", opt(h.firstSeconds)),
-                                                          ("laterMedian", opt(h.laterMedian))]) })),
+                                                          ("firstTraced", .bool(h.firstTraced)), ("laterMedian", opt(h.laterMedian))]) })),
             ("outliers", .array(j.outliers.map { .object([("rank", rank($0.rank)), ("host", .string($0.host)), ("file", .string($0.file)), ("reason", .string($0.reason))]) })),
         ]
         if options.perRank {
             fields.append(("perRank", .array(j.perRank.map { r in
-                .object([("rank", rank(r.rank)), ("host", .string(r.host)), ("file", .string(r.file)), ("fullTrace", .bool(r.full)),
+                .object([("rank", rank(r.rank)), ("host", .string(r.host)), ("file", .string(r.file)), ("program", .string(r.program)), ("fullTrace", .bool(r.full)),
                          ("seconds", opt(r.seconds)), ("exit", .string(r.summary.exit)), ("names", .int(Int64(r.summary.names))),
                          ("candidates", .int(Int64(r.summary.candidates))), ("failedLookups", .int(Int64(r.summary.failedCandidates))),
                          ("objects", .int(Int64(r.summary.objects))), ("missing", .array(r.summary.missing.map { .string($0) }))])
