@@ -127,11 +127,19 @@ enum JobRender {
 
     /// Two SVG bar charts: ranks by start-up time, and each host's median and max.
     static func html(_ j: JobReport, esc: (String) -> String) -> String {
-        var h = "<h2>The job</h2>\n<p>\(j.ranks) ranks on \(j.nodes) node\(j.nodes == 1 ? "" : "s") — \(j.fullTraces) full, \(j.summaryTraces) summary traces"
+        let title = (j.jobids.isEmpty ? "The job" : "Job " + j.jobids.joined(separator: ", ")) + (j.launcher.map { " (\($0))" } ?? "")
+        var h = "<h2>\(esc(title))</h2>\n<p>\(group(j.ranks)) rank\(j.ranks == 1 ? "" : "s") on \(group(j.nodes)) node\(j.nodes == 1 ? "" : "s") — \(group(j.fullTraces)) full, \(group(j.summaryTraces)) summary trace\(j.summaryTraces == 1 ? "" : "s")"
         if let s = j.startup {
-            h += "; start-up over the \(s.count) \(esc(j.startupOf)): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))"
+            h += "; start-up over \(j.startupOf == "summary ranks" ? "the \(s.count) summary ranks" : "all \(s.count) ranks (traced)"): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))"
+            if let w = j.waitedForSlowest, s.count > 1 { h += "; the job waited \(seconds(w)) for its slowest rank past the median one" }
         }
-        h += "</p>\n"
+        h += ".</p>\n"
+        if !j.slowest.isEmpty {
+            h += "<p>Slowest: " + j.slowest.prefix(5).map { esc("\(rankName($0.rank, $0.file)) on \($0.host) \(seconds($0.seconds))\($0.full ? " (traced)" : "")") }.joined(separator: ", ") + "</p>\n"
+        }
+        if let ops = j.serverOperations, ops > 0 {
+            h += "<p>Server operations of the job's start-ups: \(group(ops))" + (j.busiestSecond.map { "; the busiest second \(group(Int($0.operations.rounded())))" } ?? "") + "</p>\n"
+        }
         if !j.histogram.isEmpty {
             let most = max(1, j.histogram.map(\.count).max() ?? 1)
             let w = 600, bh = 160, bw = w / j.histogram.count
@@ -156,6 +164,14 @@ enum JobRender {
                 h += "<rect x=\"160\" y=\"\(y + 3)\" width=\"\(md)\" height=\"12\" fill=\"#4a7ab5\"><title>median \(esc(seconds(row.median ?? 0)))</title></rect>\n"
             }
             h += "</svg>\n"
+        }
+        if j.byHost.contains(where: { $0.firstSeconds != nil }) {
+            h += "<table><tr><th>host</th><th class=n>ranks</th><th class=n>median</th><th class=n>max</th><th>first start</th><th>later ranks</th></tr>"
+            for row in j.byHost.prefix(50) {
+                let first = row.firstSeconds.map { seconds($0) + (row.firstRank.map { " (rank \($0)\(row.firstTraced ? ", traced" : ""))" } ?? "") } ?? "-"
+                h += "<tr><td>\(esc(row.host))</td><td class=n>\(row.ranks)</td><td class=n>\(row.median.map(seconds) ?? "-")</td><td class=n>\(row.max.map(seconds) ?? "-")</td><td>\(esc(first))</td><td>\(row.laterMedian.map { "median " + seconds($0) } ?? "-")</td></tr>"
+            }
+            h += "</table>\n"
         }
         if !j.outliers.isEmpty {
             h += "<h3>Ranks that differ from the others</h3>\n<ul>\n"
