@@ -12,12 +12,33 @@ public struct TraceIdentity: Hashable, Sendable {
     var a: UInt64 = 0xcbf2_9ce4_8422_2325
     var b: UInt64 = 0x6a09_e667_f3bc_c909
 
+    /// The calls, the audit records and the other events are each hashed in
+    /// their own order: the audit library's records reach the file in batches,
+    /// so where they fall among the calls depends on timing. The objects are
+    /// taken as a set (the order the loader's world was read in may vary).
     public init(_ t: Trace) {
+        var calls = TraceIdentity(lane: 1), audits = TraceIdentity(lane: 2), others = TraceIdentity(lane: 3)
+        for e in t.events {
+            switch e {
+            case .syscall: calls.add(e, t)
+            case .audit: audits.add(e, t)
+            default: others.add(e, t)
+            }
+        }
+        var objects: [UInt64] = []
+        for o in t.objects {
+            var one = TraceIdentity(lane: 4)
+            one.add(o, t)
+            objects.append(one.a ^ one.b.rotated(by: 17))
+        }
         for (k, v) in t.meta where Self.sameForSameContent(k) { add(k); add(v) }
-        add(UInt64(t.events.count))
-        for e in t.events { add(e, t) }
-        add(UInt64(t.objects.count))
-        for o in t.objects { add(o, t) }
+        for part in [calls, audits, others] { add(part.a); add(part.b) }
+        add(UInt64(objects.count))
+        for h in objects.sorted() { add(h) }
+    }
+
+    private init(lane: UInt64) {
+        add(lane)
     }
 
     mutating func add(_ o: ObjectFacts, _ t: Trace) {
@@ -106,4 +127,8 @@ public struct TraceIdentity: Hashable, Sendable {
             add(c.offset)
         }
     }
+}
+
+extension UInt64 {
+    fileprivate func rotated(by n: UInt64) -> UInt64 { (self << n) | (self >> (64 - n)) }
 }
