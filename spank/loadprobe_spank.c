@@ -102,15 +102,26 @@ static int task_program(spank_t sp, const char *name, char *out, size_t cap) {
         if (!getcwd(cwd, sizeof cwd)) return -1;
         return snprintf(out, cap, "%s/%s", cwd, name) < (int)cap ? 0 : -1;
     }
-    char path[8192];
-    if (spank_getenv(sp, "PATH", path, sizeof path) == ESPANK_SUCCESS) {
+    /* The job's PATH, however long (a buffer that grows until it fits, up to 1 MiB). */
+    char *path = NULL;
+    spank_err_t got = ESPANK_NOSPACE;
+    for (size_t size = 8192; got == ESPANK_NOSPACE && size <= (1u << 20); size *= 2) {
+        char *bigger = realloc(path, size);
+        if (!bigger) break;
+        path = bigger;
+        got = spank_getenv(sp, "PATH", path, (int)size);
+    }
+    int found = 0;
+    if (path && got == ESPANK_SUCCESS) {
         char *save = NULL;
-        for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        for (char *dir = strtok_r(path, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
             struct stat st;
             if (snprintf(out, cap, "%s/%s", dir, name) >= (int)cap) continue;
-            if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode)) return 0;
+            if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode)) found = 1;
         }
     }
+    free(path);
+    if (found) return 0;
     return snprintf(out, cap, "%s", name) < (int)cap ? 0 : -1;
 }
 

@@ -60,7 +60,7 @@ enum SpankLaunch {
         unsetenv(programVariable)
         unsetenv(optionsVariable)
         var raw = [programBytes]
-        for i in 1..<Int(CommandLine.argc) {
+        for i in 1..<max(1, Int(CommandLine.argc)) {
             guard let p = CommandLine.unsafeArgv[i] else { break }
             raw.append(Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
         }
@@ -76,6 +76,7 @@ enum SpankLaunch {
             printError("loadprobe: execve(): \(String(cString: program)): \(String(cString: strerror(e)))")
             Glibc.exit(e)
         }
-        return (words + ["--"] + command, raw)
+        // Always a recording: the options cannot name another subcommand.
+        return (["record"] + words + ["--"] + command, raw)
     }
 }

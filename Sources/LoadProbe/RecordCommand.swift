@@ -93,7 +93,15 @@ struct Record: ParsableCommand {
                 return 64
             }
             let place = JobPlace(environment: currentEnvironment())
-            if !selection.recordsFully(place) { how.mode = .auditOnly; how.summaryOnly = true }
+            if !selection.recordsFully(place) {
+                // A summary rank records through the audit library: --no-audit leaves it nothing.
+                if how.mode == .ptraceOnly {
+                    printError("loadprobe: --full-ranks records the other ranks through the audit library alone, which --no-audit turns off; use one or the other (see 'loadprobe --help')")
+                    return 64
+                }
+                how.mode = .auditOnly
+                how.summaryOnly = true
+            }
         }
         guard how.mode != .auditOnly else { return recordHere(how, statusPipe: -1) }
         var fds: [Int32] = [-1, -1]
@@ -199,7 +207,12 @@ struct Record: ParsableCommand {
     static func largeJobWarning(_ how: RecordInvocation, traceFile: String, environment: [String: String]) -> String? {
         let place = JobPlace(environment: environment)
         guard place.rank == 0, let ranks = place.size, ranks >= largeJob, !how.summaryOnly,
-              (try? RankSelection(how.fullRanks ?? "all"))?.isAll == true else { return nil }
+              let selection = try? RankSelection(how.fullRanks ?? "all") else { return nil }
+        // Every rank in full, however the spec says it (all, every:1, 0-99999, …).
+        let everyRank = selection.isAll || (0..<min(ranks, 1 << 20)).allSatisfy {
+            selection.recordsFully(JobPlace(rank: $0, localRank: nil, size: ranks))
+        }
+        guard everyRank else { return nil }
         var st = stat()
         guard stat(traceFile, &st) == 0, st.st_size >= 1 << 20 else { return nil }
         func size(_ bytes: Double) -> String {
@@ -212,7 +225,7 @@ struct Record: ParsableCommand {
     /// pid: every rank writes the same file, and only the last one's is left.
     static func sharedOutputWarning(_ how: RecordInvocation, environment: [String: String]) -> String? {
         let place = JobPlace(environment: environment)
-        guard place.rank == 0, (place.size ?? 2) > 1, !how.output.contains("%r"), !how.output.contains("%p") else { return nil }
+        guard place.rank == 0, (place.size ?? 2) > 1, !OutputPattern.names(how.output, "r"), !OutputPattern.names(how.output, "p") else { return nil }
         return "-o '\(how.output)' has no %r (rank) or %p (pid): every rank of the job writes the same file and only the last one's is left (use -o 'lp-%j/%r.lpt')"
     }
 

@@ -209,6 +209,10 @@ struct ReportCommand: ParsableCommand {
                     builder.addUnreadable(file: file, reason: why)
                 }
             }
+            for (dir, why) in TraceFiles.unreadableDirectories {
+                printError("loadprobe: \(dir): left out of the job: \(why)")
+                builder.addUnreadable(file: dir, reason: why)
+            }
             if builder.rankCount == 0 {
                 printError("loadprobe: no trace could be read")
                 throw ExitCode(1)
@@ -285,9 +289,12 @@ enum TraceFiles {
     /// The *.lpt files in a directory and its subdirectories (`-o lp-%j/%h/%r.lpt`
     /// makes one per host), sorted, `depth` levels down at most; a symlinked
     /// directory is not entered.
-    static func tracesBelow(_ dir: String, depth: Int) throws -> [String] {
+    static func tracesBelow(_ dir: String, depth: Int, top: Bool = true) throws -> [String] {
         guard let entries = Sys.listDirectory(dir) else {
-            printError("loadprobe: \(dir): cannot read the directory: \(Sys.describe(errno))")
+            let why = "cannot read the directory: \(Sys.describe(errno))"
+            // A subdirectory that cannot be read is left out of the job and named, as a trace would be.
+            if !top { unreadableDirectories.append((dir, why)); return [] }
+            printError("loadprobe: \(dir): \(why)")
             throw ExitCode(1)
         }
         var files: [String] = []
@@ -296,13 +303,16 @@ enum TraceFiles {
             var st = stat()
             guard lstat(path, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
-                if depth > 0 { files += try tracesBelow(path, depth: depth - 1) }
+                if depth > 0 { files += try tracesBelow(path, depth: depth - 1, top: false) }
             } else if name.hasSuffix(".lpt") {
                 files.append(path)
             }
         }
         return files
     }
+
+    /// Subdirectories `tracesBelow` could not read, and why.
+    nonisolated(unsafe) static var unreadableDirectories: [(String, String)] = []
 
     /// A trace read for a report: analysed, or a summary trace's rank.
     enum Loaded: Sendable {
@@ -322,9 +332,8 @@ enum TraceFiles {
         private var first: [TraceIdentity: (index: Int, retained: Bool)] = [:]
         private var retainedCount = 0
         private let retained: Int
-        private var mutex = pthread_mutex_t()
-        init(retained: Int) { self.retained = retained; pthread_mutex_init(&mutex, nil) }
-        deinit { pthread_mutex_destroy(&mutex) }
+        private let mutex = Lock()
+        init(retained: Int) { self.retained = retained }
 
         /// Trace `index` has content `id`: `repeatOf` when a retained trace of
         /// a smaller index has it (handed over before this one), else whether
@@ -332,8 +341,8 @@ enum TraceFiles {
         /// there is room). Workers may claim out of order; a smaller index
         /// claiming after a larger one is analysed, not retained.
         func claim(_ id: TraceIdentity, index: Int) -> (repeatOf: Bool, retain: Bool) {
-            pthread_mutex_lock(&mutex)
-            defer { pthread_mutex_unlock(&mutex) }
+            mutex.lock()
+            defer { mutex.unlock() }
             if let f = first[id] { return (f.retained && f.index < index, false) }
             let keep = retainedCount < retained
             if keep { retainedCount += 1 }
@@ -477,52 +486,67 @@ final class OrderedPipeline<T>: @unchecked Sendable {
     private var slots: [Int: T] = [:]
     private var next = 0, consumed = 0, stopped = false
     private let count: Int, window: Int
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
+    private let mutex = Lock()
 
     init(count: Int, window: Int) {
         self.count = count
         self.window = max(1, window)
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
-    }
-    deinit {
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&mutex)
     }
 
     /// The next index to make; nil when all are taken or the consumer stopped.
     func take() -> Int? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while !stopped && next < count && next >= consumed + window { pthread_cond_wait(&changed, &mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
+        while !stopped && next < count && next >= consumed + window { mutex.wait() }
         guard !stopped && next < count else { return nil }
         next += 1
         return next - 1
     }
 
     func put(_ k: Int, _ value: T) {
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         slots[k] = value
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        mutex.broadcast()
+        mutex.unlock()
     }
 
     /// Waits for item k (k = 0, 1, … in order) and hands it over.
     func get(_ k: Int) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        while slots[k] == nil { pthread_cond_wait(&changed, &mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
+        while slots[k] == nil { mutex.wait() }
         consumed = k + 1
-        pthread_cond_broadcast(&changed)
+        mutex.broadcast()
         return slots.removeValue(forKey: k)!
     }
 
     /// No more items are wanted (the consumer is done or failed): workers end after their current one.
     func stop() {
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         stopped = true
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        mutex.broadcast()
+        mutex.unlock()
     }
+}
+
+/// A mutex and its condition, in memory of their own: pthread keeps their
+/// addresses while a thread waits, which Swift's `&property` does not promise.
+final class Lock: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    init() {
+        pthread_mutex_init(m, nil)
+        pthread_cond_init(c, nil)
+    }
+    deinit {
+        pthread_cond_destroy(c)
+        pthread_mutex_destroy(m)
+        c.deallocate()
+        m.deallocate()
+    }
+    func lock() { pthread_mutex_lock(m) }
+    func unlock() { pthread_mutex_unlock(m) }
+    /// Waits for a broadcast (the mutex held).
+    func wait() { pthread_cond_wait(c, m) }
+    func broadcast() { pthread_cond_broadcast(c) }
 }

@@ -25,6 +25,16 @@ public enum OutputPattern {
         return out
     }
 
+    /// True when the pattern uses the item `%<key>` (not an escaped `%%<key>`).
+    public static func names(_ pattern: String, _ key: Character) -> Bool {
+        var it = pattern.makeIterator()
+        while let c = it.next() {
+            guard c == "%", let k = it.next() else { continue }
+            if k == key { return true }
+        }
+        return false
+    }
+
     public static func shortHostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)

@@ -157,6 +157,29 @@ func unblocked(_ argv: [String]) -> [String] {
     ["/usr/bin/python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"] + argv
 }
 
+/// The job options' edges (a reviewer's findings): what a rank may not be asked.
+@Suite("job options")
+struct JobOptionTests {
+    @Test("--full-ranks with --no-audit is refused: a summary rank records through the audit library")
+    func fullRanksWithoutAudit() throws {
+        let r = try run([loadprobe, "--full-ranks", "0", "--no-audit", "-o", NSTemporaryDirectory() + "x.lpt", "--", "/bin/true"],
+                        env: ["PATH": "/usr/bin:/bin", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"])
+        #expect(r.status == 64 && r.stderrText.contains("--no-audit"), "\(r.status) \(r.stderrText)")
+    }
+
+    @Test("options given through the SPANK plugin's variables cannot choose another subcommand or the command")
+    func spankOptionsStayRecordOptions() throws {
+        let dir = try scratch("spank-options")
+        var env = ["PATH": "/usr/bin:/bin", "LOADPROBE_SPANK_PROGRAM": "/bin/echo", "LOADPROBE_SPANK_OPTIONS": "report"]
+        let asReport = try run([loadprobe, "hello"], env: env, cwd: dir)
+        #expect(asReport.status != 0 && !asReport.stdoutText.contains("hello"), "'report' as an option: \(asReport.stdoutText) \(asReport.stderrText)")
+        env["LOADPROBE_SPANK_OPTIONS"] = "-q -o \(dir)/t.lpt"
+        let fine = try run([loadprobe, "hello"], env: env, cwd: dir)
+        #expect(fine.status == 0 && fine.stdoutText == "hello\n", "\(fine.stdoutText) \(fine.stderrText)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/t.lpt"))
+    }
+}
+
 @Suite("terminal")
 struct TerminalTests {
     @Test("Ctrl-C on a terminal stops the program as it would untraced: killed by SIGINT, and a complete trace")

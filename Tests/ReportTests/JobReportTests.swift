@@ -92,4 +92,26 @@ struct JobReportTests {
         let text = try run([loadprobe, "report", dir]).stdoutText
         #expect(text.contains("1 trace left out, unreadable") && text.contains("claimed by more than one trace") && text.contains("has no job id"), "\(text.prefix(1500))")
     }
+
+    @Test("ranks recorded without the audit library neither reached nor missed main; a 2/2 split names no side as the odd one")
+    func noAuditAndTies() throws {
+        let f = try RPathFixture.get()
+        let dir = try scratch("noaudit")
+        for n in 0..<2 {
+            let r = try run([loadprobe, "-q", "--no-audit", "-o", dir + "/a/\(n).lpt", "--", f.app],
+                            env: ["PATH": "/usr/bin:/bin", "SLURM_PROCID": String(n), "SLURM_JOB_ID": "9"], cwd: "/")
+            #expect(r.status == 0)
+        }
+        let a = try #require(try json(try run([loadprobe, "report", "--format", "json", dir + "/a"]))["job"] as? [String: Any])
+        #expect(a["failed"] as? Int == 0 && (a["outliers"] as? [Any])?.isEmpty == true, "\(a)")
+        #expect(try run([loadprobe, "report", dir + "/a"]).stdoutText.contains("exec → main not recorded"))
+        // Two ranks, two environments: neither is "most ranks".
+        for (n, llp) in [(0, "/x"), (1, "/y"), (2, "/x"), (3, "/y")] {
+            let r = try run([loadprobe, "-q", "--full-ranks", "none", "-o", dir + "/b/\(n).lpt", "--", f.app],
+                            env: ["PATH": "/usr/bin:/bin", "SLURM_PROCID": String(n), "SLURM_JOB_ID": "9", "LD_LIBRARY_PATH": llp], cwd: "/")
+            #expect(r.status == 0)
+        }
+        let b = try #require(try json(try run([loadprobe, "report", "--format", "json", dir + "/b"]))["job"] as? [String: Any])
+        #expect((b["outliers"] as? [[String: Any]] ?? []).allSatisfy { !(($0["reason"] as? String) ?? "").contains("another environment") }, "\(b)")
+    }
 }

@@ -142,14 +142,20 @@ public struct JobReport: Sendable {
             guard let s = r.startSeconds, let d = r.seconds, s.isFinite, d.isFinite else { return nil }
             return (s, max(d, 1e-3))
         }
-        guard !timed.isEmpty, operations > 0, let origin = timed.map(\.start).min() else { return nil }
-        let share = operations / Double(ranks.count)
+        // Ranks within half a day of the median start (a stale trace in the
+        // directory, or a crafted start time, does not stretch the time line).
+        let starts = timed.map(\.start).sorted()
+        guard !starts.isEmpty, operations > 0 else { return nil }
+        let median = starts[starts.count / 2]
+        let placed = timed.filter { abs($0.start - median) <= 43_200 && $0.length <= 86_400 }
+        guard let origin = placed.map(\.start).min() else { return nil }
+        // The job's operations over the ranks placed on the time line.
+        let share = operations / Double(placed.count)
         let step = 0.1
-        // At most a day of start-ups, in tenths (a crafted start time cannot ask for more).
-        let end = timed.map { $0.start - origin + $0.length }.max()!
-        guard end.isFinite, end < 86_400 else { return nil }
+        let end = placed.map { $0.start - origin + $0.length }.max()!
+        guard end.isFinite, end < 2 * 86_400 else { return nil }
         var bins = [Double](repeating: 0, count: Int(end / step) + 2)
-        for r in timed {
+        for r in placed {
             let from = (r.start - origin) / step, to = (r.start - origin + r.length) / step
             var i = Int(from)
             while Double(i) < to && i < bins.count {
@@ -193,20 +199,26 @@ public struct JobReport: Sendable {
         for r in list { if let s = r.seconds { slow.append(Slow(rank: r.rank, host: r.host, seconds: s, full: r.full, file: r.file)) } }
         slow.sort { a, b in a.seconds != b.seconds ? a.seconds > b.seconds : (a.rank ?? Int.max) < (b.rank ?? Int.max) }
         slowest = Array(slow.prefix(max(1, top)))
-        failed = list.filter { !$0.summary.reachedMain }.count
+        failed = list.filter { !$0.summary.reachedMain && $0.summary.mainObservable }.count
         byHost = Self.hosts(list)
         outliers = Self.outliers(list)
     }
 
-    static func majority<T: Hashable>(_ values: [T]) -> T? {
-        var counts: [T: Int] = [:]
-        var order: [T] = []
-        for v in values {
-            if counts[v] == nil { order.append(v) }
-            counts[v, default: 0] += 1
-        }
-        // Ties go to the value seen first (the lowest rank's).
-        return order.max { counts[$0]! != counts[$1]! ? counts[$0]! < counts[$1]! : order.firstIndex(of: $0)! > order.firstIndex(of: $1)! }
+    /// The most common value; ties go to the value seen first (the lowest rank's).
+    static func majority<T: Hashable>(_ values: [T]) -> T? { mostCommon(values)?.value }
+
+    /// The value more than half the values have, if one does: what "most
+    /// ranks" did (a 2/2 split has none, and no side is called the odd one).
+    static func strictMajority<T: Hashable>(_ values: [T]) -> T? {
+        guard let m = mostCommon(values), m.count * 2 > values.count else { return nil }
+        return m.value
+    }
+
+    static func mostCommon<T: Hashable>(_ values: [T]) -> (value: T, count: Int)? {
+        var counts: [T: (count: Int, first: Int)] = [:]
+        for (i, v) in values.enumerated() { counts[v, default: (0, i)].count += 1 }
+        return counts.max { a, b in a.value.count != b.value.count ? a.value.count < b.value.count : a.value.first > b.value.first }
+            .map { ($0.key, $0.value.count) }
     }
 
     static func histogram(_ values: [Double], bins n: Int) -> [Bin] {
@@ -242,17 +254,19 @@ public struct JobReport: Sendable {
     /// Ranks that did something the majority did not, each with its reasons.
     static func outliers(_ list: [JobRank]) -> [Outlier] {
         guard list.count > 1 else { return [] }
-        let program = majority(list.map(\.program))
-        let exit = majority(list.map(\.summary.exit))
-        let envDigest = majority(list.map(\.summary.environmentDigest))
+        let program = strictMajority(list.map(\.program))
+        let exit = strictMajority(list.map(\.summary.exit))
+        let envDigest = strictMajority(list.map(\.summary.environmentDigest))
         let reference = list.first { $0.summary.environmentDigest == envDigest }
         let reached = list.filter(\.summary.reachedMain)
-        let libsDigest = majority(reached.map(\.summary.librariesDigest))
+        let libsDigest = strictMajority(reached.map(\.summary.librariesDigest))
         let libsReference = reached.first { $0.summary.librariesDigest == libsDigest }
-        let searchDigest = majority(list.map(\.summary.searchDigest))
-        let commonMissing = majority(list.map { $0.summary.missing.joined(separator: "\u{0}") }) ?? ""
+        let searchDigest = strictMajority(list.map(\.summary.searchDigest))
+        let commonMissing = strictMajority(list.map { $0.summary.missing.joined(separator: "\u{0}") }) ?? ""
         let missingUsual = Set(commonMissing.split(separator: "\u{0}").map(String.init))
-        let mainUsual = reached.count * 2 > list.count
+        // Ranks recorded without the audit library (--no-audit) cannot show main: neither failed nor reached.
+        let observable = list.filter(\.summary.mainObservable)
+        let mainUsual = reached.count * 2 > observable.count
         let failedMedian = Stats(list.map { Double($0.summary.failedCandidates) })?.median ?? 0
         var out: [Outlier] = []
         for r in list {
@@ -263,7 +277,7 @@ public struct JobReport: Sendable {
             if r.summary.reachedMain, r.summary.exit.hasPrefix("signal"), r.summary.exit != exit {
                 reasons.append("ended by \(r.summary.exit)")
             }
-            if !r.summary.reachedMain && mainUsual {
+            if !r.summary.reachedMain && r.summary.mainObservable && mainUsual {
                 let missing = r.summary.missing.filter { !missingUsual.contains($0) }
                 reasons.append("did not reach main (\(r.summary.exit.isEmpty ? "end not recorded" : r.summary.exit))"
                                + (missing.isEmpty ? "" : ": \(missing.prefix(3).joined(separator: ", ")) not found"))
@@ -271,7 +285,7 @@ public struct JobReport: Sendable {
                 let missing = r.summary.missing.filter { !missingUsual.contains($0) }
                 if !missing.isEmpty { reasons.append("did not find \(missing.prefix(3).joined(separator: ", "))" + (missing.count > 3 ? " and \(missing.count - 3) more" : "")) }
             }
-            if r.summary.environmentDigest != envDigest, let reference {
+            if let envDigest, r.summary.environmentDigest != envDigest, let reference {
                 reasons.append("another environment: " + environmentDifference(r.environment, reference.environment))
             }
             if r.summary.reachedMain, r.program == program, let libsDigest, r.summary.librariesDigest != libsDigest, let libsReference {
@@ -281,7 +295,7 @@ public struct JobReport: Sendable {
             if failed > failedMedian * 1.5 + 20 {
                 reasons.append("\(r.summary.failedCandidates) failed lookups (median of the job \(Int(failedMedian)))")
             }
-            if reasons.isEmpty, r.program == program, r.summary.searchDigest != searchDigest {
+            if reasons.isEmpty, r.program == program, let searchDigest, r.summary.searchDigest != searchDigest {
                 reasons.append("searched in another order or other directories (same libraries)")
             }
             if !reasons.isEmpty { out.append(Outlier(rank: r.rank, host: r.host, file: r.file, reason: reasons.joined(separator: "; "))) }

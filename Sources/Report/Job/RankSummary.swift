@@ -36,6 +36,9 @@ public struct RankSummary: Sendable, Equatable {
     public var environmentDigest: String
 
     public var reachedMain: Bool { execToMainNs != nil }
+    /// The trace could show main (it has the audit library's records): a
+    /// rank recorded without them (--no-audit) neither reached nor missed it.
+    public var mainObservable = true
 
     /// A rank from its analysis (the same as from its trace and summary).
     public init(analysis a: TraceAnalysis) {
@@ -58,8 +61,10 @@ public struct RankSummary: Sendable, Equatable {
         var index: [Int32: Int] = [:]
         var lastPid: Int32 = 0, last = -1
         var originCounts = [Int](repeating: 0, count: LookupOrigin.allCases.count + 1)
+        var audited = false
         for e in t.events {
             guard case .audit(let a) = e else { continue }
+            audited = true
             if last < 0 || a.pid != lastPid {
                 if let i = index[a.pid] { last = i } else {
                     last = procs.count
@@ -116,6 +121,7 @@ public struct RankSummary: Sendable, Equatable {
         var env = FNV1a()
         for e in t.metaAll(.env).sorted() { env.add(e) }
         environmentDigest = env.hex
+        mainObservable = audited || execToMainNs != nil
     }
 
     // Paths as the trace's string ids (one path, one PathRef): no string is made per candidate.

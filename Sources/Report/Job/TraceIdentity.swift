@@ -18,11 +18,22 @@ public struct TraceIdentity: Hashable, Sendable {
     /// taken as a set (the order the loader's world was read in may vary).
     public init(_ t: Trace) {
         var calls = TraceIdentity(lane: 1), audits = TraceIdentity(lane: 2), others = TraceIdentity(lane: 3)
+        // Each process by its order of appearance, not its pid: which process
+        // made a call or a search is part of the content.
+        var ordinal: [Int32: UInt64] = [:]
+        func number(_ pid: Int32) -> UInt64 {
+            if let n = ordinal[pid] { return n }
+            let n = UInt64(ordinal.count)
+            ordinal[pid] = n
+            return n
+        }
         for e in t.events {
+            let process = number(e.pid)
             switch e {
-            case .syscall: calls.add(e, t)
-            case .audit: audits.add(e, t)
-            default: others.add(e, t)
+            case .syscall: calls.add(process); calls.add(e, t)
+            case .audit: audits.add(process); audits.add(e, t)
+            case .process(let p): others.add(process); others.add(number(p.parent)); others.add(e, t)
+            default: others.add(process); others.add(e, t)
             }
         }
         var objects: [UInt64] = []
@@ -82,6 +93,8 @@ public struct TraceIdentity: Hashable, Sendable {
     }
 
     mutating func add(_ p: PathRef, _ t: Trace) {
+        // A name without a directory is not the same as one under "/".
+        if p.dir == 0 { add(UInt64.max - 1) }
         add(t.string(p.dir))
         add(Self.withoutInode(t.string(p.base)))
     }

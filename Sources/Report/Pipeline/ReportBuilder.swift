@@ -156,6 +156,8 @@ public struct ReportBuilder {
         summaries.append(own)
         var rank = rep.rank
         rank.execToMainNs = RankSummary.execToMain(own)
+        let root = own.processes.first
+        rank.exit = root?.signal.map { "signal \($0)" } ?? root?.exitStatus.map { "status \($0)" } ?? ""
         jobRanks.append(JobRank(trace: trace, file: file, summary: rank, full: true))
         waste.add(rep.analysis)
         let host = trace.meta(.host)

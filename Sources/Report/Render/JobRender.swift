@@ -13,6 +13,8 @@ enum JobRender {
             if let w = j.waitedForSlowest, s.count > 1 {
                 out.append("  the job waited \(seconds(w)) for its slowest rank past the median one (MPI_Init waits for every rank)")
             }
+        } else if j.perRank.allSatisfy({ !$0.summary.mainObservable }) {
+            out.append("  exec → main not recorded (the ranks were recorded without the audit library: --no-audit)")
         } else {
             out.append("  no rank reached main")
         }
