@@ -3,7 +3,7 @@ import TraceFormat
 /// What a trace shows, without what differs between the ranks of one program
 /// that did the same: times, pids and thread ids. Two traces with one identity
 /// have the same calls and searches (paths compared as text) with the same
-/// results in the same order, the same processes, objects, mount table and
+/// results in the same order, the same processes, objects, remote mounts and
 /// loader rules, so the report analyses the first and counts the others
 /// (`ReportBuilder.addRepeat`). loadprobe's own calls (into its scratch
 /// directory, whose name differs per run) are left out. 128 bits from two
@@ -43,6 +43,18 @@ public struct TraceIdentity: Hashable, Sendable {
             objects.append(one.a ^ one.b.rotated(by: 17))
         }
         for (k, v) in t.meta where Self.sameForSameContent(k) { add(k); add(v) }
+        // Of the mount table, what the report's model uses: the remote mounts, and
+        // the local ones inside them, under which the trace has a path (mount
+        // ids differ from node to node, and a mount the run never touched
+        // changes nothing in its report).
+        let table = MountTable(mountinfo: t.meta(.mountinfo) ?? "")
+        let remote = table.remoteMounts
+        let touched = t.strings.filter { $0.hasPrefix("/") }
+        let used = table.mounts.filter { m in
+            (MountTable.isRemote(type: m.fsType) || remote.contains { MountTable.isUnder(m.mountPoint, $0.mountPoint) })
+                && touched.contains { MountTable.isUnder($0, m.mountPoint) }
+        }
+        for m in used.map({ $0.mountPoint + "\u{0}" + $0.fsType }).sorted() { add(m) }
         for part in [calls, audits, others] { add(part.a); add(part.b) }
         add(UInt64(objects.count))
         for h in objects.sorted() { add(h) }
@@ -67,7 +79,7 @@ public struct TraceIdentity: Hashable, Sendable {
 
     /// Metadata that says what the run did and where (not which rank, pid, host or when).
     static func sameForSameContent(_ key: String) -> Bool {
-        key == MetaKey.mode.rawValue || key == MetaKey.mountinfo.rawValue || key == MetaKey.program.rawValue
+        key == MetaKey.mode.rawValue || key == MetaKey.program.rawValue
             || key == MetaKey.libc.rawValue || key == MetaKey.machine.rawValue || key == MetaKey.env.rawValue
             || key.hasPrefix("loader.")
     }
