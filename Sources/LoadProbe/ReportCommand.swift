@@ -171,7 +171,7 @@ struct ReportCommand: ParsableCommand {
         var options = try model.reportOptions()
         options.top = top
         options.perRank = perRank
-        let (files, isJob) = try TraceFiles.expand(traces)
+        let (files, isJob, unreadableDirectories) = try TraceFiles.expand(traces)
         if calls, let name = scenario {
             guard let s = Scenario(rawValue: name) else {
                 throw ValidationError("unknown scenario '\(name)' (\(Scenario.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -209,7 +209,7 @@ struct ReportCommand: ParsableCommand {
                     builder.addUnreadable(file: file, reason: why)
                 }
             }
-            for (dir, why) in TraceFiles.unreadableDirectories {
+            for (dir, why) in unreadableDirectories {
                 printError("loadprobe: \(dir): left out of the job: \(why)")
                 builder.addUnreadable(file: dir, reason: why)
             }
@@ -265,15 +265,17 @@ struct ReportCommand: ParsableCommand {
 }
 
 enum TraceFiles {
-    /// Files as given; a directory stands for its *.lpt files (a job).
-    static func expand(_ args: [String]) throws -> ([String], Bool) {
+    /// Files as given; a directory stands for its *.lpt files and its
+    /// subdirectories' (a job). `unreadable`: subdirectories that could not be read, and why.
+    static func expand(_ args: [String]) throws -> (files: [String], isJob: Bool, unreadable: [(String, String)]) {
         var files: [String] = []
+        var unreadable: [(String, String)] = []
         var job = false
         for a in args {
             var st = stat()
             if stat(a, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
                 job = true
-                let found = try tracesBelow(a.hasSuffix("/") ? String(a.dropLast()) : a, depth: 3)
+                let found = try tracesBelow(a.hasSuffix("/") ? String(a.dropLast()) : a, depth: 3, unreadable: &unreadable)
                 if found.isEmpty {
                     printError("loadprobe: \(a): no trace files (*.lpt) in the directory or its subdirectories")
                     throw ExitCode(1)
@@ -283,17 +285,17 @@ enum TraceFiles {
                 files.append(a)
             }
         }
-        return (files, job)
+        return (files, job, unreadable)
     }
 
     /// The *.lpt files in a directory and its subdirectories (`-o lp-%j/%h/%r.lpt`
     /// makes one per host), sorted, `depth` levels down at most; a symlinked
     /// directory is not entered.
-    static func tracesBelow(_ dir: String, depth: Int, top: Bool = true) throws -> [String] {
+    static func tracesBelow(_ dir: String, depth: Int, top: Bool = true, unreadable: inout [(String, String)]) throws -> [String] {
         guard let entries = Sys.listDirectory(dir) else {
             let why = "cannot read the directory: \(Sys.describe(errno))"
             // A subdirectory that cannot be read is left out of the job and named, as a trace would be.
-            if !top { unreadableDirectories.append((dir, why)); return [] }
+            if !top { unreadable.append((dir, why)); return [] }
             printError("loadprobe: \(dir): \(why)")
             throw ExitCode(1)
         }
@@ -303,16 +305,13 @@ enum TraceFiles {
             var st = stat()
             guard lstat(path, &st) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
-                if depth > 0 { files += try tracesBelow(path, depth: depth - 1, top: false) }
+                if depth > 0 { files += try tracesBelow(path, depth: depth - 1, top: false, unreadable: &unreadable) }
             } else if name.hasSuffix(".lpt") {
                 files.append(path)
             }
         }
         return files
     }
-
-    /// Subdirectories `tracesBelow` could not read, and why.
-    nonisolated(unsafe) static var unreadableDirectories: [(String, String)] = []
 
     /// A trace read for a report: analysed, or a summary trace's rank.
     enum Loaded: Sendable {

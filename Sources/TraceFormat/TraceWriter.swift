@@ -180,11 +180,28 @@ public final class TraceWriter {
     }
 
     public func note(pid: Int32, _ text: String) throws {
-        let t = intern(text)
+        try write(NoteEvent(pid: pid, text: intern(text)))
+    }
+
+    /// A note whose text is already interned in this writer.
+    public func write(_ e: NoteEvent) throws {
         buffer.append(TraceWire.Kind.note.rawValue)
-        putVar(UInt64(UInt32(bitPattern: pid)))
-        putVar(UInt64(t))
+        putVar(UInt64(UInt32(bitPattern: e.pid)))
+        putVar(UInt64(e.text))
         try record()
+    }
+
+    /// Any event whose string ids are this writer's.
+    public func write(_ e: TraceEvent) throws {
+        switch e {
+        case .syscall(let x): try write(x)
+        case .audit(let x): try write(x)
+        case .process(let x): try write(x)
+        case .exec(let x): try write(x)
+        case .exit(let x): try write(x)
+        case .note(let x): try write(x)
+        case .caller(let x): try write(x)
+        }
     }
 
     public func write(_ e: CallerEvent) throws {

@@ -32,6 +32,8 @@ struct JobTests {
 
     static var slurmConf: String? { ProcessInfo.processInfo.environment["LOADPROBE_TEST_SLURM_CONF"] }
     static var hasCluster: Bool { Needs.ci || slurmConf != nil }
+    /// Skipped (and said) without the test cluster; never on CI, where it fails instead.
+    static let needsCluster = ConditionTrait.enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one")
 
     /// The environment for srun/sbatch: this one, pointed at the test cluster.
     func slurmEnv() throws -> [String: String] {
@@ -88,7 +90,7 @@ struct JobTests {
     }
 
     @Test("srun -n 4 loadprobe -o 'lp-%j/%r.lpt': four complete traces, each with its rank, the job id and the host",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func srunLoadprobe() throws {
         let p = try Self.programs.get()
         let dir = try scratch("srun")
@@ -104,7 +106,7 @@ struct JobTests {
     }
 
     @Test("srun --mpi=pmix -n 4 loadprobe -- an MPI program: MPI_Init completes in every rank, four traces",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func srunMPI() throws {
         let p = try Self.programs.get()
         let dir = try scratch("srun-mpi")
@@ -117,7 +119,7 @@ struct JobTests {
     }
 
     @Test("srun --loadprobe (the SPANK plugin): each task recorded, its argv and environment as untraced",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func spankPlugin() throws {
         let p = try Self.programs.get()
         let dir = try scratch("spank")
@@ -153,7 +155,7 @@ struct JobTests {
     }
 
     @Test("srun --loadprobe runs the program slurmstepd would: ./prog and a bare name found in the working directory, argv[0] as slurmstepd builds it; a missing program's status; no command in the options",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func spankProgramLikeSlurm() throws {
         let p = try Self.programs.get()
         let dir = try scratch("spank-paths")
@@ -183,7 +185,7 @@ struct JobTests {
     }
 
     @Test("--full-ranks 0 under srun: rank 0 in full, the others as summary traces; a rank with another LD_LIBRARY_PATH and a rank whose library is missing are outliers with the reason",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func summaryRanksAndOutliers() throws {
         let p = try Self.programs.get()
         let dir = try scratch("outliers")
@@ -219,7 +221,7 @@ struct JobTests {
     }
 
     @Test("sbatch --loadprobe: the job's srun steps are recorded, the batch script is not",
-          .enabled(if: hasCluster, "no Slurm cluster: run scripts/test, which starts one"))
+          needsCluster)
     func sbatchPlugin() throws {
         let p = try Self.programs.get()
         let dir = try scratch("sbatch")

@@ -60,6 +60,16 @@ struct RenderTests {
         #expect(names.contains { $0.hasPrefix("openat ") })
     }
 
+    /// The page as headless Chromium lays it out, and the `data-charts-rendered`
+    /// attribute its inline script sets (the charts with a non-empty bounding box and bars).
+    func chromium(_ html: String, profile: String) throws -> (dom: String, rendered: String?) {
+        let r = try run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--user-data-dir=" + profile, "--virtual-time-budget=5000", "--dump-dom", "file://" + html])
+        #expect(r.status == 0, "chromium: \(r.stderrText.suffix(400))")
+        let dom = r.stdoutText
+        return (dom, dom.range(of: #"data-charts-rendered="(\d+)""#, options: .regularExpression).map { String(dom[$0]) })
+    }
+
     @Test("html: one self-contained file; headless Chromium renders its charts",
           .enabled(if: Needs.command("chromium"), "Debian's chromium package is not installed (scripts/setup installs it)"),
           .timeLimit(.minutes(3)))
@@ -73,12 +83,7 @@ struct RenderTests {
         for external in ["src=\"http", "href=\"http", "src=\"//", "@import", "url("] {
             #expect(!text.contains(external), "nothing loaded from elsewhere: \(external)")
         }
-        let r = try run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                         "--user-data-dir=" + dir + "/profile", "--virtual-time-budget=5000", "--dump-dom", "file://" + html])
-        #expect(r.status == 0, "chromium: \(r.stderrText.suffix(400))")
-        let dom = r.stdoutText
-        // The inline script counts the laid-out charts (SVG with a non-empty bounding box and bars).
-        let rendered = dom.range(of: #"data-charts-rendered="(\d+)""#, options: .regularExpression).map { String(dom[$0]) }
+        let (dom, rendered) = try chromium(html, profile: dir + "/profile")
         let count = rendered.flatMap { Int($0.filter(\.isNumber)) } ?? 0
         #expect(count >= 3, "charts rendered: \(rendered ?? "none")")
         #expect(dom.contains("chart-directories") && dom.contains("chart-scenarios"))
@@ -95,13 +100,9 @@ struct RenderTests {
         for name in ["app", "shrinkwrap", "view"] { try FileManager.default.copyItem(atPath: f.trace(name), toPath: dir + "/job/\(name).lpt") }
         let html = dir + "/report.html"
         _ = try must([loadprobe, "report", "--format", "html", "-o", html, dir + "/job", "--remote", f.dir])
-        let r = try run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                         "--user-data-dir=" + dir + "/profile", "--virtual-time-budget=5000", "--dump-dom", "file://" + html])
-        #expect(r.status == 0, "chromium: \(r.stderrText.suffix(400))")
-        let dom = r.stdoutText
+        let (dom, rendered) = try chromium(html, profile: dir + "/profile")
         #expect(dom.contains("<h2>The job</h2>") && dom.contains("3 ranks on 1 node"), "\(dom.prefix(1500))")
         #expect(dom.contains("job-histogram") && dom.contains("job-hosts"))
-        let rendered = dom.range(of: #"data-charts-rendered="(\d+)""#, options: .regularExpression).map { String(dom[$0]) }
         let count = rendered.flatMap { Int($0.filter(\.isNumber)) } ?? 0
         #expect(count >= 5, "the job's two charts and the report's: \(rendered ?? "none")")
     }

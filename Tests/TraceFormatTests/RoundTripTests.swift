@@ -29,17 +29,7 @@ func sampleTrace(chunkBytes: Int = 1 << 20, finish: Bool = true, withCaller: Boo
     events.append(.note(NoteEvent(pid: 100, text: w.intern("audit was not possible"))))
     if withCaller { events.append(.caller(CallerEvent(pid: 100, tid: 101, object: w.internPath("/opt/app/libplugin.so"), offset: 0x1234,
                                       depth: 3, timeNs: 5_500))) }
-    for e in events {
-        switch e {
-        case .process(let x): try w.write(x)
-        case .syscall(let x): try w.write(x)
-        case .audit(let x): try w.write(x)
-        case .exec(let x): try w.write(x)
-        case .exit(let x): try w.write(x)
-        case .note(let x): try w.note(pid: x.pid, "audit was not possible")
-        case .caller(let x): try w.write(x)
-        }
-    }
+    for e in events { try w.write(e) }
     if finish { try w.finish(endNs: 6_000) } else { try w.flush(); w.close() }
     let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     unlink(path)

@@ -58,17 +58,7 @@ func write(_ t: Trace, rank: Int, to path: String) throws {
         default: try w.meta(k, v)
         }
     }
-    for e in t.events {
-        switch e {
-        case .syscall(let x): try w.write(x)
-        case .audit(let x): try w.write(x)
-        case .process(let x): try w.write(x)
-        case .exec(let x): try w.write(x)
-        case .exit(let x): try w.write(x)
-        case .note(let x): try w.note(pid: x.pid, t.string(x.text))
-        case .caller(let x): try w.write(x)
-        }
-    }
+    for e in t.events { try w.write(e) }
     for o in t.objects { try w.write(o) }
     try w.finish(endNs: t.endNs ?? 0)
     if let f = w.failure { throw f }

@@ -35,8 +35,6 @@ public struct JobRank: Sendable {
         self.summary = summary
     }
 
-    /// "rank 3", or the file when the trace has no rank.
-    public var name: String { rank.map { "rank \($0)" } ?? file }
     public var seconds: Double? { summary.execToMainNs.map { Double($0) / 1e9 } }
 }
 
@@ -109,7 +107,14 @@ public struct JobReport: Sendable {
     /// there are any (untraced timing), else every rank.
     public var startup: Stats?
     /// Which ranks `startup` covers: "summary ranks" or "all ranks (traced)".
-    public var startupOf: String
+    public var startupOf: String { startupFromSummaries ? "summary ranks" : "all ranks (traced)" }
+    /// `startup` is over the summary ranks (untraced timing), not over every rank.
+    public var startupFromSummaries: Bool
+    /// Which ranks `startup` covers, as the report says it.
+    public var startupPhrase: String {
+        let n = startup?.count ?? 0
+        return startupFromSummaries ? "the \(n) summary ranks" : "all \(n) ranks (traced)"
+    }
     /// The full-trace ranks apart, when there are summary ranks too.
     public var startupTraced: Stats?
     public var histogram: [Bin]
@@ -191,7 +196,7 @@ public struct JobReport: Sendable {
         for r in list { if let n = r.rank { seen[n, default: 0] += 1 } }
         duplicateRanks = seen.filter { $0.value > 1 }.keys.sorted()
         let timed = summaryTraces > 0 ? list.filter { !$0.full } : list
-        startupOf = summaryTraces > 0 ? "summary ranks" : "all ranks (traced)"
+        startupFromSummaries = summaryTraces > 0
         startup = Stats(timed.compactMap(\.seconds))
         startupTraced = summaryTraces > 0 && fullTraces > 0 ? Stats(list.filter(\.full).compactMap(\.seconds)) : nil
         histogram = Self.histogram(timed.compactMap(\.seconds), bins: 10)

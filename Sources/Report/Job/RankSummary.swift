@@ -52,9 +52,7 @@ public struct RankSummary: Sendable, Equatable {
     /// reported. A dlopen is an la_activity(ADD) after main, timed to its
     /// consistent la_activity.
     public init(trace t: Trace, summary s: TraceSummary) {
-        execToMainNs = Self.execToMain(s)
-        let root = s.processes.first
-        exit = root?.signal.map { "signal \($0)" } ?? root?.exitStatus.map { "status \($0)" } ?? ""
+        (execToMainNs, exit) = Self.ending(s)
         processes = s.processes.count
         // Processes in order of appearance, found by pid once per run of one pid's records.
         var procs: [Process] = []
@@ -176,8 +174,12 @@ public struct RankSummary: Sendable, Equatable {
         }
     }
 
-    /// exec → main of the trace's first process (its last image that reached main), as the summary counts it.
-    public static func execToMain(_ s: TraceSummary) -> UInt64? { s.processes.first?.execToMainNs }
+    /// The trace's first process as the summary counts it: exec → main (its
+    /// last image that reached main) and how it ended ("status N", "signal N", "").
+    public static func ending(_ s: TraceSummary) -> (execToMainNs: UInt64?, exit: String) {
+        let root = s.processes.first
+        return (root?.execToMainNs, root?.signal.map { "signal \($0)" } ?? root?.exitStatus.map { "status \($0)" } ?? "")
+    }
 
     /// The summary trace's entries (after the recording's own metadata).
     public var metadata: [(String, String)] {

@@ -155,9 +155,7 @@ public struct ReportBuilder {
         let own = TraceSummary(trace: trace, file: file)
         summaries.append(own)
         var rank = rep.rank
-        rank.execToMainNs = RankSummary.execToMain(own)
-        let root = own.processes.first
-        rank.exit = root?.signal.map { "signal \($0)" } ?? root?.exitStatus.map { "status \($0)" } ?? ""
+        (rank.execToMainNs, rank.exit) = RankSummary.ending(own)
         jobRanks.append(JobRank(trace: trace, file: file, summary: rank, full: true))
         waste.add(rep.analysis)
         let host = trace.meta(.host)

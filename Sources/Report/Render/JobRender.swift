@@ -2,6 +2,11 @@
 enum JobRender {
     static func rankName(_ rank: Int?, _ file: String) -> String { rank.map { "rank \($0)" } ?? file }
 
+    /// The five slowest ranks, "rank 3 on node1 1.2 s (traced)".
+    static func slowest(_ j: JobReport) -> [String] {
+        j.slowest.prefix(5).map { "\(rankName($0.rank, $0.file)) on \($0.host) \(seconds($0.seconds))\($0.full ? " (traced)" : "")" }
+    }
+
     static func text(_ j: JobReport, options: ReportOptions, style: TextStyle) -> [String] {
         var out: [String] = []
         let what = [j.jobids.isEmpty ? "The job" : "Job " + j.jobids.joined(separator: ", "), j.launcher.map { "(\($0))" }]
@@ -9,7 +14,7 @@ enum JobRender {
         out.append(style.bold(what + ": \(group(j.ranks)) rank\(j.ranks == 1 ? "" : "s") on \(group(j.nodes)) node\(j.nodes == 1 ? "" : "s")")
                    + " — \(group(j.fullTraces)) full trace\(j.fullTraces == 1 ? "" : "s"), \(group(j.summaryTraces)) summary trace\(j.summaryTraces == 1 ? "" : "s")")
         if let s = j.startup {
-            out.append("  start-up (exec → main) over \(j.startupOf == "summary ranks" ? "the \(s.count) summary ranks" : "all \(s.count) ranks (traced)"): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))")
+            out.append("  start-up (exec → main) over \(j.startupPhrase): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))")
             if let w = j.waitedForSlowest, s.count > 1 {
                 out.append("  the job waited \(seconds(w)) for its slowest rank past the median one (MPI_Init waits for every rank)")
             }
@@ -51,7 +56,7 @@ enum JobRender {
             }
         }
         if j.ranks > 1 {
-            let slow = j.slowest.prefix(5).map { "\(rankName($0.rank, $0.file)) on \($0.host) \(seconds($0.seconds))\($0.full ? " (traced)" : "")" }
+            let slow = slowest(j)
             if !slow.isEmpty { out.append("  slowest: " + slow.joined(separator: ", ")) }
         }
         if j.nodes > 1 || j.byHost.contains(where: { $0.ranks > 1 }) {
@@ -132,12 +137,12 @@ enum JobRender {
         let title = (j.jobids.isEmpty ? "The job" : "Job " + j.jobids.joined(separator: ", ")) + (j.launcher.map { " (\($0))" } ?? "")
         var h = "<h2>\(esc(title))</h2>\n<p>\(group(j.ranks)) rank\(j.ranks == 1 ? "" : "s") on \(group(j.nodes)) node\(j.nodes == 1 ? "" : "s") — \(group(j.fullTraces)) full, \(group(j.summaryTraces)) summary trace\(j.summaryTraces == 1 ? "" : "s")"
         if let s = j.startup {
-            h += "; start-up over \(j.startupOf == "summary ranks" ? "the \(s.count) summary ranks" : "all \(s.count) ranks (traced)"): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))"
+            h += "; start-up over \(j.startupPhrase): min \(seconds(s.min)), median \(seconds(s.median)), p95 \(seconds(s.p95)), max \(seconds(s.max))"
             if let w = j.waitedForSlowest, s.count > 1 { h += "; the job waited \(seconds(w)) for its slowest rank past the median one" }
         }
         h += ".</p>\n"
         if !j.slowest.isEmpty {
-            h += "<p>Slowest: " + j.slowest.prefix(5).map { esc("\(rankName($0.rank, $0.file)) on \($0.host) \(seconds($0.seconds))\($0.full ? " (traced)" : "")") }.joined(separator: ", ") + "</p>\n"
+            h += "<p>Slowest: " + slowest(j).map(esc).joined(separator: ", ") + "</p>\n"
         }
         if let ops = j.serverOperations, ops > 0 {
             h += "<p>Server operations of the job's start-ups: \(group(ops))" + (j.busiestSecond.map { "; the busiest second \(group(Int($0.operations.rounded())))" } ?? "") + "</p>\n"
