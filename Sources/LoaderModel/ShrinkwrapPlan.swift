@@ -3,34 +3,123 @@ import TraceFormat
 /// How a shrinkwrapped copy of a program lists its libraries
 /// (docs/fix-design.md): every library of the start-up closure by absolute
 /// path, in the order the loader loads them, written with patchelf so that
-/// the version table keeps naming the right files.
+/// the version table keeps naming the right files. The scenario's prediction
+/// (`WorldTransform.shrinkwrap`) and `loadprobe fix shrinkwrap` both come
+/// from this one plan.
 public struct ShrinkwrapPlan: Sendable {
     /// The program's own DT_NEEDED entries and the path each resolved to:
     /// renamed in place (`--replace-needed`, which renames their version
     /// requirements too).
     public var replacements: [(name: String, path: String)]
-    /// Every library of the start-up, in load order: added at the front one at
-    /// a time in reverse order (`--add-needed` puts an entry first), so that
-    /// DT_NEEDED starts with them in this order. The renamed entries follow as
-    /// repeats, which ld.so matches by name without a system call.
+    /// Every library of the start-up (and, lifted, of the dlopens), in load
+    /// order: added at the front one at a time in reverse order
+    /// (`--add-needed` puts an entry first), so that DT_NEEDED starts with
+    /// them in this order. The renamed entries follow as repeats, which ld.so
+    /// matches by name without a system call. An entry is the library's
+    /// absolute path, or for an alias its bare name.
     public var closure: [String]
+    /// The closure's libraries by path, aliases too.
+    public var closurePaths: [String]
+    /// Names asked for that are not the soname of the file they resolve to
+    /// (Debian's `libsndio.so.7.0`, soname `libsndio.so.7`). ld.so matches a
+    /// name against loaded objects' names and sonames only, so a library asking
+    /// for such a name would search again. The program loads that file by this
+    /// bare name instead of its path, found at the first try of its own search
+    /// path (`aliasDirectories` first), so that the name is the object's and
+    /// the later requests match it.
+    public var aliases: [(name: String, path: String)]
+    /// The aliases' directories, in closure order, put before the program's own
+    /// RUNPATH (or RPATH, when it has only that).
+    public var aliasDirectories: [String]
+    /// The libraries left out: preloaded ones (LD_PRELOAD is not the program's).
+    public var preloaded: [String]
 
-    /// The plan for a simulated start-up; nil when it fails (nothing to keep).
-    public init?(load: LoadResult) {
-        guard load.failure == nil else { return nil }
-        closure = load.loaded.filter { $0.role == .library }.map(\.path)
+    /// The plan for a simulated start-up (of a failed one, what loaded).
+    /// With `liftDlopen`, the libraries the program dlopens are in the closure
+    /// too, after the start-up's, in the order they were opened.
+    public init(load: LoadResult, liftDlopen: Bool = false) {
+        let program = load.program.path
+        var preloads = Set<String>()
+        var closure: [String] = []
+        var inClosure = Set<String>()
+        for o in load.objects where o.loadedNewObject && o.failure == nil && (liftDlopen || o.group == 0) {
+            guard let path = o.path else { continue }
+            if o.neededBy == LoadResult.preloadRequester { preloads.insert(path); continue }
+            if inClosure.insert(path).inserted { closure.append(path) }
+        }
         var seen = Set<String>()
         replacements = load.objects.compactMap { o in
-            guard o.depth == 1, o.group == 0, o.neededBy != "LD_PRELOAD", let path = o.path,
+            guard o.depth == 1, o.group == 0, o.neededBy == program, let path = o.path, o.failure == nil,
                   o.needed != path, seen.insert(o.needed).inserted else { return nil }
             return (o.needed, path)
         }
+        // Requests other than the program's own entries whose name is not the file's soname.
+        var aliasOf: [String: String] = [:]
+        var aliases: [(name: String, path: String)] = []
+        // Every group: a dlopen that matched a start-up library by name must still match it.
+        for o in load.objects where o.failure == nil {
+            guard let path = o.path, inClosure.contains(path), !o.needed.contains("/"),
+                  !(o.group == 0 && o.depth == 1 && o.neededBy == program),
+                  o.needed != o.soname, aliasOf[path] == nil else { continue }
+            aliasOf[path] = o.needed
+            aliases.append((o.needed, path))
+        }
+        closurePaths = closure
+        var directories: [String] = []
+        self.closure = closure.map { path in
+            guard let name = aliasOf[path] else { return path }
+            let dir = ShrinkwrapPlan.directory(of: path)
+            if !directories.contains(dir) { directories.append(dir) }
+            return name
+        }
+        self.aliases = aliases
+        aliasDirectories = directories
+        preloaded = load.objects.filter { preloads.contains($0.path ?? "") && $0.neededBy == LoadResult.preloadRequester }
+            .compactMap(\.path)
     }
 
-    /// patchelf's command lines, one change each (patchelf 0.14 writes wrong
-    /// entries when it renames and adds in one call).
-    public func patchelfCommands(patchelf: String = "patchelf", file: String) -> [[String]] {
-        replacements.map { [patchelf, "--replace-needed", $0.name, $0.path, file] }
-            + closure.reversed().map { [patchelf, "--add-needed", $0, file] }
+    static func directory(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
+
+    /// The program's search path after the fix, when the aliases change it:
+    /// which tag, and its value.
+    public func searchPath(of program: ELFFile) -> (runpath: Bool, value: String)? {
+        guard !aliasDirectories.isEmpty else { return nil }
+        let dirs = aliasDirectories.joined(separator: ":")
+        if let runpath = program.runpath { return (true, runpath.isEmpty ? dirs : dirs + ":" + runpath) }
+        if let rpath = program.rpath { return (false, rpath.isEmpty ? dirs : dirs + ":" + rpath) }
+        return (true, dirs)
+    }
+
+    /// The program's dynamic section as the patchelf calls leave it.
+    public func apply(to program: inout ELFFile) {
+        let renamed = Dictionary(replacements.map { ($0.name, $0.path) }, uniquingKeysWith: { a, _ in a })
+        let path = searchPath(of: program)
+        program.needed = closure + program.needed.map { renamed[$0] ?? $0 }
+        if let path {
+            if path.runpath { program.runpath = path.value } else { program.rpath = path.value }
+        }
+    }
+
+    /// patchelf's command lines for `file` (a copy of `program`): the renames
+    /// in one call, the search path in another, then one call per closure
+    /// entry (patchelf 0.14 writes wrong entries when it renames and adds in
+    /// one call, and sorts several added entries by name).
+    public func patchelfCommands(patchelf: String = "patchelf", program: ELFFile, file: String) -> [[String]] {
+        var out: [[String]] = []
+        if !replacements.isEmpty {
+            out.append([patchelf] + replacements.flatMap { ["--replace-needed", $0.name, $0.path] } + [file])
+        }
+        if let path = searchPath(of: program) {
+            out.append([patchelf] + (path.runpath ? [] : ["--force-rpath"]) + ["--set-rpath", path.value, file])
+        }
+        return out + closure.reversed().map { [patchelf, "--add-needed", $0, file] }
+    }
+}
+
+extension LoadResult {
+    /// `ResolvedObject.neededBy` of a library named in LD_PRELOAD.
+    public static let preloadRequester = "LD_PRELOAD"
 }

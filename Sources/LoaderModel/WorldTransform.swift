@@ -41,7 +41,8 @@ public enum WorldTransform: Sendable, Hashable {
     /// The program's DT_NEEDED replaced by the absolute paths of every library
     /// the start-up loads, in load order (the paper's Shrinkwrap,
     /// fzakaria/shrinkwrap); with `liftDlopen`, the dlopen'ed ones too.
-    /// Libraries are untouched.
+    /// Libraries are untouched. Exactly what `loadprobe fix shrinkwrap` writes
+    /// (`ShrinkwrapPlan`, names that are not sonames included).
     case shrinkwrap(liftDlopen: Bool)
     /// Every object's DT_NEEDED that its RPATH/RUNPATH resolved made that
     /// absolute path (Spack's `shared_linking: bind`, which binds what its
@@ -67,9 +68,8 @@ public enum WorldTransform: Sendable, Hashable {
         }
         switch self {
         case .shrinkwrap(let liftDlopen):
-            let closure = baseline.objects.filter { $0.loadedNewObject && $0.failure == nil && (liftDlopen || $0.group == 0) }
-                .compactMap(\.path)
-            edit(programPath) { $0.needed = closure }
+            let plan = ShrinkwrapPlan(load: baseline, liftDlopen: liftDlopen)
+            edit(programPath) { plan.apply(to: &$0) }
         case .bind:
             var resolved: [String: [String: String]] = [:]
             for o in baseline.objects {

@@ -33,11 +33,12 @@ import Testing
                                   "-Wl,--disable-new-dtags,-rpath,\(f.path("d1")):\(f.path("d2")):\(f.path("d3"))"])
         let app = f.path("app"), copy = f.path("app.shrinkwrap")
         let before = try Data(contentsOf: URL(fileURLWithPath: app))
-        let plan = try #require(ShrinkwrapPlan(load: try explain(app).load))
+        let load = try explain(app).load
+        let plan = ShrinkwrapPlan(load: load)
         #expect(plan.closure.map { ($0 as NSString).lastPathComponent } == ["libx.so", "liby.so", "libz.so", "libc.so.6", "libt.so"], "\(plan.closure)")
         #expect(plan.replacements.map(\.name) == ["libx.so", "liby.so", "libz.so", "libc.so.6"])
         try FileManager.default.copyItem(atPath: app, toPath: copy)
-        for command in plan.patchelfCommands(file: copy) {
+        for command in plan.patchelfCommands(program: load.program, file: copy) {
             let r = try shell(command, environment: cleanEnvironment)
             #expect(r.status == 0, "\(command): \(r.stderr)")
         }

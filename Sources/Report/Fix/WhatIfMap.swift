@@ -1,0 +1,80 @@
+import LoaderModel
+import TraceFormat
+
+/// What `record --what-if` gives the audit library: for each library search
+/// the fixed program would not make, the path the fix gives it. The audit
+/// library answers la_objsearch's first call of such a search (LA_SER_ORIG)
+/// with that path, so ld.so opens it at once, as the fixed program would
+/// (docs/fix.md). Made from the same baseline and plan as the prediction and
+/// `loadprobe fix`.
+public struct WhatIfMap: Sendable {
+    public enum Scenario: String, Sendable, CaseIterable {
+        case shrinkwrap, bind, view
+    }
+
+    public struct Entry: Sendable, Hashable {
+        /// The object asking, as ld.so names it (l_name: "" for the program);
+        /// nil: any object.
+        public var requester: String?
+        public var name: String
+        public var path: String
+    }
+
+    public var scenario: Scenario
+    public var entries: [Entry]
+    /// The programs (by file name) whose start-up is answered: the recorded
+    /// image's, and the command's.
+    public var programNames: [String]
+
+    public init(scenario: Scenario, baseline: LoadResult, liftDlopen: Bool = false, programNames: [String]) {
+        self.scenario = scenario
+        self.programNames = programNames
+        let program = baseline.program.path
+        var out: [Entry] = []
+        var seen = Set<Entry>()
+        func add(_ requester: String?, _ name: String, _ path: String) {
+            let e = Entry(requester: requester, name: name, path: path)
+            if seen.insert(e).inserted { out.append(e) }
+        }
+        func requester(_ neededBy: String) -> String { neededBy == program ? "" : neededBy }
+        switch scenario {
+        case .shrinkwrap:
+            // Every library the fixed program lists: its first request, from any object, goes straight to the file.
+            let plan = ShrinkwrapPlan(load: baseline, liftDlopen: liftDlopen)
+            let closure = Set(plan.closurePaths)
+            var named = Set<String>()
+            for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
+                guard let path = o.path, closure.contains(path), o.neededBy != LoadResult.preloadRequester,
+                      named.insert(o.needed).inserted else { continue }
+                add(nil, o.needed, path)
+            }
+        case .bind:
+            for o in baseline.objects where o.failure == nil && (o.origin == .rpath || o.origin == .runpath) {
+                guard let path = o.path, !o.needed.contains("/") else { continue }
+                add(requester(o.neededBy), o.needed, path)
+            }
+        case .view:
+            for o in baseline.objects where o.failure == nil && o.neededBy == program && (o.origin == .rpath || o.origin == .runpath) {
+                guard let path = o.path, !o.needed.contains("/") else { continue }
+                add("", o.needed, path)
+            }
+        }
+        entries = out
+    }
+
+    /// The file the audit library reads (audit-lib/README.md, "what-if"):
+    /// "LPWHATIF1\0", the program names each ending in NUL, an empty name,
+    /// then per entry requester, name and path each ending in NUL ("*" as
+    /// the requester: any object).
+    public func encoded() -> [UInt8] {
+        var bytes = Array("LPWHATIF1".utf8) + [0]
+        for n in programNames where !n.isEmpty { bytes += Array(n.utf8) + [0] }
+        bytes.append(0)
+        for e in entries {
+            bytes += Array((e.requester ?? "*").utf8) + [0]
+            bytes += Array(e.name.utf8) + [0]
+            bytes += Array(e.path.utf8) + [0]
+        }
+        return bytes
+    }
+}
