@@ -10,7 +10,7 @@ struct LoadProbe: ParsableCommand {
         commandName: "loadprobe",
         abstract: "Record and explain where a program's start-up time goes: every file lookup and library search.",
         version: LoadProbeVersion.string,
-        subcommands: [Record.self, ReportCommand.self, Explain.self, Diff.self, Calibrate.self],
+        subcommands: [Record.self, ReportCommand.self, Explain.self, Diff.self, Fix.self, Calibrate.self],
         defaultSubcommand: Record.self
     )
 

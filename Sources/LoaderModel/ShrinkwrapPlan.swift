@@ -103,10 +103,13 @@ public struct ShrinkwrapPlan: Sendable {
         }
     }
 
-    /// patchelf's command lines for `file` (a copy of `program`): the renames
-    /// in one call, the search path in another, then one call per closure
-    /// entry (patchelf 0.14 writes wrong entries when it renames and adds in
-    /// one call, and sorts several added entries by name).
+    /// patchelf's command lines for `file` (a copy of `program`), four calls
+    /// whatever the closure's size: the renames; the search path; the closure
+    /// added as numbered placeholders (`--add-needed` puts several entries
+    /// first, sorted by name, so zero-padded numbers keep load order); the
+    /// placeholders renamed to the closure (`--replace-needed` keeps an
+    /// entry's place). patchelf 0.14 writes wrong entries when it renames and
+    /// adds in one call, hence separate calls.
     public func patchelfCommands(patchelf: String = "patchelf", program: ELFFile, file: String) -> [[String]] {
         var out: [[String]] = []
         if !replacements.isEmpty {
@@ -115,8 +118,19 @@ public struct ShrinkwrapPlan: Sendable {
         if let path = searchPath(of: program) {
             out.append([patchelf] + (path.runpath ? [] : ["--force-rpath"]) + ["--set-rpath", path.value, file])
         }
-        return out + closure.reversed().map { [patchelf, "--add-needed", $0, file] }
+        guard !closure.isEmpty else { return out }
+        let width = String(closure.count).count
+        let placeholders = closure.indices.map { i -> String in
+            let n = String(i + 1)
+            return ShrinkwrapPlan.placeholderPrefix + String(repeating: "0", count: width - n.count) + n
+        }
+        out.append([patchelf] + placeholders.flatMap { ["--add-needed", $0] } + [file])
+        out.append([patchelf] + zip(placeholders, closure).flatMap { ["--replace-needed", $0, $1] } + [file])
+        return out
     }
+
+    /// The placeholder names' prefix: not a library any program needs.
+    public static let placeholderPrefix = "loadprobe-fix-placeholder-"
 }
 
 extension LoadResult {

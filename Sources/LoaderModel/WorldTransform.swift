@@ -83,21 +83,15 @@ public enum WorldTransform: Sendable, Hashable {
                 edit(object) { elf in elf.needed = elf.needed.map { names[$0] ?? $0 } }
             }
         case .view(let directory):
-            let dir = LoaderWorld.trimmed(directory)
-            out.world.setDirectory(dir, exists: true)
-            for o in baseline.objects {
-                // What the search path found; libraries from ld.so.cache or the default directories stay there.
-                guard let path = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
-                for name in [o.needed, LoaderPath.basename(path), o.soname].compactMap({ $0 }) where !name.contains("/") {
-                    let link = LoaderPath.join(dir, name)
-                    if out.world.files[link] == nil && out.world.symlinks[link] == nil {
-                        out.world.addSymlink(link, target: path)
-                    }
+            let plan = ViewPlan(load: baseline, directory: LoaderWorld.trimmed(directory))
+            out.world.setDirectory(plan.directory, exists: true)
+            for (name, target) in plan.links {
+                let link = LoaderPath.join(plan.directory, name)
+                if out.world.files[link] == nil && out.world.symlinks[link] == nil {
+                    out.world.addSymlink(link, target: target)
                 }
             }
-            edit(programPath) { elf in
-                if elf.runpath != nil || elf.rpath == nil { elf.runpath = dir; elf.rpath = nil } else { elf.rpath = dir }
-            }
+            edit(programPath) { plan.apply(to: &$0) }
         case .loaderCache:
             var resolution: [(name: String, path: String)] = []
             for o in baseline.objects where o.failure == nil {
