@@ -61,35 +61,23 @@ struct StoreFixture: Sendable {
             """, to: f.dir + "/src/main.c")
         try gcc([f.dir + "/src/main.c", "-o", f.app, "-L" + f.lib("b"), "-l:libb.so.2", "-L" + f.lib("k"), "-lk",
                  "-Wl,-rpath-link," + f.lib("a"), "-Wl,--enable-new-dtags,-rpath," + all])
+        try record([f.app], to: f.trace("app"))
         try f.fix()
         for p in [f.app, f.app + ".shrinkwrap", f.app + ".bind", f.app + ".view"] {
             let out = try must([p]).stdoutText
             if out != "3390\n" { throw TestFailure("\(p) printed \(out)") }
         }
-        for (p, name) in [(f.app, "app"), (f.app + ".shrinkwrap", "shrinkwrap"), (f.app + ".bind", "bind"), (f.app + ".view", "view")] {
+        for (p, name) in [(f.app + ".shrinkwrap", "shrinkwrap"), (f.app + ".bind", "bind"), (f.app + ".view", "view")] {
             try record([p], to: f.traces + "/\(name).lpt")
         }
         return f
     }
 
-    /// The three fixes, made as a user would with patchelf.
+    /// The three fixes: shrinkwrap and view by `loadprobe fix`, bind with patchelf as Spack would.
     func fix() throws {
-        // What ld.so resolves, in load order (name => path).
-        let list = try must(["/lib64/ld-linux-x86-64.so.2", "--list", app]).stdoutText
-        var order: [(String, String)] = []
-        for line in list.split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            if parts.count >= 3, parts[1] == "=>" { order.append((String(parts[0]), String(parts[2]))) }
-        }
-        let resolved = Dictionary(order, uniquingKeysWith: { a, _ in a })
-        let needed = try must(["patchelf", "--print-needed", app]).stdoutText.split(separator: "\n").map(String.init)
-        // Shrinkwrap: the program's own entries replaced (one call), the rest of the closure added (another call).
-        let sw = app + ".shrinkwrap"
-        try FileManager.default.copyItem(atPath: app, toPath: sw)
-        _ = try must(["patchelf"] + needed.flatMap { ["--replace-needed", $0, resolved[$0]!] } + [sw])
-        let direct = Set(needed.map { resolved[$0]! })
-        let lifted = order.map(\.1).filter { !direct.contains($0) }
-        _ = try must(["patchelf"] + lifted.flatMap { ["--add-needed", $0] } + [sw])
+        // Shrinkwrap and view: loadprobe's own fix, from the recorded run.
+        _ = try must([loadprobe, "fix", "shrinkwrap", app, "-o", app + ".shrinkwrap", "--from", trace("app")])
+        _ = try must([loadprobe, "fix", "view", app, "-o", app + ".view", "--view-dir", dir + "/view", "--from", trace("app")])
         // Bind: every object's DT_NEEDED made absolute, in place in a copy of the store.
         let bindStore = dir + "/bind-store"
         _ = try must(["cp", "-a", store, bindStore])
@@ -104,15 +92,6 @@ struct StoreFixture: Sendable {
         }
         try bind(inBind(app), resolvedIn: app, runpath: bindAll, inBind: inBind)
         try FileManager.default.createSymbolicLink(atPath: app + ".bind", withDestinationPath: inBind(app))
-        // View: one directory with a symlink to every file of the store's libraries (dlopen'ed ones
-        // too), the program's RUNPATH replaced by it.
-        for n in StoreFixture.names {
-            for file in try FileManager.default.contentsOfDirectory(atPath: lib(n)) {
-                try FileManager.default.createSymbolicLink(atPath: dir + "/view/" + file, withDestinationPath: lib(n) + "/" + file)
-            }
-        }
-        try FileManager.default.copyItem(atPath: app, toPath: app + ".view")
-        _ = try must(["patchelf", "--set-rpath", dir + "/view", app + ".view"])
     }
 
     /// `file`'s DT_NEEDED made the absolute paths ld.so resolves them to for `original`, in the bind store.
@@ -140,7 +119,7 @@ struct StoreFixTests {
         return out
     }
 
-    @Test("shrinkwrap, bind and view: predicted calls are the recorded calls of the real fixes; the DT_NEEDED that is not a soname still searches")
+    @Test("shrinkwrap, bind and view: predicted calls are the recorded calls of the real fixes; the DT_NEEDED that is not a soname makes no search")
     func predictions() throws {
         let f = try StoreFixture.shared.get()
         let predicted = try scenarios(f.trace("app"), ["--view-dir", f.dir + "/view"])
@@ -152,10 +131,19 @@ struct StoreFixTests {
         // The model reproduces the recorded start-up and dlopen exactly.
         let check = (predicted["recorded"]!["inputs"] as! [String: String])["model check"] ?? ""
         #expect(check.contains("(+0.0%)"), "\(check)")
-        // After shrinkwrap, libb's "liba.so.1.0" matches no loaded name or soname: it is searched through
-        // libb's RUNPATH (a miss in every directory before a's, the last), unlike what a name-only model says.
-        let sw = predicted["shrinkwrap"]!["operationsByPurpose"] as! [String: Int]
-        #expect((sw["search"] ?? 0) > 0 && (sw["hwcaps"] ?? 0) > 0)
+        // libb asks for "liba.so.1.0", whose file's soname is liba.so.1: the shrinkwrapped program loads that
+        // file by that name through its own search path (liba's directory first), so libb's request matches
+        // by name and makes no search through libb's RUNPATH (every other store directory first).
+        func opens(_ program: String) throws -> [StraceLine] {
+            let out = f.dir + "/strace-\((program as NSString).lastPathComponent).txt"
+            _ = try must(["strace", "-f", "-e", "trace=openat", "-o", out, program])
+            return Strace.parse(try String(contentsOfFile: out, encoding: .utf8))
+                .filter { $0.name == "openat" && ($0.path ?? "").hasSuffix("/liba.so.1.0") }
+        }
+        let before = try opens(f.app), after = try opens(f.app + ".shrinkwrap")
+        #expect(before.filter { !$0.path!.hasPrefix(f.lib("a") + "/") }.count >= 5, "misses in libb's RUNPATH: \(before.map(\.text))")
+        #expect(after.filter { !$0.path!.hasPrefix(f.lib("a") + "/") }.isEmpty, "\(after.map(\.text))")
+        #expect(after.filter { $0.path == f.lib("a") + "/liba.so.1.0" && !$0.failed }.count == 1, "\(after.map(\.text))")
     }
 
     @Test("--no-host gives the same scenario calls from the trace alone")
