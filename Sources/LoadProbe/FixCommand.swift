@@ -16,11 +16,13 @@ struct Fix: ParsableCommand {
         loadprobe and prints diff's verdict.
 
         The whole loop (docs/fix.md):
-          loadprobe -o app.lpt -- ./app                           # record
-          loadprobe report app.lpt                                # what each fix would give back
-          loadprobe --what-if shrinkwrap --from app.lpt -o try.lpt -- ./app   # try it, no file changed
-          loadprobe fix shrinkwrap ./app -o ./app.fixed --from app.lpt --check
-          loadprobe -o fixed.lpt -- ./app.fixed && loadprobe diff app.lpt fixed.lpt
+          loadprobe -o app.lpt -- ./app                  # record
+          loadprobe report app.lpt                       # what each fix would give back
+          loadprobe record --what-if shrinkwrap --from app.lpt -o try.lpt -- ./app
+          loadprobe diff app.lpt try.lpt                 # the fix tried, no file changed
+          loadprobe fix shrinkwrap ./app -o app.fixed --from app.lpt --check
+          loadprobe -o fixed.lpt -- ./app.fixed
+          loadprobe diff app.lpt fixed.lpt               # the fix applied
         """,
         subcommands: [FixShrinkwrap.self, FixView.self]
     )

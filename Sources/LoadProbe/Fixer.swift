@@ -1,5 +1,6 @@
 import Report
 import LoaderModel
+import SystemLayer
 import TraceFormat
 #if canImport(Glibc)
 import Glibc
@@ -66,8 +67,11 @@ struct Fixer {
         case .view:
             let plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
-            try FixFiles.makeView(plan.directory, links: plan.links, overwrite: options.overwrite)
-            summary = "RUNPATH \(plan.directory): \(plan.links.count) symlinks to \(Set(plan.links.map(\.target)).count) libraries"
+            let others = otherLibraries(in: elf, besides: plan.links)
+            try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite)
+            summary = "RUNPATH \(plan.directory): \(plan.links.count) symlinks to the \(Set(plan.links.map(\.target)).count) libraries "
+                + "the start-up found through RPATH/RUNPATH" + (others.isEmpty ? "" : ", and \(others.count) to the other libraries of "
+                + "the program's own search directories (what it may dlopen by name)")
         }
         let temp = try FixFiles.privateCopy(of: program, besides: options.output)
         for var c in commands {
@@ -82,21 +86,31 @@ struct Fixer {
         try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
         say("wrote \(options.output) (from \(baseline.source)): \(summary)")
         say("predicted file calls of the start-up (loader model): \(before) → \(after)"
-            + (after > 0 && before > after ? String(format1: Double(before) / Double(after)) : ""))
+            + Self.change(before, after))
         if options.check { try Checker(program: program, copy: options.output, arguments: options.arguments, say: say).run() }
     }
 
-    /// The copy's objects, in order, against the program's, in the fix's
-    /// environment: nothing is installed when they differ.
+    /// The copy's objects, in order, against the program's (and the lifted
+    /// dlopened libraries after them), in the fix's environment: nothing is
+    /// installed when they differ.
     private func prove(program: String, copy: String, baseline: FixBaseline) throws(FixError) -> (Int, Int) {
         do throws(FixError) {
             let b = try FixBaseline.fromHost(program: program, environment: baseline.environment, glibcVersion: nil)
             let a = try FixBaseline.fromHost(program: copy, environment: baseline.environment, glibcVersion: nil)
-            let kb = Self.identities(b.load), ka = Self.identities(a.load)
-            if kb != ka {
-                let i = zip(kb, ka).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(kb.count, ka.count)
-                let want = i < kb.count ? kb[i] : "nothing", got = i < ka.count ? ka[i] : "nothing"
-                throw FixError("the loader model says the copy would load other objects than \(program) (object #\(i + 1): \(got) instead of \(want)); nothing written")
+            var want = Self.identities(b.load)
+            if liftDlopen {
+                let startup = Set(baseline.load.objects.filter { $0.group == 0 }.compactMap(\.path))
+                var seen = Set<String>()
+                for o in baseline.load.objects where o.group > 0 && o.loadedNewObject && o.failure == nil {
+                    guard let p = o.path, !startup.contains(p), seen.insert(p).inserted else { continue }
+                    want.append(Self.identity(p, nil))
+                }
+            }
+            let got = Self.identities(a.load)
+            if want.map(\.id) != got.map(\.id) {
+                let i = zip(want, got).enumerated().first { $0.element.0.id != $0.element.1.id }?.offset ?? min(want.count, got.count)
+                let w = i < want.count ? want[i].path : "nothing", g = i < got.count ? got[i].path : "nothing"
+                throw FixError("the loader model says the copy would load other objects than \(program) (object #\(i + 1): \(g) instead of \(w)); nothing written")
             }
             return (b.load.predicted.total, a.load.predicted.total)
         } catch {
@@ -105,10 +119,36 @@ struct Fixer {
         }
     }
 
-    static func identities(_ load: LoadResult) -> [String] {
-        load.loaded.filter { $0.role == .library }.map { o in
-            o.fileID.map { "\($0.device):\($0.inode)" } ?? realPath(o.path)
+    /// The other shared libraries of the program's own RPATH/RUNPATH
+    /// directories, first directory first, under names the view does not
+    /// have yet: a dlopen by name from the program finds what it found before.
+    /// No name the start-up asked for is among them (its search would have found it).
+    private func otherLibraries(in elf: ELFFile, besides links: [(name: String, target: String)]) -> [(name: String, target: String)] {
+        var taken = Set(links.map(\.name))
+        var out: [(name: String, target: String)] = []
+        let origin = Self.directory(of: Self.realPath(options.program))
+        let path = ((elf.runpath ?? elf.rpath) ?? "").replacingAll("${ORIGIN}", with: origin).replacingAll("$ORIGIN", with: origin)
+        for dir in path.split(separator: ":").map(String.init) where dir.hasPrefix("/") {
+            guard let entries = Sys.listDirectory(dir) else { continue }
+            for e in entries.map(\.name).sorted() where e.contains(".so") && !taken.contains(e) {
+                var st = stat()
+                guard stat(dir + "/" + e, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+                taken.insert(e)
+                out.append((e, dir + "/" + e))
+            }
         }
+        return out
+    }
+
+    /// The libraries a load maps, in order, by file identity.
+    static func identities(_ load: LoadResult) -> [(id: String, path: String)] {
+        load.loaded.filter { $0.role == .library }.map { identity($0.path, $0.fileID) }
+    }
+
+    static func identity(_ path: String, _ id: FileID?) -> (id: String, path: String) {
+        if let id { return ("\(id.device):\(id.inode)", path) }
+        var st = stat()
+        return (stat(path, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : realPath(path), path)
     }
 
     /// $ORIGIN in the program's own search path is the program's directory; a
@@ -147,11 +187,18 @@ struct Fixer {
     }
 }
 
-extension String {
-    init(format1 ratio: Double) {
-        let tenths = Int((ratio * 10).rounded())
-        self = " (\(tenths / 10).\(tenths % 10)× fewer)"
+extension Fixer {
+    /// " (8.4× fewer)", " (57 fewer)", " (12 more)" or "".
+    static func change(_ before: Int, _ after: Int) -> String {
+        if after > before { return " (\(after - before) more)" }
+        guard before > after else { return "" }
+        guard after > 0, before * 10 >= after * 11 else { return " (\(before - after) fewer)" }
+        let tenths = Int((Double(before) / Double(after) * 10).rounded())
+        return " (\(tenths / 10).\(tenths % 10)× fewer)"
     }
+}
+
+extension String {
 
     func replacingAll(_ target: String, with replacement: String) -> String {
         let t = Array(target.utf8), r = Array(replacement.utf8), b = Array(utf8)

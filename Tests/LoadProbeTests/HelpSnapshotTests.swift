@@ -14,6 +14,9 @@ import Testing
         ("explain", LoadProbe.helpMessage(for: Explain.self, columns: 100)),
         ("diff", LoadProbe.helpMessage(for: Diff.self, columns: 100)),
         ("calibrate", LoadProbe.helpMessage(for: Calibrate.self, columns: 100)),
+        ("fix", LoadProbe.helpMessage(for: Fix.self, columns: 100)),
+        ("fix-shrinkwrap", LoadProbe.helpMessage(for: FixShrinkwrap.self, columns: 100)),
+        ("fix-view", LoadProbe.helpMessage(for: FixView.self, columns: 100)),
     ]
 
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("help")

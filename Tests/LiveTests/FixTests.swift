@@ -1,0 +1,210 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `loadprobe fix` on tiny programs compiled here, checked against independent
+/// truth: `ld.so --list`, strace, the programs' own output, the files' bytes.
+struct FixFixture: Sendable {
+    let dir: String
+    func path(_ name: String) -> String { dir + "/" + name }
+    var app: String { path("bin/app") }
+
+    static let shared = buildOnce { try FixFixture.build() }
+
+    /// app (RUNPATH d1:d2:d3) needs libx (d1), liby (d2) and libz (d3); liby
+    /// needs libt (d3, through its own RUNPATH); app dlopens libplug (d3).
+    static func build() throws -> FixFixture {
+        let f = FixFixture(dir: try scratch("fix"))
+        for d in ["d1", "d2", "d3", "bin", "src"] {
+            try FileManager.default.createDirectory(atPath: f.path(d), withIntermediateDirectories: true)
+        }
+        func lib(_ name: String, _ dir: String, _ body: String, _ extra: [String] = []) throws {
+            try write(body, to: f.path("src/\(name).c"))
+            try gcc(["-shared", "-fPIC", "-Wl,-soname,lib\(name).so", "-o", f.path("\(dir)/lib\(name).so"), f.path("src/\(name).c")] + extra)
+        }
+        try lib("t", "d3", "int t_value(void) { return 7; }\n")
+        try lib("y", "d2", "int t_value(void);\nint y_value(void) { return 20 + t_value(); }\n",
+                ["-L" + f.path("d3"), "-lt", "-Wl,--enable-new-dtags,-rpath," + f.path("d3")])
+        try lib("x", "d1", "int x_value(void) { return 100; }\n")
+        try lib("z", "d3", "int z_value(void) { return 3000; }\n")
+        try lib("plug", "d3", "int plug_value(void) { return 40000; }\n")
+        try write("""
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int x_value(void); int y_value(void); int z_value(void);
+            int main(int argc, char **argv) {
+                void *h = dlopen("libplug.so", RTLD_NOW);
+                int (*p)(void) = h ? (int (*)(void))dlsym(h, "plug_value") : 0;
+                printf("%d %d\\n", x_value() + y_value() + z_value() + (p ? p() : 0), argc);
+                fprintf(stderr, "done\\n");
+                return 5;
+            }
+            """, to: f.path("src/main.c"))
+        let dirs = ["d1", "d2", "d3"].map(f.path)
+        try gcc([f.path("src/main.c"), "-o", f.app] + dirs.map { "-L" + $0 } + ["-lx", "-ly", "-lz", "-ldl",
+                 "-Wl,-rpath-link," + f.path("d3"), "-Wl,--enable-new-dtags,-rpath," + dirs.joined(separator: ":")])
+        return f
+    }
+
+    /// Every input file's bytes: the program and every library.
+    func inputs() throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for p in [app] + ["d1/libx.so", "d2/liby.so", "d3/libt.so", "d3/libz.so", "d3/libplug.so"].map(path) {
+            out[p] = try Data(contentsOf: URL(fileURLWithPath: p))
+        }
+        return out
+    }
+}
+
+/// The objects `ld.so --list` shows, in order.
+func listed(_ program: String) throws -> [String] {
+    let r = try run(["/lib64/ld-linux-x86-64.so.2", "--list", program])
+    return r.stdoutText.split(separator: "\n").compactMap { line in
+        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        if parts.count >= 3, parts[1] == "=>" { return String(parts[2]) }
+        if let first = parts.first, first.hasPrefix("/") { return String(first) }
+        return nil
+    }
+}
+
+@Suite("loadprobe fix: shrinkwrap and view written for real")
+struct FixTests {
+    func scratchDir(_ name: String) throws -> String { try scratch("fix-" + name) }
+
+    @Test("shrinkwrap from a recording with --lift-dlopen: same objects in the same order (ld.so --list), same output, fewer calls (strace), inputs unchanged, --check's verdict")
+    func shrinkwrap() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("sw")
+        let before = try f.inputs()
+        let trace = dir + "/app.lpt"
+        _ = try run([loadprobe, "-q", "-o", trace, "--", f.app])
+        let out = dir + "/app.fixed"
+        let r = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", out, "--from", trace, "--lift-dlopen", "--check", "--", "arg"])
+        #expect(r.status == 0, "\(r.stdoutText) \(r.stderrText)")
+        #expect(r.stdoutText.contains("6 libraries in DT_NEEDED by absolute path"), "\(r.stdoutText)")
+        #expect(r.stdoutText.contains("check: the same 8 objects (content hash) in the same order"), "\(r.stdoutText)")
+        #expect(r.stdoutText.contains("check: the same exit status (5), stdout and stderr"), "\(r.stdoutText)")
+        // ld.so --list shows the interpreter last: the lifted plug-in comes just before it.
+        var expected = try listed(f.app)
+        expected.insert(f.path("d3/libplug.so"), at: expected.count - 1)
+        #expect(try listed(out) == expected, "the lifted plug-in comes after the start-up's libraries")
+        let original = try run([f.app, "x"]), fixed = try run([out, "x"])
+        #expect(fixed.status == 5 && fixed.stdout == original.stdout && fixed.stderr == original.stderr)
+        let (callsBefore, _) = try straceCounts([f.app])
+        let (callsAfter, _) = try straceCounts([out])
+        let total = { (c: CallCounts) in c.counts.values.reduce(0) { $0 + $1.calls } }
+        #expect(total(callsAfter) < total(callsBefore), "\(callsBefore) → \(callsAfter)")
+        let opens = try run(["strace", "-f", "-e", "trace=openat", "-o", dir + "/st.txt", out])
+        #expect(opens.status == 5)
+        let failedLibraryOpens = Strace.parse(try String(contentsOfFile: dir + "/st.txt", encoding: .utf8))
+            .filter { $0.name == "openat" && $0.failed && ($0.path ?? "").contains(f.dir) }
+        #expect(failedLibraryOpens.isEmpty, "\(failedLibraryOpens.map(\.text))")
+        #expect(try f.inputs() == before, "no input file changed")
+        let mode = try FileManager.default.attributesOfItem(atPath: out)[.posixPermissions] as? Int
+        #expect(mode == (try FileManager.default.attributesOfItem(atPath: f.app)[.posixPermissions] as? Int))
+    }
+
+    @Test("view: a directory of symlinks and a copy whose RUNPATH is that directory; the model's proof and --check")
+    func view() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("view")
+        let out = dir + "/app.view", view = dir + "/libs"
+        let r = try run([loadprobe, "fix", "view", f.app, "-o", out, "--view-dir", view, "--check"])
+        #expect(r.status == 0, "\(r.stdoutText) \(r.stderrText)")
+        #expect(try run(["patchelf", "--print-rpath", out]).stdoutText == view + "\n")
+        let links = try FileManager.default.contentsOfDirectory(atPath: view).sorted()
+        // What the start-up found through RUNPATH (libt through liby's), and the other libraries of the
+        // program's own RUNPATH directories (libplug, which it dlopens).
+        #expect(links == ["libplug.so", "libt.so", "libx.so", "liby.so", "libz.so"], "\(links)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: view + "/liby.so") == f.path("d2/liby.so"))
+        #expect(try run([out]).stdout == run([f.app]).stdout)
+        #expect(r.stdoutText.contains("check: the same 8 objects"), "\(r.stdoutText)")
+        // A second run into the same directory: refused, then --overwrite replaces its links.
+        let again = try run([loadprobe, "fix", "view", f.app, "-o", dir + "/app.view2", "--view-dir", view])
+        #expect(again.status == 1 && again.stderrText.contains("is not empty"), "\(again.stderrText)")
+        let over = try run([loadprobe, "fix", "view", f.app, "-o", dir + "/app.view2", "--view-dir", view, "--overwrite"])
+        #expect(over.status == 0, "\(over.stderrText)")
+    }
+
+    @Test("refused with one line: a library from LD_LIBRARY_PATH, a musl program, a set-user-ID program; --force goes on; nothing written")
+    func refusals() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("refuse")
+        try write("int w_value(void) { return 1; }\n", to: dir + "/w.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libw.so", "-o", dir + "/libw.so", dir + "/w.c"])
+        try write("int w_value(void);\nint main(void) { return w_value() - 1; }\n", to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/plain", "-L" + dir, "-lw"])
+        func oneLine(_ r: Run, _ words: String) {
+            #expect(r.status == 1, "\(r.stderrText)")
+            let lines = r.stderrText.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("loadprobe fix: refused: ") && lines[0].contains(words), "\(r.stderrText)")
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["LD_LIBRARY_PATH"] = dir
+        oneLine(try run([loadprobe, "fix", "shrinkwrap", dir + "/plain", "-o", dir + "/out1"], env: env), "libw.so comes from LD_LIBRARY_PATH")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out1"))
+        let forced = try run([loadprobe, "fix", "shrinkwrap", dir + "/plain", "-o", dir + "/out1", "--force"], env: env)
+        #expect(forced.status == 0 && forced.stderrText.contains("going on (--force)"), "\(forced.stderrText)")
+        #expect(try run([dir + "/out1"]).status == 0)
+
+        try write("#include <stdio.h>\nint main(void) { puts(\"musl\"); return 0; }\n", to: dir + "/musl.c")
+        if Needs.command("musl-gcc") {
+            _ = try run(["musl-gcc", dir + "/musl.c", "-o", dir + "/musl-app"])
+            oneLine(try run([loadprobe, "fix", "shrinkwrap", dir + "/musl-app", "-o", dir + "/out2"]), "musl's loader")
+        } else {
+            Issue.record("musl-gcc is not installed (scripts/setup installs musl-tools)")
+        }
+        let suid = dir + "/suid-app"
+        try FileManager.default.copyItem(atPath: f.app, toPath: suid)
+        try FileManager.default.setAttributes([.posixPermissions: 0o4755], ofItemAtPath: suid)
+        oneLine(try run([loadprobe, "fix", "shrinkwrap", suid, "-o", dir + "/out3"]), "set-user-ID")
+        oneLine(try run([loadprobe, "fix", "view", suid, "-o", dir + "/out3", "--view-dir", dir + "/v"]), "set-user-ID")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out3") && !FileManager.default.fileExists(atPath: dir + "/v"))
+    }
+
+    @Test("OUTPUT: refused when it exists; --overwrite replaces a symlink there without writing through it; never in place")
+    func output() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("output")
+        let victim = dir + "/victim"
+        try write("keep me\n", to: victim)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: victim)
+        let refused = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", dir + "/link"])
+        #expect(refused.status == 1 && refused.stderrText.contains("exists"), "\(refused.stderrText)")
+        let over = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", dir + "/link", "--overwrite"])
+        #expect(over.status == 0, "\(over.stderrText)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me\n", "the symlink's target is not written")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link")) == nil, "the link itself is replaced")
+        #expect(try run([dir + "/link"]).status == 5)
+        let inPlace = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", f.app, "--overwrite"])
+        #expect(inPlace.status == 1 && inPlace.stderrText.contains("never made in place"), "\(inPlace.stderrText)")
+        let viewLink = dir + "/viewlink"
+        try FileManager.default.createSymbolicLink(atPath: viewLink, withDestinationPath: dir)
+        let v = try run([loadprobe, "fix", "view", f.app, "-o", dir + "/v.out", "--view-dir", viewLink])
+        #expect(v.status == 1 && v.stderrText.contains("a symlink is not followed"), "\(v.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/v.out"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".loadprobe-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    @Test("bad input: one line and status ≠ 0 (missing program, not ELF, a trace of another program, --lift-dlopen without a trace)")
+    func badInput() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("bad")
+        try write("#!/bin/sh\necho hi\n", to: dir + "/script")
+        let trace = dir + "/true.lpt"
+        _ = try run([loadprobe, "-q", "-o", trace, "--", "/bin/true"])
+        for (argv, words) in [
+            (["shrinkwrap", dir + "/missing", "-o", dir + "/o"], "No such file"),
+            (["shrinkwrap", dir + "/script", "-o", dir + "/o"], "not an ELF"),
+            (["shrinkwrap", f.app, "-o", dir + "/o", "--from", trace], "has no recorded start-up of"),
+            (["shrinkwrap", f.app, "-o", dir + "/o", "--from", dir + "/missing.lpt"], "missing.lpt"),
+            (["shrinkwrap", f.app, "-o", dir + "/o", "--lift-dlopen"], "needs '--from TRACE'"),
+        ] {
+            let r = try run([loadprobe, "fix"] + argv)
+            #expect(r.status != 0 && r.stderrText.split(separator: "\n").count == 1 && r.stderrText.contains(words),
+                    "\(argv): \(r.status) \(r.stderrText)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/o"))
+    }
+}
