@@ -96,8 +96,25 @@ enum FixFiles {
     /// through a descriptor of the directory itself (O_NOFOLLOW: a symlink
     /// in its place is refused). An existing directory must be empty, or
     /// with `overwrite` hold only symlinks, which are replaced.
-    static func makeView(_ directory: String, links: [(name: String, target: String)], overwrite: Bool) throws(FixError) {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+    /// What `makeView` made, to take back when the fix fails later.
+    struct MadeView {
+        let directory: String
+        let created: Bool
+        let names: [String]
+
+        func undo() {
+            let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard dfd >= 0 else { return }
+            for n in names { unlinkat(dfd, n, 0) }
+            close(dfd)
+            if created { rmdir(directory) }
+        }
+    }
+
+    @discardableResult
+    static func makeView(_ directory: String, links: [(name: String, target: String)], overwrite: Bool) throws(FixError) -> MadeView {
+        let created = mkdir(directory, 0o755) == 0
+        if !created && errno != EEXIST {
             throw FixError("\(directory): cannot create the view directory: \(String(cString: strerror(errno)))")
         }
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -110,9 +127,16 @@ enum FixFiles {
             }
         }
         for (name, _) in entries { unlinkat(dfd, name, 0) }
-        for (name, target) in links where symlinkat(target, dfd, name) != 0 {
-            throw FixError("\(directory)/\(name): \(String(cString: strerror(errno)))")
+        var made: [String] = []
+        for (name, target) in links {
+            guard symlinkat(target, dfd, name) == 0 else {
+                let e = errno
+                MadeView(directory: directory, created: created, names: made).undo()
+                throw FixError("\(directory)/\(name): \(String(cString: strerror(e)))")
+            }
+            made.append(name)
         }
+        return MadeView(directory: directory, created: created, names: made)
     }
 
     /// The entries of a directory, and whether each is a symlink.

@@ -43,6 +43,9 @@ struct Fixer {
         }
         var elf: ELFFile
         do throws(ELFReadError) { elf = try HostFileSystem().readELF(program) } catch { throw FixError(error.description) }
+        if !elf.isDynamic || elf.interpreter == nil {
+            throw FixError("\(program) is statically linked: the loader searches nothing, there is nothing to fix")
+        }
         if options.trace != nil, elf.needed != baseline.load.program.needed || elf.runpath != baseline.load.program.runpath
             || elf.rpath != baseline.load.program.rpath {
             throw FixError("\(program) has changed since \(options.trace!) was recorded (its DT_NEEDED or search path differ): record it again")
@@ -55,6 +58,7 @@ struct Fixer {
         elf = expandOrigin(elf)
         let commands: [[String]]
         var summary: String
+        var viewMade: FixFiles.MadeView?
         switch kind {
         case .shrinkwrap:
             let plan = ShrinkwrapPlan(load: baseline.load, liftDlopen: liftDlopen)
@@ -68,22 +72,28 @@ struct Fixer {
             let plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
             let others = otherLibraries(in: elf, besides: plan.links)
-            try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite)
+            viewMade = try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite)
             summary = "RUNPATH \(plan.directory): \(plan.links.count) symlinks to the \(Set(plan.links.map(\.target)).count) libraries "
                 + "the start-up found through RPATH/RUNPATH" + (others.isEmpty ? "" : ", and \(others.count) to the other libraries of "
                 + "the program's own search directories (what it may dlopen by name)")
         }
-        let temp = try FixFiles.privateCopy(of: program, besides: options.output)
-        for var c in commands {
-            c[c.count - 1] = temp
-            let r = FixFiles.run(c)
-            guard r.ok else {
-                unlink(temp)
-                throw FixError("\(c.prefix(3).joined(separator: " ")) … failed: \(r.output.split(separator: "\n").first ?? "")")
+        let (before, after): (Int, Int)
+        do throws(FixError) {
+            let temp = try FixFiles.privateCopy(of: program, besides: options.output)
+            for var c in commands {
+                c[c.count - 1] = temp
+                let r = FixFiles.run(c)
+                guard r.ok else {
+                    unlink(temp)
+                    throw FixError("\(c.prefix(3).joined(separator: " ")) … failed: \(r.output.split(separator: "\n").first ?? "")")
+                }
             }
+            (before, after) = try prove(program: program, copy: temp, baseline: baseline)
+            try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
+        } catch {
+            viewMade?.undo()
+            throw error
         }
-        let (before, after) = try prove(program: program, copy: temp, baseline: baseline)
-        try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
         say("wrote \(options.output) (from \(baseline.source)): \(summary)")
         say("predicted file calls of the start-up (loader model): \(before) → \(after)"
             + Self.change(before, after))
