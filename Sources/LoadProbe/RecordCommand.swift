@@ -209,6 +209,9 @@ struct Record: ParsableCommand {
                 let summary = TraceSummary(trace: trace, file: result.traceFile)
                 printError("loadprobe: \(commandLine[0]) \(how); trace: \(result.traceFile) (\(summary.events) events, \(summary.fileBytes) bytes, \(result.mode.rawValue))")
                 printError(summary.text())
+                if trace.meta(.whatIf) != nil, let w = WhatIfSummary(TraceAnalysis(trace: trace, file: result.traceFile)) {
+                    printError("  " + w.text)
+                }
                 if result.exitStatus == 127, let root = summary.processes.first, !root.reachedMain,
                    let program = trace.meta(.program),
                    let why = Explainer.startupDiagnosis(for: program, environment: LoaderEnvironment(
