@@ -68,12 +68,28 @@ lp_u64 lp_now_anchor(void)
 }
 #endif
 
+/* Copies what `record --what-if` needs (the map's path, the file name the kernel
+ * executed) before the program can overwrite its environment. Memory only. */
+static void lp_note_whatif(const char *whatif, const char *execfn)
+{
+    if (!whatif || !whatif[0] || !execfn) return;
+    lp_u64 n = lp_strlen(whatif);
+    if (n >= sizeof lp_cfg.whatif) return;
+    const char *base = execfn;
+    for (const char *q = execfn; *q; q++)
+        if (*q == '/') base = q + 1;
+    lp_u64 b = lp_strlen(base);
+    if (b == 0 || b >= sizeof lp_cfg.execname) return;
+    for (lp_u64 i = 0; i <= b; i++) lp_cfg.execname[i] = base[i];
+    for (lp_u64 i = 0; i <= n; i++) lp_cfg.whatif[i] = whatif[i];
+}
+
 /* glibc calls an audit module's constructors from dlmopen with (argc, argv, environ),
  * before la_version. No system calls here: everything is read from memory. */
 __attribute__((constructor)) static void lp_constructor(int argc, char **argv, char **envp)
 {
     if (!envp) return;
-    const char *dir = 0;
+    const char *dir = 0, *whatif = 0;
     char **e = envp;
     for (; *e; e++) {
         const char *v;
@@ -81,14 +97,19 @@ __attribute__((constructor)) static void lp_constructor(int argc, char **argv, c
             dir = v;
         else if ((v = lp_after_prefix(*e, LP_ENV_PTRACE "=")) != 0)
             lp_cfg.ptrace = v[0] == '1' && v[1] == 0;
+        else if ((v = lp_after_prefix(*e, LP_ENV_WHATIF "=")) != 0)
+            whatif = v;
     }
     /* The auxiliary vector follows the environment's terminating NULL. */
     const void *vdso = 0;
+    const char *execfn = 0;
     lp_cfg.pagesize = 4096;
     for (lp_uptr *av = (lp_uptr *)(e + 1); av[0] != LP_AT_NULL; av += 2) {
         if (av[0] == LP_AT_SYSINFO_EHDR) vdso = (const void *)av[1];
         else if (av[0] == LP_AT_PAGESZ) lp_cfg.pagesize = av[1];
+        else if (av[0] == LP_AT_EXECFN) execfn = (const char *)av[1];
     }
+    lp_note_whatif(whatif, execfn);
 #if defined(__x86_64__)
     lp_cfg.clock = (lp_clock_fn)lp_vdso_sym(vdso, "__vdso_clock_gettime", "LINUX_2.6");
 #else
@@ -122,11 +143,13 @@ __attribute__((constructor)) static void lp_constructor(int argc, char **argv, c
 
 LP_EXPORT unsigned int la_version(unsigned int version)
 {
-    if (!lp_cfg.active) return 0;
+    /* The map first: answering does not depend on recording. */
+    int answering = lp_whatif_load() == 0;
+    if (!lp_cfg.active) return answering ? version : 0;
     lp_cfg.la_version = version;
     if (lp_writer_start() != 0) {
         lp_cfg.inert = 1;
-        if (!lp_cfg.ptrace) return 0; /* ld.so then unloads us, silently */
+        if (!lp_cfg.ptrace && !answering) return 0; /* ld.so then unloads us, silently */
     }
     /* Under a loadprobe tracer we stay loaded even when recording failed, so that
      * the end of the start-up load is still signalled to it; the hooks then record nothing. */
@@ -135,7 +158,17 @@ LP_EXPORT unsigned int la_version(unsigned int version)
 
 LP_EXPORT char *la_objsearch(const char *name, lp_uptr *cookie, unsigned int flag)
 {
-    (void)cookie;
+    /* record --what-if: a bare name the fixed program would not search for is
+     * answered with its path, and recorded as that path (the fixed program asks
+     * for it); ld.so then opens it at once and keeps the bare name as one of the
+     * object's names (elf/dl-load.c: origname), so later requests match it. */
+    if (LP_UNLIKELY(lp_whatif_on) && flag == LP_LA_SER_ORIG) {
+        const char *path = lp_whatif_answer(name, cookie ? (const char *)*cookie : 0);
+        if (path) {
+            lp_emit(LP_REC_OBJSEARCH, flag, 0, path);
+            return (char *)path;
+        }
+    }
     lp_emit(LP_REC_OBJSEARCH, flag, 0, name);
     return (char *)name;
 }

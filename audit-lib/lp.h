@@ -32,6 +32,8 @@ struct lp_config {
     lp_u64 argv0len;
     char dir[LP_PATH_MAX];      /* LOADPROBE_AUDIT_DIR (made absolute at la_version) */
     char argv0[LP_PATH_MAX];    /* copy of argv[0] (a program may overwrite its argv area) */
+    char whatif[LP_PATH_MAX];   /* LOADPROBE_WHATIF: the map file ("" = none) */
+    char execname[256];         /* file name of AT_EXECFN ("" = unknown or too long) */
     char path[LP_PATH_MAX + 64];/* scratch for the segment file name */
     char prev[LP_PATH_MAX * 4]; /* the previous record's path (LP_S.prevlen bytes; under the
                                    lock): the next one is coded against it */
@@ -134,6 +136,11 @@ static inline lp_u64 lp_now(void)
 /* vdso.c: address of `name` (with version `version`, if the vDSO is versioned) in the
  * vDSO image at `base`, or 0. */
 LP_HIDDEN void *lp_vdso_sym(const void *base, const char *name, const char *version);
+
+/* whatif.c: `record --what-if` (README.md, "What-if") */
+extern int lp_whatif_on LP_HIDDEN; /* a map is loaded and names this program */
+LP_HIDDEN int lp_whatif_load(void); /* at la_version: 0 = answering from now on */
+LP_HIDDEN const char *lp_whatif_answer(const char *name, const char *requester);
 
 /* writer.c */
 LP_HIDDEN int lp_writer_start(void);     /* at la_version: 0 ok, -1 = stay inert */

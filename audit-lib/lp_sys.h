@@ -24,6 +24,8 @@ typedef unsigned short lp_u16;
 /* ---- system call numbers ---- */
 #if defined(__x86_64__)
 #define LP_NR_close 3
+#define LP_NR_lseek 8
+#define LP_NR_pread64 17
 #define LP_NR_mmap 9
 #define LP_NR_munmap 11
 #define LP_NR_sched_yield 24
@@ -42,6 +44,8 @@ typedef unsigned short lp_u16;
 #define LP_NR_fallocate 47
 #define LP_NR_openat 56
 #define LP_NR_close 57
+#define LP_NR_lseek 62
+#define LP_NR_pread64 67
 #define LP_NR_clock_gettime 113
 #define LP_NR_sched_yield 124
 #define LP_NR_getpid 172
@@ -54,7 +58,11 @@ typedef unsigned short lp_u16;
 
 /* ---- constants (identical on x86_64 and aarch64) ---- */
 #define LP_AT_FDCWD (-100)
+#define LP_O_RDONLY 0
 #define LP_O_RDWR 02
+#define LP_O_NOCTTY 0400
+#define LP_O_NONBLOCK 04000
+#define LP_SEEK_END 2
 #define LP_O_CREAT 0100
 #define LP_O_EXCL 0200
 #define LP_O_CLOEXEC 02000000
@@ -78,6 +86,7 @@ typedef unsigned short lp_u16;
 #define LP_CLOCK_MONOTONIC 1
 #define LP_AT_NULL 0
 #define LP_AT_PAGESZ 6
+#define LP_AT_EXECFN 31
 #define LP_AT_SYSINFO_EHDR 33
 
 struct lp_timespec { long tv_sec; long tv_nsec; };
@@ -128,6 +137,13 @@ static inline long lp_openat(const char *path, int flags, int mode)
     return r;
 }
 static inline long lp_close(int fd) { return lp_sc1(LP_NR_close, fd); }
+static inline long lp_lseek(int fd, long off, int whence) { return lp_sc3(LP_NR_lseek, fd, off, whence); }
+static inline long lp_pread(int fd, void *buf, lp_u64 n, lp_u64 off)
+{
+    long r;
+    do r = lp_sc4(LP_NR_pread64, fd, buf, n, off); while (r == -LP_EINTR);
+    return r;
+}
 static inline long lp_ftruncate(int fd, lp_u64 len)
 {
     long r;

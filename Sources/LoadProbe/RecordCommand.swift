@@ -49,6 +49,18 @@ struct Record: ParsableCommand {
         valueName: "spec"))
     var fullRanks: String?
 
+    @Option(name: .customLong("what-if"), help: ArgumentHelp(
+        "Run the program unchanged while the audit library answers its library searches as the fixed program would make them: shrinkwrap, bind or view (needs --from).",
+        discussion: "The searches come from the start-up recorded in --from's trace; searches it did not record run as usual. The trace says it is a what-if, and 'loadprobe diff' compares it with --from's.",
+        valueName: "scenario"))
+    var whatIf: String?
+
+    @Option(name: .customLong("from"), help: ArgumentHelp("With --what-if: the trace of the unchanged program.", valueName: "trace"))
+    var whatIfFrom: String?
+
+    @Flag(name: .customLong("lift-dlopen"), help: "With --what-if shrinkwrap: answer the dlopens the trace recorded as well.")
+    var liftDlopen = false
+
     @Flag(name: .shortAndLong, help: "Print no summary.")
     var quiet = false
 
@@ -68,7 +80,8 @@ struct Record: ParsableCommand {
     var invocation: RecordInvocation {
         RecordInvocation(command: commandLine, output: output,
                          mode: RecordOptions.Mode(noPtrace: noPtrace, noAudit: noAudit),
-                         pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet, fullRanks: fullRanks)
+                         pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet, fullRanks: fullRanks,
+                         whatIf: whatIf, whatIfFrom: whatIfFrom, liftDlopen: liftDlopen)
     }
 
     func run() throws {
@@ -102,6 +115,14 @@ struct Record: ParsableCommand {
                 how.mode = .auditOnly
                 how.summaryOnly = true
             }
+        }
+        do throws(WhatIfSetup.Refusal) {
+            // Nothing runs when the what-if cannot be made.
+            try WhatIfSetup.checkOptions(how)
+            how.whatIfRequest = try WhatIfSetup.request(how)
+        } catch {
+            printError(error.line)
+            return error.status
         }
         guard how.mode != .auditOnly else { return recordHere(how, statusPipe: -1) }
         var fds: [Int32] = [-1, -1]
@@ -150,6 +171,7 @@ struct Record: ParsableCommand {
         options.answerMisses = how.answerMisses
         options.recordCallers = how.recordCallers
         options.executeAsGiven = RecordInvocation.executeAsGiven
+        options.whatIf = how.whatIfRequest
         if how.summaryOnly {
             options.summarize = { trace in RankSummary(trace: trace, summary: TraceSummary(trace: trace, file: "")).metadata }
         }
@@ -187,6 +209,9 @@ struct Record: ParsableCommand {
                 let summary = TraceSummary(trace: trace, file: result.traceFile)
                 printError("loadprobe: \(commandLine[0]) \(how); trace: \(result.traceFile) (\(summary.events) events, \(summary.fileBytes) bytes, \(result.mode.rawValue))")
                 printError(summary.text())
+                if trace.meta(.whatIf) != nil, let w = WhatIfSummary(TraceAnalysis(trace: trace, file: result.traceFile)) {
+                    printError("  " + w.text)
+                }
                 if result.exitStatus == 127, let root = summary.processes.first, !root.reachedMain,
                    let program = trace.meta(.program),
                    let why = Explainer.startupDiagnosis(for: program, environment: LoaderEnvironment(
@@ -281,8 +306,14 @@ struct RecordInvocation: Equatable {
     var recordCallers = true
     var quiet = false
     var fullRanks: String?
+    /// `--what-if SCENARIO --from TRACE [--lift-dlopen]` as given (checked by WhatIfSetup).
+    var whatIf: String?
+    var whatIfFrom: String?
+    var liftDlopen = false
     /// This rank is outside --full-ranks: audit only, a summary trace.
     var summaryOnly = false
+    /// The what-if map made from --from's trace, before anything runs.
+    var whatIfRequest: WhatIfRequest?
 
     /// The command as bytes when loadprobe was not given it in argv's tail (SpankLaunch).
     nonisolated(unsafe) static var launchedCommand: [[UInt8]]?
@@ -333,10 +364,15 @@ struct RecordInvocation: Equatable {
                 guard !value.isEmpty, !value.hasPrefix("-") else { return nil }
                 inv.output = value
             case "--quiet": inv.quiet = true
-            case "--full-ranks":
+            case "--full-ranks", "--what-if", "--from":
                 guard let v = rest.first, !v.hasPrefix("-") else { return nil }
-                inv.fullRanks = v
+                switch key {
+                case "--full-ranks": inv.fullRanks = v
+                case "--what-if": inv.whatIf = v
+                default: inv.whatIfFrom = v
+                }
                 rest = rest.dropFirst()
+            case "--lift-dlopen": inv.liftDlopen = true
             case "--no-ptrace": noPtrace = true
             case "--no-audit": noAudit = true
             case "--no-pin": inv.pin = false

@@ -31,9 +31,10 @@ public enum MetaKey: String, CaseIterable, Sendable {
     case loaderLib = "loader.lib"
     case loaderDefaultDirs = "loader.defaultDirs"
     case worldObjects, worldNs
-    /// A `record --what-if` run: "SCENARIO from TRACE"; whatIfRedirects: the
-    /// entries the audit library was given (the searches it answers).
-    case whatIf, whatIfEntries
+    /// A `record --what-if` run: "SCENARIO from TRACE"; whatIfEntries: the
+    /// number of entries the audit library was given (the searches it answers);
+    /// whatIfPath: one per distinct path it answers with.
+    case whatIf, whatIfEntries, whatIfPath
     /// A summary trace (`--full-ranks`, docs/jobs.md): its format, "loadprobe-summary/1".
     /// Its other facts are the `summary.*` keys; it has no events.
     case summary

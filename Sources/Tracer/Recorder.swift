@@ -35,6 +35,10 @@ public struct RecordOptions: Sendable {
     /// it (MetaKey.summary and the `summary.*` keys), no events. The loader's
     /// world (OBJECT records) is not collected.
     public var summarize: (@Sendable (Trace) -> [(String, String)])? = nil
+    /// `--what-if`: the audit library answers the program's library searches
+    /// from this map as the fixed program would make them; nil for an
+    /// ordinary recording.
+    public var whatIf: WhatIfRequest? = nil
 
     public init(command: [String], outputPattern: String = RecordOptions.defaultOutputPattern, mode: Mode = .full,
                 auditLibrary: String? = nil, pinToTracerCPU: Bool = true) {
@@ -44,6 +48,29 @@ public struct RecordOptions: Sendable {
         self.auditLibrary = auditLibrary
         self.pinToTracerCPU = pinToTracerCPU
     }
+}
+
+/// What `record --what-if` gives the recorder: the map file's bytes (its
+/// format in audit-lib/README.md, "What-if"), made by the caller from an
+/// earlier trace, and what the trace's metadata says of it.
+public struct WhatIfRequest: Sendable, Equatable {
+    /// The file `LOADPROBE_WHATIF` names, written into the audit directory.
+    public var map: [UInt8]
+    /// "SCENARIO from TRACE" (MetaKey.whatIf).
+    public var description: String
+    /// Entries in the map (MetaKey.whatIfEntries).
+    public var entries: Int
+    /// The distinct paths the map answers with (MetaKey.whatIfPath), so that a
+    /// report can tell an answered search from one the program made by path.
+    public var paths: [String]
+
+    public init(map: [UInt8], description: String, entries: Int, paths: [String]) {
+        self.map = map; self.description = description; self.entries = entries; self.paths = paths
+    }
+
+    /// The map's file name in the audit directory: the tracer counts the
+    /// library's open of it as its own call, as it does the record files.
+    public static let fileName = "whatif.map"
 }
 
 public struct RecordResult: Sendable {
@@ -150,6 +177,10 @@ public enum Recorder {
             mode = options.mode
             self.environment = rawEnv
             try chooseMode(kind)
+            if options.whatIf != nil && mode == .ptraceOnly {
+                let why = kind.auditUnavailableReason.map { ": \($0)" } ?? ""
+                throw RecordError("loadprobe: --what-if answers the program's searches through the audit library, which cannot be used here\(why)")
+            }
             if mode != .ptraceOnly { try prepareAudit(options, environment: environment) }
             if options.pinToTracerCPU && mode != .auditOnly { chooseCPU() }
         }
@@ -193,7 +224,8 @@ public enum Recorder {
             let dir = try makeAuditDir(environment: environment)
             auditLibrary = lib
             auditDir = dir
-            let added = programEnvironment(self.environment, auditLibrary: lib, auditDir: dir, ptrace: mode == .full)
+            let map = try options.whatIf.map { try writeWhatIfMap($0, in: dir) }
+            let added = programEnvironment(self.environment, auditLibrary: lib, auditDir: dir, ptrace: mode == .full, whatIfMap: map)
             self.environment = added.environment
             if let note = added.note { notes.append(note) }
         }
@@ -209,6 +241,21 @@ public enum Recorder {
             let here = lp_current_cpu()
             cpu = allowed.contains(here) ? here : cpus[n - 1]
         }
+    }
+
+    /// The what-if map written into the audit directory (mode 0600, never
+    /// over a file that is there); its path, for LOADPROBE_WHATIF.
+    static func writeWhatIfMap(_ request: WhatIfRequest, in dir: String) throws -> String {
+        let path = dir + "/" + WhatIfRequest.fileName
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw RecordError("loadprobe: cannot write the what-if map \(path): \(Sys.describe(errno))") }
+        defer { close(fd) }
+        do {
+            try Sys.writeAll(fd, request.map)
+        } catch {
+            throw RecordError("loadprobe: cannot write the what-if map \(path): \(error)")
+        }
+        return path
     }
 
     /// The program started (stopped before exec when a tracer will seize it) and the trace opened.
@@ -432,8 +479,9 @@ public enum Recorder {
     /// ":glibc.rtld.optional_static_tls=N", which glibc reads after theirs).
     /// The note says when the surplus could not be kept.
     static func programEnvironment(_ env: [[UInt8]], auditLibrary lib: String, auditDir dir: String,
-                                   ptrace: Bool) -> (environment: [[UInt8]], note: String?) {
-        var out = env.filter { !$0.starts(with: Array((LP_ENV_AUDIT_DIR + "=").utf8)) && !$0.starts(with: Array((LP_ENV_PTRACE + "=").utf8)) }
+                                   ptrace: Bool, whatIfMap: String? = nil) -> (environment: [[UInt8]], note: String?) {
+        let ours = [LP_ENV_AUDIT_DIR, LP_ENV_PTRACE, LP_ENV_WHATIF].map { Array(($0 + "=").utf8) }
+        var out = env.filter { entry in !ours.contains { entry.starts(with: $0) } }
         func lastIndex(_ name: String) -> Int? {
             let prefix = Array(name.utf8) + [0x3d]
             return out.lastIndex { $0.starts(with: prefix) }
@@ -466,6 +514,7 @@ public enum Recorder {
         }
         out.append(Array("\(LP_ENV_AUDIT_DIR)=\(dir)".utf8))
         out.append(Array("\(LP_ENV_PTRACE)=\(ptrace ? "1" : "0")".utf8))
+        if let whatIfMap { out.append(Array("\(LP_ENV_WHATIF)=\(whatIfMap)".utf8)) }
         return (out, note)
     }
 
@@ -534,6 +583,11 @@ public enum Recorder {
         if let j = jobVariables.lazy.compactMap({ environment[$0] }).first { try w.meta(.jobid, j) }
         if let lib = auditLib { try w.meta(.auditLibrary, lib) }
         if let d = auditDir { try w.meta(.auditDir, d) }
+        if let wi = options.whatIf {
+            try w.meta(.whatIf, wi.description)
+            try w.meta(.whatIfEntries, String(wi.entries))
+            for p in wi.paths { try w.meta(.whatIfPath, p) }
+        }
         try w.meta(.startNs, String(startNs))
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -569,6 +623,7 @@ public enum Recorder {
 
     static func removeTree(_ dir: String) {
         for f in AuditDrain.segmentFiles(in: dir) { unlink(f) }
+        unlink(dir + "/" + WhatIfRequest.fileName)
         rmdir(dir)
     }
 }

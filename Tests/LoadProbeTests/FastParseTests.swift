@@ -25,6 +25,8 @@ import Testing
         ["--no-pin", "--no-answer-misses", "--no-ptrace", "--output", "o", "--quiet", "--", "sh", "-c", "exit 3"],
         ["--no-callers", "-q", "--", "prog"],
         ["--full-ranks", "0,first-per-node,every:64", "-o", "lp-%j/%r.lpt", "--", "prog"],
+        ["--what-if", "shrinkwrap", "--from", "app.lpt", "--lift-dlopen", "-q", "--", "prog"],
+        ["--from", "app.lpt", "--what-if", "view", "--no-ptrace", "--", "prog"],
     ]
 
     @Test(arguments: accepted)
@@ -59,6 +61,7 @@ import Testing
         ["-q", "-q", "--", "prog"], ["-qo", "x", "--", "prog"], ["-o", "--", "prog"], ["-o"],
         ["--output=", "--", "prog"], ["-o", "-x", "--", "prog"], ["--no-ptrace", "--no-audit", "--", "prog"],
         ["--bogus", "--", "prog"], ["-o", "a", "--output", "b", "--", "prog"], ["--", ], ["record", "record", "--", "p"],
+        ["--what-if", "--", "prog"], ["--what-if", "bind", "--what-if", "view", "--", "prog"], ["--from", "-x.lpt", "--", "prog"],
     ]
 
     @Test(arguments: leftToArgumentParser)

@@ -270,6 +270,14 @@ void la_activity(uintptr_t *c, unsigned int f) { (void)c; (void)f; }
 """
 
 
+WHATIF_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int fa(void); int fb(void);
+int main(void) { printf("fa+fb=%d\n", fa() + fb()); fflush(stdout); return system("/bin/true") == 0 ? 7 : 1; }
+"""
+
+
 def build_fixtures():
     for d in ("d1", "d2", "d3"):
         os.makedirs(os.path.join(T, d), exist_ok=True)
@@ -293,6 +301,7 @@ def build_fixtures():
     sh([CC, "-O1", "-pthread", "-o", T + "/stress", write(src + "/stress.c", STRESS), "-ldl"])
     sh([CC, "-shared", "-fPIC", "-o", T + "/libotheraudit.so", write(src + "/other.c", OTHER_AUDIT)])
     sh([CC, "-O1", "-o", T + "/clocked", write(src + "/clocked.c", CLOCKED), "-ldl"])
+    sh([CC, "-o", T + "/wi_prog", write(src + "/wi.c", WHATIF_MAIN)] + libs + [runpath])
 
 
 # ---------------------------------------------------------------- helpers
@@ -838,6 +847,119 @@ def test_aarch64():
     check(t, kinds[0] == "IMAGE" and "PREINIT" in kinds, "aarch64 records: %s" % kinds)
     info("aarch64 (qemu-user): la_version %d, clock_source %d, %d candidates match LD_DEBUG=libs"
          % (segs[0].la_version, segs[0].clock_source, len(got)))
+    # what-if: the map read with aarch64's system calls, AT_EXECFN as qemu gives it
+    mapfile = os.path.join(a, "whatif.map")
+    with open(mapfile, "wb") as f:
+        f.write(whatif_map(["m_rpath"], [("*", "liba.so", d2 + "/liba.so"), ("*", "libb.so", d3 + "/libb.so")]))
+    d = fresh_dir(t + "-whatif")
+    answered = run(q("LD_AUDIT=" + so, "LOADPROBE_AUDIT_DIR=" + d, "LOADPROBE_WHATIF=" + mapfile))
+    same_run_result(t, plain, answered)
+    found = origs(segs_all(d))
+    check(t, found[:2] == [d2 + "/liba.so", d3 + "/libb.so"], "aarch64 what-if searches: %s" % found)
+
+
+# ---------------------------------------------------------------- what-if
+
+def whatif_map(names, entries):
+    """The map file's bytes (audit-lib/README.md, "What-if")."""
+    b = b"LPWHATIF1\0" + b"".join(n.encode() + b"\0" for n in names) + b"\0"
+    return b + b"".join(r.encode() + b"\0" + n.encode() + b"\0" + p.encode() + b"\0" for r, n, p in entries)
+
+
+def images(d, test):
+    """[(IMAGE name, records)] of every image recorded in d, in start order."""
+    by_pid = validate_dir(test, d)
+    segs = sorted((s for ss in by_pid.values() for s in ss), key=lambda s: (s.image_start_ns, s.segment))
+    return [(s.records[0]["name"], s.records) for s in segs if s.segment == 0 and s.records]
+
+
+def searches(records):
+    return [(r["flag"], r["name"]) for r in records if r["kind"] == lpa.OBJSEARCH]
+
+
+def opens(records):
+    return [r["name"] for r in records if r["kind"] == lpa.OBJOPEN]
+
+
+def test_whatif(so):
+    t = "what-if"
+    prog = os.path.join(T, "wi_prog")
+    plain = run([prog])
+    d = fresh_dir(t + "-base")
+    base = run([prog], audit=so, audit_dir=d)
+    same_run_result(t, plain, base)
+    imgs = images(d, t)
+    if not check(t, len(imgs) == 3 and imgs[0][0] == prog, "baseline images: %s" % [i[0] for i in imgs]):
+        return
+    base_main, base_child = imgs[0][1], imgs[1][1]
+    libc = [p for p in opens(base_main) if os.path.basename(p) == "libc.so.6"]
+    if not check(t, libc, "no libc.so.6 among %s" % opens(base_main)):
+        return
+    liba, libb = os.path.join(T, "d2", "liba.so"), os.path.join(T, "d3", "libb.so")
+    # libb.so only for the main program (""), a decoy for an object that asks for nothing.
+    good = whatif_map(["other", "wi_prog"], [("/no/such/requester", "liba.so", "/no/such/liba.so"),
+                                             ("*", "liba.so", liba), ("", "libb.so", libb), ("*", "libc.so.6", libc[0])])
+    mapfile = write(os.path.join(T, "whatif.map"), "")
+    with open(mapfile, "wb") as f:
+        f.write(good)
+    d = fresh_dir(t)
+    got = run([prog], audit=so, audit_dir=d, extra_env={"LOADPROBE_WHATIF": mapfile})
+    same_run_result(t, plain, got)
+    imgs = images(d, t)
+    if not check(t, len(imgs) == 3, "what-if images: %s" % [i[0] for i in imgs]):
+        return
+    main, child = imgs[0][1], imgs[1][1]
+    check(t, searches(main) == [(1, liba), (1, libb), (1, libc[0])],
+          "the program's searches are not the answers: %s" % searches(main))
+    check(t, opens(main) == opens(base_main), "objects %s, baseline %s" % (opens(main), opens(base_main)))
+    check(t, searches(child) == searches(base_child) and (1, "libc.so.6") in searches(child),
+          "the child (%s) was answered: %s" % (imgs[1][0], searches(child)))
+    # Answering without recording: LD_DEBUG shows no candidate for the answered names.
+    trying, finds = ld_debug([prog], audit=so, env={"LOADPROBE_WHATIF": mapfile})
+    check(t, not [p for _, p in trying if os.path.basename(p) in ("liba.so", "libb.so")] and "liba.so" not in finds,
+          "without LOADPROBE_AUDIT_DIR the names were still searched: %s" % trying[:5])
+    info("what-if: %d searches recorded without the map, %d with it; the child's kept" % (len(searches(base_main)), len(searches(main))))
+    test_whatif_crafted(so, prog, plain, searches(base_main), good)
+
+
+def test_whatif_crafted(so, prog, plain, expected, good):
+    """Maps that must leave what-if off: the program searches as it always does."""
+    t = "what-if crafted maps"
+    entry = good[good.index(b"\0\0") + 2:]
+    many = b"LPWHATIF1\0wi_prog\0\0" + b"*\0libz.so\0/z\0" * (65536 + 1)
+    maps = {
+        "empty": b"", "magic only": b"LPWHATIF1", "bad magic": good.replace(b"LPWHATIF1", b"LPWHATIF2", 1),
+        "no program names end": b"LPWHATIF1\0wi_prog", "cut in an entry": good[:-3],
+        "cut after the name": good[:len(good) - len(good.split(b"\0")[-2]) - 1],
+        "not this program": good.replace(b"wi_prog\0", b"wi_prof\0", 1),
+        "relative path": good.replace(os.path.join(T, "d2").encode() + b"/", b"d2/", 1),
+        "name with a slash": good.replace(b"\0liba.so\0" + os.path.join(T, "d2").encode(), b"\0x/liba.so\0" + os.path.join(T, "d2").encode(), 1),
+        "too many entries": many, "too many names": b"LPWHATIF1\0" + b"n\0" * 100 + b"wi_prog\0\0" + entry,
+        "garbage": bytes((i * 131 + 7) % 256 for i in range(5000)),
+        "zeros": b"\0" * 4096,
+    }
+    for name, data in maps.items():
+        f = os.path.join(T, "crafted.map")
+        with open(f, "wb") as out:
+            out.write(data)
+        check_crafted(t, so, prog, plain, expected, name, f)
+    os.mkfifo(os.path.join(T, "crafted.fifo"))
+    for name, f in (("missing file", os.path.join(T, "no-such.map")), ("directory", T),
+                    ("FIFO", os.path.join(T, "crafted.fifo")), ("/dev/zero", "/dev/zero")):
+        check_crafted(t, so, prog, plain, expected, name, f)
+
+
+def check_crafted(t, so, prog, plain, expected, name, f):
+    d = fresh_dir("crafted")
+    try:
+        got = run([prog], audit=so, audit_dir=d, extra_env={"LOADPROBE_WHATIF": f}, timeout=20)
+    except subprocess.TimeoutExpired:
+        fail(t, "%s: the program hung" % name)
+        return
+    check(t, got.returncode == plain.returncode and got.stdout == plain.stdout,
+          "%s: the program ran differently (status %d, %r)" % (name, got.returncode, got.stdout))
+    imgs = images(d, t)
+    check(t, imgs and searches(imgs[0][1]) == expected, "%s: the searches changed" % name)
 
 
 def main():
@@ -874,6 +996,7 @@ def main():
         ("two audit libraries", lambda: test_coexist(so)),
         ("system calls", lambda: test_strace(so)),
         ("full file system", lambda: test_enospc(so)),
+        ("what-if maps", lambda: test_whatif(so)),
         ("aarch64 under qemu-user", test_aarch64),
     ]
     for name, fn in tests:

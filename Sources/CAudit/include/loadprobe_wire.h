@@ -53,6 +53,16 @@ extern "C" {
  * close(LP_PREINIT_MAGIC_FD), a call the seccomp filter stops on. */
 #define LP_ENV_PTRACE "LOADPROBE_PTRACE"
 #define LP_PREINIT_MAGIC_FD (-4242)
+/* `loadprobe record --what-if`: the path of a map file (audit-lib/README.md,
+ * "What-if") from which the library answers library searches the way the
+ * fixed program would make them. Unset or empty: searches run as ld.so makes them. */
+#define LP_ENV_WHATIF "LOADPROBE_WHATIF"
+/* The map file starts with these 9 bytes and a NUL. */
+#define LP_WHATIF_MAGIC "LPWHATIF1"
+/* Entries and program names a map may hold; a larger map is not used at all. */
+#define LP_WHATIF_MAX_ENTRIES (1u << 16)
+#define LP_WHATIF_MAX_NAMES 64u
+#define LP_WHATIF_MAX_BYTES (64u << 20)
 
 enum lp_audit_kind {
     LP_REC_NONE = 0,

@@ -22,6 +22,8 @@ public struct TraceDiff: Sendable {
         public var tracedStartupSeconds: Double?
         public var computeSeconds: Double
         public var objects: [LoadedObjectIdentity]
+        /// A `record --what-if` trace: the fix tried and what it answered.
+        public var whatIf: WhatIfSummary? = nil
     }
 
     public struct LoadedObjectIdentity: Sendable, Equatable {
@@ -95,7 +97,8 @@ public struct TraceDiff: Sendable {
                 }
             }
             return Side(file: t.file, calls: calls, failed: failed, bySyscall: bySys, byPurpose: byPurpose, byOrigin: byOrigin,
-                        recorded: r.scenario(.recorded), tracedStartupSeconds: traced, computeSeconds: compute, objects: objs)
+                        recorded: r.scenario(.recorded), tracedStartupSeconds: traced, computeSeconds: compute, objects: objs,
+                        whatIf: r.whatIf)
         }
         before = side(b)
         if !eachOwnCompute && options.computeSeconds == nil { o.computeSeconds = before.computeSeconds }
@@ -148,8 +151,11 @@ public struct TraceDiff: Sendable {
 
     public func text(style: TextStyle) -> String {
         var out: [String] = []
-        out.append(style.bold("before: ") + before.file)
-        out.append(style.bold("after:  ") + after.file)
+        func whatIf(_ s: Side) -> String {
+            s.whatIf.map { " — a what-if of \($0.scenario) (\($0.description): \($0.answered) searches answered, \($0.ranNormally) ran normally)" } ?? ""
+        }
+        out.append(style.bold("before: ") + before.file + whatIf(before))
+        out.append(style.bold("after:  ") + after.file + whatIf(after))
         out.append("")
         var t = TextTable(header: ["", "before", "after", "change"], rightAligned: [1, 2, 3])
         func row(_ name: String, _ b: Int, _ a: Int) { t.rows.append([name, group(b), group(a), delta(b, a)]) }
@@ -222,6 +228,7 @@ public struct TraceDiff: Sendable {
                 ("byOrigin", .object(s.byOrigin.keys.sorted().map { ($0, JSON.int(Int64(s.byOrigin[$0]!))) })),
                 ("tracedStartupSeconds", s.tracedStartupSeconds.map { .double($0) } ?? .null),
                 ("computeSeconds", .double(s.computeSeconds)),
+                ("whatIf", s.whatIf?.json ?? .null),
                 ("objects", .array(s.objects.map { o in
                     .object([("path", .string(o.path)), ("realPath", o.realPath.map { .string($0) } ?? .null),
                              ("contentHash", o.contentHash.map { .string(String($0, radix: 16)) } ?? .null)])

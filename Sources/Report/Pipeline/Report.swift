@@ -89,6 +89,8 @@ public struct Report: Sendable {
     public var usedHost: Bool
     /// The job (several ranks, or a summary trace): start-up over ranks and hosts, outliers.
     public var job: JobReport?
+    /// The first trace made by `record --what-if`: the fix tried and the searches it answered.
+    public var whatIf: WhatIfSummary?
     /// Full traces in the report (the calls, waste and scenarios come from them alone).
     public var fullTraces: Int { summaries.count }
 

@@ -65,6 +65,8 @@ public struct ReportBuilder {
     var unreadable: [(file: String, reason: String)] = []
     /// Traces counted with `addRepeat`.
     public private(set) var repeats = 0
+    /// The first what-if recording among the traces.
+    var whatIf: WhatIfSummary?
 
     public init(options: ReportOptions) {
         self.options = options
@@ -91,6 +93,7 @@ public struct ReportBuilder {
         a.nameCallers(&symbols)
         traceCount += 1
         summaries.append(a.summary)
+        if whatIf == nil { whatIf = WhatIfSummary(a) }
         let rank = RankSummary(analysis: a)
         jobRanks.append(JobRank(trace: a.trace, file: a.file, summary: rank, full: true))
         // The events are not needed any more: the attribution holds the calls.
@@ -222,6 +225,7 @@ public struct ReportBuilder {
                             timelineProcesses: timeline, waste: WasteRanking(waste), scenarios: results, options: options,
                             remoteRoots: builder.world.remote, capabilitySubdirectories: builder.world.capabilitySubdirectories,
                             programSearchPathSource: source, programSearchPath: firstPath, usedHost: builder.world.usedHost)
+        report.whatIf = whatIf
         if jobRanks.count > 1 || jobRanks.contains(where: { !$0.full }) || !unreadable.isEmpty {
             report.job = JobReport(jobRanks, top: options.top)
             report.job?.repeatedTraces = repeats

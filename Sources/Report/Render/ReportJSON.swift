@@ -10,6 +10,7 @@ public enum ReportJSON {
         let base: JSON = r.summaries.count == 1 ? r.summaries[0].json() : jobSummary(r)
         guard case .object(var fields) = base else { return base }
         if let j = r.job { fields.append(("job", JobRender.json(j, options: r.options))) }
+        if let w = r.whatIf { fields.append(("whatIf", w.json)) }
         if r.fullTraces > 0 { fields += sections(r) }
         return .object(fields)
     }

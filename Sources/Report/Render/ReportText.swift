@@ -57,6 +57,11 @@ public enum ReportText {
             return out.joined(separator: "\n")
         }
         if isJob { out.append(style.bold("The full traces") + " (\(r.fullTraces) of \(r.job?.ranks ?? r.fullTraces) ranks; the fixes priced for the whole job)") }
+        if let w = r.whatIf {
+            out.append("")
+            out.append(style.bold(w.text))
+            out.append("  " + WhatIfSummary.fixesNote)
+        }
         whereCallsWent(r, style: style, into: &out)
         inShort(r, style: style, into: &out)
         byDirectory(r, style: style, into: &out)
