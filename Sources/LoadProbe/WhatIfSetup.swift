@@ -52,7 +52,7 @@ enum WhatIfSetup {
             throw Refusal(line: text.hasPrefix("loadprobe: ") ? text : "loadprobe: " + text, status: 1)
         }
         let names = unique([basename(baseline.load.program.path), basename(how.command.first ?? "")])
-        let map = WhatIfMap(scenario: scenario, baseline: baseline.load, liftDlopen: how.liftDlopen, programNames: names)
+        let map = WhatIfMap(scenario: scenario, baseline: baseline.load, input: baseline.input, liftDlopen: how.liftDlopen, programNames: names)
         let paths = unique(map.entries.map(\.path))
         // A library the earlier run loaded and that is gone: the program would not start, fixed or not.
         if let gone = paths.first(where: { access($0, F_OK) != 0 }) {

@@ -117,3 +117,18 @@ public enum WorldTransform: Sendable, Hashable {
         return out
     }
 }
+
+extension WorldTransform {
+    /// Where the view scenario puts its directory when not told: "view" beside
+    /// the program's first RPATH/RUNPATH directory (a store's or prefix's lib/
+    /// gives its parent), else beside the program's own directory.
+    public static func defaultViewDirectory(input: SimulationInput, baseline: LoadResult) -> String {
+        let program = input.world.resolve(input.program) ?? input.program
+        let prefix = LoaderPath.directory(LoaderPath.directory(program))
+        let plan = GlibcLoaderSimulation(profile: input.profile, environment: input.environment, cache: nil,
+                                         fileSystem: input.world).searchPlan(forDependenciesOf: 0, in: baseline)
+        let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
+        let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
+        return LoaderPath.join(base, "view")
+    }
+}

@@ -146,6 +146,53 @@ struct StoreFixTests {
         #expect(after.filter { $0.path == f.lib("a") + "/liba.so.1.0" && !$0.failed }.count == 1, "\(after.map(\.text))")
     }
 
+    /// A trace's calls as "call path = result" (times and attribution dropped), the program's own
+    /// exec and its calls after main on stdout left out (they name the runner's files).
+    func calls(_ trace: String) throws -> [String] {
+        try must([loadprobe, "report", "--calls", trace]).stdoutText.split(separator: "\n").compactMap { line in
+            guard !line.hasPrefix("#"), !line.contains("[exec,"), !line.contains("[other,"),
+                  let ms = line.range(of: " ms "), let bracket = line.range(of: "  [") else { return nil }
+            return String(line[ms.upperBound..<bracket.lowerBound]).trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    /// What is in `a` and not in `b`, as multisets.
+    func minus(_ a: [String], _ b: [String]) -> [String] {
+        var count: [String: Int] = [:]
+        for x in b { count[x, default: 0] += 1 }
+        return a.filter { x in
+            if let n = count[x], n > 0 { count[x] = n - 1; return false }
+            return true
+        }
+    }
+
+    @Test("--what-if against the real fixes: bind makes the same number of calls; shrinkwrap differs only by the search that gives liba.so.1.0 its name; view only by the view directory's own calls")
+    func whatIfAgainstFixes() throws {
+        let f = try StoreFixture.shared.get()
+        func tried(_ scenario: String) throws -> [String] {
+            let out = f.traces + "/whatif-\(scenario).lpt"
+            let r = try run([loadprobe, "-q", "-o", out, "--what-if", scenario, "--from", f.trace("app"), "--", f.app])
+            #expect(r.stdoutText == "3390\n" && r.status == 0, "\(r.stderrText)")
+            return try calls(out)
+        }
+        #expect(try tried("bind").count == calls(f.trace("bind")).count)
+        // Shrinkwrap: glibc gives an object the name it was asked for when the audit library answers with a path,
+        // so the what-if needs no search for liba.so.1.0; the fixed program searches its own RUNPATH (a's directory
+        // first) to give the object that name: those probes are the whole difference.
+        let fixed = try calls(f.trace("shrinkwrap")), whatIf = try tried("shrinkwrap")
+        let onlyFixed = minus(fixed, whatIf)
+        #expect(minus(whatIf, fixed).isEmpty, "\(minus(whatIf, fixed))")
+        #expect(!onlyFixed.isEmpty && onlyFixed.allSatisfy { $0.contains(" " + f.lib("a") + "/") && $0.hasSuffix("= -2") }, "\(onlyFixed)")
+        // View: the what-if opens each file where the view's link points; the fixed program also pays for the
+        // view directory itself (its hwcaps subdirectories, a miss for libc.so.6, then ld.so.cache).
+        let view = try calls(f.trace("view")), viewTried = try tried("view")
+        let onlyView = minus(view, viewTried), onlyTried = minus(viewTried, view)
+        let viewDir = f.dir + "/view/"
+        #expect(onlyView.allSatisfy { $0.contains(" " + viewDir) || $0.contains("/etc/ld.so.cache") }, "\(onlyView)")
+        #expect(onlyTried.allSatisfy { $0.hasPrefix("openat ") && $0.hasSuffix("= 3") }, "\(onlyTried)")
+        #expect(onlyTried.count == onlyView.filter { $0.hasPrefix("openat " + viewDir) && $0.hasSuffix("= 3") }.count)
+    }
+
     @Test("--no-host gives the same scenario calls from the trace alone")
     func noHost() throws {
         let f = try StoreFixture.shared.get()

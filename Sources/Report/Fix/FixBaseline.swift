@@ -14,6 +14,9 @@ public struct FixBaseline: Sendable {
     public var glibcVersion: GlibcVersion?
     /// Where the resolution came from, for the output.
     public var source: String
+    /// The simulation's input (the trace's world), when the baseline comes
+    /// from a trace: what-if maps simulate the fixed world on it.
+    public var input: SimulationInput?
 
     /// The model in this environment, on this machine's files (no dlopens:
     /// only a recording knows them).
@@ -30,7 +33,7 @@ public struct FixBaseline: Sendable {
             throw FixError("\(program) does not start here (\(failure.message)): there is nothing to fix; run it once, or give --from TRACE of a run that started")
         }
         return FixBaseline(load: explanation.load, environment: environment, glibcVersion: glibcVersion,
-                           source: "the loader model in this environment")
+                           source: "the loader model in this environment", input: nil)
     }
 
     /// The recorded run of `program` in `file`: the model on the world the
@@ -70,7 +73,7 @@ public struct FixBaseline: Sendable {
             throw FixError("\(file): the recorded start-up of \(process.image) failed (\(failure.message)): there is nothing to fix")
         }
         return FixBaseline(load: load, environment: input.environment, glibcVersion: input.profile.version,
-                           source: "the run recorded in \(file)")
+                           source: "the run recorded in \(file)", input: input)
     }
 
     static func realPath(_ path: String) -> String {

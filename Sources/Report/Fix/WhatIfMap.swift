@@ -26,7 +26,10 @@ public struct WhatIfMap: Sendable {
     /// image's, and the command's.
     public var programNames: [String]
 
-    public init(scenario: Scenario, baseline: LoadResult, liftDlopen: Bool = false, programNames: [String]) {
+    /// `input` (the baseline's simulation input) and `viewDirectory` are what
+    /// the view needs: its world is simulated to see which searches it changes.
+    public init(scenario: Scenario, baseline: LoadResult, input: SimulationInput? = nil, viewDirectory: String? = nil,
+                liftDlopen: Bool = false, programNames: [String]) {
         self.scenario = scenario
         self.programNames = programNames
         let program = baseline.program.path
@@ -49,14 +52,25 @@ public struct WhatIfMap: Sendable {
                 add(nil, o.needed, path)
             }
         case .bind:
-            for o in baseline.objects where o.failure == nil && (o.origin == .rpath || o.origin == .runpath) {
-                guard let path = o.path, !o.needed.contains("/") else { continue }
+            // DT_NEEDED entries only: the name a dlopen asks for (its group's first lookup) is not in any DT_NEEDED.
+            var dlopenSeen = Set<Int>()
+            for o in baseline.objects {
+                if o.group > 0 && dlopenSeen.insert(o.group).inserted { continue }
+                guard o.failure == nil, o.origin == .rpath || o.origin == .runpath,
+                      let path = o.path, !o.needed.contains("/") else { continue }
                 add(requester(o.neededBy), o.needed, path)
             }
         case .view:
-            for o in baseline.objects where o.failure == nil && o.neededBy == program && (o.origin == .rpath || o.origin == .runpath) {
-                guard let path = o.path, !o.needed.contains("/") else { continue }
-                add("", o.needed, path)
+            // The view world simulated: every search that goes through the view directory (the program's own,
+            // and with an RPATH-only program its libraries', which inherit it) is answered with the file it ends at.
+            guard let input else { break }
+            let dir = viewDirectory ?? WorldTransform.defaultViewDirectory(input: input, baseline: baseline)
+            let transformed = WorldTransform.view(directory: dir).apply(to: input, baseline: baseline)
+            guard let result = transformed.run() else { break }
+            let prefix = LoaderWorld.trimmedPath(dir) + "/"
+            for o in result.objects where o.failure == nil && !o.needed.contains("/") {
+                guard let path = o.path, o.attempts.contains(where: { $0.path.hasPrefix(prefix) }) else { continue }
+                add(requester(o.neededBy), o.needed, transformed.world.symlinks[path] ?? path)
             }
         }
         entries = out

@@ -369,11 +369,7 @@ extension ReportBuilder {
         case .bind: return .bind
         case .view:
             if let dir = options.viewDirectory { return .view(directory: dir) }
-            let plan = GlibcLoaderSimulation(profile: sim.input.profile, environment: sim.input.environment, cache: nil,
-                                             fileSystem: sim.input.world).searchPlan(forDependenciesOf: 0, in: sim.baseline)
-            let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
-            let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
-            return .view(directory: LoaderPath.join(base, "view"))
+            return .view(directory: WorldTransform.defaultViewDirectory(input: sim.input, baseline: sim.baseline))
         case .recorded, .negativeCache, .staticLink, .pythonPath: return nil
         }
     }
