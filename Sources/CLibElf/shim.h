@@ -1,2 +1,3 @@
 #include <libelf.h>
 #include <gelf.h>
+#include <sys/xattr.h>

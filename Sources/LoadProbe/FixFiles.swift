@@ -92,51 +92,111 @@ enum FixFiles {
         return (status == 0, out)
     }
 
-    /// Creates the view directory (its parent must exist) and the links in it,
-    /// through a descriptor of the directory itself (O_NOFOLLOW: a symlink
-    /// in its place is refused). An existing directory must be empty, or
-    /// with `overwrite` hold only symlinks, which are replaced.
-    /// What `makeView` made, to take back when the fix fails later.
+    /// The file that marks a view directory as made by `fix view`: only such a
+    /// directory is replaced by `--overwrite`.
+    static let viewMarker = ".loadprobe-view"
+
+    /// A view put in place: taken back when the fix fails later (the earlier
+    /// view, if any, comes back), made final when it succeeds (the earlier
+    /// view is removed).
     struct MadeView {
         let directory: String
-        let created: Bool
-        let names: [String]
+        /// Where the view it replaced waits, until commit or undo.
+        let previous: String?
 
         func undo() {
-            let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard dfd >= 0 else { return }
-            for n in names { unlinkat(dfd, n, 0) }
-            close(dfd)
-            if created { rmdir(directory) }
+            FixFiles.removeView(directory)
+            if let previous { rename(previous, directory) }
+        }
+
+        func commit() {
+            if let previous { FixFiles.removeView(previous) }
         }
     }
 
-    @discardableResult
-    static func makeView(_ directory: String, links: [(name: String, target: String)], overwrite: Bool) throws(FixError) -> MadeView {
-        let created = mkdir(directory, 0o755) == 0
-        if !created && errno != EEXIST {
+    /// Makes the view in a new directory beside DIR (its parent must exist),
+    /// links and marker made through the directory's own descriptor, then
+    /// puts it in DIR's place. DIR must be new or empty; with `overwrite` it
+    /// may be a view `fix view` made (its marker, symlinks and nothing else),
+    /// which is moved aside until the fix is done.
+    static func makeView(_ directory: String, links: [(name: String, target: String)], overwrite: Bool,
+                         program: String) throws(FixError) -> MadeView {
+        let existing = try FixFiles.existingView(directory, overwrite: overwrite)
+        var template = Array((FixFiles.directory(of: directory) + "/." + (directory.split(separator: "/").last.map(String.init) ?? "view")
+                              + ".loadprobe-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw FixError("\(directory): cannot create the view directory: \(String(cString: strerror(errno)))")
         }
-        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dfd >= 0 else { throw FixError("\(directory): not a directory (a symlink is not followed)") }
+        chmod(made, 0o755)
+        let dfd = open(made, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dfd >= 0 else { throw FixError("\(made): \(String(cString: strerror(errno)))") }
         defer { close(dfd) }
-        guard let entries = FixFiles.entries(dfd) else { throw FixError("\(directory): cannot list it") }
-        for (name, isLink) in entries {
-            guard overwrite, isLink else {
-                throw FixError("\(directory) is not empty (\(name)); give an empty or new directory, or --overwrite to replace its symlinks")
-            }
+        let marker = openat(dfd, viewMarker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if marker >= 0 {
+            let text = Array("a dependency view made by loadprobe fix view for \(program)\n".utf8)
+            _ = text.withUnsafeBytes { write(marker, $0.baseAddress, $0.count) }
+            close(marker)
         }
-        for (name, _) in entries { unlinkat(dfd, name, 0) }
-        var made: [String] = []
-        for (name, target) in links {
-            guard symlinkat(target, dfd, name) == 0 else {
+        for (name, target) in links where symlinkat(target, dfd, name) != 0 {
+            let e = errno
+            removeView(made)
+            throw FixError("\(directory)/\(name): \(String(cString: strerror(e)))")
+        }
+        var previous: String? = nil
+        if existing == .emptyDirectory { rmdir(directory) }
+        if existing == .view {
+            previous = made + ".previous"
+            guard rename(directory, previous!) == 0 else {
                 let e = errno
-                MadeView(directory: directory, created: created, names: made).undo()
-                throw FixError("\(directory)/\(name): \(String(cString: strerror(e)))")
+                removeView(made)
+                throw FixError("\(directory): cannot move the earlier view aside: \(String(cString: strerror(e)))")
             }
-            made.append(name)
         }
-        return MadeView(directory: directory, created: created, names: made)
+        guard rename(made, directory) == 0 else {
+            let e = errno
+            removeView(made)
+            if let previous { rename(previous, directory) }
+            throw FixError("\(directory): \(String(cString: strerror(e)))")
+        }
+        return MadeView(directory: directory, previous: previous)
+    }
+
+    enum ExistingView { case none, emptyDirectory, view }
+
+    /// What is at DIR now, refused unless it may be replaced.
+    static func existingView(_ directory: String, overwrite: Bool) throws(FixError) -> ExistingView {
+        var st = stat()
+        guard lstat(directory, &st) == 0 else {
+            if errno == ENOENT { return .none }
+            throw FixError("\(directory): \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw FixError("\(directory) exists and is not a directory (a symlink is not followed): give a new or empty directory")
+        }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dfd >= 0, let entries = FixFiles.entries(dfd) else {
+            throw FixError("\(directory): cannot list it")
+        }
+        close(dfd)
+        if entries.isEmpty { return .emptyDirectory }
+        let isView = entries.contains { $0.0 == viewMarker } && entries.allSatisfy { $0.1 || $0.0 == viewMarker }
+        if !overwrite {
+            throw FixError("\(directory) is not empty" + (isView ? " (a view made earlier: --overwrite replaces it)" : "; give a new or empty directory"))
+        }
+        guard isView else {
+            throw FixError("\(directory) is not a view made by loadprobe fix view (no \(viewMarker), or not only symlinks): not replaced, even with --overwrite")
+        }
+        return .view
+    }
+
+    /// Removes a view directory: its symlinks and marker, then the directory
+    /// (nothing else in it is touched, so a directory holding anything else stays).
+    static func removeView(_ directory: String) {
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dfd >= 0 else { return }
+        for (name, isLink) in FixFiles.entries(dfd) ?? [] where isLink || name == viewMarker { unlinkat(dfd, name, 0) }
+        close(dfd)
+        rmdir(directory)
     }
 
     /// The entries of a directory, and whether each is a symlink.

@@ -30,7 +30,7 @@ struct Fixer {
     }
 
     private func fix() throws(FixError) {
-        let program = options.program
+        let program = Self.onPath(options.program)
         guard access(program, R_OK) == 0 else { throw FixError("\(program): \(String(cString: strerror(errno)))") }
         if Self.sameFile(program, options.output) {
             throw FixError("\(options.output) is the program itself: a fix is never made in place")
@@ -50,12 +50,24 @@ struct Fixer {
             || elf.rpath != baseline.load.program.rpath {
             throw FixError("\(program) has changed since \(options.trace!) was recorded (its DT_NEEDED or search path differ): record it again")
         }
-        let refusals = FixSafety.refusals(kind, program: program, baseline: baseline)
+        var refusals = FixSafety.refusals(kind, program: program, baseline: baseline, liftDlopen: liftDlopen)
+        if kind == .view && elf.rpath == nil && elf.runpath == nil {
+            refusals.append("\(program) has no RPATH or RUNPATH: it finds its libraries through ld.so.cache and the default "
+                            + "directories, and a view would add a directory to search first")
+        }
+        if let hit = baseline.load.loaded.first(where: { Self.sameFile($0.path, options.output) }) {
+            throw FixError("\(options.output) is \(hit.path), which the program loads: a fix never writes over its input files")
+        }
+        if let trace = options.trace, Self.sameFile(trace, options.output) {
+            throw FixError("\(options.output) is the trace given with --from")
+        }
         for r in refusals { say("loadprobe fix: " + (options.force ? "going on (--force) despite: " : "refused: ") + r, fd: 2) }
         if !refusals.isEmpty && !options.force { Glibc.exit(1) }
         for n in FixSafety.notes(kind, baseline: baseline, liftDlopen: liftDlopen) { say("note: " + n) }
         try FixFiles.checkOutput(options.output, overwrite: options.overwrite)
+        let original = elf
         elf = expandOrigin(elf)
+        var expected = elf
         let commands: [[String]]
         var summary: String
         var viewMade: FixFiles.MadeView?
@@ -63,6 +75,8 @@ struct Fixer {
         case .shrinkwrap:
             let plan = ShrinkwrapPlan(load: baseline.load, liftDlopen: liftDlopen)
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
+                + originCommands(original: original, expanded: elf, planned: plan.searchPath(of: elf) != nil)
+            plan.apply(to: &expected)
             summary = "\(plan.closure.count) librar\(plan.closure.count == 1 ? "y" : "ies") in DT_NEEDED by absolute path, in load order"
             if !plan.aliases.isEmpty {
                 summary += "; \(plan.aliases.count) by a name that is not its soname, found at the first try of the program's search path ("
@@ -71,9 +85,10 @@ struct Fixer {
         case .view:
             let plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
+            plan.apply(to: &expected)
             let others = otherLibraries(in: elf, besides: plan.links)
-            viewMade = try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite)
-            summary = "RUNPATH \(plan.directory): \(plan.links.count) symlinks to the \(Set(plan.links.map(\.target)).count) libraries "
+            viewMade = try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite, program: program)
+            summary = "\(plan.keepsRpath(elf) ? "RPATH" : "RUNPATH") \(plan.directory): \(plan.links.count) symlink\(plan.links.count == 1 ? "" : "s") to the \(Set(plan.links.map(\.target)).count) libraries "
                 + "the start-up found through RPATH/RUNPATH" + (others.isEmpty ? "" : ", and \(others.count) to the other libraries of "
                 + "the program's own search directories (what it may dlopen by name)")
         }
@@ -88,16 +103,39 @@ struct Fixer {
                     throw FixError("\(c.prefix(3).joined(separator: " ")) … failed: \(r.output.split(separator: "\n").first ?? "")")
                 }
             }
+            try verify(temp, expected: expected)
             (before, after) = try prove(program: program, copy: temp, baseline: baseline)
+            say("predicted file calls of the start-up (loader model): \(before) → \(after)" + Self.change(before, after))
+            if options.check {
+                do throws(FixError) {
+                    try Checker(program: program, copy: temp, arguments: options.arguments, say: say).run()
+                } catch {
+                    unlink(temp)
+                    throw FixError(error.description + "; nothing written")
+                }
+            }
             try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
         } catch {
             viewMade?.undo()
             throw error
         }
+        viewMade?.commit()
         say("wrote \(options.output) (from \(baseline.source)): \(summary)")
-        say("predicted file calls of the start-up (loader model): \(before) → \(after)"
-            + Self.change(before, after))
-        if options.check { try Checker(program: program, copy: options.output, arguments: options.arguments, say: say).run() }
+    }
+
+    /// The copy's dynamic section as the plan says it should be: a patchelf
+    /// that exits 0 without writing is not taken for a fix.
+    private func verify(_ copy: String, expected: ELFFile) throws(FixError) {
+        let got: ELFFile
+        do throws(ELFReadError) { got = try HostFileSystem().readELF(copy) } catch {
+            unlink(copy)
+            throw FixError("patchelf left a file that cannot be read: \(error.description)")
+        }
+        guard got.needed == expected.needed && got.runpath == expected.runpath && got.rpath == expected.rpath else {
+            unlink(copy)
+            throw FixError("patchelf exited 0 but the copy is not as planned (DT_NEEDED \(got.needed.count) entries, "
+                           + "\(expected.needed.count) expected; RUNPATH \(got.runpath ?? "none"), RPATH \(got.rpath ?? "none")); nothing written")
+        }
     }
 
     /// The copy's objects, in order, against the program's (and the lifted
@@ -106,7 +144,10 @@ struct Fixer {
     private func prove(program: String, copy: String, baseline: FixBaseline) throws(FixError) -> (Int, Int) {
         do throws(FixError) {
             let b = try FixBaseline.fromHost(program: program, environment: baseline.environment, glibcVersion: nil)
-            let a = try FixBaseline.fromHost(program: copy, environment: baseline.environment, glibcVersion: nil)
+            let copied = try FixBaseline.model(program: copy, environment: baseline.environment)
+            if let failure = copied.failure {
+                throw FixError("the loader model says the copy would not start (\(failure.message.replacingAll(copy, with: "the copy"))); nothing written")
+            }
             var want = Self.identities(b.load)
             if liftDlopen {
                 let startup = Set(baseline.load.objects.filter { $0.group == 0 }.compactMap(\.path))
@@ -116,13 +157,13 @@ struct Fixer {
                     want.append(Self.identity(p, nil))
                 }
             }
-            let got = Self.identities(a.load)
+            let got = Self.identities(copied)
             if want.map(\.id) != got.map(\.id) {
                 let i = zip(want, got).enumerated().first { $0.element.0.id != $0.element.1.id }?.offset ?? min(want.count, got.count)
                 let w = i < want.count ? want[i].path : "nothing", g = i < got.count ? got[i].path : "nothing"
                 throw FixError("the loader model says the copy would load other objects than \(program) (object #\(i + 1): \(g) instead of \(w)); nothing written")
             }
-            return (b.load.predicted.total, a.load.predicted.total)
+            return (b.load.predicted.total, copied.predicted.total)
         } catch {
             unlink(copy)
             throw error
@@ -150,6 +191,25 @@ struct Fixer {
         return out
     }
 
+    /// The search path with $ORIGIN made the program's directory, when the
+    /// copy goes elsewhere and the plan does not write the path itself.
+    private func originCommands(original: ELFFile, expanded: ELFFile, planned: Bool) -> [[String]] {
+        guard !planned else { return [] }
+        if let r = expanded.runpath, r != original.runpath { return [[options.patchelf, "--set-rpath", r, ""]] }
+        if let r = expanded.rpath, r != original.rpath { return [[options.patchelf, "--force-rpath", "--set-rpath", r, ""]] }
+        return []
+    }
+
+    /// A bare program name is looked up on PATH, as a shell (and `record`) would.
+    static func onPath(_ name: String) -> String {
+        guard !name.contains("/"), !name.isEmpty, let path = getenv("PATH") else { return name }
+        for dir in String(cString: path).split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return name
+    }
+
     /// The libraries a load maps, in order, by file identity.
     static func identities(_ load: LoadResult) -> [(id: String, path: String)] {
         load.loaded.filter { $0.role == .library }.map { identity($0.path, $0.fileID) }
@@ -165,7 +225,7 @@ struct Fixer {
     /// copy elsewhere keeps it meaning that.
     private func expandOrigin(_ elf: ELFFile) -> ELFFile {
         let from = Self.directory(of: Self.realPath(options.program))
-        let to = Self.directory(of: Self.realPath(Self.directory(of: Self.absolute(options.output)) + "/."))
+        let to = Self.realPath(Self.directory(of: Self.absolute(options.output)))
         guard from != to else { return elf }
         var out = elf
         func expand(_ s: String?) -> String? {

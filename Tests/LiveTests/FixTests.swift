@@ -115,7 +115,7 @@ struct FixTests {
         let links = try FileManager.default.contentsOfDirectory(atPath: view).sorted()
         // What the start-up found through RUNPATH (libt through liby's), and the other libraries of the
         // program's own RUNPATH directories (libplug, which it dlopens).
-        #expect(links == ["libplug.so", "libt.so", "libx.so", "liby.so", "libz.so"], "\(links)")
+        #expect(links == [".loadprobe-view", "libplug.so", "libt.so", "libx.so", "liby.so", "libz.so"], "\(links)")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: view + "/liby.so") == f.path("d2/liby.so"))
         #expect(try run([out]).stdout == run([f.app]).stdout)
         #expect(r.stdoutText.contains("check: the same 8 objects"), "\(r.stdoutText)")
@@ -206,5 +206,91 @@ struct FixTests {
                     "\(argv): \(r.status) \(r.stderrText)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/o"))
+    }
+
+    @Test("$ORIGIN: a copy in another directory keeps finding what the program dlopens through its $ORIGIN RUNPATH")
+    func origin() throws {
+        let dir = try scratchDir("origin")
+        for d in ["pkg/bin", "pkg/lib", "out"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int dep_value(void) { return 4; }\n", to: dir + "/dep.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libdep.so", "-o", dir + "/pkg/lib/libdep.so", dir + "/dep.c"])
+        try write("int plug_value(void) { return 50; }\n", to: dir + "/plug.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libplug.so", "-o", dir + "/pkg/lib/libplug.so", dir + "/plug.c"])
+        try write("""
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int dep_value(void);
+            int main(void) {
+                void *h = dlopen("libplug.so", RTLD_NOW);
+                int (*p)(void) = h ? (int (*)(void))dlsym(h, "plug_value") : 0;
+                printf("%d\\n", dep_value() + (p ? p() : 1000));
+                return 0;
+            }
+            """, to: dir + "/main.c")
+        try gcc([dir + "/main.c", "-o", dir + "/pkg/bin/app", "-L" + dir + "/pkg/lib", "-ldep", "-ldl", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"])
+        let out = dir + "/out/app"
+        let r = try run([loadprobe, "fix", "shrinkwrap", dir + "/pkg/bin/app", "-o", out, "--check"])
+        #expect(r.status == 0, "\(r.stdoutText) \(r.stderrText)")
+        #expect(try run([out]).stdoutText == "54\n", "the copy still finds libplug.so")
+        #expect(try run(["patchelf", "--print-rpath", out]).stdoutText == dir + "/pkg/bin/../lib\n")
+        // In the program's own directory $ORIGIN means the same: the path is left as it is.
+        let beside = dir + "/pkg/bin/app.sw"
+        #expect(try run([loadprobe, "fix", "shrinkwrap", dir + "/pkg/bin/app", "-o", beside]).status == 0)
+        #expect(try run(["patchelf", "--print-rpath", beside]).stdoutText == "$ORIGIN/../lib\n")
+    }
+
+    @Test("nothing is installed when --check fails or patchelf does not do its work; a failed --overwrite leaves the earlier view working; only a view loadprobe made is replaced")
+    func failures() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("failures")
+        // A program that prints its own name: the copy's output differs, so --check fails.
+        try write("#include <stdio.h>\nint main(int c, char **v) { puts(v[0]); return 0; }\n", to: dir + "/name.c")
+        try gcc([dir + "/name.c", "-o", dir + "/name"])
+        let checked = try run([loadprobe, "fix", "shrinkwrap", dir + "/name", "-o", dir + "/name.fixed", "--check"])
+        #expect(checked.status == 1 && checked.stderrText.contains("--check failed: stdout differs; nothing written"), "\(checked.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/name.fixed"))
+        let idle = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", dir + "/idle", "--patchelf", "/bin/true"])
+        #expect(idle.status == 1 && idle.stderrText.contains("patchelf exited 0 but the copy is not as planned"), "\(idle.stderrText)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/idle"))
+
+        let view = dir + "/view", copy = dir + "/app.view"
+        #expect(try run([loadprobe, "fix", "view", f.app, "-o", copy, "--view-dir", view]).status == 0)
+        let failed = try run([loadprobe, "fix", "view", f.app, "-o", dir + "/app.view2", "--view-dir", view, "--overwrite", "--patchelf", "/bin/false"])
+        #expect(failed.status == 1, "\(failed.stderrText)")
+        #expect(try run([copy]).status == 5, "the earlier copy still finds its libraries in the earlier view")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: view).count == 6)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".loadprobe-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        // A directory of symlinks loadprobe did not make is not a view to replace.
+        let other = dir + "/alternatives"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: other + "/editor", withDestinationPath: "/bin/true")
+        let refused = try run([loadprobe, "fix", "view", f.app, "-o", dir + "/app.view3", "--view-dir", other, "--overwrite"])
+        #expect(refused.status == 1 && refused.stderrText.contains("is not a view made by loadprobe fix view"), "\(refused.stderrText)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: other + "/editor")) == "/bin/true")
+    }
+
+    @Test("refused: LD_PRELOAD set, a glibc-hwcaps variant, OUTPUT one of the program's libraries, a view for a program without RPATH/RUNPATH")
+    func moreRefusals() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("refuse2")
+        var env = ProcessInfo.processInfo.environment
+        env["LD_PRELOAD"] = f.path("d1/libx.so")
+        let preload = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", dir + "/o1"], env: env)
+        #expect(preload.status == 1 && preload.stderrText.contains("refused: LD_PRELOAD is set"), "\(preload.stderrText)")
+        let lib = try run([loadprobe, "fix", "shrinkwrap", f.app, "-o", f.path("d3/libz.so"), "--overwrite"])
+        #expect(lib.status == 1 && lib.stderrText.contains("which the program loads"), "\(lib.stderrText)")
+        #expect(try run([f.app]).status == 5, "libz.so is still there")
+        // A library with a glibc-hwcaps/x86-64-v2 variant (every x86-64 machine of this glibc has that level).
+        try FileManager.default.createDirectory(atPath: dir + "/lib/glibc-hwcaps/x86-64-v2", withIntermediateDirectories: true)
+        try write("int w_value(void) { return 1; }\n", to: dir + "/w.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libw.so", "-o", dir + "/lib/libw.so", dir + "/w.c"])
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libw.so", "-o", dir + "/lib/glibc-hwcaps/x86-64-v2/libw.so", dir + "/w.c"])
+        try write("int w_value(void);\nint main(void) { return w_value() - 1; }\n", to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/hw", "-L" + dir + "/lib", "-lw", "-Wl,--enable-new-dtags,-rpath," + dir + "/lib"])
+        let hw = try run([loadprobe, "fix", "shrinkwrap", dir + "/hw", "-o", dir + "/o2"])
+        #expect(hw.status == 1 && hw.stderrText.contains("glibc-hwcaps variant"), "\(hw.stderrText)")
+        let plain = try run([loadprobe, "fix", "view", "/bin/true", "-o", dir + "/o3", "--view-dir", dir + "/v"])
+        #expect(plain.status == 1 && plain.stderrText.contains("has no RPATH or RUNPATH"), "\(plain.stderrText)")
     }
 }

@@ -22,18 +22,26 @@ public struct FixBaseline: Sendable {
     /// only a recording knows them).
     public static func fromHost(program: String, environment: LoaderEnvironment,
                                 glibcVersion: GlibcVersion? = nil) throws(FixError) -> FixBaseline {
+        let load = try model(program: program, environment: environment, glibcVersion: glibcVersion)
+        if let failure = load.failure {
+            throw FixError("\(program) does not start here (\(failure.message)): there is nothing to fix; run it once, or give --from TRACE of a run that started")
+        }
+        return FixBaseline(load: load, environment: environment, glibcVersion: glibcVersion,
+                           source: "the loader model in this environment", input: nil)
+    }
+
+    /// The model's start-up of `program` here, failed or not.
+    public static func model(program: String, environment: LoaderEnvironment,
+                             glibcVersion: GlibcVersion? = nil) throws(FixError) -> LoadResult {
         let options = ExplainOptions(environment: environment, glibcVersion: glibcVersion, findHazards: false)
-        let explanation: Explanation
         do throws(ExplainError) {
-            explanation = try Explainer.explain(program, options: options)
+            let explanation = try Explainer.explain(program, options: options)
+            var load = explanation.load
+            load.failure = explanation.failure ?? load.failure
+            return load
         } catch {
             throw FixError(error.description)
         }
-        if let failure = explanation.failure {
-            throw FixError("\(program) does not start here (\(failure.message)): there is nothing to fix; run it once, or give --from TRACE of a run that started")
-        }
-        return FixBaseline(load: explanation.load, environment: environment, glibcVersion: glibcVersion,
-                           source: "the loader model in this environment", input: nil)
     }
 
     /// The recorded run of `program` in `file`: the model on the world the
