@@ -68,19 +68,16 @@ lp_u64 lp_now_anchor(void)
 }
 #endif
 
-/* Copies what `record --what-if` needs (the map's path, the file name the kernel
- * executed) before the program can overwrite its environment. Memory only. */
+/* Copies what `record --what-if` needs (the map's path, the path the kernel
+ * executed, AT_EXECFN) before the program can overwrite its environment. Memory only. */
 static void lp_note_whatif(const char *whatif, const char *execfn)
 {
     if (!whatif || !whatif[0] || !execfn) return;
     lp_u64 n = lp_strlen(whatif);
     if (n >= sizeof lp_cfg.whatif) return;
-    const char *base = execfn;
-    for (const char *q = execfn; *q; q++)
-        if (*q == '/') base = q + 1;
-    lp_u64 b = lp_strlen(base);
+    lp_u64 b = lp_strlen(execfn);
     if (b == 0 || b >= sizeof lp_cfg.execname) return;
-    for (lp_u64 i = 0; i <= b; i++) lp_cfg.execname[i] = base[i];
+    for (lp_u64 i = 0; i <= b; i++) lp_cfg.execname[i] = execfn[i];
     for (lp_u64 i = 0; i <= n; i++) lp_cfg.whatif[i] = whatif[i];
 }
 

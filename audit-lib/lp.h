@@ -33,7 +33,7 @@ struct lp_config {
     char dir[LP_PATH_MAX];      /* LOADPROBE_AUDIT_DIR (made absolute at la_version) */
     char argv0[LP_PATH_MAX];    /* copy of argv[0] (a program may overwrite its argv area) */
     char whatif[LP_PATH_MAX];   /* LOADPROBE_WHATIF: the map file ("" = none) */
-    char execname[256];         /* file name of AT_EXECFN ("" = unknown or too long) */
+    char execname[LP_PATH_MAX]; /* AT_EXECFN, the path execve was given ("" = unknown or too long) */
     char path[LP_PATH_MAX + 64];/* scratch for the segment file name */
     char prev[LP_PATH_MAX * 4]; /* the previous record's path (LP_S.prevlen bytes; under the
                                    lock): the next one is coded against it */

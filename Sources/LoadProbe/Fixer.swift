@@ -77,6 +77,10 @@ struct Fixer {
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
                 + originCommands(original: original, expanded: elf, planned: plan.searchPath(of: elf) != nil)
             plan.apply(to: &expected)
+            if let clash = aliasClash(plan, elf), !options.force {
+                say("loadprobe fix: refused: " + clash, fd: 2)
+                Glibc.exit(1)
+            }
             summary = "\(plan.closure.count) librar\(plan.closure.count == 1 ? "y" : "ies") in DT_NEEDED by absolute path, in load order"
             if !plan.aliases.isEmpty {
                 summary += "; \(plan.aliases.count) by a name that is not its soname, found at the first try of the program's search path ("
@@ -198,6 +202,25 @@ struct Fixer {
         if let r = expanded.runpath, r != original.runpath { return [[options.patchelf, "--set-rpath", r, ""]] }
         if let r = expanded.rpath, r != original.rpath { return [[options.patchelf, "--force-rpath", "--set-rpath", r, ""]] }
         return []
+    }
+
+    /// The aliases' directories go first in the program's search path: one
+    /// that also holds another library the program's own search path finds
+    /// elsewhere would change what the program dlopens by that name.
+    private func aliasClash(_ plan: ShrinkwrapPlan, _ elf: ELFFile) -> String? {
+        let own = ((elf.runpath ?? elf.rpath) ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
+        let aliasNames = Set(plan.aliases.map(\.name))
+        for dir in plan.aliasDirectories {
+            for e in (Sys.listDirectory(dir) ?? []).map(\.name) where e.contains(".so") && !aliasNames.contains(e) {
+                for other in own where other != dir && access(other + "/" + e, F_OK) == 0
+                    && Self.realPath(other + "/" + e) != Self.realPath(dir + "/" + e) {
+                    return "\(dir) must go first in the copy's search path (for \(plan.aliases[0].name), whose soname is another), "
+                        + "but it also holds \(e), which the program's own search path finds in \(other): what the program "
+                        + "dlopens by that name would change (--force to go on)"
+                }
+            }
+        }
+        return nil
     }
 
     /// A bare program name is looked up on PATH, as a shell (and `record`) would.

@@ -117,7 +117,8 @@ struct Record: ParsableCommand {
             }
         }
         do throws(WhatIfSetup.Refusal) {
-            // Nothing runs when the what-if cannot be made.
+            // Nothing runs when the what-if cannot be made, or the trace would replace an input.
+            try WhatIfSetup.checkOutput(how)
             try WhatIfSetup.checkOptions(how)
             how.whatIfRequest = try WhatIfSetup.request(how)
         } catch {

@@ -1,4 +1,6 @@
 import Report
+import LoaderModel
+import CAudit
 import TraceFormat
 import Tracer
 #if canImport(Glibc)
@@ -51,15 +53,32 @@ enum WhatIfSetup {
             let text = error.description
             throw Refusal(line: text.hasPrefix("loadprobe: ") ? text : "loadprobe: " + text, status: 1)
         }
-        let names = unique([basename(baseline.load.program.path), basename(how.command.first ?? "")])
+        try checkEnvironment(baseline, trace: trace)
+        if let kind = FixKind(rawValue: scenario.rawValue) {
+            for r in FixSafety.refusals(kind, program: program, baseline: baseline, liftDlopen: how.liftDlopen) {
+                printError("loadprobe: note: `fix \(kind.rawValue)` would refuse: \(r); the what-if goes on")
+            }
+        }
+        // The program as the kernel will be given it (AT_EXECFN), and as recorded: another program of the
+        // same file name (a child) is not answered.
+        let names = unique([program, baseline.load.program.path, realPath(program), realPath(baseline.load.program.path)])
         let map = WhatIfMap(scenario: scenario, baseline: baseline.load, input: baseline.input, liftDlopen: how.liftDlopen, programNames: names)
+        if let problem = map.problem {
+            throw Refusal(line: "loadprobe: --what-if \(scenario.rawValue): \(problem)", status: 1)
+        }
+        let bytes = map.encoded()
+        if map.entries.count > Int(LP_WHATIF_MAX_ENTRIES) || bytes.count > Int(LP_WHATIF_MAX_BYTES) || names.count > Int(LP_WHATIF_MAX_NAMES)
+            || names.contains(where: { $0.utf8.count >= Int(LP_PATH_MAX_WHATIF) }) {
+            throw Refusal(line: "loadprobe: --what-if \(scenario.rawValue): the map (\(map.entries.count) entries, \(bytes.count) bytes) is "
+                          + "beyond what the audit library reads (\(LP_WHATIF_MAX_ENTRIES) entries, \(LP_WHATIF_MAX_BYTES) bytes)", status: 1)
+        }
         let paths = unique(map.entries.map(\.path))
         // A library the earlier run loaded and that is gone: the program would not start, fixed or not.
         if let gone = paths.first(where: { access($0, F_OK) != 0 }) {
             throw Refusal(line: "loadprobe: \(gone), which the run recorded in \(trace) loaded, is not there any more: record the program again", status: 1)
         }
         let description = "\(scenario.rawValue) from \(trace)" + (how.liftDlopen ? " (lifted dlopens)" : "")
-        return WhatIfRequest(map: map.encoded(), description: description, entries: map.entries.count, paths: paths)
+        return WhatIfRequest(map: bytes, description: description, entries: map.entries.count, paths: paths)
     }
 
     /// The program the recorder will execute, found as it finds it (a PATH
@@ -77,6 +96,42 @@ enum WhatIfSetup {
         }
         if ProgramKind.inspect(bytes: bytes).isPlainText { return "/bin/sh" }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A trace file named without a pattern must not be the program being
+    /// recorded, nor the trace a what-if answers from.
+    static func checkOutput(_ how: RecordInvocation) throws(Refusal) {
+        let out = how.output
+        guard !out.contains("%") else { return }
+        var a = stat(), b = stat()
+        guard stat(out, &a) == 0 else { return }
+        func same(_ other: String) -> Bool { stat(other, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino }
+        if let from = how.whatIfFrom, same(from) {
+            throw Refusal(line: "loadprobe: -o \(out) is the trace given with --from: the what-if would replace it", status: 64)
+        }
+        if !RecordInvocation.executeAsGiven, let first = how.command.first,
+           let program = try? CommandLookup.resolve(bytes: Array(first.utf8), path: getenv("PATH").map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }),
+           same(String(decoding: program, as: UTF8.self)) {
+            throw Refusal(line: "loadprobe: -o \(out) is the program to record: the trace would replace it", status: 64)
+        }
+    }
+
+    /// A what-if answers from the trace's resolution: in another LD_LIBRARY_PATH
+    /// or LD_PRELOAD the unchanged program would load other files, and the
+    /// comparison would not hold.
+    static func checkEnvironment(_ baseline: FixBaseline, trace: String) throws(Refusal) {
+        let now = LoaderEnvironment.current()
+        for (name, then, here) in [("LD_LIBRARY_PATH", baseline.environment.ldLibraryPath, now.ldLibraryPath),
+                                   ("LD_PRELOAD", baseline.environment.ldPreload, now.ldPreload)] where (then ?? "") != (here ?? "") {
+            throw Refusal(line: "loadprobe: \(trace) was recorded with \(name)=\(then ?? "(unset)"), this run has \(name)=\(here ?? "(unset)"): "
+                          + "a what-if answers from the recorded resolution; run it in the same environment", status: 1)
+        }
+    }
+
+    static func realPath(_ path: String) -> String {
+        guard let r = realpath(path, nil) else { return path }
+        defer { free(r) }
+        return String(cString: r)
     }
 
     static func basename(_ path: String) -> String {

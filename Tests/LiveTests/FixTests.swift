@@ -293,4 +293,55 @@ struct FixTests {
         let plain = try run([loadprobe, "fix", "view", "/bin/true", "-o", dir + "/o3", "--view-dir", dir + "/v"])
         #expect(plain.status == 1 && plain.stderrText.contains("has no RPATH or RUNPATH"), "\(plain.stderrText)")
     }
+
+    /// The calls a trace records, from `report --format json`.
+    func recordedCalls(_ trace: String) throws -> Int {
+        let r = try run([loadprobe, "report", "--format", "json", trace])
+        let d = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
+        let s = (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "recorded" }!
+        return s["operations"] as! Int
+    }
+
+    @Test("--what-if view on an RPATH-only program whose library inherits the RPATH: as the fixed view, but for the view directory's own calls")
+    func whatIfViewInheritedRpath() throws {
+        let dir = try scratchDir("wi-rpath")
+        for d in ["a", "b", "c", "d", "e"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int b_value(void) { return 2; }\n", to: dir + "/b.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libb.so", "-o", dir + "/b/libb.so", dir + "/b.c"])
+        // liba has no search path of its own: it finds libb through the program's RPATH.
+        try write("int b_value(void);\nint a_value(void) { return 40 + b_value(); }\n", to: dir + "/a.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,liba.so", "-o", dir + "/a/liba.so", dir + "/a.c", "-L" + dir + "/b", "-lb"])
+        try write("#include <stdio.h>\nint a_value(void);\nint main(void) { printf(\"%d\\n\", a_value()); return 0; }\n", to: dir + "/m.c")
+        let rpath = ["c", "d", "e", "a", "b"].map { dir + "/" + $0 }.joined(separator: ":")
+        try gcc([dir + "/m.c", "-o", dir + "/app", "-L" + dir + "/a", "-la", "-Wl,-rpath-link," + dir + "/b", "-Wl,--disable-new-dtags,-rpath," + rpath])
+        let trace = dir + "/app.lpt"
+        #expect(try run([loadprobe, "-q", "-o", trace, "--", dir + "/app"]).stdoutText == "42\n")
+        #expect(try run([loadprobe, "fix", "view", dir + "/app", "-o", dir + "/app.view", "--view-dir", dir + "/view", "--from", trace]).status == 0)
+        #expect(try run([loadprobe, "-q", "-o", dir + "/view.lpt", "--", dir + "/app.view"]).stdoutText == "42\n")
+        let tried = try run([loadprobe, "-q", "-o", dir + "/whatif.lpt", "--what-if", "view", "--from", trace, "--", dir + "/app"])
+        #expect(tried.stdoutText == "42\n", "\(tried.stderrText)")
+        let original = try recordedCalls(trace), fixed = try recordedCalls(dir + "/view.lpt"), whatIf = try recordedCalls(dir + "/whatif.lpt")
+        #expect(whatIf < original, "\(original) → \(whatIf)")
+        // The view directory's own calls (its hwcaps and legacy subdirectories probed once, a miss for libc.so.6,
+        // ld.so.cache) are what the what-if cannot make.
+        #expect(whatIf <= fixed && fixed - whatIf <= 25, "fixed \(fixed), what-if \(whatIf), original \(original)")
+    }
+
+    @Test("--what-if refuses a trace recorded in another LD_LIBRARY_PATH, and an -o that is the --from trace")
+    func whatIfRefusals() throws {
+        let f = try FixFixture.shared.get()
+        let dir = try scratchDir("wi-refuse")
+        let trace = dir + "/app.lpt"
+        _ = try run([loadprobe, "-q", "-o", trace, "--", f.app])
+        var env = ProcessInfo.processInfo.environment
+        env["LD_LIBRARY_PATH"] = f.path("d3")
+        let r = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "shrinkwrap", "--from", trace, "--", f.app], env: env)
+        #expect(r.status == 1 && r.stderrText.contains("was recorded with LD_LIBRARY_PATH=(unset), this run has LD_LIBRARY_PATH="), "\(r.stderrText)")
+        let before = try Data(contentsOf: URL(fileURLWithPath: trace))
+        let same = try run([loadprobe, "-q", "-o", trace, "--what-if", "shrinkwrap", "--from", trace, "--", f.app])
+        #expect(same.status == 64 && same.stderrText.contains("is the trace given with --from"), "\(same.stderrText)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: trace)) == before)
+        let program = try run([loadprobe, "-q", "-o", f.app, "--", f.app])
+        #expect(program.status == 64 && program.stderrText.contains("is the program to record"), "\(program.stderrText)")
+    }
 }

@@ -850,7 +850,7 @@ def test_aarch64():
     # what-if: the map read with aarch64's system calls, AT_EXECFN as qemu gives it
     mapfile = os.path.join(a, "whatif.map")
     with open(mapfile, "wb") as f:
-        f.write(whatif_map(["m_rpath"], [("*", "liba.so", d2 + "/liba.so"), ("*", "libb.so", d3 + "/libb.so")]))
+        f.write(whatif_map([prog], [("*", "liba.so", d2 + "/liba.so"), ("*", "libb.so", d3 + "/libb.so")]))
     d = fresh_dir(t + "-whatif")
     answered = run(q("LD_AUDIT=" + so, "LOADPROBE_AUDIT_DIR=" + d, "LOADPROBE_WHATIF=" + mapfile))
     same_run_result(t, plain, answered)
@@ -897,7 +897,8 @@ def test_whatif(so):
         return
     liba, libb = os.path.join(T, "d2", "liba.so"), os.path.join(T, "d3", "libb.so")
     # libb.so only for the main program (""), a decoy for an object that asks for nothing.
-    good = whatif_map(["other", "wi_prog"], [("/no/such/requester", "liba.so", "/no/such/liba.so"),
+    # The program as executed (AT_EXECFN); a program of the same file name elsewhere is not answered.
+    good = whatif_map(["/elsewhere/wi_prog", prog], [("/no/such/requester", "liba.so", "/no/such/liba.so"),
                                              ("*", "liba.so", liba), ("", "libb.so", libb), ("*", "libc.so.6", libc[0])])
     mapfile = write(os.path.join(T, "whatif.map"), "")
     with open(mapfile, "wb") as f:
@@ -920,21 +921,30 @@ def test_whatif(so):
           "without LOADPROBE_AUDIT_DIR the names were still searched: %s" % trying[:5])
     info("what-if: %d searches recorded without the map, %d with it; the child's kept" % (len(searches(base_main)), len(searches(main))))
     test_whatif_crafted(so, prog, plain, searches(base_main), good)
+    # The same file name in another directory (a child "tool" of a program "tool") is not this program.
+    other = os.path.join(T, "wi-other")
+    os.makedirs(other, exist_ok=True)
+    twin = os.path.join(other, "wi_prog")
+    shutil.copy(prog, twin)
+    d = fresh_dir(t + "-twin")
+    run([twin], audit=so, audit_dir=d, extra_env={"LOADPROBE_WHATIF": mapfile})
+    twin_main = images(d, t)[0][1]
+    check(t, searches(twin_main)[:1] == [(1, "liba.so")], "a program of the same name elsewhere was answered: %s" % searches(twin_main)[:3])
 
 
 def test_whatif_crafted(so, prog, plain, expected, good):
     """Maps that must leave what-if off: the program searches as it always does."""
     t = "what-if crafted maps"
     entry = good[good.index(b"\0\0") + 2:]
-    many = b"LPWHATIF1\0wi_prog\0\0" + b"*\0libz.so\0/z\0" * (65536 + 1)
+    many = b"LPWHATIF1\0" + prog.encode() + b"\0\0" + b"*\0libz.so\0/z\0" * (65536 + 1)
     maps = {
         "empty": b"", "magic only": b"LPWHATIF1", "bad magic": good.replace(b"LPWHATIF1", b"LPWHATIF2", 1),
         "no program names end": b"LPWHATIF1\0wi_prog", "cut in an entry": good[:-3],
         "cut after the name": good[:len(good) - len(good.split(b"\0")[-2]) - 1],
-        "not this program": good.replace(b"wi_prog\0", b"wi_prof\0", 1),
+        "not this program": good.replace(b"wi_prog\0", b"wi_prof\0"),
         "relative path": good.replace(os.path.join(T, "d2").encode() + b"/", b"d2/", 1),
         "name with a slash": good.replace(b"\0liba.so\0" + os.path.join(T, "d2").encode(), b"\0x/liba.so\0" + os.path.join(T, "d2").encode(), 1),
-        "too many entries": many, "too many names": b"LPWHATIF1\0" + b"n\0" * 100 + b"wi_prog\0\0" + entry,
+        "too many entries": many, "too many names": b"LPWHATIF1\0" + b"n\0" * 100 + prog.encode() + b"\0\0" + entry,
         "garbage": bytes((i * 131 + 7) % 256 for i in range(5000)),
         "zeros": b"\0" * 4096,
     }

@@ -63,6 +63,8 @@ extern "C" {
 #define LP_WHATIF_MAX_ENTRIES (1u << 16)
 #define LP_WHATIF_MAX_NAMES 64u
 #define LP_WHATIF_MAX_BYTES (64u << 20)
+/* The longest program path the map may name (the audit library's AT_EXECFN copy). */
+#define LP_PATH_MAX_WHATIF 4096u
 
 enum lp_audit_kind {
     LP_REC_NONE = 0,

@@ -25,6 +25,8 @@ public struct WhatIfMap: Sendable {
     /// The programs (by file name) whose start-up is answered: the recorded
     /// image's, and the command's.
     public var programNames: [String]
+    /// Why the scenario cannot be tried (its simulated world does not start).
+    public var problem: String?
 
     /// `input` (the baseline's simulation input) and `viewDirectory` are what
     /// the view needs: its world is simulated to see which searches it changes.
@@ -32,6 +34,7 @@ public struct WhatIfMap: Sendable {
                 liftDlopen: Bool = false, programNames: [String]) {
         self.scenario = scenario
         self.programNames = programNames
+        var problem: String? = nil
         let program = baseline.program.path
         var out: [Entry] = []
         var seen = Set<Entry>()
@@ -67,13 +70,21 @@ public struct WhatIfMap: Sendable {
             let dir = viewDirectory ?? WorldTransform.defaultViewDirectory(input: input, baseline: baseline)
             let transformed = WorldTransform.view(directory: dir).apply(to: input, baseline: baseline)
             guard let result = transformed.run() else { break }
+            if let failure = result.failure {
+                problem = "the program would not start with the view (\(failure.message))"
+                break
+            }
             let prefix = LoaderWorld.trimmedPath(dir) + "/"
+            // An object loaded through the view is named by its link there; under the what-if it is the
+            // link's target that loads, and that is the name its own requests come with.
+            func target(_ path: String) -> String { path.hasPrefix(prefix) ? transformed.world.symlinks[path] ?? path : path }
             for o in result.objects where o.failure == nil && !o.needed.contains("/") {
                 guard let path = o.path, o.attempts.contains(where: { $0.path.hasPrefix(prefix) }) else { continue }
-                add(requester(o.neededBy), o.needed, transformed.world.symlinks[path] ?? path)
+                add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(path))
             }
         }
         entries = out
+        self.problem = problem
     }
 
     /// The file the audit library reads (audit-lib/README.md, "what-if"):
