@@ -515,8 +515,9 @@ public struct HazardAnalysis {
             guard let soname = object.soname, soname != object.needed, let path = object.path else { continue }
             hazards.append(Hazard(kind: .shrinkwrapUnsafe,
                                   message: "\(object.neededBy) needs \(object.needed), but the file it resolves to has soname \(soname): "
-                                      + "other objects asking for \(soname) are not matched by name, so their search happens anyway",
-                                  objects: [object.neededBy, path]))
+                                      + "ld.so matches a requested name against loaded names and sonames, so after a plain Shrinkwrap "
+                                      + "this request still searches; loadprobe fix loads the file under that name instead (docs/fix.md)",
+                                  objects: [object.neededBy, path], isNote: true))
         }
         return hazards
     }

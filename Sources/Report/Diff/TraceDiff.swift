@@ -24,6 +24,8 @@ public struct TraceDiff: Sendable {
         public var objects: [LoadedObjectIdentity]
         /// A `record --what-if` trace: the fix tried and what it answered.
         public var whatIf: WhatIfSummary? = nil
+        /// How the side was recorded (ptrace+audit, audit, ptrace).
+        public var mode = ""
     }
 
     public struct LoadedObjectIdentity: Sendable, Equatable {
@@ -98,7 +100,7 @@ public struct TraceDiff: Sendable {
             }
             return Side(file: t.file, calls: calls, failed: failed, bySyscall: bySys, byPurpose: byPurpose, byOrigin: byOrigin,
                         recorded: r.scenario(.recorded), tracedStartupSeconds: traced, computeSeconds: compute, objects: objs,
-                        whatIf: r.whatIf)
+                        whatIf: r.whatIf, mode: t.mode)
         }
         before = side(b)
         if !eachOwnCompute && options.computeSeconds == nil { o.computeSeconds = before.computeSeconds }
@@ -156,6 +158,10 @@ public struct TraceDiff: Sendable {
         }
         out.append(style.bold("before: ") + before.file + whatIf(before))
         out.append(style.bold("after:  ") + after.file + whatIf(after))
+        if before.mode != after.mode {
+            out.append(style.bold("note: ") + "recorded in different modes (\(before.mode) before, \(after.mode) after): "
+                       + "a side recorded without ptrace has no system calls, so the call counts do not compare; record both the same way")
+        }
         out.append("")
         var t = TextTable(header: ["", "before", "after", "change"], rightAligned: [1, 2, 3])
         func row(_ name: String, _ b: Int, _ a: Int) { t.rows.append([name, group(b), group(a), delta(b, a)]) }
