@@ -41,7 +41,7 @@ enum FixFiles {
         let base = output.split(separator: "/").last.map(String.init) ?? "fix"
         var template = Array((directory(of: output) + "/." + base + ".loadprobe-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        let temp = String(cString: template)
+        let temp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard fd >= 0 else { throw FixError("\(directory(of: output)): cannot create a file there: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

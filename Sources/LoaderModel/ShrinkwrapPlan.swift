@@ -31,20 +31,19 @@ public struct ShrinkwrapPlan: Sendable {
     /// The aliases' directories, in closure order, put before the program's own
     /// RUNPATH (or RPATH, when it has only that).
     public var aliasDirectories: [String]
-    /// The libraries left out: preloaded ones (LD_PRELOAD is not the program's).
-    public var preloaded: [String]
 
     /// The plan for a simulated start-up (of a failed one, what loaded).
     /// With `liftDlopen`, the libraries the program dlopens are in the closure
     /// too, after the start-up's, in the order they were opened.
     public init(load: LoadResult, liftDlopen: Bool = false) {
         let program = load.program.path
-        var preloads = Set<String>()
         var closure: [String] = []
         var inClosure = Set<String>()
-        for o in load.objects where o.loadedNewObject && o.failure == nil && (liftDlopen || o.group == 0) {
-            guard let path = o.path else { continue }
-            if o.neededBy == LoadResult.preloadRequester { preloads.insert(path); continue }
+        // The objects the program reaches: a library only a preloaded one needs is not the program's.
+        var reachable: Set<String> = [program]
+        for o in load.objects where o.failure == nil && (liftDlopen || o.group == 0) {
+            guard let path = o.path, o.neededBy != LoadResult.preloadRequester, reachable.contains(o.neededBy) else { continue }
+            reachable.insert(path)
             if inClosure.insert(path).inserted { closure.append(path) }
         }
         var seen = Set<String>()
@@ -74,8 +73,6 @@ public struct ShrinkwrapPlan: Sendable {
         }
         self.aliases = aliases
         aliasDirectories = directories
-        preloaded = load.objects.filter { preloads.contains($0.path ?? "") && $0.neededBy == LoadResult.preloadRequester }
-            .compactMap(\.path)
     }
 
     static func directory(of path: String) -> String {

@@ -72,12 +72,9 @@ public enum WorldTransform: Sendable, Hashable {
             edit(programPath) { plan.apply(to: &$0) }
         case .bind:
             var resolved: [String: [String: String]] = [:]
-            for o in baseline.objects {
-                // What the search path found (the install tree); system libraries from ld.so.cache or the
-                // default directories keep their names, as Spack's bind leaves them.
-                guard let path = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
-                let by = o.neededBy == input.program ? programPath : (out.world.resolve(o.neededBy) ?? o.neededBy)
-                resolved[by, default: [:]][o.needed] = path
+            for r in BindPlan(load: baseline).rewrites {
+                let by = r.object == input.program ? programPath : (out.world.resolve(r.object) ?? r.object)
+                resolved[by, default: [:]][r.name] = r.path
             }
             for (object, names) in resolved {
                 edit(object) { elf in elf.needed = elf.needed.map { names[$0] ?? $0 } }

@@ -55,14 +55,7 @@ public struct WhatIfMap: Sendable {
                 add(nil, o.needed, path)
             }
         case .bind:
-            // DT_NEEDED entries only: the name a dlopen asks for (its group's first lookup) is not in any DT_NEEDED.
-            var dlopenSeen = Set<Int>()
-            for o in baseline.objects {
-                if o.group > 0 && dlopenSeen.insert(o.group).inserted { continue }
-                guard o.failure == nil, o.origin == .rpath || o.origin == .runpath,
-                      let path = o.path, !o.needed.contains("/") else { continue }
-                add(requester(o.neededBy), o.needed, path)
-            }
+            for r in BindPlan(load: baseline).rewrites { add(requester(r.object), r.name, r.path) }
         case .view:
             // The view world simulated: every search that goes through the view directory (the program's own,
             // and with an RPATH-only program its libraries', which inherit it) is answered with the file it ends at.

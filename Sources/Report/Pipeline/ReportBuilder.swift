@@ -361,8 +361,6 @@ public struct ReportBuilder {
 extension ReportBuilder {
     /// The world change a loader scenario makes for one process.
     static func transform(_ s: Scenario, _ sim: SimulatedProcess, _ options: ReportOptions) -> WorldTransform? {
-        let program = sim.input.world.resolve(sim.input.program) ?? sim.input.program
-        let prefix = LoaderPath.directory(LoaderPath.directory(program))
         switch s {
         case .loaderCache: return loaderCacheTransform(image: sim.input.program, world: sim.input.world)
         case .shrinkwrap: return .shrinkwrap(liftDlopen: options.liftDlopen)
