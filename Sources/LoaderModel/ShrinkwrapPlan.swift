@@ -40,11 +40,13 @@ public struct ShrinkwrapPlan: Sendable {
         var closure: [String] = []
         var inClosure = Set<String>()
         // The objects the program reaches: a library only a preloaded one needs is not the program's.
+        // (Only files some lookup mapped: the interpreter, already there, is not listed.)
+        let mapped = Set(load.objects.filter(\.loadedNewObject).compactMap(\.path))
         var reachable: Set<String> = [program]
         for o in load.objects where o.failure == nil && (liftDlopen || o.group == 0) {
             guard let path = o.path, o.neededBy != LoadResult.preloadRequester, reachable.contains(o.neededBy) else { continue }
             reachable.insert(path)
-            if inClosure.insert(path).inserted { closure.append(path) }
+            if mapped.contains(path) && inClosure.insert(path).inserted { closure.append(path) }
         }
         var seen = Set<String>()
         replacements = load.objects.compactMap { o in

@@ -1,6 +1,7 @@
 import Foundation
 import LoaderModel
 import Report
+import TestSupport
 import Testing
 
 /// The shrinkwrap plan applied with the real patchelf (docs/fix-design.md):
@@ -8,16 +9,7 @@ import Testing
 /// for the original, prints the same, passes glibc's version checks, and makes
 /// fewer calls; the original is left as it was.
 @Suite struct ShrinkwrapPlanTests {
-    /// The paths `ld.so --list` shows, in order (vDSO left out).
-    func listed(_ program: String) throws -> [String] {
-        let r = try shell(["/lib64/ld-linux-x86-64.so.2", "--list", program], environment: cleanEnvironment)
-        return r.stdout.split(separator: "\n").compactMap { line in
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            if parts.count >= 3, parts[1] == "=>" { return String(parts[2]) }
-            if let first = parts.first, first.hasPrefix("/") { return String(first) }
-            return nil
-        }
-    }
+    func listed(_ program: String) throws -> [String] { try ldsoList(program, env: cleanEnvironment) }
 
     @Test("a 3-directory RPATH program with a transitive library and a versioned libc: same objects in the same order, same output, fewer calls")
     func applied() throws {

@@ -56,16 +56,7 @@ struct FixFixture: Sendable {
     }
 }
 
-/// The objects `ld.so --list` shows, in order.
-func listed(_ program: String) throws -> [String] {
-    let r = try run(["/lib64/ld-linux-x86-64.so.2", "--list", program])
-    return r.stdoutText.split(separator: "\n").compactMap { line in
-        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        if parts.count >= 3, parts[1] == "=>" { return String(parts[2]) }
-        if let first = parts.first, first.hasPrefix("/") { return String(first) }
-        return nil
-    }
-}
+func listed(_ program: String) throws -> [String] { try ldsoList(program) }
 
 @Suite("loadprobe fix: shrinkwrap and view written for real")
 struct FixTests {

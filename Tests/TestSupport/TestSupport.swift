@@ -162,3 +162,15 @@ public func buildOnce<T>(_ build: () throws -> T) -> Result<T, TestFailure> {
         return .failure(error as? TestFailure ?? TestFailure("\(error)"))
     }
 }
+
+/// The objects `ld.so --list` shows for a program, in order (the vDSO left
+/// out; ld.so lists the interpreter last): the independent truth for load order.
+public func ldsoList(_ program: String, env: [String: String]? = nil) throws -> [String] {
+    let r = try run(["/lib64/ld-linux-x86-64.so.2", "--list", program], env: env)
+    return r.stdoutText.split(separator: "\n").compactMap { line in
+        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        if parts.count >= 3, parts[1] == "=>" { return String(parts[2]) }
+        if let first = parts.first, first.hasPrefix("/") { return String(first) }
+        return nil
+    }
+}
