@@ -40,8 +40,10 @@ public struct ShrinkwrapPlan: Sendable {
         var closure: [String] = []
         var inClosure = Set<String>()
         // The objects the program reaches: a library only a preloaded one needs is not the program's.
-        // (Only files some lookup mapped: the interpreter, already there, is not listed.)
+        // Files some lookup mapped, and the interpreter where a library first asks for it: the copy's
+        // search scope then has ld.so where the program's has it (a name match, no system call).
         let mapped = Set(load.objects.filter(\.loadedNewObject).compactMap(\.path))
+            .union(load.loaded.filter { $0.role == .interpreter }.map(\.path))
         var reachable: Set<String> = [program]
         for o in load.objects where o.failure == nil && (liftDlopen || o.group == 0) {
             guard let path = o.path, o.neededBy != LoadResult.preloadRequester, reachable.contains(o.neededBy) else { continue }

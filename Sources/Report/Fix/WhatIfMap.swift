@@ -47,7 +47,8 @@ public struct WhatIfMap: Sendable {
         case .shrinkwrap:
             // Every library the fixed program lists: its first request, from any object, goes straight to the file.
             let plan = ShrinkwrapPlan(load: baseline, liftDlopen: liftDlopen)
-            let closure = Set(plan.closurePaths)
+            // ld.so itself is always there: a request for it matches by name, never reaches the audit library.
+            let closure = Set(plan.closurePaths).subtracting(baseline.loaded.filter { $0.role == .interpreter }.map(\.path))
             var named = Set<String>()
             for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
                 guard let path = o.path, closure.contains(path), o.neededBy != LoadResult.preloadRequester,
