@@ -52,9 +52,17 @@ struct SimulatedProcess {
     /// The process's calls in the world `transform` makes (nil: unchanged):
     /// the recorded calls, with every simulated load group's recorded loader
     /// calls replaced by the simulation's, in the group's place.
-    func calls(_ transform: WorldTransform?, _ p: ProcessAnalysis, _ rec: [ModelCall], tree: inout PathTree) -> [ModelCall] {
-        let input: SimulationInput, result: LoadResult
-        if let transform, let lc = loaderCache, lc.transform == transform {
+    /// With `modelUnchanged`, the unchanged world's calls are the simulation's
+    /// too (an audit-only trace, which recorded no system calls).
+    func calls(_ transform: WorldTransform?, _ p: ProcessAnalysis, _ rec: [ModelCall], tree: inout PathTree,
+               modelUnchanged: Bool = false) -> [ModelCall] {
+        var input: SimulationInput, result: LoadResult
+        if transform == nil && modelUnchanged {
+            // The baseline was run without its attempts: run it again with them.
+            input = self.input
+            input.keepAttempts = true
+            result = input.run() ?? baseline
+        } else if let transform, let lc = loaderCache, lc.transform == transform {
             input = lc.input
             result = lc.result ?? baseline
         } else if let transform {

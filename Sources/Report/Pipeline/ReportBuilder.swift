@@ -270,6 +270,8 @@ public struct ReportBuilder {
         var modelCheck = ModelCheck()
         var worldSources = Set<String>()
         var tracesWithoutWorld = 0
+        /// Audit-only traces whose unchanged start-up was priced from the simulation (they have no system calls).
+        var modeledAuditOnly = 0
         var tallies: [CostModel.Tally]
 
         init(options: ReportOptions, scenarios n: Int) {
@@ -294,6 +296,10 @@ public struct ReportBuilder {
                     ReportBuilder.describeSimulated(s, options: options, assumptions: &assumptions[si])
                 } else {
                     builder.describe(s, assumptions: &assumptions[si])
+                }
+                if (s == .recorded || s == .negativeCache) && modeledAuditOnly > 0 {
+                    assumptions[si].add("audit-only traces", "\(modeledAuditOnly) recorded through the audit library alone (no system calls): "
+                                        + "their loader calls are the glibc simulation's of the unchanged world, so the fixes compare with like")
                 }
                 if s == .recorded {
                     for w in worldSources.sorted() { assumptions[si].add("loader world", w) }
@@ -340,11 +346,18 @@ public struct ReportBuilder {
         for (si, s) in options.scenarios.enumerated() {
             // A loader fix: each simulated process's calls in the changed world; the others as recorded.
             var procs = builder.build(s, trace: analysis, recorded: recorded)
-            if s.isLoaderFix {
+            // An audit-only trace has no system calls: its unchanged start-up is the simulation's too.
+            let modeled = analysis.recordingMode == .auditOnly && (s == .recorded || s == .negativeCache)
+            if s.isLoaderFix || modeled {
                 for (pi, p) in analysis.processes.enumerated() {
                     guard let sim = sims[pi] else { continue }
-                    pricing.simulated[si] = true
-                    let calls = sim.calls(ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
+                    if modeled {
+                        if si == 0 || s == .recorded { pricing.modeledAuditOnly += groups[g].count }
+                    } else {
+                        pricing.simulated[si] = true
+                    }
+                    let calls = sim.calls(modeled ? nil : ReportBuilder.transform(s, sim, options), p, recorded[pi],
+                                          tree: &builder.world.tree, modelUnchanged: modeled)
                     procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
                 }
             }
