@@ -74,6 +74,7 @@ struct Fixer {
         switch kind {
         case .shrinkwrap:
             let plan = ShrinkwrapPlan(load: baseline.load, liftDlopen: liftDlopen)
+                .absolute(workingDirectory: baseline.environment.workingDirectory)
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
                 + originCommands(original: original, expanded: elf, planned: plan.searchPath(of: elf) != nil)
             plan.apply(to: &expected)
@@ -87,7 +88,8 @@ struct Fixer {
                     + plan.aliases.prefix(3).map { "\($0.name) → \($0.path)" }.joined(separator: ", ") + (plan.aliases.count > 3 ? ", …" : "") + ")"
             }
         case .view:
-            let plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
+            var plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
+            plan.links = plan.links.map { ($0.name, $0.target.hasPrefix("/") ? $0.target : baseline.environment.workingDirectory + "/" + $0.target) }
             commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
             plan.apply(to: &expected)
             let others = otherLibraries(in: elf, besides: plan.links)

@@ -79,6 +79,20 @@ public struct ShrinkwrapPlan: Sendable {
         aliasDirectories = directories
     }
 
+    /// The plan with every relative path (a library found through a relative
+    /// RPATH entry, as ld.so opened it) made absolute against the run's
+    /// working directory: the copy works from any directory.
+    public func absolute(workingDirectory wd: String) -> ShrinkwrapPlan {
+        func abs(_ p: String) -> String { p.hasPrefix("/") || !p.contains("/") ? p : LoaderPath.join(wd, p) }
+        var out = self
+        out.replacements = replacements.map { ($0.name, abs($0.path)) }
+        out.closure = closure.map(abs)
+        out.closurePaths = closurePaths.map(abs)
+        out.aliases = aliases.map { ($0.name, abs($0.path)) }
+        out.aliasDirectories = aliasDirectories.map { $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
+        return out
+    }
+
     static func directory(of path: String) -> String {
         guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
         return slash == path.startIndex ? "/" : String(path[..<slash])

@@ -17,7 +17,9 @@ public struct ViewPlan: Sendable {
         var seen = Set<String>()
         var links: [(name: String, target: String)] = []
         for o in load.objects {
-            guard let path = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
+            guard let found = o.path, o.failure == nil, o.origin == .rpath || o.origin == .runpath else { continue }
+            // A relative RPATH entry names a path relative to the working directory; a link's target is not.
+            let path = found.hasPrefix("/") ? found : LoaderPath.join(load.environment.workingDirectory, found)
             for name in [o.needed, LoaderPath.basename(path), o.soname].compactMap({ $0 })
             where !name.contains("/") && !name.isEmpty && name != "." && name != ".." && seen.insert(name).inserted {
                 links.append((name, path))

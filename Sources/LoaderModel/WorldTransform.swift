@@ -126,6 +126,8 @@ extension WorldTransform {
                                          fileSystem: input.world).searchPlan(forDependenciesOf: 0, in: baseline)
         let first = plan.entries.first { $0.origin == .rpath || $0.origin == .runpath }?.directory
         let base = first.map { LoaderPath.directory(LoaderWorld.trimmedPath($0)) } ?? prefix
-        return LoaderPath.join(base, "view")
+        let dir = LoaderPath.join(base, "view")
+        // A relative RPATH entry is relative to the working directory: the view's place is absolute.
+        return dir.hasPrefix("/") ? dir : LoaderPath.join(input.world.workingDirectory, dir)
     }
 }

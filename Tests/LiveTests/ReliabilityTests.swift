@@ -132,7 +132,7 @@ struct ReliabilityTests {
                 if (fork() == 0) {
                   /* every descriptor: the test's pipes must not wait for it */
                   syscall(SYS_close_range, 0u, ~0u, 0u);
-                  sleep(2);
+                  sleep(5);
                   int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
                   if (access("/etc/passwd", R_OK) == 0) write(fd, "daemon ok\\n", 10);
                   close(fd);
@@ -147,18 +147,18 @@ struct ReliabilityTests {
             """, in: dir)
         for mode in Self.modes {
             let out = dir + "/daemon-out\(mode.count)"
-            let started = Date()
             let r = try run([loadprobe, "-q", "-o", dir + "/t\(mode.count).lpt"] + mode + ["--", prog, out])
-            let took = Date().timeIntervalSince(started)
             #expect(r.status == 7 && r.stdoutText == "parent done\n", "\(mode): \(r.status) \(r.stderrText)")
-            #expect(took < 1.5, "\(mode): loadprobe waited \(took) s for the daemon (it sleeps 2 s)")
+            // The daemon writes its file 5 s after it starts: loadprobe returned before, not after waiting for it
+            // (what it did, not how long it took: a loaded machine is slow, not wrong).
+            #expect(!FileManager.default.fileExists(atPath: out), "\(mode): loadprobe waited for the daemon (its file is there)")
             let trace = try TraceReader.read(file: dir + "/t\(mode.count).lpt")
             #expect(trace.events.count > 0)
             var waited = 0
             while !FileManager.default.fileExists(atPath: out) || (try? String(contentsOfFile: out, encoding: .utf8)) != "daemon ok\n" {
                 usleep(100_000)
                 waited += 1
-                if waited > 60 { break }
+                if waited > 120 { break }
             }
             #expect((try? String(contentsOfFile: out, encoding: .utf8)) == "daemon ok\n", "\(mode): the daemon's calls failed after loadprobe returned")
         }

@@ -38,8 +38,14 @@ public struct WhatIfMap: Sendable {
         let program = baseline.program.path
         var out: [Entry] = []
         var seen = Set<Entry>()
-        func add(_ requester: String?, _ name: String, _ path: String) {
-            let e = Entry(requester: requester, name: name, path: path)
+        // ld.so opens a path found through a relative RPATH entry relative to the working directory;
+        // the audit library answers with absolute paths only.
+        let wd = baseline.environment.workingDirectory
+        func add(_ requester: String?, _ name: String, _ found: String) {
+            let path = found.hasPrefix("/") ? found : LoaderPath.join(wd, found)
+            // An object answered with an absolute path is named by it when it asks in turn.
+            let asker = requester.map { $0.isEmpty || $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
+            let e = Entry(requester: asker, name: name, path: path)
             if seen.insert(e).inserted { out.append(e) }
         }
         func requester(_ neededBy: String) -> String { neededBy == program ? "" : neededBy }
