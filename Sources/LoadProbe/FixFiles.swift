@@ -87,9 +87,10 @@ enum FixFiles {
     }
 
     /// Runs `argv` (a patchelf call), its output kept for the error; true when it exits 0.
-    static func run(_ argv: [String]) -> (ok: Bool, output: String) {
+    static func run(_ argv: [String]) -> (ok: Bool, status: String, output: String) {
         let (status, out) = Spawn.run(argv)
-        return (status == 0, out)
+        let said = status > 128 ? "killed by signal \(status - 128)" : status < 0 ? "not run" : "exit status \(status)"
+        return (status == 0, said, out)
     }
 
     /// The file that marks a view directory as made by `fix view`: only such a

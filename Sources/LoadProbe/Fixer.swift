@@ -31,6 +31,22 @@ struct Fixer {
 
     private func fix() throws(FixError) {
         let program = Self.onPath(options.program)
+        let (baseline, elf) = try inputs(program)
+        try refuseUnsafe(program, baseline: baseline, elf: elf)
+        try FixFiles.checkOutput(options.output, overwrite: options.overwrite)
+        let planned = try plan(program, baseline: baseline, elf: elf)
+        do throws(FixError) {
+            try writeCopy(program, baseline: baseline, planned)
+        } catch {
+            planned.view?.undo()
+            throw error
+        }
+        planned.view?.commit()
+        say("wrote \(options.output) (from \(baseline.source)): \(planned.summary)")
+    }
+
+    /// The program's resolution (recorded or modeled) and its ELF facts, checked against each other.
+    private func inputs(_ program: String) throws(FixError) -> (FixBaseline, ELFFile) {
         guard access(program, R_OK) == 0 else { throw FixError("\(program): \(String(cString: strerror(errno)))") }
         if Self.sameFile(program, options.output) {
             throw FixError("\(options.output) is the program itself: a fix is never made in place")
@@ -41,15 +57,20 @@ struct Fixer {
         } else {
             baseline = try FixBaseline.fromHost(program: program, environment: LoaderEnvironment.current())
         }
-        var elf: ELFFile
+        let elf: ELFFile
         do throws(ELFReadError) { elf = try HostFileSystem().readELF(program) } catch { throw FixError(error.description) }
         if !elf.isDynamic || elf.interpreter == nil {
             throw FixError("\(program) is statically linked: the loader searches nothing, there is nothing to fix")
         }
-        if options.trace != nil, elf.needed != baseline.load.program.needed || elf.runpath != baseline.load.program.runpath
+        if let trace = options.trace, elf.needed != baseline.load.program.needed || elf.runpath != baseline.load.program.runpath
             || elf.rpath != baseline.load.program.rpath {
-            throw FixError("\(program) has changed since \(options.trace!) was recorded (its DT_NEEDED or search path differ): record it again")
+            throw FixError("\(program) has changed since \(trace) was recorded (its DT_NEEDED or search path differ): record it again")
         }
+        return (baseline, elf)
+    }
+
+    /// The hazards, each one line; they stop the fix unless --force. An OUTPUT that is an input always does.
+    private func refuseUnsafe(_ program: String, baseline: FixBaseline, elf: ELFFile) throws(FixError) {
         var refusals = FixSafety.refusals(kind, program: program, baseline: baseline, liftDlopen: liftDlopen)
         if kind == .view && elf.rpath == nil && elf.runpath == nil {
             refusals.append("\(program) has no RPATH or RUNPATH: it finds its libraries through ld.so.cache and the default "
@@ -64,69 +85,75 @@ struct Fixer {
         for r in refusals { say("loadprobe fix: " + (options.force ? "going on (--force) despite: " : "refused: ") + r, fd: 2) }
         if !refusals.isEmpty && !options.force { Glibc.exit(1) }
         for n in FixSafety.notes(kind, baseline: baseline, liftDlopen: liftDlopen) { say("note: " + n) }
-        try FixFiles.checkOutput(options.output, overwrite: options.overwrite)
-        let original = elf
-        elf = expandOrigin(elf)
-        var expected = elf
-        let commands: [[String]]
+    }
+
+    /// What will be written: the patchelf calls, the dynamic section they must leave, the view (made now).
+    struct Planned {
+        var commands: [[String]]
+        var expected: ELFFile
         var summary: String
-        var viewMade: FixFiles.MadeView?
+        var view: FixFiles.MadeView?
+    }
+
+    private func plan(_ program: String, baseline: FixBaseline, elf original: ELFFile) throws(FixError) -> Planned {
+        let elf = expandOrigin(original)
+        var expected = elf
         switch kind {
         case .shrinkwrap:
             let plan = ShrinkwrapPlan(load: baseline.load, liftDlopen: liftDlopen)
                 .absolute(workingDirectory: baseline.environment.workingDirectory)
-            commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
+            let commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
                 + originCommands(original: original, expanded: elf, planned: plan.searchPath(of: elf) != nil)
             plan.apply(to: &expected)
             if let clash = aliasClash(plan, elf), !options.force {
                 say("loadprobe fix: refused: " + clash, fd: 2)
                 Glibc.exit(1)
             }
-            summary = "\(plan.closure.count) librar\(plan.closure.count == 1 ? "y" : "ies") in DT_NEEDED by absolute path, in load order"
+            var summary = "\(plan.closure.count) librar\(plan.closure.count == 1 ? "y" : "ies") in DT_NEEDED by absolute path, in load order"
             if !plan.aliases.isEmpty {
                 summary += "; \(plan.aliases.count) by a name that is not its soname, found at the first try of the program's search path ("
                     + plan.aliases.prefix(3).map { "\($0.name) → \($0.path)" }.joined(separator: ", ") + (plan.aliases.count > 3 ? ", …" : "") + ")"
             }
+            return Planned(commands: commands, expected: expected, summary: summary, view: nil)
         case .view:
             var plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
             plan.links = plan.links.map { ($0.name, $0.target.hasPrefix("/") ? $0.target : baseline.environment.workingDirectory + "/" + $0.target) }
-            commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
+            let commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
             plan.apply(to: &expected)
             let others = otherLibraries(in: elf, besides: plan.links)
-            viewMade = try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite, program: program)
-            summary = "\(plan.keepsRpath(elf) ? "RPATH" : "RUNPATH") \(plan.directory): \(plan.links.count) symlink\(plan.links.count == 1 ? "" : "s") to the \(Set(plan.links.map(\.target)).count) libraries "
-                + "the start-up found through RPATH/RUNPATH" + (others.isEmpty ? "" : ", and \(others.count) to the other libraries of "
-                + "the program's own search directories (what it may dlopen by name)")
+            let view = try FixFiles.makeView(plan.directory, links: plan.links + others, overwrite: options.overwrite, program: program)
+            let summary = "\(plan.keepsRpath(elf) ? "RPATH" : "RUNPATH") \(plan.directory): \(plan.links.count) symlink\(plan.links.count == 1 ? "" : "s") "
+                + "to the \(Set(plan.links.map(\.target)).count) libraries the start-up found through RPATH/RUNPATH"
+                + (others.isEmpty ? "" : ", and \(others.count) to the other libraries of the program's own search directories (what it may dlopen by name)")
+            return Planned(commands: commands, expected: expected, summary: summary, view: view)
         }
-        let (before, after): (Int, Int)
-        do throws(FixError) {
-            let temp = try FixFiles.privateCopy(of: program, besides: options.output)
-            for var c in commands {
-                c[c.count - 1] = temp
-                let r = FixFiles.run(c)
-                guard r.ok else {
-                    unlink(temp)
-                    throw FixError("\(c.prefix(3).joined(separator: " ")) … failed: \(r.output.split(separator: "\n").first ?? "")")
-                }
+    }
+
+    /// The copy patched, verified, proved by the model (and --check), then put in OUTPUT's place.
+    private func writeCopy(_ program: String, baseline: FixBaseline, _ planned: Planned) throws(FixError) {
+        let temp = try FixFiles.privateCopy(of: program, besides: options.output)
+        for var c in planned.commands {
+            c[c.count - 1] = temp
+            let r = FixFiles.run(c)
+            guard r.ok else {
+                unlink(temp)
+                let said = r.output.split(separator: "\n").first.map(String.init) ?? ""
+                throw FixError("\(c.prefix(3).joined(separator: " ")) … failed (\(r.status)): " + (said.isEmpty ? "it said nothing" : said))
             }
-            try verify(temp, expected: expected)
-            (before, after) = try prove(program: program, copy: temp, baseline: baseline)
-            say("predicted file calls of the start-up (loader model): \(before) → \(after)" + Self.change(before, after))
-            if options.check {
-                do throws(FixError) {
-                    try Checker(program: program, copy: temp, arguments: options.arguments, say: say).run()
-                } catch {
-                    unlink(temp)
-                    throw FixError(error.description + "; nothing written")
-                }
-            }
-            try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
-        } catch {
-            viewMade?.undo()
-            throw error
         }
-        viewMade?.commit()
-        say("wrote \(options.output) (from \(baseline.source)): \(summary)")
+        try verify(temp, expected: planned.expected)
+        let (before, after) = try prove(program: program, copy: temp, baseline: baseline)
+        say("predicted file calls of the start-up (loader model): \(before) → \(after)" + Self.change(before, after)
+            + (liftDlopen ? " (the copy's start-up also loads the lifted libraries, which the program loads later)" : ""))
+        if options.check {
+            do throws(FixError) {
+                try Checker(program: program, copy: temp, arguments: options.arguments, say: say).run()
+            } catch {
+                unlink(temp)
+                throw FixError(error.description + "; nothing written")
+            }
+        }
+        try FixFiles.install(temp, as: options.output, overwrite: options.overwrite)
     }
 
     /// The copy's dynamic section as the plan says it should be: a patchelf
