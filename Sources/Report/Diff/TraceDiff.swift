@@ -84,8 +84,8 @@ public struct TraceDiff: Sendable {
                     byOrigin[origin, default: 0] += 1
                 }
             }
-            let first = t.processes.first { $0.mainNs != nil }
-            let traced = first.flatMap { $0.mainNs! >= $0.startNs ? Double($0.mainNs! - $0.startNs) / 1e9 : nil }
+            // exec → main as the trace's summary (and report) measures it: from the exec, not the fork.
+            let traced = t.summary.processes.first { $0.execToMainNs != nil }?.execToMainNs.map { Double($0) / 1e9 }
             let compute = r.scenario(.recorded)?.computeSeconds ?? 0
             var objs: [LoadedObjectIdentity] = []
             if let p = t.processes.first(where: { !$0.objects.isEmpty }) {
