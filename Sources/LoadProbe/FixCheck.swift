@@ -19,9 +19,12 @@ struct Checker {
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw FixError("--check: cannot make a scratch directory in /tmp: \(String(cString: strerror(errno)))")
         }
+        let files = ["before.lpt", "after.lpt", "before.out", "after.out", "before.err", "after.err"].map { dir + "/" + $0 }
+        for f in files + [dir] { FixCleanup.track(f) }
         defer {
-            for f in ["before.lpt", "after.lpt", "before.out", "after.out", "before.err", "after.err"] { unlink(dir + "/" + f) }
+            for f in files { unlink(f) }
             rmdir(dir)
+            for f in files + [dir] { FixCleanup.untrack(f) }
         }
         let before = try record("before", program, dir: dir)
         let after = try record("after", copy, dir: dir)

@@ -44,6 +44,7 @@ enum FixFiles {
         let temp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard fd >= 0 else { throw FixError("\(directory(of: output)): cannot create a file there: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        FixCleanup.track(temp)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
@@ -69,6 +70,7 @@ enum FixFiles {
     /// fails on an existing one), or over the old entry itself (rename: a
     /// symlink there is replaced, not followed).
     static func install(_ temp: String, as output: String, overwrite: Bool) throws(FixError) {
+        defer { FixCleanup.untrack(temp) }
         if overwrite {
             guard rename(temp, output) == 0 else {
                 let e = errno
@@ -246,6 +248,8 @@ enum Spawn {
         var pid: pid_t = 0
         let rc = cEnv.map { env in posix_spawnp(&pid, argv[0], &actions, nil, cArgs, env) }
             ?? posix_spawnp(&pid, argv[0], &actions, nil, cArgs, environ)
+        if rc == 0 { FixCleanup.child = pid }
+        defer { FixCleanup.child = 0 }
         close(pipeFds[1])
         defer { close(pipeFds[0]) }
         guard rc == 0 else { return (-1, "\(argv[0]): \(String(cString: strerror(rc)))") }
@@ -261,5 +265,55 @@ enum Spawn {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (code, String(decoding: collected, as: UTF8.self))
+    }
+}
+
+/// What `fix` has made and not yet put in place (its private copy, the
+/// `--check` scratch files), removed when a signal ends it; the recording a
+/// `--check` runs gets the same signal. Fixed storage set up before any
+/// handler can run: the handler only reads it.
+enum FixCleanup {
+    static let slots = 16
+    nonisolated(unsafe) static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slots)
+        p.initialize(repeating: nil, count: slots)
+        return p
+    }()
+    nonisolated(unsafe) static var child: pid_t = 0
+
+    static func install() {
+        _ = paths
+        // A parent may have left them blocked (a test runner's spawn does): a fix must be stoppable.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        sigprocmask(SIG_UNBLOCK, &set, nil)
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { sig in
+                if FixCleanup.child > 0 { kill(FixCleanup.child, sig) }
+                for i in 0..<FixCleanup.slots {
+                    if let p = FixCleanup.paths[i] { unlink(p); rmdir(p) }
+                }
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+        }
+    }
+
+    /// Remembers a path to remove on a signal (files first, then their directory: register in that order).
+    static func track(_ path: String) {
+        for i in 0..<slots where paths[i] == nil {
+            paths[i] = strdup(path)
+            return
+        }
+    }
+
+    static func untrack(_ path: String) {
+        for i in 0..<slots {
+            if let p = paths[i], String(cString: p) == path {
+                paths[i] = nil
+                free(p)
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ struct Fixer {
     let viewDirectory: String?
 
     func run() -> Never {
+        FixCleanup.install()
         do throws(FixError) {
             try fix()
             Glibc.exit(0)

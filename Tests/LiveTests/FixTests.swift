@@ -352,4 +352,37 @@ struct FixTests {
         #expect(Double(abs(full - ops["recorded"]!)) <= 0.3 * Double(full), "full \(full), modeled \(ops["recorded"]!)")
         #expect(try run([loadprobe, "report", dir + "/np.lpt"]).stdoutText.contains("recorded through the audit library alone"))
     }
+
+    @Test("a fix ended by SIGTERM during --check leaves no copy, no scratch directory and no recording running")
+    func killedDuringCheck() throws {
+        let dir = try scratchDir("killed")
+        try write("#include <unistd.h>\nint main(void) { sleep(30); return 0; }\n", to: dir + "/slow.c")
+        try gcc([dir + "/slow.c", "-o", dir + "/slow"])
+        let before = Set(try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("loadprobe-check-") })
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: loadprobe)
+        p.arguments = ["fix", "shrinkwrap", dir + "/slow", "-o", dir + "/slow.fixed", "--check"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // The prediction is printed just before --check starts the two recordings.
+        var seen = ""
+        while !seen.contains("predicted file calls") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        usleep(500_000)
+        p.terminate()
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM, "\(p.terminationReason) \(p.terminationStatus)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/slow.fixed"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".loadprobe-") }.isEmpty)
+        let after = Set(try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("loadprobe-check-") })
+        #expect(after.subtracting(before).isEmpty, "\(after.subtracting(before))")
+        usleep(300_000)
+        let left = try run(["pgrep", "-f", dir + "/slow"])
+        #expect(left.stdoutText.isEmpty, "still running: \(left.stdoutText)")
+    }
 }
