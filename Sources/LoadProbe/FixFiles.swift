@@ -1,4 +1,5 @@
 import Report
+import LoaderModel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,11 +23,6 @@ enum FixFiles {
         }
     }
 
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
     /// A copy of `program` in OUTPUT's directory, under a fresh name (O_EXCL:
     /// never an existing file or a symlink), with the program's permission bits
     /// less set-user-ID and set-group-ID.
@@ -39,10 +35,10 @@ enum FixFiles {
             throw FixError("\(program): not a regular file")
         }
         let base = output.split(separator: "/").last.map(String.init) ?? "fix"
-        var template = Array((directory(of: output) + "/." + base + ".loadprobe-XXXXXX").utf8CString)
+        var template = Array((LoaderPath.directory(output) + "/." + base + ".loadprobe-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         let temp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard fd >= 0 else { throw FixError("\(directory(of: output)): cannot create a file there: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FixError("\(LoaderPath.directory(output)): cannot create a file there: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         FixCleanup.track(temp)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -125,7 +121,7 @@ enum FixFiles {
     static func makeView(_ directory: String, links: [(name: String, target: String)], overwrite: Bool,
                          program: String) throws(FixError) -> MadeView {
         let existing = try FixFiles.existingView(directory, overwrite: overwrite)
-        var template = Array((FixFiles.directory(of: directory) + "/." + (directory.split(separator: "/").last.map(String.init) ?? "view")
+        var template = Array((LoaderPath.directory(directory) + "/." + (directory.split(separator: "/").last.map(String.init) ?? "view")
                               + ".loadprobe-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
             throw FixError("\(directory): cannot create the view directory: \(String(cString: strerror(errno)))")

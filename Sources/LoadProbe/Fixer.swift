@@ -1,6 +1,7 @@
 import Report
 import LoaderModel
 import SystemLayer
+import Tracer
 import TraceFormat
 #if canImport(Glibc)
 import Glibc
@@ -102,7 +103,6 @@ struct Fixer {
         switch kind {
         case .shrinkwrap:
             let plan = ShrinkwrapPlan(load: baseline.load, liftDlopen: liftDlopen)
-                .absolute(workingDirectory: baseline.environment.workingDirectory)
             let commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
                 + originCommands(original: original, expanded: elf, planned: plan.searchPath(of: elf) != nil)
             plan.apply(to: &expected)
@@ -117,8 +117,7 @@ struct Fixer {
             }
             return Planned(commands: commands, expected: expected, summary: summary, view: nil)
         case .view:
-            var plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
-            plan.links = plan.links.map { ($0.name, $0.target.hasPrefix("/") ? $0.target : baseline.environment.workingDirectory + "/" + $0.target) }
+            let plan = ViewPlan(load: baseline.load, directory: Self.absolute(viewDirectory!))
             let commands = plan.patchelfCommands(patchelf: options.patchelf, program: elf, file: "")
             plan.apply(to: &expected)
             let others = otherLibraries(in: elf, besides: plan.links)
@@ -177,7 +176,9 @@ struct Fixer {
     /// installed when they differ.
     private func prove(program: String, copy: String, baseline: FixBaseline) throws(FixError) -> (Int, Int) {
         do throws(FixError) {
-            let b = try FixBaseline.fromHost(program: program, environment: baseline.environment, glibcVersion: nil)
+            // The program here, in the fix's environment: the baseline itself when it came from the model here.
+            let b = options.trace == nil ? baseline
+                : try FixBaseline.fromHost(program: program, environment: baseline.environment, glibcVersion: nil)
             let copied = try FixBaseline.model(program: copy, environment: baseline.environment)
             if let failure = copied.failure {
                 throw FixError("the loader model says the copy would not start (\(failure.message.replacingAll(copy, with: "the copy"))); nothing written")
@@ -211,7 +212,7 @@ struct Fixer {
     private func otherLibraries(in elf: ELFFile, besides links: [(name: String, target: String)]) -> [(name: String, target: String)] {
         var taken = Set(links.map(\.name))
         var out: [(name: String, target: String)] = []
-        let origin = Self.directory(of: Self.realPath(options.program))
+        let origin = LoaderPath.directory(Self.realPath(options.program))
         let path = ((elf.runpath ?? elf.rpath) ?? "").replacingAll("${ORIGIN}", with: origin).replacingAll("$ORIGIN", with: origin)
         for dir in path.split(separator: ":").map(String.init) where dir.hasPrefix("/") {
             guard let entries = Sys.listDirectory(dir) else { continue }
@@ -253,14 +254,9 @@ struct Fixer {
         return nil
     }
 
-    /// A bare program name is looked up on PATH, as a shell (and `record`) would.
+    /// A bare program name is looked up on PATH, as `record` looks it up.
     static func onPath(_ name: String) -> String {
-        guard !name.contains("/"), !name.isEmpty, let path = getenv("PATH") else { return name }
-        for dir in String(cString: path).split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + name
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return name
+        (try? CommandLookup.resolve(name, path: getenv("PATH").map { String(cString: $0) })) ?? name
     }
 
     /// The libraries a load maps, in order, by file identity.
@@ -277,8 +273,8 @@ struct Fixer {
     /// $ORIGIN in the program's own search path is the program's directory; a
     /// copy elsewhere keeps it meaning that.
     private func expandOrigin(_ elf: ELFFile) -> ELFFile {
-        let from = Self.directory(of: Self.realPath(options.program))
-        let to = Self.realPath(Self.directory(of: Self.absolute(options.output)))
+        let from = LoaderPath.directory(Self.realPath(options.program))
+        let to = Self.realPath(LoaderPath.directory(Self.absolute(options.output)))
         guard from != to else { return elf }
         var out = elf
         func expand(_ s: String?) -> String? {
@@ -289,7 +285,6 @@ struct Fixer {
         return out
     }
 
-    static func directory(of path: String) -> String { FixFiles.directory(of: path) }
 
     /// `path` made absolute, without "." components or repeated slashes (".." kept: it may cross a symlink).
     static func absolute(_ path: String) -> String {
@@ -298,11 +293,7 @@ struct Fixer {
         return "/" + parts.joined(separator: "/")
     }
 
-    static func realPath(_ path: String) -> String {
-        guard let r = realpath(path, nil) else { return path }
-        defer { free(r) }
-        return String(cString: r)
-    }
+    static func realPath(_ path: String) -> String { HostFileSystem().realPath(path) ?? path }
 
     static func sameFile(_ a: String, _ b: String) -> Bool {
         var sa = stat(), sb = stat()

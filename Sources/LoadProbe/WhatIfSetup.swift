@@ -85,17 +85,20 @@ enum WhatIfSetup {
     /// search, or the path as given for the SPANK plugin; a text file without
     /// "#!" runs under /bin/sh).
     static func resolveProgram(_ how: RecordInvocation) throws(Refusal) -> String {
-        let nameBytes = RecordInvocation.launchedCommand?.first ?? Array((how.command.first ?? "").utf8)
-        var bytes = nameBytes
-        if !RecordInvocation.executeAsGiven {
-            do throws(LaunchError) {
-                bytes = try CommandLookup.resolve(bytes: nameBytes, path: getenv("PATH").map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) })
-            } catch {
-                throw Refusal(line: error.description, status: error.exitStatus)
-            }
-        }
+        let bytes = try commandPath(how)
         if ProgramKind.inspect(bytes: bytes).isPlainText { return "/bin/sh" }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The command's file: the PATH search the recorder makes, or the path as given for the SPANK plugin.
+    static func commandPath(_ how: RecordInvocation) throws(Refusal) -> [UInt8] {
+        let nameBytes = RecordInvocation.launchedCommand?.first ?? Array((how.command.first ?? "").utf8)
+        guard !RecordInvocation.executeAsGiven else { return nameBytes }
+        do throws(LaunchError) {
+            return try CommandLookup.resolve(bytes: nameBytes, path: getenv("PATH").map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) })
+        } catch {
+            throw Refusal(line: error.description, status: error.exitStatus)
+        }
     }
 
     /// A trace file named without a pattern must not be the program being
@@ -109,9 +112,7 @@ enum WhatIfSetup {
         if let from = how.whatIfFrom, same(from) {
             throw Refusal(line: "loadprobe: -o \(out) is the trace given with --from: the what-if would replace it", status: 64)
         }
-        if !RecordInvocation.executeAsGiven, let first = how.command.first,
-           let program = try? CommandLookup.resolve(bytes: Array(first.utf8), path: getenv("PATH").map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }),
-           same(String(decoding: program, as: UTF8.self)) {
+        if !RecordInvocation.executeAsGiven, let program = try? commandPath(how), same(String(decoding: program, as: UTF8.self)) {
             throw Refusal(line: "loadprobe: -o \(out) is the program to record: the trace would replace it", status: 64)
         }
     }
@@ -128,11 +129,7 @@ enum WhatIfSetup {
         }
     }
 
-    static func realPath(_ path: String) -> String {
-        guard let r = realpath(path, nil) else { return path }
-        defer { free(r) }
-        return String(cString: r)
-    }
+    static func realPath(_ path: String) -> String { HostFileSystem().realPath(path) ?? path }
 
     static func basename(_ path: String) -> String {
         path.split(separator: "/", omittingEmptySubsequences: true).last.map(String.init) ?? ""

@@ -494,11 +494,7 @@ public struct HazardAnalysis {
                                       + "which musl does not do (it matches the name a search found, and files by inode)",
                                   objects: [load.program.path]))
         }
-        var bySoname: [String: [String]] = [:]
-        for object in load.loaded where object.role == .library {
-            if let soname = object.soname { bySoname[soname, default: []].append(object.path) }
-        }
-        for (soname, paths) in bySoname.sorted(by: { $0.key < $1.key }) where paths.count > 1 {
+        for (soname, paths) in load.duplicateSonames.sorted(by: { $0.soname < $1.soname }) {
             hazards.append(Hazard(kind: .shrinkwrapUnsafe,
                                   message: "two files with soname \(soname) are loaded (\(paths.joined(separator: ", "))): "
                                       + "absolute DT_NEEDED paths cannot express which one each object should get",

@@ -71,31 +71,25 @@ public struct ShrinkwrapPlan: Sendable {
         var directories: [String] = []
         self.closure = closure.map { path in
             guard let name = aliasOf[path] else { return path }
-            let dir = ShrinkwrapPlan.directory(of: path)
+            let dir = LoaderPath.directory(path)
             if !directories.contains(dir) { directories.append(dir) }
             return name
         }
         self.aliases = aliases
         aliasDirectories = directories
+        makeAbsolute(workingDirectory: load.environment.workingDirectory)
     }
 
-    /// The plan with every relative path (a library found through a relative
-    /// RPATH entry, as ld.so opened it) made absolute against the run's
-    /// working directory: the copy works from any directory.
-    public func absolute(workingDirectory wd: String) -> ShrinkwrapPlan {
+    /// Every relative path (a library found through a relative RPATH entry,
+    /// as ld.so opened it) made absolute against the run's working directory:
+    /// the copy works from any directory.
+    private mutating func makeAbsolute(workingDirectory wd: String) {
         func abs(_ p: String) -> String { p.hasPrefix("/") || !p.contains("/") ? p : LoaderPath.join(wd, p) }
-        var out = self
-        out.replacements = replacements.map { ($0.name, abs($0.path)) }
-        out.closure = closure.map(abs)
-        out.closurePaths = closurePaths.map(abs)
-        out.aliases = aliases.map { ($0.name, abs($0.path)) }
-        out.aliasDirectories = aliasDirectories.map { $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
-        return out
-    }
-
-    static func directory(of path: String) -> String {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        replacements = replacements.map { ($0.name, abs($0.path)) }
+        closure = closure.map(abs)
+        closurePaths = closurePaths.map(abs)
+        aliases = aliases.map { ($0.name, abs($0.path)) }
+        aliasDirectories = aliasDirectories.map { $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
     }
 
     /// The program's search path after the fix, when the aliases change it:
@@ -151,4 +145,16 @@ public struct ShrinkwrapPlan: Sendable {
 extension LoadResult {
     /// `ResolvedObject.neededBy` of a library named in LD_PRELOAD.
     public static let preloadRequester = "LD_PRELOAD"
+
+    /// Sonames that more than one loaded library carries, with those files, in load order.
+    public var duplicateSonames: [(soname: String, paths: [String])] {
+        var bySoname: [String: [String]] = [:]
+        var order: [String] = []
+        for o in loaded where o.role == .library {
+            guard let soname = o.soname else { continue }
+            if bySoname[soname] == nil { order.append(soname) }
+            bySoname[soname, default: []].append(o.path)
+        }
+        return order.compactMap { s in bySoname[s].flatMap { $0.count > 1 ? (s, $0) : nil } }
+    }
 }

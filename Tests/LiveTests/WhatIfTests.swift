@@ -72,18 +72,29 @@ struct WhatIfTests {
         return (r, trace)
     }
 
+    /// The unchanged program recorded, then tried with `--what-if SCENARIO`: the run (the same as
+    /// the unchanged one), both traces and diff's JSON with its two sides.
+    struct Tried {
+        var before: String, after: String
+        var diff: [String: Any], b: [String: Any], a: [String: Any]
+    }
+
+    func tried(_ scenario: String, _ f: WhatIfFixture, in dir: String) throws -> Tried {
+        let (plain, before) = try baseline(f, in: dir)
+        let after = dir + "/after.lpt"
+        let r = try run([loadprobe, "-q", "-o", after, "--what-if", scenario, "--from", before, "--", f.app, "one"],
+                        env: baseEnvironment())
+        #expect(r == plain, "\(r.stderrText)")
+        let diff = try json(["diff", "--format", "json", before, after])
+        return Tried(before: before, after: after, diff: diff, b: diff["before"] as! [String: Any], a: diff["after"] as! [String: Any])
+    }
+
     @Test("shrinkwrap: same output, the same objects in the same order, fewer calls, the child not answered, the map's open the library's own")
     func shrinkwrap() throws {
         let f = try WhatIfFixture.get()
         let dir = try scratch("whatif")
-        let (plain, before) = try baseline(f, in: dir)
-        let after = dir + "/after.lpt"
-        let r = try run([loadprobe, "-q", "-o", after, "--what-if", "shrinkwrap", "--from", before, "--", f.app, "one"],
-                        env: baseEnvironment())
-        #expect(r == plain, "\(r.stderrText)")
-
-        let diff = try json(["diff", "--format", "json", before, after])
-        let b = diff["before"] as! [String: Any], a = diff["after"] as! [String: Any]
+        let t = try tried("shrinkwrap", f, in: dir)
+        let (before, after, diff, b, a) = (t.before, t.after, t.diff, t.b, t.a)
         #expect((a["calls"] as! Int) < (b["calls"] as! Int), "calls \(b["calls"]!) → \(a["calls"]!)")
         #expect((diff["objects"] as! [String: Any])["result"] as? String == "same-order", "\(diff["objects"]!)")
         #expect((a["whatIf"] as? [String: Any])?["scenario"] as? String == "shrinkwrap")
@@ -165,14 +176,8 @@ struct WhatIfTests {
     @Test("bind and view: fewer failed lookups, the same objects in the same order", arguments: ["bind", "view"])
     func bindAndView(_ scenario: String) throws {
         let f = try WhatIfFixture.get()
-        let dir = try scratch("whatif-" + scenario)
-        let (plain, before) = try baseline(f, in: dir)
-        let after = dir + "/after.lpt"
-        let r = try run([loadprobe, "-q", "-o", after, "--what-if", scenario, "--from", before, "--", f.app, "one"],
-                        env: baseEnvironment())
-        #expect(r == plain, "\(r.stderrText)")
-        let diff = try json(["diff", "--format", "json", before, after])
-        let b = diff["before"] as! [String: Any], a = diff["after"] as! [String: Any]
+        let t = try tried(scenario, f, in: try scratch("whatif-" + scenario))
+        let (diff, b, a) = (t.diff, t.b, t.a)
         #expect((a["failed"] as! Int) < (b["failed"] as! Int), "failed \(b["failed"]!) → \(a["failed"]!)")
         #expect((diff["objects"] as! [String: Any])["result"] as? String == "same-order", "\(diff["objects"]!)")
         let w = try #require(a["whatIf"] as? [String: Any])

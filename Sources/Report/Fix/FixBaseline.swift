@@ -84,11 +84,7 @@ public struct FixBaseline: Sendable {
                            source: "the run recorded in \(file)", input: input)
     }
 
-    static func realPath(_ path: String) -> String {
-        guard let r = realpath(path, nil) else { return path }
-        defer { free(r) }
-        return String(cString: r)
-    }
+    static func realPath(_ path: String) -> String { HostFileSystem().realPath(path) ?? path }
 }
 
 /// Why a fix cannot be made: one line for the user.

@@ -49,15 +49,8 @@ public enum FixSafety {
                            + "unset it to fix the program's own paths")
             }
         }
-        var bySoname: [String: [String]] = [:]
-        var order: [String] = []
-        for o in load.loaded where o.role == .library {
-            guard let soname = o.soname else { continue }
-            if bySoname[soname] == nil { order.append(soname) }
-            bySoname[soname, default: []].append(o.path)
-        }
-        for soname in order where bySoname[soname]!.count > 1 {
-            out.append("two files with soname \(soname) are loaded (\(bySoname[soname]!.joined(separator: ", "))): "
+        for (soname, paths) in load.duplicateSonames {
+            out.append("two files with soname \(soname) are loaded (\(paths.joined(separator: ", "))): "
                        + (kind == .shrinkwrap ? "absolute DT_NEEDED cannot say which one each object gets"
                           : "one view directory cannot hold both"))
         }

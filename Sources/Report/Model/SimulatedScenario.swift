@@ -15,9 +15,12 @@ struct SimulatedProcess {
     /// path it found), on a second thread.
     let loaderCache: (transform: WorldTransform, input: SimulationInput, result: LoadResult?)?
 
-    init?(_ p: ProcessAnalysis, world: TraceWorld, loaderCache cacheTransform: WorldTransform?) {
+    /// `modelUnchanged`: the unchanged world's calls are the simulation's too
+    /// (an audit-only trace, which recorded no system calls), so the baseline
+    /// keeps its attempts.
+    init?(_ p: ProcessAnalysis, world: TraceWorld, loaderCache cacheTransform: WorldTransform?, modelUnchanged: Bool = false) {
         guard p.audited, var input = world.input(for: p) else { return nil }
-        input.keepAttempts = false
+        input.keepAttempts = modelUnchanged
         var resolution: [(name: String, path: String)] = []
         for s in p.searches { if let found = s.found { resolution.append((s.name, found)) } }
         let cacheInput = cacheTransform.map { $0.apply(to: input, resolution: resolution) }
@@ -52,17 +55,9 @@ struct SimulatedProcess {
     /// The process's calls in the world `transform` makes (nil: unchanged):
     /// the recorded calls, with every simulated load group's recorded loader
     /// calls replaced by the simulation's, in the group's place.
-    /// With `modelUnchanged`, the unchanged world's calls are the simulation's
-    /// too (an audit-only trace, which recorded no system calls).
-    func calls(_ transform: WorldTransform?, _ p: ProcessAnalysis, _ rec: [ModelCall], tree: inout PathTree,
-               modelUnchanged: Bool = false) -> [ModelCall] {
-        var input: SimulationInput, result: LoadResult
-        if transform == nil && modelUnchanged {
-            // The baseline was run without its attempts: run it again with them.
-            input = self.input
-            input.keepAttempts = true
-            result = input.run() ?? baseline
-        } else if let transform, let lc = loaderCache, lc.transform == transform {
+    func calls(_ transform: WorldTransform?, _ p: ProcessAnalysis, _ rec: [ModelCall], tree: inout PathTree) -> [ModelCall] {
+        let input: SimulationInput, result: LoadResult
+        if let transform, let lc = loaderCache, lc.transform == transform {
             input = lc.input
             result = lc.result ?? baseline
         } else if let transform {

@@ -332,12 +332,16 @@ public struct ReportBuilder {
         }
         // The one loader simulation, on the world the trace carries.
         let traceWorld = TraceWorld(analysis, consultHost: elfAllowed)
+        // An audit-only trace has no system calls: its unchanged start-up is the simulation's too.
+        let auditOnly = analysis.recordingMode == .auditOnly
         let sims = analysis.processes.map { p in
             traceWorld.flatMap { w in
                 SimulatedProcess(p, world: w, loaderCache: options.scenarios.contains(.loaderCache)
-                                 ? ReportBuilder.loaderCacheTransform(image: p.image, world: w.world) : nil)
+                                 ? ReportBuilder.loaderCacheTransform(image: p.image, world: w.world) : nil,
+                                 modelUnchanged: auditOnly)
             }
         }
+        if auditOnly && sims.contains(where: { $0 != nil }) { pricing.modeledAuditOnly += groups[g].count }
         for (pi, sim) in sims.enumerated() {
             if let sim { pricing.modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { pricing.modelCheck.unsimulated += groups[g].count }
         }
@@ -346,18 +350,12 @@ public struct ReportBuilder {
         for (si, s) in options.scenarios.enumerated() {
             // A loader fix: each simulated process's calls in the changed world; the others as recorded.
             var procs = builder.build(s, trace: analysis, recorded: recorded)
-            // An audit-only trace has no system calls: its unchanged start-up is the simulation's too.
-            let modeled = analysis.recordingMode == .auditOnly && (s == .recorded || s == .negativeCache)
+            let modeled = auditOnly && (s == .recorded || s == .negativeCache)
             if s.isLoaderFix || modeled {
                 for (pi, p) in analysis.processes.enumerated() {
                     guard let sim = sims[pi] else { continue }
-                    if modeled {
-                        if si == 0 || s == .recorded { pricing.modeledAuditOnly += groups[g].count }
-                    } else {
-                        pricing.simulated[si] = true
-                    }
-                    let calls = sim.calls(modeled ? nil : ReportBuilder.transform(s, sim, options), p, recorded[pi],
-                                          tree: &builder.world.tree, modelUnchanged: modeled)
+                    if !modeled { pricing.simulated[si] = true }
+                    let calls = sim.calls(modeled ? nil : ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
                     procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
                 }
             }
