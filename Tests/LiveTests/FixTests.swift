@@ -385,4 +385,28 @@ struct FixTests {
         let left = try run(["pgrep", "-f", dir + "/slow"])
         #expect(left.stdoutText.isEmpty, "still running: \(left.stdoutText)")
     }
+
+    @Test("relative RPATH entries (relative to the working directory): the what-ifs answer every library search, the shrinkwrapped copy runs from anywhere")
+    func relativeRpath() throws {
+        let dir = try scratchDir("relative")
+        for d in ["pkgs/a", "pkgs/b", "pkgs/c"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int a_value(void) { return 1; }\n", to: dir + "/a.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,liba.so", "-o", dir + "/pkgs/b/liba.so", dir + "/a.c"])
+        try write("int a_value(void);\nint main(void) { return a_value() + 4; }\n", to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/app", "-L" + dir + "/pkgs/b", "-la", "-Wl,--disable-new-dtags,-rpath,pkgs/a:pkgs/b:pkgs/c"])
+        #expect(try run([dir + "/app"], cwd: dir).status == 5)
+        _ = try run([loadprobe, "-q", "-o", "app.lpt", "--", "./app"], cwd: dir)
+        for scenario in ["shrinkwrap", "bind", "view"] {
+            let out = "whatif-\(scenario).lpt"
+            let r = try run([loadprobe, "-q", "-o", out, "--what-if", scenario, "--from", "app.lpt", "--", "./app"], cwd: dir)
+            #expect(r.status == 5, "\(scenario): \(r.stderrText)")
+            let said = try run([loadprobe, "report", out], cwd: dir).stdoutText
+            // Bind leaves libc's name (ld.so.cache found it): its search runs as before.
+            let expected = scenario == "bind" ? "1 search answered from the earlier trace, 1 search it did not cover" : "0 searches it did not cover ran normally"
+            #expect(said.contains(expected), "\(scenario): \(said.split(separator: "\n").filter { $0.contains("what-if") })")
+        }
+        let fixed = try run([loadprobe, "fix", "shrinkwrap", "./app", "-o", "app.fixed", "--from", "app.lpt"], cwd: dir)
+        #expect(fixed.status == 0, "\(fixed.stderrText)")
+        #expect(try run([dir + "/app.fixed"], cwd: "/").status == 5, "the copy finds liba.so from / too")
+    }
 }

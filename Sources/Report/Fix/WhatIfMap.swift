@@ -41,8 +41,9 @@ public struct WhatIfMap: Sendable {
         // ld.so opens a path found through a relative RPATH entry relative to the working directory;
         // the audit library answers with absolute paths only.
         let wd = baseline.environment.workingDirectory
+        func absolute(_ found: String) -> String { found.hasPrefix("/") ? found : LoaderPath.join(wd, found) }
         func add(_ requester: String?, _ name: String, _ found: String) {
-            let path = found.hasPrefix("/") ? found : LoaderPath.join(wd, found)
+            let path = absolute(found)
             // An object answered with an absolute path is named by it when it asks in turn.
             let asker = requester.map { $0.isEmpty || $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
             let e = Entry(requester: asker, name: name, path: path)
@@ -57,7 +58,8 @@ public struct WhatIfMap: Sendable {
             let closure = Set(plan.closurePaths).subtracting(baseline.loaded.filter { $0.role == .interpreter }.map(\.path))
             var named = Set<String>()
             for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
-                guard let path = o.path, closure.contains(path), o.neededBy != LoadResult.preloadRequester,
+                // The plan's paths are absolute; the load's are as ld.so opened them (relative RPATH entries).
+                guard let path = o.path, closure.contains(absolute(path)), o.neededBy != LoadResult.preloadRequester,
                       named.insert(o.needed).inserted else { continue }
                 add(nil, o.needed, path)
             }
