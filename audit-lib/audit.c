@@ -158,12 +158,20 @@ LP_EXPORT char *la_objsearch(const char *name, lp_uptr *cookie, unsigned int fla
     /* record --what-if: a bare name the fixed program would not search for is
      * answered with its path, and recorded as that path (the fixed program asks
      * for it); ld.so then opens it at once and keeps the bare name as one of the
-     * object's names (elf/dl-load.c: origname), so later requests match it. */
-    if (LP_UNLIKELY(lp_whatif_on) && flag == LP_LA_SER_ORIG) {
-        const char *path = lp_whatif_answer(name, cookie ? (const char *)*cookie : 0);
-        if (path) {
-            lp_emit(LP_REC_OBJSEARCH, flag, 0, path);
-            return (char *)path;
+     * object's names (elf/dl-load.c: origname), so later requests match it. When
+     * the fixed program still searches for the name (a view), its failed lookups
+     * are made first, recorded as its candidates. */
+    if (LP_UNLIKELY(lp_whatif_on)) {
+        if (flag == LP_LA_SER_ORIG) {
+            const struct lp_whatif_entry *e = lp_whatif_find(name, cookie ? (const char *)*cookie : 0);
+            if (e) {
+                const char *path = lp_whatif_path(e);
+                lp_emit(LP_REC_OBJSEARCH, flag, 0, path);
+                lp_whatif_replay(e);
+                return (char *)path;
+            }
+        } else if (flag & (LP_LA_SER_CONFIG | LP_LA_SER_DEFAULT)) {
+            lp_whatif_cache_read = 1; /* ld.so looked in its cache before this candidate */
         }
     }
     lp_emit(LP_REC_OBJSEARCH, flag, 0, name);

@@ -140,7 +140,14 @@ LP_HIDDEN void *lp_vdso_sym(const void *base, const char *name, const char *vers
 /* whatif.c: `record --what-if` (README.md, "What-if") */
 extern int lp_whatif_on LP_HIDDEN; /* a map is loaded and names this program */
 LP_HIDDEN int lp_whatif_load(void); /* at la_version: 0 = answering from now on */
-LP_HIDDEN const char *lp_whatif_answer(const char *name, const char *requester);
+extern int lp_whatif_cache_read LP_HIDDEN; /* ld.so.cache read (by ld.so or a replay) */
+struct lp_whatif_entry;
+/* The entry answering `name` asked for by `requester` (an l_name; 0: not known), or 0. */
+LP_HIDDEN const struct lp_whatif_entry *lp_whatif_find(const char *name, const char *requester);
+LP_HIDDEN const char *lp_whatif_path(const struct lp_whatif_entry *e);
+/* Makes the fixed program's failed lookups for the entry (its steps), recording
+ * the candidates as ld.so would; then ld.so opens the answer. */
+LP_HIDDEN void lp_whatif_replay(const struct lp_whatif_entry *e);
 
 /* writer.c */
 LP_HIDDEN int lp_writer_start(void);     /* at la_version: 0 ok, -1 = stay inert */

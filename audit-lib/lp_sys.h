@@ -36,6 +36,7 @@ typedef unsigned short lp_u16;
 #define LP_NR_getppid 110
 #define LP_NR_clock_gettime 228
 #define LP_NR_openat 257
+#define LP_NR_newfstatat 262
 #define LP_NR_fallocate 285
 #define LP_NR_prlimit64 302
 #else /* aarch64: the generic table */
@@ -43,6 +44,7 @@ typedef unsigned short lp_u16;
 #define LP_NR_ftruncate 46
 #define LP_NR_fallocate 47
 #define LP_NR_openat 56
+#define LP_NR_newfstatat 79 /* fstatat */
 #define LP_NR_close 57
 #define LP_NR_lseek 62
 #define LP_NR_pread64 67
@@ -58,6 +60,7 @@ typedef unsigned short lp_u16;
 
 /* ---- constants (identical on x86_64 and aarch64) ---- */
 #define LP_AT_FDCWD (-100)
+#define LP_AT_EMPTY_PATH 0x1000
 #define LP_O_RDONLY 0
 #define LP_O_RDWR 02
 #define LP_O_NOCTTY 0400
@@ -135,6 +138,13 @@ static inline long lp_openat(const char *path, int flags, int mode)
     long r;
     do r = lp_sc4(LP_NR_openat, LP_AT_FDCWD, path, flags, mode); while (r == -LP_EINTR);
     return r;
+}
+/* stat(2) as glibc makes it (newfstatat; fstat is newfstatat(fd, "", AT_EMPTY_PATH)).
+ * The buffer is larger than struct stat on x86_64 (144 bytes) and aarch64 (128). */
+static inline long lp_fstatat(int dirfd, const char *path, int flags)
+{
+    unsigned long long st[32];
+    return lp_sc4(LP_NR_newfstatat, dirfd, path, st, flags);
 }
 static inline long lp_close(int fd) { return lp_sc1(LP_NR_close, fd); }
 static inline long lp_lseek(int fd, long off, int whence) { return lp_sc3(LP_NR_lseek, fd, off, whence); }

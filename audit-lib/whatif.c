@@ -9,15 +9,22 @@
  * NUL, too many entries, a name with a '/', a relative path — leaves what-if off for the
  * whole process: the program then searches as it always does. The memory is never
  * freed, so the paths handed to ld.so stay valid for the life of the process image.
+ *
+ * An entry's steps are the system calls the fixed program's own search makes before
+ * it finds the file (a view directory's glibc-hwcaps probes, a miss there and the
+ * ld.so.cache read for a library the view does not hold): made here, on the same
+ * paths, so that the what-if pays for them on the real file system as the fix would.
  */
 #include "lp.h"
 
 int lp_whatif_on;
+int lp_whatif_cache_read;
 
 struct lp_whatif_entry {
     const char *requester; /* "*": any object; "": the main program; else an l_name */
     const char *name;
     const char *path;
+    const char *steps;     /* the first step; an empty string ends them */
     lp_u32 next;           /* next entry in the bucket's chain, + 1 (0: none) */
     lp_u32 hash;
 };
@@ -86,6 +93,29 @@ static char *read_map(const char *file, lp_u64 *size)
     return buf;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* A step: its operation, the la_objsearch flag in two lowercase hex digits, then its
+ * path: "o" open a candidate (recorded with the flag), "s" stat a directory (the path
+ * may be empty, as ld.so's stat of the working directory's "" is), "c" read ld.so.cache,
+ * "h" record the answer as the candidate found (no path). 1 when well formed. */
+static int step_ok(const char *s)
+{
+    if (!s[0] || hex_digit(s[1]) < 0 || hex_digit(s[2]) < 0) return 0;
+    const char *path = s + 3;
+    switch (s[0]) {
+    case 'o': case 'c': return path[0] != 0;
+    case 's': return 1;
+    case 'h': return path[0] == 0;
+    default: return 0;
+    }
+}
+
 /* Checks the program names (this program must be one of them) and every entry;
  * returns the number of entries and where they start, or -1. */
 static long check_map(const char *buf, lp_u64 size, const char **first)
@@ -106,6 +136,12 @@ static long check_map(const char *buf, lp_u64 size, const char **first)
     while (p < end) {
         const char *requester = take_string(&p, end), *name = take_string(&p, end), *path = take_string(&p, end);
         if (!requester || !name || !path || !name[0] || has_slash(name) || path[0] != '/') return -1;
+        for (;;) {
+            const char *step = take_string(&p, end);
+            if (!step) return -1;
+            if (!step[0]) break;
+            if (!step_ok(step)) return -1;
+        }
         if (++count > (long)LP_WHATIF_MAX_ENTRIES) return -1;
     }
     return count;
@@ -137,6 +173,8 @@ int lp_whatif_load(void)
         e->requester = take_string(&p, end);
         e->name = take_string(&p, end);
         e->path = take_string(&p, end);
+        e->steps = p;
+        while (*take_string(&p, end)) {}
         e->hash = name_hash(e->name);
     }
     /* Linked from the last entry to the first, each at the front of its chain: a chain
@@ -150,19 +188,62 @@ int lp_whatif_load(void)
     return 0;
 }
 
-/* The path the fixed program would open for `name` asked for by the object whose
- * l_name is `requester` (0: not known), or 0 to search as usual. An entry for that
- * very object wins over one for any object ("*"); otherwise the map's first. */
-const char *lp_whatif_answer(const char *name, const char *requester)
+/* The entry for `name` asked for by the object whose l_name is `requester` (0: not
+ * known), or 0 to search as usual. An entry for that very object wins over one for
+ * any object ("*"); otherwise the map's first. */
+const struct lp_whatif_entry *lp_whatif_find(const char *name, const char *requester)
 {
     if (!lp_whatif_on || !name || !name[0] || has_slash(name)) return 0;
     lp_u32 h = name_hash(name);
-    const char *any = 0;
+    const struct lp_whatif_entry *any = 0;
     for (lp_u32 i = buckets[h & bucket_mask]; i; i = entries[i - 1].next) {
         const struct lp_whatif_entry *e = &entries[i - 1];
         if (e->hash != h || !lp_streq(e->name, name)) continue;
-        if (requester && lp_streq(e->requester, requester)) return e->path;
-        if (!any && e->requester[0] == '*' && !e->requester[1]) any = e->path;
+        if (requester && lp_streq(e->requester, requester)) return e;
+        if (!any && e->requester[0] == '*' && !e->requester[1]) any = e;
     }
     return any;
+}
+
+const char *lp_whatif_path(const struct lp_whatif_entry *e) { return e->path; }
+
+/* The calls ld.so makes for each step (glibc 2.36, elf/dl-load.c): open_verify's
+ * openat(O_RDONLY|O_CLOEXEC) of a candidate, and its read of the header when it opens
+ * (a file the fixed program skips: wrong class or machine); open_path's stat of a
+ * directory after a miss; _dl_sysdep_read_whole_file's openat and fstat of the cache
+ * (its mmap left out: no file-system call), once per process image. */
+void lp_whatif_replay(const struct lp_whatif_entry *e)
+{
+    char header[832];
+    for (const char *s = e->steps; *s; s += lp_strlen(s) + 1) {
+        unsigned flag = (unsigned)(hex_digit(s[1]) * 16 + hex_digit(s[2]));
+        const char *path = s + 3;
+        switch (s[0]) {
+        case 'o': {
+            lp_emit(LP_REC_OBJSEARCH, flag, 0, path);
+            long fd = lp_openat(path, LP_O_RDONLY | LP_O_CLOEXEC, 0);
+            if (fd >= 0) {
+                lp_pread((int)fd, header, sizeof header, 0);
+                lp_close((int)fd);
+            }
+            break;
+        }
+        case 's':
+            lp_fstatat(LP_AT_FDCWD, path, 0);
+            break;
+        case 'c': {
+            if (lp_whatif_cache_read) break;
+            lp_whatif_cache_read = 1;
+            long fd = lp_openat(path, LP_O_RDONLY | LP_O_CLOEXEC, 0);
+            if (fd >= 0) {
+                lp_fstatat((int)fd, "", LP_AT_EMPTY_PATH);
+                lp_close((int)fd);
+            }
+            break;
+        }
+        case 'h':
+            lp_emit(LP_REC_OBJSEARCH, flag, 0, e->path);
+            break;
+        }
+    }
 }

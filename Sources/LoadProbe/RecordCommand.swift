@@ -61,6 +61,11 @@ struct Record: ParsableCommand {
     @Flag(name: .customLong("lift-dlopen"), help: "With --what-if shrinkwrap: answer the dlopens the trace recorded as well.")
     var liftDlopen = false
 
+    @Option(name: .customLong("view-dir"), help: ArgumentHelp(
+        "With --what-if view: where the view directory would be (as 'fix view --view-dir'); its own lookups are made there.",
+        valueName: "dir"))
+    var viewDir: String?
+
     @Flag(name: .shortAndLong, help: "Print no summary.")
     var quiet = false
 
@@ -81,7 +86,7 @@ struct Record: ParsableCommand {
         RecordInvocation(command: commandLine, output: output,
                          mode: RecordOptions.Mode(noPtrace: noPtrace, noAudit: noAudit),
                          pin: !noPin, answerMisses: !noAnswerMisses, recordCallers: !noCallers, quiet: quiet, fullRanks: fullRanks,
-                         whatIf: whatIf, whatIfFrom: whatIfFrom, liftDlopen: liftDlopen)
+                         whatIf: whatIf, whatIfFrom: whatIfFrom, liftDlopen: liftDlopen, viewDir: viewDir)
     }
 
     func run() throws {
@@ -307,10 +312,11 @@ struct RecordInvocation: Equatable {
     var recordCallers = true
     var quiet = false
     var fullRanks: String?
-    /// `--what-if SCENARIO --from TRACE [--lift-dlopen]` as given (checked by WhatIfSetup).
+    /// `--what-if SCENARIO --from TRACE [--lift-dlopen] [--view-dir DIR]` as given (checked by WhatIfSetup).
     var whatIf: String?
     var whatIfFrom: String?
     var liftDlopen = false
+    var viewDir: String?
     /// This rank is outside --full-ranks: audit only, a summary trace.
     var summaryOnly = false
     /// The what-if map made from --from's trace, before anything runs.
@@ -365,11 +371,12 @@ struct RecordInvocation: Equatable {
                 guard !value.isEmpty, !value.hasPrefix("-") else { return nil }
                 inv.output = value
             case "--quiet": inv.quiet = true
-            case "--full-ranks", "--what-if", "--from":
+            case "--full-ranks", "--what-if", "--from", "--view-dir":
                 guard let v = rest.first, !v.hasPrefix("-") else { return nil }
                 switch key {
                 case "--full-ranks": inv.fullRanks = v
                 case "--what-if": inv.whatIf = v
+                case "--view-dir": inv.viewDir = v
                 default: inv.whatIfFrom = v
                 }
                 rest = rest.dropFirst()

@@ -21,8 +21,8 @@ enum WhatIfSetup {
     /// Checks the options' combination (usage errors: status 64).
     static func checkOptions(_ how: RecordInvocation) throws(Refusal) {
         guard let scenario = how.whatIf else {
-            if how.whatIfFrom != nil || how.liftDlopen {
-                throw Refusal(line: "loadprobe: --from and --lift-dlopen go with --what-if SCENARIO (see 'loadprobe --help')", status: 64)
+            if how.whatIfFrom != nil || how.liftDlopen || how.viewDir != nil {
+                throw Refusal(line: "loadprobe: --from, --lift-dlopen and --view-dir go with --what-if SCENARIO (see 'loadprobe --help')", status: 64)
             }
             return
         }
@@ -35,6 +35,9 @@ enum WhatIfSetup {
         }
         if how.liftDlopen && s != .shrinkwrap {
             throw Refusal(line: "loadprobe: --lift-dlopen goes with --what-if shrinkwrap only (see 'loadprobe --help')", status: 64)
+        }
+        if let dir = how.viewDir, s != .view || dir.isEmpty {
+            throw Refusal(line: "loadprobe: --view-dir goes with --what-if view only, and names a directory (see 'loadprobe --help')", status: 64)
         }
         if how.mode == .ptraceOnly {
             throw Refusal(line: "loadprobe: --what-if answers the program's searches through the audit library, which --no-audit turns off; use one or the other (see 'loadprobe --help')", status: 64)
@@ -62,7 +65,10 @@ enum WhatIfSetup {
         // The program as the kernel will be given it (AT_EXECFN), and as recorded: another program of the
         // same file name (a child) is not answered.
         let names = unique([program, baseline.load.program.path, realPath(program), realPath(baseline.load.program.path)])
-        let map = WhatIfMap(scenario: scenario, baseline: baseline.load, input: baseline.input, liftDlopen: how.liftDlopen, programNames: names)
+        // The view's place as `fix view --view-dir` makes it: absolute, from this directory.
+        let viewDirectory = how.viewDir.map { Fixer.absolute($0) }
+        let map = WhatIfMap(scenario: scenario, baseline: baseline.load, input: baseline.input, viewDirectory: viewDirectory,
+                            liftDlopen: how.liftDlopen, programNames: names)
         if let problem = map.problem {
             throw Refusal(line: "loadprobe: --what-if \(scenario.rawValue): \(problem)", status: 1)
         }
@@ -78,6 +84,7 @@ enum WhatIfSetup {
             throw Refusal(line: "loadprobe: \(gone), which the run recorded in \(trace) loaded, is not there any more: record the program again", status: 1)
         }
         let description = "\(scenario.rawValue) from \(trace)" + (how.liftDlopen ? " (lifted dlopens)" : "")
+            + (scenario == .view ? " (view directory \(map.viewDirectory ?? "?"))" : "")
         return WhatIfRequest(map: bytes, description: description, entries: map.entries.count, paths: paths)
     }
 

@@ -220,8 +220,8 @@ struct WhatIfTests {
         let plain = try run([f.app, "one"], env: env)
         env["LD_AUDIT"] = productsDir + "/libloadprobe-audit.so"
         func map(_ entries: [(String, String, String)]) -> Data {
-            var d = Data("LPWHATIF1\0\(f.app)\0\0".utf8)
-            for (r, n, p) in entries { d += Data("\(r)\0\(n)\0\(p)\0".utf8) }
+            var d = Data("LPWHATIF2\0\(f.app)\0\0".utf8)
+            for (r, n, p) in entries { d += Data("\(r)\0\(n)\0\(p)\0\0".utf8) }
             return d
         }
         // A valid map, first: the answer is taken (the libraries are found without a search). The program
@@ -229,11 +229,11 @@ struct WhatIfTests {
         let good = map([("*", "libx.so", f.dirs[0] + "/libx.so"), ("*", "liby.so", f.dirs[1] + "/liby.so")])
         var crafted: [(String, Data)] = [
             ("cut", good.prefix(good.count - 4)), ("garbage", Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })),
-            ("empty", Data()), ("magic only", Data("LPWHATIF1".utf8)), ("zeros", Data(count: 100)),
-            ("no terminator", Data("LPWHATIF1\0\(f.app)".utf8)), ("relative path", map([("*", "libx.so", "d1/libx.so")])),
+            ("empty", Data()), ("magic only", Data("LPWHATIF2".utf8)), ("the earlier version", Data("LPWHATIF1\0\(f.app)\0\0*\0libx.so\0\(f.dirs[0])/libx.so\0".utf8)), ("zeros", Data(count: 100)),
+            ("no terminator", Data("LPWHATIF2\0\(f.app)".utf8)), ("steps not ended", good.prefix(good.count - 1)), ("relative path", map([("*", "libx.so", "d1/libx.so")])),
         ]
-        var huge = Data("LPWHATIF1\0\(f.app)\0\0".utf8)
-        for i in 0..<70_000 { huge += Data("*\0lib\(i).so\0/x\0".utf8) }
+        var huge = Data("LPWHATIF2\0\(f.app)\0\0".utf8)
+        for i in 0..<70_000 { huge += Data("*\0lib\(i).so\0/x\0\0".utf8) }
         crafted.append(("too many entries", huge))
         let answered = try runWith(good, env: env, dir: dir)
         #expect(answered.run == plain)

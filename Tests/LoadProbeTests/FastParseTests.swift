@@ -27,6 +27,7 @@ import Testing
         ["--full-ranks", "0,first-per-node,every:64", "-o", "lp-%j/%r.lpt", "--", "prog"],
         ["--what-if", "shrinkwrap", "--from", "app.lpt", "--lift-dlopen", "-q", "--", "prog"],
         ["--from", "app.lpt", "--what-if", "view", "--no-ptrace", "--", "prog"],
+        ["--what-if", "view", "--view-dir", "/scratch/view", "--from", "app.lpt", "--", "prog"],
     ]
 
     @Test(arguments: accepted)

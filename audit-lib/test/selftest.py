@@ -715,17 +715,20 @@ def test_coexist(so):
         check(t, got == solo, "ours %s in LD_AUDIT: candidates differ from solo run (%s)" % (order, first_diff(got, solo)))
 
 
-def strace_calls(argv, env_extra):
-    """System calls (name and arguments) of one run, through strace -f."""
+def strace_calls(argv, env_extra, first_process_only=False):
+    """System calls (name and arguments) of one run, through strace -f (of its first process only, if asked)."""
     out = os.path.join(T, "strace.out")
     env = clean_env()
     env.update(env_extra)
     subprocess.run(["strace", "-f", "-qq", "-o", out] + argv, env=env, capture_output=True, timeout=60)
-    calls = []
+    calls, first = [], None
     with open(out) as f:
         for line in f:
-            line = re.sub(r"^\d+\s+", "", line.strip())
-            calls.append(line)
+            m = re.match(r"^(\d+)\s+", line)
+            first = first or (m and m.group(1))
+            if first_process_only and m and m.group(1) != first:
+                continue
+            calls.append(line.strip()[m.end() if m else 0:])
     return calls
 
 
@@ -850,20 +853,27 @@ def test_aarch64():
     # what-if: the map read with aarch64's system calls, AT_EXECFN as qemu gives it
     mapfile = os.path.join(a, "whatif.map")
     with open(mapfile, "wb") as f:
-        f.write(whatif_map([prog], [("*", "liba.so", d2 + "/liba.so"), ("*", "libb.so", d3 + "/libb.so")]))
+        f.write(whatif_map([prog], [("*", "liba.so", d2 + "/liba.so", ["o04" + a + "/no-view/liba.so", "s00" + a + "/no-view", "h04"]),
+                                    ("*", "libb.so", d3 + "/libb.so")]))
     d = fresh_dir(t + "-whatif")
     answered = run(q("LD_AUDIT=" + so, "LOADPROBE_AUDIT_DIR=" + d, "LOADPROBE_WHATIF=" + mapfile))
     same_run_result(t, plain, answered)
     found = origs(segs_all(d))
     check(t, found[:2] == [d2 + "/liba.so", d3 + "/libb.so"], "aarch64 what-if searches: %s" % found)
+    check(t, (4, a + "/no-view/liba.so") in searches(segs_all(d)[0].records) if segs_all(d) else False,
+          "aarch64 what-if: the replayed candidate is not recorded")
 
 
 # ---------------------------------------------------------------- what-if
 
 def whatif_map(names, entries):
-    """The map file's bytes (audit-lib/README.md, "What-if")."""
-    b = b"LPWHATIF1\0" + b"".join(n.encode() + b"\0" for n in names) + b"\0"
-    return b + b"".join(r.encode() + b"\0" + n.encode() + b"\0" + p.encode() + b"\0" for r, n, p in entries)
+    """The map file's bytes (audit-lib/README.md, "What-if"); an entry is (requester, name, path[, steps])."""
+    b = b"LPWHATIF2\0" + b"".join(n.encode() + b"\0" for n in names) + b"\0"
+    for e in entries:
+        r, n, p = e[:3]
+        steps = e[3] if len(e) > 3 else []
+        b += r.encode() + b"\0" + n.encode() + b"\0" + p.encode() + b"\0" + b"".join(x.encode() + b"\0" for x in steps) + b"\0"
+    return b
 
 
 def images(d, test):
@@ -932,19 +942,70 @@ def test_whatif(so):
     check(t, searches(twin_main)[:1] == [(1, "liba.so")], "a program of the same name elsewhere was answered: %s" % searches(twin_main)[:3])
 
 
+def test_whatif_replay(so):
+    """An entry's steps: the fixed program's failed lookups, made before the answer, as ld.so makes them (strace)."""
+    t = "what-if replayed lookups"
+    prog = os.path.join(T, "wi_prog")
+    plain = run([prog])
+    base = strace_calls([prog], {"LD_AUDIT": so}, first_process_only=True)
+    libc = [re.search(r'"([^"]*libc\.so\.6)"', c).group(1) for c in base if 'libc.so.6"' in c and c.startswith("openat(") and "= 3" in c]
+    if not check(t, libc, "no libc.so.6 opened in %s" % base[:20]):
+        return
+    liba = os.path.join(T, "d2", "liba.so")
+    view = os.path.join(T, "wi-view")  # not there: the view a fix would make
+    hw = view + "/glibc-hwcaps/x86-64-v3"
+    mapfile = os.path.join(T, "replay.map")
+    with open(mapfile, "wb") as f:
+        f.write(whatif_map([prog], [
+            ("*", "liba.so", liba, ["o04" + hw + "/liba.so", "s00" + hw, "o04" + view + "/liba.so", "h04"]),
+            # The cache step twice: ld.so reads its cache once per image, so does the replay.
+            ("*", "libc.so.6", libc[0], ["o04" + view + "/libc.so.6", "c00/etc/ld.so.cache", "c00/etc/ld.so.cache", "h08"])]))
+    d = fresh_dir(t)
+    env = {"LD_AUDIT": so, "LOADPROBE_AUDIT_DIR": d, "LOADPROBE_WHATIF": mapfile}
+    got = run([prog], audit=so, audit_dir=d, extra_env={"LOADPROBE_WHATIF": mapfile})
+    same_run_result(t, plain, got)
+    main = images(d, t)[0][1]
+    want = [(1, liba), (4, hw + "/liba.so"), (4, view + "/liba.so"), (4, liba)]
+    check(t, searches(main)[:4] == want, "liba.so's records: %s, want %s" % (searches(main)[:4], want))
+    check(t, (8, libc[0]) in searches(main) and (4, view + "/libc.so.6") in searches(main), "libc.so.6's records: %s" % searches(main))
+    calls = strace_calls([prog], env, first_process_only=True)
+    # The replayed calls read exactly as ld.so's own: its miss of d1/liba.so in the baseline, its cache read.
+    miss = [c for c in base if c.startswith('openat(AT_FDCWD, "%s/liba.so"' % os.path.join(T, "d1"))]
+    if not check(t, miss, "no miss of d1/liba.so in the baseline"):
+        return
+    same_as_ldso = lambda path: miss[0].replace(os.path.join(T, "d1") + "/liba.so", path)
+    i = calls.index(same_as_ldso(hw + "/liba.so")) if same_as_ldso(hw + "/liba.so") in calls else -1
+    if check(t, i >= 0, "no %s in %s" % (same_as_ldso(hw + "/liba.so"), calls)):
+        check(t, calls[i + 1].startswith('newfstatat(AT_FDCWD, "%s", ' % hw) and calls[i + 1].endswith("ENOENT (No such file or directory)"),
+              "after the hwcaps miss: %s" % calls[i + 1])
+        check(t, calls[i + 2] == same_as_ldso(view + "/liba.so"), "then: %s" % calls[i + 2])
+        check(t, calls[i + 3].startswith('openat(AT_FDCWD, "%s", O_RDONLY|O_CLOEXEC) = 3' % liba), "then the answer: %s" % calls[i + 3])
+    cache = [c for c in calls if '"/etc/ld.so.cache"' in c]
+    base_cache = [c for c in base if '"/etc/ld.so.cache"' in c]
+    check(t, len(cache) == 1 and [re.sub(r"= \d+", "", c) for c in cache] == [re.sub(r"= \d+", "", c) for c in base_cache[:1]],
+          "ld.so.cache opened %s, ld.so opens it as %s" % (cache, base_cache))
+    j = calls.index(cache[0]) if cache else 0
+    check(t, cache and calls[j - 1] == same_as_ldso(view + "/libc.so.6") and re.match(r'newfstatat\(\d+, "", .*AT_EMPTY_PATH\) = 0', calls[j + 1]),
+          "around the cache read: %s" % calls[j - 1:j + 3])
+    info("what-if replay: %d calls with the map, %d without" % (len(calls), len(base)))
+
+
 def test_whatif_crafted(so, prog, plain, expected, good):
     """Maps that must leave what-if off: the program searches as it always does."""
     t = "what-if crafted maps"
     entry = good[good.index(b"\0\0") + 2:]
-    many = b"LPWHATIF1\0" + prog.encode() + b"\0\0" + b"*\0libz.so\0/z\0" * (65536 + 1)
+    many = b"LPWHATIF2\0" + prog.encode() + b"\0\0" + b"*\0libz.so\0/z\0\0" * (65536 + 1)
+    stepped = lambda step: whatif_map([prog], [("*", "liba.so", os.path.join(T, "d2", "liba.so"), [step, "h04"])])
     maps = {
-        "empty": b"", "magic only": b"LPWHATIF1", "bad magic": good.replace(b"LPWHATIF1", b"LPWHATIF2", 1),
-        "no program names end": b"LPWHATIF1\0wi_prog", "cut in an entry": good[:-3],
+        "empty": b"", "magic only": b"LPWHATIF2", "bad magic": good.replace(b"LPWHATIF2", b"LPWHATIF1", 1),
+        "no program names end": b"LPWHATIF2\0wi_prog", "cut in an entry": good[:-3],
+        "steps not ended": good[:-1], "unknown step": stepped("x04/tmp/x"), "step flag not hex": stepped("o4g/tmp/x"),
+        "open step without a path": stepped("o04"), "answer step with a path": stepped("h04/tmp/x"),
         "cut after the name": good[:len(good) - len(good.split(b"\0")[-2]) - 1],
         "not this program": good.replace(b"wi_prog\0", b"wi_prof\0"),
         "relative path": good.replace(os.path.join(T, "d2").encode() + b"/", b"d2/", 1),
         "name with a slash": good.replace(b"\0liba.so\0" + os.path.join(T, "d2").encode(), b"\0x/liba.so\0" + os.path.join(T, "d2").encode(), 1),
-        "too many entries": many, "too many names": b"LPWHATIF1\0" + b"n\0" * 100 + prog.encode() + b"\0\0" + entry,
+        "too many entries": many, "too many names": b"LPWHATIF2\0" + b"n\0" * 100 + prog.encode() + b"\0\0" + entry,
         "garbage": bytes((i * 131 + 7) % 256 for i in range(5000)),
         "zeros": b"\0" * 4096,
     }
@@ -1007,6 +1068,7 @@ def main():
         ("system calls", lambda: test_strace(so)),
         ("full file system", lambda: test_enospc(so)),
         ("what-if maps", lambda: test_whatif(so)),
+        ("what-if replayed lookups", lambda: test_whatif_replay(so)),
         ("aarch64 under qemu-user", test_aarch64),
     ]
     for name, fn in tests:

@@ -57,8 +57,9 @@ extern "C" {
  * "What-if") from which the library answers library searches the way the
  * fixed program would make them. Unset or empty: searches run as ld.so makes them. */
 #define LP_ENV_WHATIF "LOADPROBE_WHATIF"
-/* The map file starts with these 9 bytes and a NUL. */
-#define LP_WHATIF_MAGIC "LPWHATIF1"
+/* The map file starts with these 9 bytes and a NUL. Version 2: each entry ends
+ * with the steps of the fixed program's search (its failed lookups, replayed). */
+#define LP_WHATIF_MAGIC "LPWHATIF2"
 /* Entries and program names a map may hold; a larger map is not used at all. */
 #define LP_WHATIF_MAX_ENTRIES (1u << 16)
 #define LP_WHATIF_MAX_NAMES 64u

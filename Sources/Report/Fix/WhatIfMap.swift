@@ -5,11 +5,28 @@ import TraceFormat
 /// the fixed program would not make, the path the fix gives it. The audit
 /// library answers la_objsearch's first call of such a search (LA_SER_ORIG)
 /// with that path, so ld.so opens it at once, as the fixed program would
-/// (docs/fix.md). Made from the same baseline and plan as the prediction and
-/// `loadprobe fix`.
+/// (docs/fix.md). Where the fixed program still searches for the name (a
+/// view; a shrinkwrap alias), the entry carries that search's failed lookups,
+/// which the audit library makes before answering: the what-if pays for them
+/// on the real file system as the fix would. Made from the same baseline and
+/// plan as the prediction and `loadprobe fix`.
 public struct WhatIfMap: Sendable {
     public enum Scenario: String, Sendable, CaseIterable {
         case shrinkwrap, bind, view
+    }
+
+    /// One system call (or record) of the fixed program's search, made by the
+    /// audit library before it answers (audit-lib/README.md, "What-if").
+    public enum Step: Sendable, Hashable {
+        /// The open of a candidate that fails (or a file the loader skips),
+        /// recorded as a candidate of that origin.
+        case open(String, LookupOrigin)
+        /// The loader's stat of a directory after a miss in it.
+        case stat(String)
+        /// The loader's first read of its cache file (openat and fstat).
+        case readCache(String)
+        /// The answer, recorded as the candidate the search found, of that origin.
+        case found(LookupOrigin)
     }
 
     public struct Entry: Sendable, Hashable {
@@ -18,6 +35,9 @@ public struct WhatIfMap: Sendable {
         public var requester: String?
         public var name: String
         public var path: String
+        /// The fixed program's search for the name before the answer; empty
+        /// when it asks for the path itself.
+        public var steps: [Step] = []
     }
 
     public var scenario: Scenario
@@ -27,6 +47,8 @@ public struct WhatIfMap: Sendable {
     public var programNames: [String]
     /// Why the scenario cannot be tried (its simulated world does not start).
     public var problem: String?
+    /// The view's directory (view only): where its own lookups are made.
+    public var viewDirectory: String?
 
     /// `input` (the baseline's simulation input) and `viewDirectory` are what
     /// the view needs: its world is simulated to see which searches it changes.
@@ -35,6 +57,7 @@ public struct WhatIfMap: Sendable {
         self.scenario = scenario
         self.programNames = programNames
         var problem: String? = nil
+        var view: String? = nil
         let program = baseline.program.path
         var out: [Entry] = []
         var seen = Set<Entry>()
@@ -42,11 +65,11 @@ public struct WhatIfMap: Sendable {
         // the audit library answers with absolute paths only.
         let wd = baseline.environment.workingDirectory
         func absolute(_ found: String) -> String { found.hasPrefix("/") ? found : LoaderPath.join(wd, found) }
-        func add(_ requester: String?, _ name: String, _ found: String) {
+        func add(_ requester: String?, _ name: String, _ found: String, steps: [Step] = []) {
             let path = absolute(found)
             // An object answered with an absolute path is named by it when it asks in turn.
             let asker = requester.map { $0.isEmpty || $0.hasPrefix("/") ? $0 : LoaderPath.join(wd, $0) }
-            let e = Entry(requester: asker, name: name, path: path)
+            let e = Entry(requester: asker, name: name, path: path, steps: steps)
             if seen.insert(e).inserted { out.append(e) }
         }
         func requester(_ neededBy: String) -> String { neededBy == program ? "" : neededBy }
@@ -56,13 +79,32 @@ public struct WhatIfMap: Sendable {
             let plan = ShrinkwrapPlan(load: baseline, liftDlopen: liftDlopen)
             // ld.so itself is always there: a request for it matches by name, never reaches the audit library.
             let closure = Set(plan.closurePaths).subtracting(baseline.loaded.filter { $0.role == .interpreter }.map(\.path))
+            // A name that is not the soname of its file (an alias) stays a bare name in the fixed program,
+            // which searches its own RUNPATH for it, the alias's directory put first: that search's misses.
+            // That directory is in the way of the dlopens the fix leaves as searches, too.
+            var aliasSteps: [String: [Step]] = [:]
+            var dlopens: [(requester: String, name: String, path: String, steps: [Step])] = []
+            if !plan.aliases.isEmpty, let input, let fixed = WorldTransform.shrinkwrap(liftDlopen: liftDlopen).apply(to: input, baseline: baseline).run() {
+                let aliasNames = Set(plan.aliases.map(\.name))
+                var before: [String: [String]] = [:]
+                for o in baseline.objects where o.group > 0 { before["\(o.group) \(o.neededBy) \(o.needed)"] = o.attempts.map(\.path) }
+                for o in fixed.objects where o.failure == nil && !o.needed.contains("/") {
+                    guard let path = o.path, let steps = Self.steps(o.attempts) else { continue }
+                    if o.group == 0, aliasNames.contains(o.needed), aliasSteps[o.needed] == nil {
+                        aliasSteps[o.needed] = steps
+                    } else if o.group > 0, before["\(o.group) \(o.neededBy) \(o.needed)"] != o.attempts.map(\.path) {
+                        dlopens.append((requester(o.neededBy), o.needed, path, steps))
+                    }
+                }
+            }
             var named = Set<String>()
             for o in baseline.objects where o.failure == nil && !o.needed.contains("/") {
                 // The plan's paths are absolute; the load's are as ld.so opened them (relative RPATH entries).
                 guard let path = o.path, closure.contains(absolute(path)), o.neededBy != LoadResult.preloadRequester,
                       named.insert(o.needed).inserted else { continue }
-                add(nil, o.needed, path)
+                add(nil, o.needed, path, steps: aliasSteps[o.needed] ?? [])
             }
+            for d in dlopens { add(d.requester, d.name, d.path, steps: d.steps) }
         case .bind:
             for r in BindPlan(load: baseline).rewrites { add(requester(r.object), r.name, r.path) }
         case .view:
@@ -70,6 +112,7 @@ public struct WhatIfMap: Sendable {
             // and with an RPATH-only program its libraries', which inherit it) is answered with the file it ends at.
             guard let input else { break }
             let dir = viewDirectory ?? WorldTransform.defaultViewDirectory(input: input, baseline: baseline)
+            view = dir
             let transformed = WorldTransform.view(directory: dir).apply(to: input, baseline: baseline)
             guard let result = transformed.run() else { break }
             if let failure = result.failure {
@@ -82,26 +125,83 @@ public struct WhatIfMap: Sendable {
             func target(_ path: String) -> String { path.hasPrefix(prefix) ? transformed.world.symlinks[path] ?? path : path }
             for o in result.objects where o.failure == nil && !o.needed.contains("/") {
                 guard let path = o.path, o.attempts.contains(where: { $0.path.hasPrefix(prefix) }) else { continue }
-                add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(path))
+                add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(path), steps: Self.steps(o.attempts) ?? [])
             }
         }
         entries = out
         self.problem = problem
+        self.viewDirectory = view
+    }
+
+    /// The steps of a search of the fixed program, from the simulation's
+    /// attempts: every call before the one that finds the file, then the
+    /// answer. nil when the search does not end at a file.
+    static func steps(_ attempts: [SearchAttempt]) -> [Step]? {
+        var steps: [Step] = []
+        for a in attempts {
+            switch a.outcome {
+            case .found, .sameFileAsLoaded:
+                steps.append(.found(a.origin))
+                return steps
+            case .readCache:
+                if a.cost.openat > 0 { steps.append(.readCache(a.path)) }
+            case .missing, .wrongClass, .wrongMachine:
+                if a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
+                // open_path's stat of the candidate's directory ("dir/subdir" without the slash before the name).
+                if a.cost.statPath > 0 { steps.append(.stat(Self.directory(ofCandidate: a.path))) }
+            case .rejected, .readPathFile:
+                return nil
+            case .skippedMissingDirectory, .notInCache, .cacheEntryIgnoredByNodeflib:
+                break
+            }
+        }
+        return nil
+    }
+
+    /// "dir/sub/name" → "dir/sub"; "name" (the working directory's "" entry) → "".
+    static func directory(ofCandidate path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// The file the audit library reads (audit-lib/README.md, "what-if"):
-    /// "LPWHATIF1\0", the program names each ending in NUL, an empty name,
+    /// "LPWHATIF2\0", the program names each ending in NUL, an empty name,
     /// then per entry requester, name and path each ending in NUL ("*" as
-    /// the requester: any object).
+    /// the requester: any object), its steps each ending in NUL, and an
+    /// empty step. A step is its operation ("o", "s", "c", "h"), the
+    /// la_objsearch flag of its origin in two hex digits, then its path.
     public func encoded() -> [UInt8] {
-        var bytes = Array("LPWHATIF1".utf8) + [0]
+        var bytes = Array("LPWHATIF2".utf8) + [0]
         for n in programNames where !n.isEmpty { bytes += Array(n.utf8) + [0] }
         bytes.append(0)
         for e in entries {
             bytes += Array((e.requester ?? "*").utf8) + [0]
             bytes += Array(e.name.utf8) + [0]
             bytes += Array(e.path.utf8) + [0]
+            for step in e.steps { bytes += Self.encode(step) + [0] }
+            bytes.append(0)
         }
         return bytes
+    }
+
+    static func encode(_ step: Step) -> [UInt8] {
+        func flag(_ origin: LookupOrigin?) -> String {
+            let raw: UInt16 = switch origin {
+            case .ldLibraryPath: AuditSearchFlag.libpath.rawValue
+            case .rpath, .runpath, .rpathOrRunpath: AuditSearchFlag.runpath.rawValue
+            case .cache: AuditSearchFlag.config.rawValue
+            case .defaultPath: AuditSearchFlag.defaultDirs.rawValue
+            default: 0
+            }
+            let hex = Array("0123456789abcdef")
+            return String([hex[Int(raw >> 4) & 15], hex[Int(raw) & 15]])
+        }
+        let text = switch step {
+        case .open(let path, let origin): "o" + flag(origin) + path
+        case .stat(let path): "s00" + path
+        case .readCache(let path): "c00" + path
+        case .found(let origin): "h" + flag(origin)
+        }
+        return Array(text.utf8)
     }
 }
