@@ -1,3 +1,4 @@
+import LoaderModel
 import Report
 import TraceFormat
 #if canImport(Glibc)
@@ -15,9 +16,11 @@ struct Checker {
     let say: (String, Int32) -> Void
 
     func run() throws(FixError) {
-        var template = Array("/tmp/loadprobe-check-XXXXXX".utf8CString)
+        // $TMPDIR as a batch job sets it (node-local scratch), else /tmp.
+        let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
+        var template = Array((LoaderWorld.trimmedPath(base) + "/loadprobe-check-XXXXXX").utf8CString)
         guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
-            throw FixError("--check: cannot make a scratch directory in /tmp: \(String(cString: strerror(errno)))")
+            throw FixError("--check: cannot make a scratch directory in \(base): \(String(cString: strerror(errno)))")
         }
         let files = ["before.lpt", "after.lpt", "before.out", "after.out", "before.err", "after.err"].map { dir + "/" + $0 }
         for f in files + [dir] { FixCleanup.track(f) }

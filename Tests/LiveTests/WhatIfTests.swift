@@ -115,6 +115,7 @@ struct WhatIfTests {
         #expect(w["description"] as? String == "shrinkwrap from \(before)")
         let text = try run([loadprobe, "report", after], env: baseEnvironment()).stdoutText
         #expect(text.contains("what-if: shrinkwrap from \(before) — 5 searches answered from the earlier trace, 1 search it did not cover ran normally"), "\(text.prefix(800))")
+        #expect(!text.contains("links are not made"), "a shrinkwrap what-if has no view caveat")
         #expect(try run([loadprobe, "diff", before, after], env: baseEnvironment()).stdoutText.contains("a what-if of shrinkwrap"))
 
         let trace = try TraceReader.read(file: after)

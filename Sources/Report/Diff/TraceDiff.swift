@@ -158,6 +158,9 @@ public struct TraceDiff: Sendable {
         }
         out.append(style.bold("before: ") + before.file + whatIf(before))
         out.append(style.bold("after:  ") + after.file + whatIf(after))
+        for c in [before.whatIf?.caveat, after.whatIf?.caveat].compactMap({ $0 }).prefix(1) {
+            out.append(style.bold("note: ") + c)
+        }
         if before.mode != after.mode {
             out.append(style.bold("note: ") + "recorded in different modes (\(before.mode) before, \(after.mode) after): "
                        + "a side recorded without ptrace has no system calls, so the call counts do not compare; record both the same way")

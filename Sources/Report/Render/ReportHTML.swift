@@ -25,7 +25,10 @@ public enum ReportHTML {
 
         """
         if let j = r.job, j.ranks > 1 || r.fullTraces == 0 { h += JobRender.html(j, esc: esc) }
-        if let wi = r.whatIf { h += "<p><b>\(esc(wi.text))</b><br><span class=muted>\(esc(WhatIfSummary.fixesNote))</span></p>\n" }
+        if let wi = r.whatIf {
+            h += "<p><b>\(esc(wi.text))</b><br>" + (wi.caveat.map { "<span class=muted>\(esc($0))</span><br>" } ?? "")
+                + "<span class=muted>\(esc(WhatIfSummary.fixesNote))</span></p>\n"
+        }
         let w = r.waste
         h += "<p>\(group(w.totalCalls)) file calls, <b>\(group(w.totalFailed)) found nothing</b> (\(percent(w.totalCalls == 0 ? 0 : Double(w.totalFailed) / Double(w.totalCalls)))).</p>\n"
         let heads = w.headlines()

@@ -60,6 +60,7 @@ public enum ReportText {
         if let w = r.whatIf {
             out.append("")
             out.append(style.bold(w.text))
+            if let c = w.caveat { out.append("  " + c) }
             out.append("  " + WhatIfSummary.fixesNote)
         }
         whereCallsWent(r, style: style, into: &out)

@@ -46,6 +46,15 @@ public struct WhatIfSummary: Sendable, Equatable {
             + "\(count(ranNormally, "search", "searches")) it did not cover ran normally"
     }
 
+    /// What the run could not measure of the fix: a view's links are not
+    /// there, so each library is opened where its link points (docs/fix.md).
+    public var caveat: String? {
+        guard scenario == "view" else { return nil }
+        return "the view's links are not made by a what-if: each library was opened where its link would point, so the links' own "
+            + "lookups (a lookup and a readlink each, on the view's file system) are not in this run; the report's view scenario "
+            + "prices them, and the fixed program pays them"
+    }
+
     /// What the report's fixes mean for such a trace.
     public static let fixesNote = "the fixes below are priced from the program's files, which a what-if leaves as they are; compare the what-if with the earlier trace: loadprobe diff EARLIER THIS"
 
@@ -57,6 +66,7 @@ public struct WhatIfSummary: Sendable, Equatable {
             ("answered", .int(Int64(answered))),
             ("ranNormally", .int(Int64(ranNormally))),
             ("image", .string(image)),
+            ("caveat", caveat.map { .string($0) } ?? .null),
         ])
     }
 
