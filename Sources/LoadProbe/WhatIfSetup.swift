@@ -85,7 +85,8 @@ enum WhatIfSetup {
         }
         let description = "\(scenario.rawValue) from \(trace)" + (how.liftDlopen ? " (lifted dlopens)" : "")
             + (scenario == .view ? " (view directory \(map.viewDirectory ?? "?"))" : "")
-        return WhatIfRequest(map: bytes, description: description, entries: map.entries.count, paths: paths)
+        return WhatIfRequest(map: bytes, description: description, entries: map.entries.count, paths: paths,
+                             scenario: scenario.rawValue, liftDlopen: how.liftDlopen, viewDirectory: map.viewDirectory)
     }
 
     /// The program the recorder will execute, found as it finds it (a PATH

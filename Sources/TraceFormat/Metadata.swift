@@ -35,6 +35,10 @@ public enum MetaKey: String, CaseIterable, Sendable {
     /// number of entries the audit library was given (the searches it answers);
     /// whatIfPath: one per distinct path it answers with.
     case whatIf, whatIfEntries, whatIfPath
+    /// The what-if's fix as the report models it: whatIfScenario (shrinkwrap,
+    /// bind or view), whatIfLiftDlopen ("1" with --lift-dlopen),
+    /// whatIfViewDirectory (view: where the view would be).
+    case whatIfScenario, whatIfLiftDlopen, whatIfViewDirectory
     /// A summary trace (`--full-ranks`, docs/jobs.md): its format, "loadprobe-summary/1".
     /// Its other facts are the `summary.*` keys; it has no events.
     case summary

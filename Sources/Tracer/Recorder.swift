@@ -63,9 +63,15 @@ public struct WhatIfRequest: Sendable, Equatable {
     /// The distinct paths the map answers with (MetaKey.whatIfPath), so that a
     /// report can tell an answered search from one the program made by path.
     public var paths: [String]
+    /// The fix tried (MetaKey.whatIfScenario, whatIfLiftDlopen, whatIfViewDirectory).
+    public var scenario: String
+    public var liftDlopen: Bool
+    public var viewDirectory: String?
 
-    public init(map: [UInt8], description: String, entries: Int, paths: [String]) {
+    public init(map: [UInt8], description: String, entries: Int, paths: [String], scenario: String,
+                liftDlopen: Bool = false, viewDirectory: String? = nil) {
         self.map = map; self.description = description; self.entries = entries; self.paths = paths
+        self.scenario = scenario; self.liftDlopen = liftDlopen; self.viewDirectory = viewDirectory
     }
 
     /// The map's file name in the audit directory: the tracer counts the
@@ -587,6 +593,9 @@ public enum Recorder {
             try w.meta(.whatIf, wi.description)
             try w.meta(.whatIfEntries, String(wi.entries))
             for p in wi.paths { try w.meta(.whatIfPath, p) }
+            try w.meta(.whatIfScenario, wi.scenario)
+            if wi.liftDlopen { try w.meta(.whatIfLiftDlopen, "1") }
+            if let v = wi.viewDirectory { try w.meta(.whatIfViewDirectory, v) }
         }
         try w.meta(.startNs, String(startNs))
         var ts = timespec()

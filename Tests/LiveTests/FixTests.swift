@@ -361,6 +361,15 @@ struct FixTests {
         let full = try recordedCalls(dir + "/full.lpt")
         #expect(Double(abs(full - ops["recorded"]!)) <= 0.3 * Double(full), "full \(full), modeled \(ops["recorded"]!)")
         #expect(try run([loadprobe, "report", dir + "/np.lpt"]).stdoutText.contains("recorded through the audit library alone"))
+        // An audit-only what-if is modeled in the fixed world it tried (not the unchanged one): the scenario's
+        // prediction from the same kind of trace.
+        for scenario in ["shrinkwrap", "bind", "view"] {
+            let out = dir + "/np-\(scenario).lpt"
+            _ = try run([loadprobe, "--no-ptrace", "-q", "-o", out, "--what-if", scenario, "--from", dir + "/full.lpt", "--", f.app])
+            let w = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", out]).stdout) as! [String: Any]
+            let recorded = (w["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "recorded" }?["operations"] as? Int
+            #expect(recorded == ops[scenario], "\(scenario): what-if modeled at \(recorded ?? -1), predicted \(ops[scenario]!), unchanged \(ops["recorded"]!)")
+        }
     }
 
     @Test("a fix ended by SIGTERM during --check leaves no copy, no scratch directory and no recording running")

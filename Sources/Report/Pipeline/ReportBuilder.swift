@@ -272,6 +272,8 @@ public struct ReportBuilder {
         var tracesWithoutWorld = 0
         /// Audit-only traces whose unchanged start-up was priced from the simulation (they have no system calls).
         var modeledAuditOnly = 0
+        /// Of those, what-if traces: modeled in the fixed world they tried.
+        var modeledWhatIf = 0
         var tallies: [CostModel.Tally]
 
         init(options: ReportOptions, scenarios n: Int) {
@@ -297,9 +299,13 @@ public struct ReportBuilder {
                 } else {
                     builder.describe(s, assumptions: &assumptions[si])
                 }
-                if (s == .recorded || s == .negativeCache) && modeledAuditOnly > 0 {
-                    assumptions[si].add("audit-only traces", "\(modeledAuditOnly) recorded through the audit library alone (no system calls): "
+                if (s == .recorded || s == .negativeCache) && modeledAuditOnly > modeledWhatIf {
+                    assumptions[si].add("audit-only traces", "\(modeledAuditOnly - modeledWhatIf) recorded through the audit library alone (no system calls): "
                                         + "their loader calls are the glibc simulation's of the unchanged world, so the fixes compare with like")
+                }
+                if (s == .recorded || s == .negativeCache) && modeledWhatIf > 0 {
+                    assumptions[si].add("audit-only what-if", "\(modeledWhatIf) what-if trace(s) recorded through the audit library alone (no system calls): "
+                                        + "their loader calls are the glibc simulation's of the fixed world they tried, whose lookups the what-if makes")
                 }
                 if s == .recorded {
                     for w in worldSources.sorted() { assumptions[si].add("loader world", w) }
@@ -342,6 +348,9 @@ public struct ReportBuilder {
             }
         }
         if auditOnly && sims.contains(where: { $0 != nil }) { pricing.modeledAuditOnly += groups[g].count }
+        // An audit-only what-if: its start-up made the fixed program's lookups (audit-lib/README.md, "What-if").
+        let whatIf = auditOnly ? ReportBuilder.whatIfTransform(analysis.trace) : nil
+        if whatIf != nil && sims.contains(where: { $0 != nil }) { pricing.modeledWhatIf += groups[g].count }
         for (pi, sim) in sims.enumerated() {
             if let sim { pricing.modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { pricing.modelCheck.unsimulated += groups[g].count }
         }
@@ -355,7 +364,8 @@ public struct ReportBuilder {
                 for (pi, p) in analysis.processes.enumerated() {
                     guard let sim = sims[pi] else { continue }
                     if !modeled { pricing.simulated[si] = true }
-                    let calls = sim.calls(modeled ? nil : ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
+                    let fixed = whatIf.map { $0(sim) }
+                    let calls = sim.calls(modeled ? fixed : ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
                     procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
                 }
             }
@@ -380,6 +390,21 @@ extension ReportBuilder {
             if let dir = options.viewDirectory { return .view(directory: dir) }
             return .view(directory: WorldTransform.defaultViewDirectory(input: sim.input, baseline: sim.baseline))
         case .recorded, .negativeCache, .staticLink, .pythonPath: return nil
+        }
+    }
+
+    /// The fix a what-if trace tried, as a world change for one process; nil
+    /// for another trace (or one from before the scenario was recorded).
+    static func whatIfTransform(_ trace: Trace) -> ((SimulatedProcess) -> WorldTransform)? {
+        switch trace.meta(.whatIfScenario) {
+        case "shrinkwrap":
+            let lift = trace.meta(.whatIfLiftDlopen) == "1"
+            return { _ in .shrinkwrap(liftDlopen: lift) }
+        case "bind": return { _ in .bind }
+        case "view":
+            let dir = trace.meta(.whatIfViewDirectory)
+            return { sim in .view(directory: dir ?? WorldTransform.defaultViewDirectory(input: sim.input, baseline: sim.baseline)) }
+        default: return nil
         }
     }
 
