@@ -292,6 +292,40 @@ struct FixTests {
         return s["operations"] as! Int
     }
 
+    @Test("--what-if view where a search left to ld.so misses in the directories an answered one missed in first (a library's own RPATH; LD_LIBRARY_PATH): the fixed view's calls")
+    func whatIfViewSharedMisses() throws {
+        let dir = try scratchDir("wi-shared")
+        for d in ["a", "b", "c", "q"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int b_value(void) { return 2; }\n", to: dir + "/b.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libb.so", "-o", dir + "/b/libb.so", dir + "/b.c"])
+        try write("int q_value(void) { return 3; }\n", to: dir + "/q.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libq.so", "-o", dir + "/q/libq.so", dir + "/q.c"])
+        // liba's own RPATH (nx is missing, q holds libq): its libb request goes on to the program's RPATH
+        // (answered by the what-if), its libq request ends in q (left to ld.so, after the same misses).
+        try write("int b_value(void);\nint q_value(void);\nint a_value(void) { return 40 + b_value() * q_value(); }\n", to: dir + "/a.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,liba.so", "-o", dir + "/a/liba.so", dir + "/a.c", "-L" + dir + "/b", "-lb", "-L" + dir + "/q", "-lq",
+                 "-Wl,--disable-new-dtags,-rpath," + dir + "/nx:" + dir + "/q"])
+        try write("#include <stdio.h>\nint a_value(void);\nint main(void) { printf(\"%d\\n\", a_value()); return 0; }\n", to: dir + "/m.c")
+        let rpath = ["c", "a", "b"].map { dir + "/" + $0 }.joined(separator: ":")
+        try gcc([dir + "/m.c", "-o", dir + "/app", "-L" + dir + "/a", "-la", "-Wl,-rpath-link," + dir + "/b:" + dir + "/q",
+                 "-Wl,--disable-new-dtags,-rpath," + rpath])
+        for (label, libraryPath) in [("own RPATH", nil), ("LD_LIBRARY_PATH", dir + "/nolib:" + dir + "/c")] {
+            var env = ProcessInfo.processInfo.environment
+            env["LD_LIBRARY_PATH"] = libraryPath
+            let tag = libraryPath == nil ? "o" : "l"
+            let trace = dir + "/app-\(tag).lpt", view = dir + "/view-\(tag)"
+            #expect(try run([loadprobe, "-q", "-o", trace, "--", dir + "/app"], env: env).stdoutText == "46\n")
+            let made = try run([loadprobe, "fix", "view", dir + "/app", "-o", dir + "/app.view-\(tag)", "--view-dir", view, "--from", trace, "--force"], env: env)
+            #expect(made.status == 0, "\(label): \(made.stderrText)")
+            #expect(try run([loadprobe, "-q", "-o", dir + "/view-\(tag).lpt", "--", dir + "/app.view-\(tag)"], env: env).stdoutText == "46\n")
+            let tried = try run([loadprobe, "-q", "-o", dir + "/whatif-\(tag).lpt", "--what-if", "view", "--view-dir", view, "--from", trace, "--", dir + "/app"], env: env)
+            #expect(tried.stdoutText == "46\n", "\(label): \(tried.stderrText)")
+            let fixed = try recordedCalls(dir + "/view-\(tag).lpt"), whatIf = try recordedCalls(dir + "/whatif-\(tag).lpt")
+            let original = try recordedCalls(trace)
+            #expect(whatIf == fixed && fixed < original, "\(label): fixed \(fixed), what-if \(whatIf), original \(original)")
+        }
+    }
+
     @Test("--what-if view on an RPATH-only program whose library inherits the RPATH: the fixed view's calls, the view directory's own lookups included")
     func whatIfViewInheritedRpath() throws {
         let dir = try scratchDir("wi-rpath")

@@ -84,17 +84,28 @@ public struct WhatIfMap: Sendable {
             // That directory is in the way of the dlopens the fix leaves as searches, too.
             var aliasSteps: [String: [Step]] = [:]
             var dlopens: [(requester: String, name: String, path: String, steps: [Step])] = []
-            if !plan.aliases.isEmpty, let input, let fixed = WorldTransform.shrinkwrap(liftDlopen: liftDlopen).apply(to: input, baseline: baseline).run() {
+            if !plan.aliases.isEmpty, let input {
+                let fixedInput = WorldTransform.shrinkwrap(liftDlopen: liftDlopen).apply(to: input, baseline: baseline)
+                let fixed = fixedInput.run() ?? baseline
                 let aliasNames = Set(plan.aliases.map(\.name))
                 var before: [String: [String]] = [:]
                 for o in baseline.objects where o.group > 0 { before["\(o.group) \(o.neededBy) \(o.needed)"] = o.attempts.map(\.path) }
-                for o in fixed.objects where o.failure == nil && !o.needed.contains("/") {
-                    guard let path = o.path, let steps = Self.steps(o.attempts) else { continue }
-                    if o.group == 0, aliasNames.contains(o.needed), aliasSteps[o.needed] == nil {
-                        aliasSteps[o.needed] = steps
-                    } else if o.group > 0, before["\(o.group) \(o.neededBy) \(o.needed)"] != o.attempts.map(\.path) {
-                        dlopens.append((requester(o.neededBy), o.needed, path, steps))
+                var answered: [(ResolvedObject, alias: Bool)] = []
+                var others: [ResolvedObject] = []
+                var aliasSeen = Set<String>()
+                for o in fixed.objects where !o.needed.contains("/") && !o.attempts.isEmpty {
+                    if o.failure == nil, o.path != nil, o.group == 0, aliasNames.contains(o.needed), aliasSeen.insert(o.needed).inserted {
+                        answered.append((o, true))
+                    } else if o.failure == nil, o.path != nil, o.group > 0, before["\(o.group) \(o.neededBy) \(o.needed)"] != o.attempts.map(\.path) {
+                        answered.append((o, false))
+                    } else {
+                        others.append(o)
                     }
+                }
+                let visited = Self.missesOf(others, in: fixed, input: fixedInput)
+                for (o, alias) in answered {
+                    guard let steps = Self.steps(o.attempts, missedElsewhere: visited, world: fixedInput.world) else { continue }
+                    if alias { aliasSteps[o.needed] = steps } else { dlopens.append((requester(o.neededBy), o.needed, o.path!, steps)) }
                 }
             }
             var named = Set<String>()
@@ -123,9 +134,13 @@ public struct WhatIfMap: Sendable {
             // An object loaded through the view is named by its link there; under the what-if it is the
             // link's target that loads, and that is the name its own requests come with.
             func target(_ path: String) -> String { path.hasPrefix(prefix) ? transformed.world.symlinks[path] ?? path : path }
-            for o in result.objects where o.failure == nil && !o.needed.contains("/") {
-                guard let path = o.path, o.attempts.contains(where: { $0.path.hasPrefix(prefix) }) else { continue }
-                add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(path), steps: Self.steps(o.attempts) ?? [])
+            func throughView(_ o: ResolvedObject) -> Bool {
+                o.failure == nil && !o.needed.contains("/") && o.path != nil && o.attempts.contains { $0.path.hasPrefix(prefix) }
+            }
+            let visited = Self.missesOf(result.objects.filter { !throughView($0) }, in: result, input: transformed)
+            for o in result.objects where throughView(o) {
+                let steps = Self.steps(o.attempts, missedElsewhere: visited, world: transformed.world) ?? []
+                add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(o.path!), steps: steps)
             }
         }
         entries = out
@@ -133,10 +148,59 @@ public struct WhatIfMap: Sendable {
         self.viewDirectory = view
     }
 
+    /// Where these searches miss: each search directory and capability
+    /// subdirectory ("dir", "sub/" or "") tried without a hit — the
+    /// requester's search path up to the directory of the hit, the hit itself
+    /// left out (all of it when the cache or a default directory gave the
+    /// file, or nothing did). Keys as `missKey`.
+    static func missesOf(_ searches: [ResolvedObject], in result: LoadResult, input: SimulationInput) -> Set<String> {
+        let sim = GlibcLoaderSimulation(profile: input.profile, environment: input.environment, cache: nil, fileSystem: input.world)
+        let caps = input.profile.capabilitySubdirectories
+        var plans: [String: SearchPlan] = [:]
+        var out = Set<String>()
+        for o in searches where !o.needed.contains("/") && o.origin != .loaded && o.origin != .absolute {
+            guard let index = result.loaded.firstIndex(where: { $0.path == o.neededBy }) else { continue }
+            let plan = plans[o.neededBy] ?? sim.searchPlan(forDependenciesOf: index, in: result)
+            plans[o.neededBy] = plan
+            var hit: (dir: String, sub: String)? = nil
+            if let a = o.attempts.last, a.origin != .cache {
+                switch a.outcome {
+                case .found, .sameFileAsLoaded: hit = (searchDirectory(of: a), a.subdirectory)
+                default: break
+                }
+            }
+            entries: for e in plan.allEntries {
+                let d = LoaderWorld.trimmedPath(e.directory)
+                for cap in caps {
+                    if let hit, hit.dir == d, hit.sub == cap { break entries }
+                    out.insert(missKey(d, cap))
+                }
+            }
+        }
+        return out
+    }
+
+    static func missKey(_ dir: String, _ sub: String) -> String { dir + "\u{0}" + sub }
+
+    /// The search directory of a candidate: "dir/sub/name" → "dir".
+    static func searchDirectory(of a: SearchAttempt) -> String {
+        let dir = directory(ofCandidate: a.path)
+        let sub = LoaderWorld.trimmedPath(a.subdirectory)
+        guard !a.subdirectory.isEmpty, dir.hasSuffix("/" + sub) else { return dir }
+        return String(dir.dropLast(sub.count + 1))
+    }
+
     /// The steps of a search of the fixed program, from the simulation's
     /// attempts: every call before the one that finds the file, then the
     /// answer. nil when the search does not end at a file.
-    static func steps(_ attempts: [SearchAttempt]) -> [Step]? {
+    ///
+    /// ld.so learns from the first miss in a directory (or in one of its hwcaps
+    /// subdirectories) whether it exists, and does not ask again; lookups the
+    /// audit library makes teach ld.so nothing. So where a search the what-if
+    /// leaves to ld.so misses in the same place (`missedElsewhere`, keys of
+    /// `missKey`), ld.so makes that first miss and stat itself, and the steps
+    /// leave them out.
+    static func steps(_ attempts: [SearchAttempt], missedElsewhere: Set<String> = [], world: LoaderWorld? = nil) -> [Step]? {
         var steps: [Step] = []
         for a in attempts {
             switch a.outcome {
@@ -146,9 +210,18 @@ public struct WhatIfMap: Sendable {
             case .readCache:
                 if a.cost.openat > 0 { steps.append(.readCache(a.path)) }
             case .missing, .wrongClass, .wrongMachine:
-                if a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
                 // open_path's stat of the candidate's directory ("dir/subdir" without the slash before the name).
-                if a.cost.statPath > 0 { steps.append(.stat(Self.directory(ofCandidate: a.path))) }
+                let probed = Self.directory(ofCandidate: a.path)
+                if a.cost.statPath > 0 && missedElsewhere.contains(missKey(searchDirectory(of: a), a.subdirectory)) {
+                    // ld.so's own search makes this directory's first miss and stat: a subdirectory (or directory)
+                    // found missing is not tried again, one that exists is, by every search.
+                    var exists = false
+                    if let world, case .directory = world.stat(probed) { exists = true }
+                    if exists && a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
+                    continue
+                }
+                if a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
+                if a.cost.statPath > 0 { steps.append(.stat(probed)) }
             case .rejected, .readPathFile:
                 return nil
             case .skippedMissingDirectory, .notInCache, .cacheEntryIgnoredByNodeflib:
