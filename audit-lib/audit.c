@@ -205,6 +205,8 @@ LP_EXPORT void la_activity(lp_uptr *cookie, unsigned int flag)
     (void)cookie;
     lp_emit(LP_REC_ACTIVITY, flag, 0, 0);
     if (flag == 0 /* LA_ACT_CONSISTENT: the start-up load is done */) lp_signal_tracer();
+    /* ld.so unmaps its cache when a load is done (_dl_unload_cache): the next load reads it again. */
+    if (flag == 0) lp_whatif_cache_read = 0;
 }
 
 LP_EXPORT void la_preinit(lp_uptr *cookie)

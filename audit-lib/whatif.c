@@ -211,7 +211,8 @@ const char *lp_whatif_path(const struct lp_whatif_entry *e) { return e->path; }
  * openat(O_RDONLY|O_CLOEXEC) of a candidate, and its read of the header when it opens
  * (a file the fixed program skips: wrong class or machine); open_path's stat of a
  * directory after a miss; _dl_sysdep_read_whole_file's openat and fstat of the cache
- * (its mmap left out: no file-system call), once per process image. */
+ * (its mmap left out: no file-system call), once per load (audit.c resets the flag at
+ * LA_ACT_CONSISTENT: ld.so unmaps the cache when a load is done). */
 void lp_whatif_replay(const struct lp_whatif_entry *e)
 {
     char header[832];

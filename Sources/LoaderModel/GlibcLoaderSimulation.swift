@@ -230,6 +230,10 @@ final class GlibcEngine {
         for (n, request) in dlopens.enumerated() where !(sim.stopAtFailure && failure != nil) {
             group = n + 1
             groupFailed = false
+            // ld.so unmaps its cache when a load is done (_dl_unload_cache, at the end of the start-up
+            // and of each dlopen): a dlopen that consults it reads it again.
+            cacheRead = false
+            programCacheRead = false
             dlopen(request)
         }
         return LoadResult(flavor: .glibc(profile.version), program: program, interpreter: interpreter,

@@ -292,6 +292,46 @@ struct FixTests {
         return s["operations"] as! Int
     }
 
+    @Test("each dlopen that consults ld.so.cache reads it again (ld.so unmaps it after every load): the model and the what-if count it as the program does")
+    func cacheReadPerLoad() throws {
+        let dir = try scratchDir("cache-per-load")
+        try write("""
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int main(void) { printf("%d %d\\n", dlopen("libm.so.6", RTLD_NOW) != 0, dlopen("libz.so.1", RTLD_NOW) != 0); return 0; }
+            """, to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/m", "-ldl"])
+        #expect(try run([loadprobe, "-q", "-o", dir + "/m.lpt", "--", dir + "/m"]).stdoutText == "1 1\n")
+        let calls = try run([loadprobe, "report", "--calls", dir + "/m.lpt"]).stdoutText
+        #expect(calls.components(separatedBy: "openat /etc/ld.so.cache").count - 1 == 3, "\(calls)")
+        let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", dir + "/m.lpt"]).stdout) as! [String: Any]
+        let recorded = (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "recorded" }!
+        let check = (recorded["inputs"] as! [String: Any])["model check"] as! String
+        #expect(check.contains("(+0.0%)"), "\(check)")
+        // A view: each of the three loads misses in the view, then reads the cache; the what-if makes those reads
+        // itself (the dlopens are answered too), once per load as ld.so does.
+        try FileManager.default.createDirectory(atPath: dir + "/lib", withIntermediateDirectories: true)
+        try write("int foo(void) { return 1; }\n", to: dir + "/foo.c")
+        try gcc(["-shared", "-fPIC", "-o", dir + "/lib/libfoo.so", dir + "/foo.c"])
+        try write("""
+            #include <dlfcn.h>
+            #include <stdio.h>
+            int foo(void);
+            int main(void) { printf("%d %d\\n", dlopen("libm.so.6", RTLD_NOW) != 0, foo() + (dlopen("libz.so.1", RTLD_NOW) != 0)); return 0; }
+            """, to: dir + "/v.c")
+        try gcc([dir + "/v.c", "-o", dir + "/v", "-ldl", "-L" + dir + "/lib", "-lfoo", "-Wl,--enable-new-dtags,-rpath," + dir + "/lib"])
+        #expect(try run([loadprobe, "-q", "-o", dir + "/v.lpt", "--", dir + "/v"]).stdoutText == "1 2\n")
+        #expect(try run([loadprobe, "fix", "view", dir + "/v", "-o", dir + "/v.view", "--view-dir", dir + "/view", "--from", dir + "/v.lpt"]).status == 0)
+        #expect(try run([loadprobe, "-q", "-o", dir + "/fixed.lpt", "--", dir + "/v.view"]).stdoutText == "1 2\n")
+        let tried = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "view", "--view-dir", dir + "/view", "--from", dir + "/v.lpt", "--", dir + "/v"])
+        #expect(tried.stdoutText == "1 2\n")
+        func cacheReads(_ t: String) throws -> Int {
+            try run([loadprobe, "report", "--calls", t]).stdoutText.components(separatedBy: "openat /etc/ld.so.cache").count - 1
+        }
+        #expect(try cacheReads(dir + "/fixed.lpt") == 3 && cacheReads(dir + "/w.lpt") == 3)
+        #expect(try recordedCalls(dir + "/w.lpt") == recordedCalls(dir + "/fixed.lpt"))
+    }
+
     @Test("--what-if view where a search left to ld.so misses in the directories an answered one missed in first (a library's own RPATH; LD_LIBRARY_PATH): the fixed view's calls")
     func whatIfViewSharedMisses() throws {
         let dir = try scratchDir("wi-shared")
