@@ -64,8 +64,7 @@ struct Fixer {
         if !elf.isDynamic || elf.interpreter == nil {
             throw FixError("\(program) is statically linked: the loader searches nothing, there is nothing to fix")
         }
-        if let trace = options.trace, elf.needed != baseline.load.program.needed || elf.runpath != baseline.load.program.runpath
-            || elf.rpath != baseline.load.program.rpath {
+        if let trace = options.trace, baseline.programChanged(elf) {
             throw FixError("\(program) has changed since \(trace) was recorded (its DT_NEEDED or search path differ): record it again")
         }
         return (baseline, elf)

@@ -57,6 +57,10 @@ enum WhatIfSetup {
             throw Refusal(line: text.hasPrefix("loadprobe: ") ? text : "loadprobe: " + text, status: 1)
         }
         try checkEnvironment(baseline, trace: trace)
+        // The map answers for the program as recorded: a rebuilt one would be answered with the old one's libraries.
+        if let elf = try? HostFileSystem().readELF(program), baseline.programChanged(elf) {
+            throw Refusal(line: "loadprobe: \(program) has changed since \(trace) was recorded (its DT_NEEDED or search path differ): record it again", status: 1)
+        }
         if let kind = FixKind(rawValue: scenario.rawValue) {
             for r in FixSafety.refusals(kind, program: program, baseline: baseline, liftDlopen: how.liftDlopen) {
                 printError("loadprobe: note: `fix \(kind.rawValue)` would refuse: \(r); the what-if goes on")
@@ -67,6 +71,7 @@ enum WhatIfSetup {
         let names = unique([program, baseline.load.program.path, realPath(program), realPath(baseline.load.program.path)])
         // The view's place as `fix view --view-dir` makes it: absolute, from this directory.
         let viewDirectory = how.viewDir.map { Fixer.absolute($0) }
+        if let dir = viewDirectory { try checkViewDirectory(dir) }
         let map = WhatIfMap(scenario: scenario, baseline: baseline.load, input: baseline.input, viewDirectory: viewDirectory,
                             liftDlopen: how.liftDlopen, programNames: names)
         if let problem = map.problem {
@@ -87,6 +92,33 @@ enum WhatIfSetup {
             + (scenario == .view ? " (view directory \(map.viewDirectory ?? "?"))" : "")
         return WhatIfRequest(map: bytes, description: description, entries: map.entries.count, paths: paths,
                              scenario: scenario.rawValue, liftDlopen: how.liftDlopen, viewDirectory: map.viewDirectory)
+    }
+
+    /// Where `fix view --view-dir` could make the view: a new directory in an
+    /// existing one, an empty directory, or a view loadprobe made (which the
+    /// what-if leaves as it is).
+    static func checkViewDirectory(_ dir: String) throws(Refusal) {
+        func refuse(_ why: String) -> Refusal { Refusal(line: "loadprobe: --view-dir \(dir): \(why)", status: 1) }
+        if dir == "/" { throw refuse("the view needs a directory of its own") }
+        var st = stat()
+        guard lstat(dir, &st) == 0 else {
+            guard errno == ENOENT else { throw refuse(String(cString: strerror(errno))) }
+            let parent = LoaderPath.directory(dir)
+            guard stat(parent, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+                throw refuse("\(parent) is not a directory: 'fix view' could not make the view there")
+            }
+            return
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw refuse("exists and is not a directory (a symlink is not followed): give where 'fix view' would make the view (a new or empty directory, or a view it made)")
+        }
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dfd >= 0, let entries = FixFiles.entries(dfd) else { throw refuse("cannot list it") }
+        close(dfd)
+        let isView = entries.contains { $0.0 == FixFiles.viewMarker } && entries.allSatisfy { $0.1 || $0.0 == FixFiles.viewMarker }
+        if !entries.isEmpty && !isView {
+            throw refuse("not empty, and not a view made by 'loadprobe fix view': 'fix view' would not make the view there")
+        }
     }
 
     /// The program the recorder will execute, found as it finds it (a PATH

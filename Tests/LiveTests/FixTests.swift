@@ -411,6 +411,25 @@ struct FixTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: trace)) == before)
         let program = try run([loadprobe, "-q", "-o", f.app, "--", f.app])
         #expect(program.status == 64 && program.stderrText.contains("is the program to record"), "\(program.stderrText)")
+        // --view-dir must be where `fix view` could make the view.
+        try write("x", to: dir + "/a-file")
+        try FileManager.default.createDirectory(atPath: dir + "/full", withIntermediateDirectories: true)
+        try write("x", to: dir + "/full/other")
+        for (viewDir, says) in [("/", "a directory of its own"), (dir + "/a-file", "exists and is not a directory"),
+                                (dir + "/full", "not empty, and not a view made by 'loadprobe fix view'"),
+                                (dir + "/no/such/view", "is not a directory: 'fix view' could not make the view there")] {
+            let r = try run([loadprobe, "-q", "-o", dir + "/v.lpt", "--what-if", "view", "--view-dir", viewDir, "--from", trace, "--", f.app])
+            #expect(r.status == 1 && r.stderrText.contains("--view-dir \(viewDir): ") && r.stderrText.contains(says) && r.stderrText.split(separator: "\n").count == 1,
+                    "\(viewDir): \(r.stderrText)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/v.lpt"))
+        }
+        // A program rebuilt since the trace (another DT_NEEDED) is not answered with the old one's libraries.
+        let copy = dir + "/app-copy"
+        _ = try run(["cp", f.app, copy])
+        _ = try run([loadprobe, "-q", "-o", dir + "/copy.lpt", "--", copy])
+        _ = try run(["patchelf", "--add-needed", "libm.so.6", copy])
+        let changed = try run([loadprobe, "-q", "-o", dir + "/c.lpt", "--what-if", "shrinkwrap", "--from", dir + "/copy.lpt", "--", copy])
+        #expect(changed.status == 1 && changed.stderrText.contains("has changed since \(dir)/copy.lpt was recorded"), "\(changed.stderrText)")
         // --view-dir is the view's place: with --what-if view only.
         for args in [["--what-if", "shrinkwrap", "--from", trace, "--view-dir", dir + "/v"], ["--view-dir", dir + "/v"]] {
             let r = try run([loadprobe, "-q", "-o", dir + "/v.lpt"] + args + ["--", f.app])

@@ -92,3 +92,11 @@ public struct FixError: Error, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension FixBaseline {
+    /// The program on disk differs from the recorded one where the fix and
+    /// the what-if depend on it: its DT_NEEDED or its search path.
+    public func programChanged(_ elf: ELFFile) -> Bool {
+        elf.needed != load.program.needed || elf.runpath != load.program.runpath || elf.rpath != load.program.rpath
+    }
+}
