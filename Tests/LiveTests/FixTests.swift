@@ -292,6 +292,39 @@ struct FixTests {
         return s["operations"] as! Int
     }
 
+    @Test("bind where two objects ask for a library by a name that is not its soname: predicted, tried and a real bind (patchelf) make the same calls")
+    func bindAliasTwice() throws {
+        let dir = try scratchDir("bind-alias")
+        for d in ["foo", "bar", "bind"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int foo(void) { return 4; }\n", to: dir + "/foo.c")
+        try gcc(["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o", dir + "/foo/libfoo.so.1.0", dir + "/foo.c"])
+        try write("int foo(void);\nint bar(void) { return foo() + 1; }\n", to: dir + "/bar.c")
+        try gcc(["-shared", "-fPIC", "-o", dir + "/bar/libbar.so", dir + "/bar.c", "-L" + dir + "/foo", "-l:libfoo.so.1.0",
+                 "-Wl,--enable-new-dtags,-rpath," + dir + "/foo"])
+        try write("#include <stdio.h>\nint foo(void);\nint bar(void);\nint main(void) { printf(\"%d\\n\", foo() * 10 + bar()); return 0; }\n", to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/app", "-L" + dir + "/foo", "-l:libfoo.so.1.0", "-L" + dir + "/bar", "-lbar",
+                 "-Wl,--enable-new-dtags,-rpath," + [dir + "/nx", dir + "/bar", dir + "/foo"].joined(separator: ":")])
+        // Both objects ask for the file name, not the soname (as Debian's ffmpeg asks for libsndio.so.7.0).
+        for object in [dir + "/bar/libbar.so", dir + "/app"] {
+            _ = try run(["patchelf", "--replace-needed", "libfoo.so.1", "libfoo.so.1.0", object])
+            #expect(try run(["patchelf", "--print-needed", object]).stdoutText.contains("libfoo.so.1.0\n"))
+        }
+        #expect(try run([loadprobe, "-q", "-o", dir + "/app.lpt", "--", dir + "/app"]).stdoutText == "45\n")
+        // Spack's bind by hand: every DT_NEEDED made the absolute path it resolves to, in copies.
+        _ = try run(["cp", dir + "/bar/libbar.so", dir + "/bind/libbar.so"])
+        _ = try run(["patchelf", "--replace-needed", "libfoo.so.1.0", dir + "/foo/libfoo.so.1.0", dir + "/bind/libbar.so"])
+        _ = try run(["cp", dir + "/app", dir + "/app.bind"])
+        _ = try run(["patchelf", "--replace-needed", "libfoo.so.1.0", dir + "/foo/libfoo.so.1.0", "--replace-needed", "libbar.so",
+                     dir + "/bind/libbar.so", dir + "/app.bind"])
+        #expect(try run([loadprobe, "-q", "-o", dir + "/bind.lpt", "--", dir + "/app.bind"]).stdoutText == "45\n")
+        let tried = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "bind", "--from", dir + "/app.lpt", "--", dir + "/app"])
+        #expect(tried.stdoutText == "45\n")
+        let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", dir + "/app.lpt"]).stdout) as! [String: Any]
+        let predicted = (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "bind" }?["operations"] as? Int
+        let applied = try recordedCalls(dir + "/bind.lpt"), whatIf = try recordedCalls(dir + "/w.lpt")
+        #expect(predicted == applied && whatIf == applied, "predicted \(predicted ?? -1), applied \(applied), tried \(whatIf)")
+    }
+
     @Test("each dlopen that consults ld.so.cache reads it again (ld.so unmaps it after every load): the model and the what-if count it as the program does")
     func cacheReadPerLoad() throws {
         let dir = try scratchDir("cache-per-load")
