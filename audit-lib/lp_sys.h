@@ -23,6 +23,7 @@ typedef unsigned short lp_u16;
 
 /* ---- system call numbers ---- */
 #if defined(__x86_64__)
+#define LP_NR_read 0
 #define LP_NR_close 3
 #define LP_NR_lseek 8
 #define LP_NR_pread64 17
@@ -47,6 +48,7 @@ typedef unsigned short lp_u16;
 #define LP_NR_newfstatat 79 /* fstatat */
 #define LP_NR_close 57
 #define LP_NR_lseek 62
+#define LP_NR_read 63
 #define LP_NR_pread64 67
 #define LP_NR_clock_gettime 113
 #define LP_NR_sched_yield 124
@@ -148,6 +150,12 @@ static inline long lp_fstatat(int dirfd, const char *path, int flags)
 }
 static inline long lp_close(int fd) { return lp_sc1(LP_NR_close, fd); }
 static inline long lp_lseek(int fd, long off, int whence) { return lp_sc3(LP_NR_lseek, fd, off, whence); }
+static inline long lp_read(int fd, void *buf, lp_u64 n)
+{
+    long r;
+    do r = lp_sc3(LP_NR_read, fd, buf, n); while (r == -LP_EINTR);
+    return r;
+}
 static inline long lp_pread(int fd, void *buf, lp_u64 n, lp_u64 off)
 {
     long r;

@@ -102,7 +102,7 @@ static int hex_digit(char c)
 
 /* A step: its operation, the la_objsearch flag in two lowercase hex digits, then its
  * path: "o" open a candidate (recorded with the flag), "s" stat a directory (the path
- * may be empty, as ld.so's stat of the working directory's "" is), "c" read ld.so.cache,
+ * may be empty: ld.so cuts "/name" to "" for a candidate in "/"), "c" read ld.so.cache,
  * "h" record the answer as the candidate found (no path). 1 when well formed. */
 static int step_ok(const char *s)
 {
@@ -224,7 +224,7 @@ void lp_whatif_replay(const struct lp_whatif_entry *e)
             lp_emit(LP_REC_OBJSEARCH, flag, 0, path);
             long fd = lp_openat(path, LP_O_RDONLY | LP_O_CLOEXEC, 0);
             if (fd >= 0) {
-                lp_pread((int)fd, header, sizeof header, 0);
+                lp_read((int)fd, header, sizeof header);
                 lp_close((int)fd);
             }
             break;

@@ -302,6 +302,8 @@ def build_fixtures():
     sh([CC, "-shared", "-fPIC", "-o", T + "/libotheraudit.so", write(src + "/other.c", OTHER_AUDIT)])
     sh([CC, "-O1", "-o", T + "/clocked", write(src + "/clocked.c", CLOCKED), "-ldl"])
     sh([CC, "-o", T + "/wi_prog", write(src + "/wi.c", WHATIF_MAIN)] + libs + [runpath])
+    # libm (found through ld.so.cache) searched before liba: ld.so reads its cache first.
+    sh([CC, "-o", T + "/wi_cache", src + "/m.c", "-Wl,--no-as-needed", "-lm", "-L" + d2, "-L" + d3, "-la", "-lb", runpath])
 
 
 # ---------------------------------------------------------------- helpers
@@ -988,6 +990,24 @@ def test_whatif_replay(so):
     check(t, cache and calls[j - 1] == same_as_ldso(view + "/libc.so.6") and re.match(r'newfstatat\(\d+, "", .*AT_EMPTY_PATH\) = 0', calls[j + 1]),
           "around the cache read: %s" % calls[j - 1:j + 3])
     info("what-if replay: %d calls with the map, %d without" % (len(calls), len(base)))
+    # An open step that opens (a file the fixed program skips): ld.so reads its header and closes it.
+    skipped = os.path.join(T, "src", "a.c")
+    with open(mapfile, "wb") as f:
+        f.write(whatif_map([prog], [("*", "liba.so", liba, ["o04" + skipped, "h04"])]))
+    calls = strace_calls([prog], env, first_process_only=True)
+    k = next((i for i, c in enumerate(calls) if c.startswith('openat(AT_FDCWD, "%s", O_RDONLY|O_CLOEXEC) = ' % skipped)), -1)
+    if check(t, k >= 0, "the open step's file was not opened: %s" % calls):
+        fd = calls[k].rsplit("= ", 1)[1]
+        check(t, re.match(r"read\(%s, .*, 832\) = " % fd, calls[k + 1]) and re.match(r"close\(%s\)\s+= 0$" % fd, calls[k + 2]),
+              "after an open step that opens: %s (ld.so: read 832 bytes, close)" % calls[k + 1:k + 3])
+    # ld.so has read its cache (libm, before liba): the cache step is not made again.
+    cprog = os.path.join(T, "wi_cache")
+    with open(mapfile, "wb") as f:
+        f.write(whatif_map([cprog], [("*", "liba.so", liba, ["c00/etc/ld.so.cache", "h04"])]))
+    calls = strace_calls([cprog], env, first_process_only=True)
+    reads = [c for c in calls if '"/etc/ld.so.cache"' in c]
+    check(t, len(reads) == 1, "ld.so.cache opened %d times after ld.so read it itself: %s" % (len(reads), reads))
+    check(t, any(c.startswith('openat(AT_FDCWD, "%s", ' % liba) and "= 3" in c for c in calls), "liba.so not answered in wi_cache")
 
 
 def test_whatif_crafted(so, prog, plain, expected, good):

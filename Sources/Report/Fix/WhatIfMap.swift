@@ -104,7 +104,7 @@ public struct WhatIfMap: Sendable {
                 }
                 let visited = Self.missesOf(others, in: fixed, input: fixedInput)
                 for (o, alias) in answered {
-                    guard let steps = Self.steps(o.attempts, missedElsewhere: visited, world: fixedInput.world) else { continue }
+                    guard let steps = Self.steps(o.attempts, group: o.group, missedElsewhere: visited, world: fixedInput.world) else { continue }
                     if alias { aliasSteps[o.needed] = steps } else { dlopens.append((requester(o.neededBy), o.needed, o.path!, steps)) }
                 }
             }
@@ -139,7 +139,7 @@ public struct WhatIfMap: Sendable {
             }
             let visited = Self.missesOf(result.objects.filter { !throughView($0) }, in: result, input: transformed)
             for o in result.objects where throughView(o) {
-                let steps = Self.steps(o.attempts, missedElsewhere: visited, world: transformed.world) ?? []
+                let steps = Self.steps(o.attempts, group: o.group, missedElsewhere: visited, world: transformed.world) ?? []
                 add(o.neededBy == program ? "" : target(o.neededBy), o.needed, target(o.path!), steps: steps)
             }
         }
@@ -159,6 +159,8 @@ public struct WhatIfMap: Sendable {
         var plans: [String: SearchPlan] = [:]
         var out = Set<String>()
         for o in searches where !o.needed.contains("/") && o.origin != .loaded && o.origin != .absolute {
+            // A search that consults ld.so.cache reads it when its load has not (ld.so reads it once per load).
+            if o.attempts.contains(where: { $0.origin == .cache }) { out.insert(cacheKey(o.group)) }
             guard let index = result.loaded.firstIndex(where: { $0.path == o.neededBy }) else { continue }
             let plan = plans[o.neededBy] ?? sim.searchPlan(forDependenciesOf: index, in: result)
             plans[o.neededBy] = plan
@@ -181,10 +183,12 @@ public struct WhatIfMap: Sendable {
     }
 
     static func missKey(_ dir: String, _ sub: String) -> String { dir + "\u{0}" + sub }
+    static func cacheKey(_ group: Int) -> String { "\u{0}cache\u{0}\(group)" }
 
     /// The search directory of a candidate: "dir/sub/name" → "dir".
     static func searchDirectory(of a: SearchAttempt) -> String {
-        let dir = directory(ofCandidate: a.path)
+        var dir = directory(ofCandidate: a.path)
+        if dir.isEmpty && a.path.hasPrefix("/") { dir = "/" }
         let sub = LoaderWorld.trimmedPath(a.subdirectory)
         guard !a.subdirectory.isEmpty, dir.hasSuffix("/" + sub) else { return dir }
         return String(dir.dropLast(sub.count + 1))
@@ -199,8 +203,9 @@ public struct WhatIfMap: Sendable {
     /// audit library makes teach ld.so nothing. So where a search the what-if
     /// leaves to ld.so misses in the same place (`missedElsewhere`, keys of
     /// `missKey`), ld.so makes that first miss and stat itself, and the steps
-    /// leave them out.
-    static func steps(_ attempts: [SearchAttempt], missedElsewhere: Set<String> = [], world: LoaderWorld? = nil) -> [Step]? {
+    /// leave them out; so with ld.so.cache, read once per load (`group`) by
+    /// whichever search consults it first.
+    static func steps(_ attempts: [SearchAttempt], group: Int = 0, missedElsewhere: Set<String> = [], world: LoaderWorld? = nil) -> [Step]? {
         var steps: [Step] = []
         for a in attempts {
             switch a.outcome {
@@ -208,7 +213,7 @@ public struct WhatIfMap: Sendable {
                 steps.append(.found(a.origin))
                 return steps
             case .readCache:
-                if a.cost.openat > 0 { steps.append(.readCache(a.path)) }
+                if a.cost.openat > 0 && !missedElsewhere.contains(cacheKey(group)) { steps.append(.readCache(a.path)) }
             case .missing, .wrongClass, .wrongMachine:
                 // open_path's stat of the candidate's directory ("dir/subdir" without the slash before the name).
                 let probed = Self.directory(ofCandidate: a.path)
@@ -231,10 +236,11 @@ public struct WhatIfMap: Sendable {
         return nil
     }
 
-    /// "dir/sub/name" → "dir/sub"; "name" (the working directory's "" entry) → "".
+    /// The path ld.so stats after a miss (open_path: the candidate cut at the
+    /// slash before the name): "dir/sub/name" → "dir/sub", "/name" → "".
     static func directory(ofCandidate path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "" }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        return String(path[..<slash])
     }
 
     /// The file the audit library reads (audit-lib/README.md, "what-if"):

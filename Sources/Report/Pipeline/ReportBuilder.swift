@@ -350,6 +350,9 @@ public struct ReportBuilder {
         if auditOnly && sims.contains(where: { $0 != nil }) { pricing.modeledAuditOnly += groups[g].count }
         // An audit-only what-if: its start-up made the fixed program's lookups (audit-lib/README.md, "What-if").
         let whatIf = auditOnly ? ReportBuilder.whatIfTransform(analysis.trace) : nil
+        // Only the recorded program's image is answered (the map names it); the programs it runs are not.
+        let audited = analysis.processes.filter(\.audited)
+        let answeredImage = (audited.first { $0.image == analysis.trace.meta(.program) } ?? audited.first)?.image
         if whatIf != nil && sims.contains(where: { $0 != nil }) { pricing.modeledWhatIf += groups[g].count }
         for (pi, sim) in sims.enumerated() {
             if let sim { pricing.modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { pricing.modelCheck.unsimulated += groups[g].count }
@@ -364,7 +367,7 @@ public struct ReportBuilder {
                 for (pi, p) in analysis.processes.enumerated() {
                     guard let sim = sims[pi] else { continue }
                     if !modeled { pricing.simulated[si] = true }
-                    let fixed = whatIf.map { $0(sim) }
+                    let fixed = p.image == answeredImage ? whatIf.map { $0(sim) } : nil
                     let calls = sim.calls(modeled ? fixed : ReportBuilder.transform(s, sim, options), p, recorded[pi], tree: &builder.world.tree)
                     procs[pi] = ModelProcess(label: p.label, calls: calls, objects: p.objects.count)
                 }
