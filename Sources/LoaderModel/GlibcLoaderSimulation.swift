@@ -189,7 +189,8 @@ final class GlibcEngine {
         programObject.names = []
         append(programObject)
         depth[mainIndex] = 0
-        let mainPath = fs.realPath(program.path) ?? program.path
+        // _dl_get_origin: the directory of /proc/self/exe, which the kernel gives without "." or "..".
+        let mainPath = LoaderPath.withoutDots(fs.realPath(program.path) ?? program.path)
         origins[mainIndex] = LoaderPath.glibcOrigin(of: mainPath, workingDirectory: sim.environment.workingDirectory)
 
         // rtld's map answers to the PT_INTERP string and to its soname.

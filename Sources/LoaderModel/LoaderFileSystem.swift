@@ -130,6 +130,19 @@ package enum LoaderPath {
         return String(full[..<slash])
     }
 
+    /// An absolute path with its "." and ".." components taken out by name
+    /// (a relative one is returned as it is).
+    package static func withoutDots(_ path: String) -> String {
+        guard path.hasPrefix("/"), path.contains("/.") else { return path }
+        var parts: [Substring] = []
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(component)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
     /// `name` inside `directory` (one slash between them).
     package static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -53,6 +53,10 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     public mutating func setDirectory(_ path: String, exists: Bool) {
         let p = LoaderWorld.trimmed(path)
         if exists { directories[p] = true; markParentsExisting(p) } else if directories[p] != true { directories[p] = false }
+        if p.contains("/.") {
+            let w = walked(p)
+            if exists { directories[w] = true } else if directories[w] != true { directories[w] = false }
+        }
     }
 
     /// A new identity for a file the world makes up (a scenario's cache file).
@@ -65,6 +69,10 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
         var dir = LoaderPath.directory(path)
         while dir != "/" && dir != "." && directories[dir] != true {
             directories[dir] = true
+            if dir.contains("/.") {
+                let w = walked(dir)
+                directories[w] = true
+            }
             dir = LoaderPath.directory(dir)
         }
     }
@@ -85,6 +93,13 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     /// (up to 40, as the kernel does); nil when nothing is there.
     public func resolve(_ path: String) -> String? {
         var p = path.hasPrefix("/") ? path : LoaderPath.join(workingDirectory, path)
+        // A path through "." or ".." ($ORIGIN/../lib, a program run as bin/./app): as the kernel walks it.
+        if files[p] == nil && symlinks[p] == nil && p.contains("/.") {
+            let w = walked(p)
+            // A file the run opened by a path with "." or ".." in it is known by that path (rare: found by a scan).
+            p = files[w] != nil || symlinks[w] != nil ? w
+                : (files.keys.first { $0.contains("/.") && walked($0) == w } ?? symlinks.keys.first { $0.contains("/.") && walked($0) == w } ?? w)
+        }
         for _ in 0..<40 {
             if files[p] != nil { return p }
             guard !symlinks.isEmpty, let target = symlinks[p] else { return nil }
@@ -94,6 +109,28 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     }
 
     public func file(_ path: String) -> File? { resolve(path).flatMap { files[$0] } }
+
+    /// An absolute path without its "." and ".." components, walked as the
+    /// kernel walks them: ".." after a directory the world knows as a symlink
+    /// goes to the parent of its target.
+    func walked(_ path: String) -> String {
+        var parts: [Substring] = []
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." {
+                var prefix = "/" + parts.joined(separator: "/")
+                for _ in 0..<40 {
+                    guard let target = symlinks[prefix] else { break }
+                    prefix = target.hasPrefix("/") ? target : LoaderPath.join(LoaderPath.directory(prefix), target)
+                }
+                parts = prefix.split(separator: "/", omittingEmptySubsequences: true)
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(component)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
 
     /// True when the world says anything about `path` (a file, a symlink, a directory).
     public func knows(_ path: String) -> Bool {
@@ -106,7 +143,8 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     }
 
     public func stat(_ path: String) -> StatOutcome {
-        let p = LoaderWorld.trimmed(path.hasPrefix("/") ? path : LoaderPath.join(workingDirectory, path))
+        var p = LoaderWorld.trimmed(path.hasPrefix("/") ? path : LoaderPath.join(workingDirectory, path))
+        if directories[p] == nil && p.contains("/.") { p = walked(p) }
         if let exists = directories[p] { return exists ? .directory : .failed(errno: ENOENT) }
         return file(p) != nil ? .notDirectory : .failed(errno: ENOENT)
     }

@@ -292,6 +292,43 @@ struct FixTests {
         return s["operations"] as! Int
     }
 
+    @Test("$ORIGIN through '.' and '..': a program run as bin/./app, and a view whose library's $ORIGIN/../lib2 goes through the view directory: predicted, fixed and tried agree")
+    func originThroughDots() throws {
+        let dir = try scratchDir("origin-dots")
+        for d in ["bin", "lib", "lib2"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try write("int b(void) { return 5; }\n", to: dir + "/b.c")
+        try gcc(["-shared", "-fPIC", "-o", dir + "/lib2/libb.so", dir + "/b.c"])
+        try write("int b(void);\nint a(void) { return b() + 1; }\n", to: dir + "/a.c")
+        try gcc(["-shared", "-fPIC", "-o", dir + "/lib/liba.so", dir + "/a.c", "-L" + dir + "/lib2", "-lb", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib2"])
+        try write("#include <stdio.h>\nint a(void);\nint main(void) { printf(\"%d\\n\", a()); return 0; }\n", to: dir + "/m.c")
+        try gcc([dir + "/m.c", "-o", dir + "/bin/app", "-L" + dir + "/lib", "-la", "-Wl,-rpath-link," + dir + "/lib2",
+                 "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../nolib:$ORIGIN/../lib"])
+        func scenario(_ trace: String, _ name: String, _ extra: [String] = []) throws -> Int? {
+            let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", trace] + extra).stdout) as! [String: Any]
+            return (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == name }?["operations"] as? Int
+        }
+        // Run as bin/./app from the directory: ld.so's $ORIGIN is the directory of /proc/self/exe, without the dot.
+        let dotted = try run([loadprobe, "-q", "-o", dir + "/dot.lpt", "--", "bin/./app"], cwd: dir)
+        #expect(dotted.stdoutText == "6\n", "\(dotted.stderrText)")
+        let report = try run([loadprobe, "report", dir + "/dot.lpt"]).stdoutText
+        #expect(report.contains("(+0.0%)"), "\(report)")
+        let fixed = try run([loadprobe, "fix", "shrinkwrap", dir + "/bin/app", "-o", dir + "/bin/app.sw", "--from", dir + "/dot.lpt"])
+        #expect(fixed.status == 0, "\(fixed.stderrText)")
+        // The view: liba is loaded as view/liba.so, so its $ORIGIN/../lib2 is the view's parent's lib2.
+        let view = dir + "/view"
+        #expect(try run([loadprobe, "fix", "view", dir + "/bin/app", "-o", dir + "/bin/app.view", "--view-dir", view, "--from", dir + "/dot.lpt"]).status == 0)
+        #expect(try run([loadprobe, "-q", "-o", dir + "/view.lpt", "--", dir + "/bin/app.view"]).stdoutText == "6\n")
+        let tried = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "view", "--view-dir", view, "--from", dir + "/dot.lpt", "--", "bin/./app"], cwd: dir)
+        #expect(tried.status == 0 && tried.stdoutText == "6\n", "\(tried.stderrText)")
+        let predicted = try scenario(dir + "/dot.lpt", "view", ["--view-dir", view])
+        let applied = try recordedCalls(dir + "/view.lpt"), whatIf = try recordedCalls(dir + "/w.lpt")
+        // The view copy's RUNPATH has no $ORIGIN: ld.so no longer reads /proc/self/exe. The unchanged program
+        // under the what-if still does (at start, before any search): its one call more.
+        #expect(predicted == applied && whatIf == applied + 1, "view: predicted \(predicted ?? -1), applied \(applied), tried \(whatIf)")
+        #expect(try run([loadprobe, "report", "--calls", dir + "/view.lpt"]).stdoutText.contains("readlink /proc/self/exe") == false)
+        #expect(try run([loadprobe, "report", "--calls", dir + "/w.lpt"]).stdoutText.contains("readlink /proc/self/exe"))
+    }
+
     @Test("bind where two objects ask for a library by a name that is not its soname: predicted, tried and a real bind (patchelf) make the same calls")
     func bindAliasTwice() throws {
         let dir = try scratchDir("bind-alias")

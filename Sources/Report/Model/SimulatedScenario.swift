@@ -9,6 +9,9 @@ struct SimulatedProcess {
     let baseline: LoadResult
     /// Recorded dlopen group number → the simulation's group.
     let groupOfPhase: [Int: Int]
+    /// The start-up's readlink("/proc/self/exe") calls: ld.so's _dl_get_origin,
+    /// made because the program's own search path or DT_NEEDED uses $ORIGIN.
+    let originReads: Set<Int>
 
     /// The loader-cache world and what the simulation does in it, made beside
     /// the baseline (from the recorded resolution: each name searched and the
@@ -41,6 +44,21 @@ struct SimulatedProcess {
             map[n] = k
         }
         groupOfPhase = map
+        var reads = Set<Int>()
+        for (i, c) in p.calls.enumerated() where (c.event.call == .readlink || c.event.call == .readlinkat) && c.phase <= .startup
+            && world.trace.path(c.event.path) == "/proc/self/exe" {
+            reads.insert(i)
+        }
+        originReads = reads
+    }
+
+    /// Whether ld.so asks for the program's own directory at start: its
+    /// RPATH, RUNPATH or DT_NEEDED, or LD_LIBRARY_PATH, names $ORIGIN.
+    static func usesOwnOrigin(_ input: SimulationInput) -> Bool {
+        guard let elf = try? input.world.readELF(input.program) else { return true }
+        func has(_ s: String?) -> Bool { s.map { $0.contains("$ORIGIN") || $0.contains("${ORIGIN}") } ?? false }
+        return has(elf.rpath) || has(elf.runpath) || elf.needed.contains(where: { has($0) })
+            || (!input.environment.secure && has(input.environment.ldLibraryPath))
     }
 
     /// The simulation's group of a recorded search; nil when not simulated.
@@ -75,7 +93,10 @@ struct SimulatedProcess {
         var emitted = [Bool](repeating: false, count: byGroup.count)
         var out: [ModelCall] = []
         out.reserveCapacity(rec.count)
+        // A fix that takes $ORIGIN out of the program's own paths takes ld.so's readlink of /proc/self/exe with it.
+        let dropOriginReads = transform != nil && !originReads.isEmpty && !Self.usesOwnOrigin(input) && Self.usesOwnOrigin(self.input)
         for (i, c) in p.calls.enumerated() {
+            if dropOriginReads && originReads.contains(i) { continue }
             // The start-up group goes where the recorded one began, or before main.
             if !emitted[0] && (c.phase >= .main || (c.search >= 0 && p.searches[Int(c.search)].phase == .startup)) {
                 out += byGroup[0]
