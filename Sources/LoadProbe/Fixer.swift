@@ -208,16 +208,21 @@ struct Fixer {
     /// directories, first directory first, under names the view does not
     /// have yet: a dlopen by name from the program finds what it found before.
     /// No name the start-up asked for is among them (its search would have found it).
+    /// A file ld.so would skip (another class or machine) is passed over, as
+    /// ld.so passes over it and searches on: the view has only one directory.
     private func otherLibraries(in elf: ELFFile, besides links: [(name: String, target: String)]) -> [(name: String, target: String)] {
         var taken = Set(links.map(\.name))
         var out: [(name: String, target: String)] = []
+        let host = HostFileSystem()
         let origin = LoaderPath.directory(Self.realPath(options.program))
         let path = ((elf.runpath ?? elf.rpath) ?? "").replacingAll("${ORIGIN}", with: origin).replacingAll("$ORIGIN", with: origin)
         for dir in path.split(separator: ":").map(String.init) where dir.hasPrefix("/") {
             guard let entries = Sys.listDirectory(dir) else { continue }
             for e in entries.map(\.name).sorted() where e.contains(".so") && !taken.contains(e) {
                 var st = stat()
-                guard stat(dir + "/" + e, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+                guard stat(dir + "/" + e, &st) == 0, st.st_mode & S_IFMT == S_IFREG,
+                      case .opened(_, let header, nil) = host.open(dir + "/" + e),
+                      LoaderHeaderCheck.glibc(header: header, fileClass: elf.fileClass, machine: elf.machine) == .accepted else { continue }
                 taken.insert(e)
                 out.append((e, dir + "/" + e))
             }
