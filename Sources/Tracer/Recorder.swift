@@ -326,8 +326,15 @@ public enum Recorder {
         if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
         let collector = WorldCollector()
         // The loader's world is read for full traces only (a summary does not carry it).
-        if summaryFile == nil { writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) } }
-        writer.noteOpened(writer.internPath(plan.path))
+        // A relative path the audit library reports (argv[0] "./app", a relative RPATH entry's library) is
+        // relative to the working directory the program started in, which is loadprobe's.
+        let startDirectory = Proc.readLink("/proc/self/cwd")
+        func absolute(_ path: String) -> String {
+            guard !path.hasPrefix("/"), let cwd = startDirectory else { return path }
+            return LoaderPath.withoutDots(cwd + "/" + path)
+        }
+        if summaryFile == nil { writer.onOpened = { [unowned writer] ref in collector.add(absolute(writer.string(ref))) } }
+        writer.noteOpened(writer.internPath(absolute(plan.path)))
         try writeMeta(writer, options: options, mode: plan.mode, path: plan.path, environment: environment,
                       auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))

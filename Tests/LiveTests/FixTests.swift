@@ -557,6 +557,17 @@ struct FixTests {
         let full = try recordedCalls(dir + "/full.lpt")
         #expect(Double(abs(full - ops["recorded"]!)) <= 0.3 * Double(full), "full \(full), modeled \(ops["recorded"]!)")
         #expect(try run([loadprobe, "report", dir + "/np.lpt"]).stdoutText.contains("recorded through the audit library alone"))
+        // Started by a relative path (the audit library names an image by its argv[0], "./app"): still simulated,
+        // to the same figures, and a what-if can be made from it.
+        let appDir = (f.app as NSString).deletingLastPathComponent, appName = (f.app as NSString).lastPathComponent
+        _ = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np-rel.lpt", "--", "./" + appName], cwd: appDir)
+        let rel = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", dir + "/np-rel.lpt"]).stdout) as! [String: Any]
+        var relOps: [String: Int] = [:]
+        for s in rel["scenarios"] as! [[String: Any]] { relOps[s["name"] as! String] = s["operations"] as? Int }
+        #expect(relOps["recorded"] == ops["recorded"] && relOps["shrinkwrap"] == ops["shrinkwrap"], "relative \(relOps), absolute \(ops)")
+        let fromRelative = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np-rel-w.lpt", "--what-if", "shrinkwrap", "--from", dir + "/np-rel.lpt",
+                                    "--", "./" + appName], cwd: appDir)
+        #expect(fromRelative.status == 5 && fromRelative.stderrText == "done\n", "\(fromRelative.stderrText)")  // the program's own status and stderr
         // An audit-only what-if is modeled in the fixed world it tried (not the unchanged one): the scenario's
         // prediction from the same kind of trace.
         for scenario in ["shrinkwrap", "bind", "view"] {

@@ -120,6 +120,10 @@ private struct AttributionBuilder {
                                   startNs: info?.startNs ?? (sorted.first.map { time($0) } ?? 0), facts: facts)
             proc.cur.calls.reserveCapacity(syscalls)
             proc.pythonPath = pythonPath
+            if k == 0, info?.how != .fork, let program = trace.meta(.program) {
+                let full = program.hasPrefix("/") ? program : (trace.meta(.cwd) ?? "/") + "/" + program
+                proc.rootProgram = LoaderPath.withoutDots(full)
+            }
             proc.listedDirectories = Set(listed.map { trace.path($0) })
             adviseHugePages(&proc.cur.calls)
             for i in sorted { proc.consume(trace.events[i], trace: trace, own: &ownCalls) }
@@ -255,6 +259,9 @@ private struct ProcessRun {
     var outerPhase = Phase.main
 
     var pythonPath: [String] = []
+    /// The program loadprobe executed, made absolute (the root process's
+    /// first image): an audit-only trace names an image by its argv[0].
+    var rootProgram: String?
     /// Directories the process listed (opened with O_DIRECTORY): in a Python
     /// process, its import system's sys.path entries and packages, whose stat
     /// its path finder repeats at every import.
@@ -353,7 +360,9 @@ private struct ProcessRun {
             cur.endNs = max(cur.endNs, a.timeNs)
         case .exec(let x):
             // The successful execve call was seen just before: it opened this image.
-            let path = trace.path(x.path)
+            var path = trace.path(x.path)
+            // The program loadprobe ran by a relative path ("./app"): its path (as ld.so's /proc/self/exe gives it).
+            if !path.hasPrefix("/") && cur.imageIndex == 0, let root = rootProgram { path = root }
             let argv = x.argv.map { trace.string($0) }
             if cur.image.isEmpty && phase == .startup {
                 cur.image = path; cur.argv = argv
@@ -453,7 +462,11 @@ private struct ProcessRun {
         case .objclose:
             if !inDelete && phase == .main { phase = .exit }
         case .image:
-            if cur.image.isEmpty { cur.image = trace.path(a.name) }
+            if cur.image.isEmpty {
+                let name = trace.path(a.name)
+                // argv[0] of the program loadprobe ran by a relative path ("./app") or a bare name: its path.
+                cur.image = !name.hasPrefix("/") && cur.imageIndex == 0 && !cur.forkedWithoutExec ? rootProgram ?? name : name
+            }
         }
     }
 
