@@ -329,12 +329,10 @@ public enum Recorder {
         // A relative path the audit library reports (argv[0] "./app", a relative RPATH entry's library) is
         // relative to the working directory the program started in, which is loadprobe's.
         let startDirectory = Proc.readLink("/proc/self/cwd")
-        func absolute(_ path: String) -> String {
-            guard !path.hasPrefix("/"), let cwd = startDirectory else { return path }
-            return LoaderPath.withoutDots(cwd + "/" + path)
+        if summaryFile == nil {
+            writer.onOpened = { [unowned writer] ref in collector.add(Recorder.absolute(writer.string(ref), in: startDirectory)) }
         }
-        if summaryFile == nil { writer.onOpened = { [unowned writer] ref in collector.add(absolute(writer.string(ref))) } }
-        writer.noteOpened(writer.internPath(absolute(plan.path)))
+        writer.noteOpened(writer.internPath(Recorder.absolute(plan.path, in: startDirectory)))
         try writeMeta(writer, options: options, mode: plan.mode, path: plan.path, environment: environment,
                       auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
@@ -536,15 +534,26 @@ public enum Recorder {
     /// its dynamic section), read by the collector's thread while the program
     /// ran, so that a report can run the loader simulation from the trace
     /// alone. What the recording's end waited for it is the trace's "worldNs".
+    /// A relative path the audit library reported, made absolute in the
+    /// directory the program started in (nil: left as it is).
+    static func absolute(_ path: String, in directory: String?) -> String {
+        guard !path.hasPrefix("/"), let directory else { return path }
+        return LoaderPath.withoutDots(directory + "/" + path)
+    }
+
     static func writeWorld(_ writer: TraceWriter, _ collector: WorldCollector) throws {
         let t0 = lp_monotonic_ns()
         var written = 0
         let read = collector.finish()
+        let startDirectory = Proc.readLink("/proc/self/cwd")  // loadprobe's, which the program started in
+        var done = Set<String>()
         for ref in writer.openedFiles {
-            guard let facts = read[writer.string(ref)], let elf = facts.elf else { continue }
+            // Read (and recorded) at its absolute path: the world resolves a relative one against the start directory.
+            let path = absolute(writer.string(ref), in: startDirectory)
+            guard done.insert(path).inserted, let facts = read[path], let elf = facts.elf else { continue }
             func id(_ s: String?) -> UInt32? { s.map { writer.intern($0) } }
             try writer.write(ObjectFacts(
-                path: ref, device: facts.id.device, inode: facts.id.inode, size: facts.size,
+                path: writer.internPath(path), device: facts.id.device, inode: facts.id.inode, size: facts.size,
                 contentHash: facts.contentHash, elfClass: elf.fileClass == .elf64 ? 2 : 1,
                 byteOrder: elf.byteOrder == .littleEndian ? 1 : 2, osABI: elf.osABI, abiVersion: elf.abiVersion,
                 type: elf.type.rawValue, machine: elf.machine.rawValue, isDynamic: elf.isDynamic,
