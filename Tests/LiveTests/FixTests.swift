@@ -184,7 +184,11 @@ struct FixTests {
         try write("#!/bin/sh\necho hi\n", to: dir + "/script")
         let trace = dir + "/true.lpt"
         _ = try run([loadprobe, "-q", "-o", trace, "--", "/bin/true"])
+        // A trace of the program cut short (a killed recording, a copy that stopped): said so.
+        _ = try run([loadprobe, "-q", "-o", dir + "/app.lpt", "--", f.app])
+        try Data(try Data(contentsOf: URL(fileURLWithPath: dir + "/app.lpt")).prefix(16)).write(to: URL(fileURLWithPath: dir + "/cut.lpt"))
         for (argv, words) in [
+            (["shrinkwrap", f.app, "-o", dir + "/o", "--from", dir + "/cut.lpt"], "the trace was cut short: record the program again"),
             (["shrinkwrap", dir + "/missing", "-o", dir + "/o"], "No such file"),
             (["shrinkwrap", dir + "/script", "-o", dir + "/o"], "not an ELF"),
             (["shrinkwrap", f.app, "-o", dir + "/o", "--from", trace], "has no recorded start-up of"),

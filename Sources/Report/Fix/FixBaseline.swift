@@ -68,7 +68,8 @@ public struct FixBaseline: Sendable {
         let candidates = analysis.processes.filter { $0.audited && !$0.image.isEmpty }
         guard let process = candidates.first(where: { FixBaseline.realPath($0.image) == wanted }) else {
             let images = Array(Set(candidates.map(\.image))).sorted().prefix(3).joined(separator: ", ")
-            throw FixError("\(file) has no recorded start-up of \(program)" + (images.isEmpty ? "" : " (it recorded \(images))"))
+            throw FixError("\(file) has no recorded start-up of \(program)" + (images.isEmpty ? "" : " (it recorded \(images))")
+                           + (trace.complete ? "" : "; the trace was cut short: record the program again"))
         }
         guard var input = world.input(for: process) else {
             throw FixError("\(file): the start-up of \(process.image) cannot be simulated (not a dynamically linked glibc program)")
