@@ -162,30 +162,44 @@ enum FixFiles {
 
     enum ExistingView { case none, emptyDirectory, view }
 
-    /// What is at DIR now, refused unless it may be replaced.
-    static func existingView(_ directory: String, overwrite: Bool) throws(FixError) -> ExistingView {
+    /// What is at a view's place: nothing, something not a directory, an
+    /// empty directory, a view `fix view` made (its marker and symlinks only),
+    /// or a directory holding anything else. A symlink is not followed.
+    enum DirectoryState { case none, notDirectory, empty, view, other }
+
+    /// The error (its reason, without the path) when DIR cannot be looked at or listed.
+    static func directoryState(_ directory: String) throws(FixError) -> DirectoryState {
         var st = stat()
         guard lstat(directory, &st) == 0 else {
             if errno == ENOENT { return .none }
-            throw FixError("\(directory): \(String(cString: strerror(errno)))")
+            throw FixError(String(cString: strerror(errno)))
         }
-        guard st.st_mode & S_IFMT == S_IFDIR else {
-            throw FixError("\(directory) exists and is not a directory (a symlink is not followed): give a new or empty directory")
-        }
+        guard st.st_mode & S_IFMT == S_IFDIR else { return .notDirectory }
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dfd >= 0, let entries = FixFiles.entries(dfd) else {
-            throw FixError("\(directory): cannot list it")
-        }
+        guard dfd >= 0, let entries = FixFiles.entries(dfd) else { throw FixError("cannot list it") }
         close(dfd)
-        if entries.isEmpty { return .emptyDirectory }
-        let isView = entries.contains { $0.0 == viewMarker } && entries.allSatisfy { $0.1 || $0.0 == viewMarker }
-        if !overwrite {
-            throw FixError("\(directory) is not empty" + (isView ? " (a view made earlier: --overwrite replaces it)" : "; give a new or empty directory"))
+        if entries.isEmpty { return .empty }
+        return entries.contains { $0.0 == viewMarker } && entries.allSatisfy { $0.1 || $0.0 == viewMarker } ? .view : .other
+    }
+
+    /// What is at DIR now, refused unless it may be replaced.
+    static func existingView(_ directory: String, overwrite: Bool) throws(FixError) -> ExistingView {
+        let state: DirectoryState
+        do throws(FixError) { state = try directoryState(directory) } catch { throw FixError("\(directory): \(error.description)") }
+        switch state {
+        case .none: return .none
+        case .notDirectory:
+            throw FixError("\(directory) exists and is not a directory (a symlink is not followed): give a new or empty directory")
+        case .empty: return .emptyDirectory
+        case .view, .other:
+            if !overwrite {
+                throw FixError("\(directory) is not empty" + (state == .view ? " (a view made earlier: --overwrite replaces it)" : "; give a new or empty directory"))
+            }
+            guard state == .view else {
+                throw FixError("\(directory) is not a view made by loadprobe fix view (no \(viewMarker), or not only symlinks): not replaced, even with --overwrite")
+            }
+            return .view
         }
-        guard isView else {
-            throw FixError("\(directory) is not a view made by loadprobe fix view (no \(viewMarker), or not only symlinks): not replaced, even with --overwrite")
-        }
-        return .view
     }
 
     /// Removes a view directory: its symlinks and marker, then the directory

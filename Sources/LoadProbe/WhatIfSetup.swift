@@ -100,24 +100,21 @@ enum WhatIfSetup {
     static func checkViewDirectory(_ dir: String) throws(Refusal) {
         func refuse(_ why: String) -> Refusal { Refusal(line: "loadprobe: --view-dir \(dir): \(why)", status: 1) }
         if dir == "/" { throw refuse("the view needs a directory of its own") }
-        var st = stat()
-        guard lstat(dir, &st) == 0 else {
-            guard errno == ENOENT else { throw refuse(String(cString: strerror(errno))) }
+        let state: FixFiles.DirectoryState
+        do throws(FixError) { state = try FixFiles.directoryState(dir) } catch { throw refuse(error.description) }
+        switch state {
+        case .none:
+            var st = stat()
             let parent = LoaderPath.directory(dir)
             guard stat(parent, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
                 throw refuse("\(parent) is not a directory: 'fix view' could not make the view there")
             }
-            return
-        }
-        guard st.st_mode & S_IFMT == S_IFDIR else {
+        case .notDirectory:
             throw refuse("exists and is not a directory (a symlink is not followed): give where 'fix view' would make the view (a new or empty directory, or a view it made)")
-        }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard dfd >= 0, let entries = FixFiles.entries(dfd) else { throw refuse("cannot list it") }
-        close(dfd)
-        let isView = entries.contains { $0.0 == FixFiles.viewMarker } && entries.allSatisfy { $0.1 || $0.0 == FixFiles.viewMarker }
-        if !entries.isEmpty && !isView {
+        case .other:
             throw refuse("not empty, and not a view made by 'loadprobe fix view': 'fix view' would not make the view there")
+        case .empty, .view:
+            break
         }
     }
 

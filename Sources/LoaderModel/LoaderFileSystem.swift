@@ -143,6 +143,12 @@ package enum LoaderPath {
         return "/" + parts.joined(separator: "/")
     }
 
+    /// A path made absolute in `directory` (as the kernel resolves a relative
+    /// one against the working directory), without "." and "..".
+    package static func absolute(_ path: String, in directory: String) -> String {
+        withoutDots(path.hasPrefix("/") ? path : join(directory, path))
+    }
+
     /// `name` inside `directory` (one slash between them).
     package static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -52,10 +52,10 @@ public struct LoaderWorld: LoaderFileSystem, Sendable {
     /// Records whether a directory exists (as a stat the run made showed it).
     public mutating func setDirectory(_ path: String, exists: Bool) {
         let p = LoaderWorld.trimmed(path)
-        if exists { directories[p] = true; markParentsExisting(p) } else if directories[p] != true { directories[p] = false }
-        if p.contains("/.") {
-            let w = walked(p)
-            if exists { directories[w] = true } else if directories[w] != true { directories[w] = false }
+        if exists { markParentsExisting(p) }
+        // Known by its path as given and, through "." or "..", as walked.
+        for d in p.contains("/.") ? [p, walked(p)] : [p] {
+            if exists { directories[d] = true } else if directories[d] != true { directories[d] = false }
         }
     }
 

@@ -326,13 +326,8 @@ public enum Recorder {
         if stopped { startNs = lp_monotonic_ns() }  // the program starts when the tracer lets it
         let collector = WorldCollector()
         // The loader's world is read for full traces only (a summary does not carry it).
-        // A relative path the audit library reports (argv[0] "./app", a relative RPATH entry's library) is
-        // relative to the working directory the program started in, which is loadprobe's.
-        let startDirectory = Proc.readLink("/proc/self/cwd")
-        if summaryFile == nil {
-            writer.onOpened = { [unowned writer] ref in collector.add(Recorder.absolute(writer.string(ref), in: startDirectory)) }
-        }
-        writer.noteOpened(writer.internPath(Recorder.absolute(plan.path, in: startDirectory)))
+        if summaryFile == nil { writer.onOpened = { [unowned writer] ref in collector.add(writer.string(ref)) } }
+        writer.noteOpened(writer.internPath(collector.absolute(plan.path)))
         try writeMeta(writer, options: options, mode: plan.mode, path: plan.path, environment: environment,
                       auditLib: plan.auditLibrary, auditDir: plan.auditDir, startNs: startNs, notes: plan.notes)
         try writer.write(ProcessEvent(pid: pid, tid: pid, parent: getpid(), how: .root, timeNs: startNs))
@@ -534,22 +529,14 @@ public enum Recorder {
     /// its dynamic section), read by the collector's thread while the program
     /// ran, so that a report can run the loader simulation from the trace
     /// alone. What the recording's end waited for it is the trace's "worldNs".
-    /// A relative path the audit library reported, made absolute in the
-    /// directory the program started in (nil: left as it is).
-    static func absolute(_ path: String, in directory: String?) -> String {
-        guard !path.hasPrefix("/"), let directory else { return path }
-        return LoaderPath.withoutDots(directory + "/" + path)
-    }
-
     static func writeWorld(_ writer: TraceWriter, _ collector: WorldCollector) throws {
         let t0 = lp_monotonic_ns()
         var written = 0
         let read = collector.finish()
-        let startDirectory = Proc.readLink("/proc/self/cwd")  // loadprobe's, which the program started in
         var done = Set<String>()
         for ref in writer.openedFiles {
             // Read (and recorded) at its absolute path: the world resolves a relative one against the start directory.
-            let path = absolute(writer.string(ref), in: startDirectory)
+            let path = collector.absolute(writer.string(ref))
             guard done.insert(path).inserted, let facts = read[path], let elf = facts.elf else { continue }
             func id(_ s: String?) -> UInt32? { s.map { writer.intern($0) } }
             try writer.write(ObjectFacts(

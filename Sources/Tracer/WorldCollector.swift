@@ -1,3 +1,4 @@
+import SystemLayer
 import LoaderModel
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,10 @@ final class WorldCollector: @unchecked Sendable {
     private var closing = false
     private var thread = pthread_t()
     private var started = false
+    /// The directory the program started in (loadprobe's): a relative path the
+    /// audit library reports (argv[0] "./app", a library found through a
+    /// relative RPATH entry) is relative to it.
+    private let startDirectory = Proc.readLink("/proc/self/cwd")
 
     init() {
         pthread_mutex_init(&mutex, nil)
@@ -34,8 +39,15 @@ final class WorldCollector: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    /// A file seen opened (an absolute path; others are not the loader's).
-    func add(_ path: String) {
+    /// Where the collector reads a file named by `path`, and the path its OBJECT record gives.
+    func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let startDirectory else { return path }
+        return LoaderPath.absolute(path, in: startDirectory)
+    }
+
+    /// A file seen opened.
+    func add(_ name: String) {
+        let path = absolute(name)
         guard path.hasPrefix("/") else { return }
         pthread_mutex_lock(&mutex)
         queue.append(path)

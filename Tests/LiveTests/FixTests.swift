@@ -205,7 +205,7 @@ struct FixTests {
     @Test("$ORIGIN: a copy in another directory keeps finding what the program dlopens through its $ORIGIN RUNPATH")
     func origin() throws {
         let dir = try scratchDir("origin")
-        for d in ["pkg/bin", "pkg/lib", "out"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["pkg/bin", "pkg/lib", "out"])
         try write("int dep_value(void) { return 4; }\n", to: dir + "/dep.c")
         try gcc(["-shared", "-fPIC", "-Wl,-soname,libdep.so", "-o", dir + "/pkg/lib/libdep.so", dir + "/dep.c"])
         try write("int plug_value(void) { return 50; }\n", to: dir + "/plug.c")
@@ -289,17 +289,25 @@ struct FixTests {
     }
 
     /// The calls a trace records, from `report --format json`.
-    func recordedCalls(_ trace: String) throws -> Int {
-        let r = try run([loadprobe, "report", "--format", "json", trace])
-        let d = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
-        let s = (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "recorded" }!
-        return s["operations"] as! Int
+    func recordedCalls(_ trace: String) throws -> Int { try scenarioOperations(trace)["recorded"]! }
+
+    /// The directories `names` inside `dir`, with their parents.
+    func makeDirectories(_ dir: String, _ names: [String]) throws {
+        for d in names { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+    }
+
+    /// Each scenario's operations in `report --format json TRACE EXTRA…`, by name.
+    func scenarioOperations(_ trace: String, _ extra: [String] = [], cwd: String? = nil) throws -> [String: Int] {
+        let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", trace] + extra, cwd: cwd).stdout) as! [String: Any]
+        var out: [String: Int] = [:]
+        for s in d["scenarios"] as! [[String: Any]] { out[s["name"] as! String] = s["operations"] as? Int }
+        return out
     }
 
     @Test("$ORIGIN through '.' and '..': a program run as bin/./app, and a view whose library's $ORIGIN/../lib2 goes through the view directory: predicted, fixed and tried agree")
     func originThroughDots() throws {
         let dir = try scratchDir("origin-dots")
-        for d in ["bin", "lib", "lib2"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["bin", "lib", "lib2"])
         try write("int b(void) { return 5; }\n", to: dir + "/b.c")
         try gcc(["-shared", "-fPIC", "-o", dir + "/lib2/libb.so", dir + "/b.c"])
         try write("int b(void);\nint a(void) { return b() + 1; }\n", to: dir + "/a.c")
@@ -307,10 +315,6 @@ struct FixTests {
         try write("#include <stdio.h>\nint a(void);\nint main(void) { printf(\"%d\\n\", a()); return 0; }\n", to: dir + "/m.c")
         try gcc([dir + "/m.c", "-o", dir + "/bin/app", "-L" + dir + "/lib", "-la", "-Wl,-rpath-link," + dir + "/lib2",
                  "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../nolib:$ORIGIN/../lib"])
-        func scenario(_ trace: String, _ name: String, _ extra: [String] = []) throws -> Int? {
-            let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", trace] + extra).stdout) as! [String: Any]
-            return (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == name }?["operations"] as? Int
-        }
         // Run as bin/./app from the directory: ld.so's $ORIGIN is the directory of /proc/self/exe, without the dot.
         let dotted = try run([loadprobe, "-q", "-o", dir + "/dot.lpt", "--", "bin/./app"], cwd: dir)
         #expect(dotted.stdoutText == "6\n", "\(dotted.stderrText)")
@@ -324,7 +328,7 @@ struct FixTests {
         #expect(try run([loadprobe, "-q", "-o", dir + "/view.lpt", "--", dir + "/bin/app.view"]).stdoutText == "6\n")
         let tried = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "view", "--view-dir", view, "--from", dir + "/dot.lpt", "--", "bin/./app"], cwd: dir)
         #expect(tried.status == 0 && tried.stdoutText == "6\n", "\(tried.stderrText)")
-        let predicted = try scenario(dir + "/dot.lpt", "view", ["--view-dir", view])
+        let predicted = try scenarioOperations(dir + "/dot.lpt", ["--view-dir", view])["view"]
         let applied = try recordedCalls(dir + "/view.lpt"), whatIf = try recordedCalls(dir + "/w.lpt")
         // The view copy's RUNPATH has no $ORIGIN: ld.so no longer reads /proc/self/exe. The unchanged program
         // under the what-if still does (at start, before any search): its one call more.
@@ -336,7 +340,7 @@ struct FixTests {
     @Test("fix view links the library ld.so would take for a later dlopen, not a file of another machine earlier on the path")
     func viewSkipsForeignFiles() throws {
         let dir = try scratchDir("view-foreign")
-        for d in ["d1", "d2", "lib"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["d1", "d2", "lib"])
         try write("int bar(void) { return 9; }\n", to: dir + "/bar.c")
         try gcc(["-shared", "-fPIC", "-o", dir + "/d2/libbar.so", dir + "/bar.c"])
         // The same library for another machine (e_machine made aarch64) earlier on the path: ld.so skips it.
@@ -369,7 +373,7 @@ struct FixTests {
     @Test("bind where two objects ask for a library by a name that is not its soname: predicted, tried and a real bind (patchelf) make the same calls")
     func bindAliasTwice() throws {
         let dir = try scratchDir("bind-alias")
-        for d in ["foo", "bar", "bind"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["foo", "bar", "bind"])
         try write("int foo(void) { return 4; }\n", to: dir + "/foo.c")
         try gcc(["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o", dir + "/foo/libfoo.so.1.0", dir + "/foo.c"])
         try write("int foo(void);\nint bar(void) { return foo() + 1; }\n", to: dir + "/bar.c")
@@ -393,8 +397,7 @@ struct FixTests {
         #expect(try run([loadprobe, "-q", "-o", dir + "/bind.lpt", "--", dir + "/app.bind"]).stdoutText == "45\n")
         let tried = try run([loadprobe, "-q", "-o", dir + "/w.lpt", "--what-if", "bind", "--from", dir + "/app.lpt", "--", dir + "/app"])
         #expect(tried.stdoutText == "45\n")
-        let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", dir + "/app.lpt"]).stdout) as! [String: Any]
-        let predicted = (d["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "bind" }?["operations"] as? Int
+        let predicted = try scenarioOperations(dir + "/app.lpt")["bind"]
         let applied = try recordedCalls(dir + "/bind.lpt"), whatIf = try recordedCalls(dir + "/w.lpt")
         #expect(predicted == applied && whatIf == applied, "predicted \(predicted ?? -1), applied \(applied), tried \(whatIf)")
     }
@@ -442,7 +445,7 @@ struct FixTests {
     @Test("--what-if view where a search left to ld.so misses in the directories an answered one missed in first (a library's own RPATH; LD_LIBRARY_PATH): the fixed view's calls")
     func whatIfViewSharedMisses() throws {
         let dir = try scratchDir("wi-shared")
-        for d in ["a", "b", "c", "q"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["a", "b", "c", "q"])
         try write("int b_value(void) { return 2; }\n", to: dir + "/b.c")
         try gcc(["-shared", "-fPIC", "-Wl,-soname,libb.so", "-o", dir + "/b/libb.so", dir + "/b.c"])
         try write("int q_value(void) { return 3; }\n", to: dir + "/q.c")
@@ -476,7 +479,7 @@ struct FixTests {
     @Test("--what-if view on an RPATH-only program whose library inherits the RPATH: the fixed view's calls, the view directory's own lookups included")
     func whatIfViewInheritedRpath() throws {
         let dir = try scratchDir("wi-rpath")
-        for d in ["a", "b", "c", "d", "e"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["a", "b", "c", "d", "e"])
         try write("int b_value(void) { return 2; }\n", to: dir + "/b.c")
         try gcc(["-shared", "-fPIC", "-Wl,-soname,libb.so", "-o", dir + "/b/libb.so", dir + "/b.c"])
         // liba has no search path of its own: it finds libb through the program's RPATH.
@@ -551,10 +554,7 @@ struct FixTests {
         let dir = try scratchDir("audit-only")
         _ = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np.lpt", "--", f.app])
         _ = try run([loadprobe, "-q", "-o", dir + "/full.lpt", "--", f.app])
-        let r = try run([loadprobe, "report", "--format", "json", dir + "/np.lpt"])
-        let d = try JSONSerialization.jsonObject(with: r.stdout) as! [String: Any]
-        var ops: [String: Int] = [:]
-        for s in d["scenarios"] as! [[String: Any]] { ops[s["name"] as! String] = s["operations"] as? Int }
+        let ops = try scenarioOperations(dir + "/np.lpt")
         #expect(ops["recorded"]! > 0 && ops["shrinkwrap"]! < ops["recorded"]!, "\(ops)")
         // Near the full trace's count: without system calls the trace does not say which hwcaps subdirectories
         // exist, so the model probes a few the full run knew missing.
@@ -565,9 +565,7 @@ struct FixTests {
         // to the same figures, and a what-if can be made from it.
         let appDir = (f.app as NSString).deletingLastPathComponent, appName = (f.app as NSString).lastPathComponent
         _ = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np-rel.lpt", "--", "./" + appName], cwd: appDir)
-        let rel = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", dir + "/np-rel.lpt"]).stdout) as! [String: Any]
-        var relOps: [String: Int] = [:]
-        for s in rel["scenarios"] as! [[String: Any]] { relOps[s["name"] as! String] = s["operations"] as? Int }
+        let relOps = try scenarioOperations(dir + "/np-rel.lpt")
         #expect(relOps["recorded"] == ops["recorded"] && relOps["shrinkwrap"] == ops["shrinkwrap"], "relative \(relOps), absolute \(ops)")
         let fromRelative = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np-rel-w.lpt", "--what-if", "shrinkwrap", "--from", dir + "/np-rel.lpt",
                                     "--", "./" + appName], cwd: appDir)
@@ -577,8 +575,7 @@ struct FixTests {
         for scenario in ["shrinkwrap", "bind", "view"] {
             let out = dir + "/np-\(scenario).lpt"
             _ = try run([loadprobe, "--no-ptrace", "-q", "-o", out, "--what-if", scenario, "--from", dir + "/full.lpt", "--", f.app])
-            let w = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", out]).stdout) as! [String: Any]
-            let recorded = (w["scenarios"] as! [[String: Any]]).first { $0["name"] as? String == "recorded" }?["operations"] as? Int
+            let recorded = try scenarioOperations(out)["recorded"]
             #expect(recorded == ops[scenario], "\(scenario): what-if modeled at \(recorded ?? -1), predicted \(ops[scenario]!), unchanged \(ops["recorded"]!)")
         }
     }
@@ -586,7 +583,7 @@ struct FixTests {
     @Test("an audit-only what-if: only the answered program is priced in the fixed world, not a program it runs")
     func auditOnlyWhatIfChild() throws {
         let dir = try scratchDir("audit-only-child")
-        for d in ["lib", "e1", "e2", "e3"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["lib", "e1", "e2", "e3"])
         try write("int v(void) { return 7; }\n", to: dir + "/v.c")
         try gcc(["-shared", "-fPIC", "-o", dir + "/lib/libv.so", dir + "/v.c"])
         let runpath = "-Wl,--enable-new-dtags,-rpath," + ["e1", "e2", "e3", "lib"].map { dir + "/" + $0 }.joined(separator: ":")
@@ -605,13 +602,7 @@ struct FixTests {
         _ = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/np.lpt", "--", dir + "/p"])
         let tried = try run([loadprobe, "--no-ptrace", "-q", "-o", dir + "/w.lpt", "--what-if", "shrinkwrap", "--from", dir + "/full.lpt", "--", dir + "/p"])
         #expect(tried.stdoutText == "parent 7\nchild 7\n", "\(tried.stderrText)")
-        func ops(_ t: String) throws -> [String: Int] {
-            let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", t]).stdout) as! [String: Any]
-            var out: [String: Int] = [:]
-            for s in d["scenarios"] as! [[String: Any]] { out[s["name"] as! String] = s["operations"] as? Int }
-            return out
-        }
-        let np = try ops(dir + "/np.lpt"), w = try ops(dir + "/w.lpt")
+        let np = try scenarioOperations(dir + "/np.lpt"), w = try scenarioOperations(dir + "/w.lpt")
         // The two programs load the same library through the same RUNPATH: each is half of every figure. The
         // shrinkwrap prediction fixes both; the what-if fixed the parent alone, the child's search is still in it.
         #expect(np["shrinkwrap"]! < np["recorded"]! && w["recorded"]! == (np["recorded"]! + np["shrinkwrap"]!) / 2, "unchanged \(np), what-if \(w)")
@@ -660,7 +651,7 @@ struct FixTests {
     @Test("relative RPATH entries (relative to the working directory): the what-ifs answer every library search, the shrinkwrapped copy runs from anywhere")
     func relativeRpath() throws {
         let dir = try scratchDir("relative")
-        for d in ["pkgs/a", "pkgs/b", "pkgs/c"] { try FileManager.default.createDirectory(atPath: dir + "/" + d, withIntermediateDirectories: true) }
+        try makeDirectories(dir, ["pkgs/a", "pkgs/b", "pkgs/c"])
         try write("int a_value(void) { return 1; }\n", to: dir + "/a.c")
         try gcc(["-shared", "-fPIC", "-Wl,-soname,liba.so", "-o", dir + "/pkgs/b/liba.so", dir + "/a.c"])
         try write("int a_value(void);\nint main(void) { return a_value() + 4; }\n", to: dir + "/m.c")
@@ -682,14 +673,8 @@ struct FixTests {
         // Recorded through the audit library alone (ld.so names the library by its relative path): the model still
         // has the library, so the start-up is modeled as it ran (not as a failure) and the fixes show their gain.
         _ = try run([loadprobe, "--no-ptrace", "-q", "-o", "np.lpt", "--", "./app"], cwd: dir)
-        var ops: [String: Int] = [:]
-        for name in ["app.lpt", "np.lpt"] {
-            let d = try JSONSerialization.jsonObject(with: try run([loadprobe, "report", "--format", "json", name], cwd: dir).stdout) as! [String: Any]
-            for s in d["scenarios"] as! [[String: Any]] where s["name"] as? String == "recorded" || s["name"] as? String == "shrinkwrap" {
-                ops[name + " " + (s["name"] as! String)] = s["operations"] as? Int
-            }
-        }
-        let full = ops["app.lpt recorded"]!, modeled = ops["np.lpt recorded"]!
-        #expect(Double(abs(full - modeled)) <= 0.3 * Double(full) && ops["np.lpt shrinkwrap"]! * 2 < modeled, "\(ops)")
+        let app = try scenarioOperations("app.lpt", cwd: dir), np = try scenarioOperations("np.lpt", cwd: dir)
+        let full = app["recorded"]!, modeled = np["recorded"]!
+        #expect(Double(abs(full - modeled)) <= 0.3 * Double(full) && np["shrinkwrap"]! * 2 < modeled, "full \(app), audit-only \(np)")
     }
 }

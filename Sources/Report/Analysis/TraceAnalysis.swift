@@ -121,8 +121,7 @@ private struct AttributionBuilder {
             proc.cur.calls.reserveCapacity(syscalls)
             proc.pythonPath = pythonPath
             if k == 0, info?.how != .fork, let program = trace.meta(.program) {
-                let full = program.hasPrefix("/") ? program : (trace.meta(.cwd) ?? "/") + "/" + program
-                proc.rootProgram = LoaderPath.withoutDots(full)
+                proc.rootProgram = LoaderPath.absolute(program, in: trace.meta(.cwd) ?? "/")
             }
             proc.listedDirectories = Set(listed.map { trace.path($0) })
             adviseHugePages(&proc.cur.calls)

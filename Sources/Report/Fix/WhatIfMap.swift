@@ -205,7 +205,7 @@ public struct WhatIfMap: Sendable {
     /// `missKey`), ld.so makes that first miss and stat itself, and the steps
     /// leave them out; so with ld.so.cache, read once per load (`group`) by
     /// whichever search consults it first.
-    static func steps(_ attempts: [SearchAttempt], group: Int = 0, missedElsewhere: Set<String> = [], world: LoaderWorld? = nil) -> [Step]? {
+    static func steps(_ attempts: [SearchAttempt], group: Int, missedElsewhere: Set<String>, world: LoaderWorld) -> [Step]? {
         var steps: [Step] = []
         for a in attempts {
             switch a.outcome {
@@ -220,9 +220,7 @@ public struct WhatIfMap: Sendable {
                 if a.cost.statPath > 0 && missedElsewhere.contains(missKey(searchDirectory(of: a), a.subdirectory)) {
                     // ld.so's own search makes this directory's first miss and stat: a subdirectory (or directory)
                     // found missing is not tried again, one that exists is, by every search.
-                    var exists = false
-                    if let world, case .directory = world.stat(probed) { exists = true }
-                    if exists && a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
+                    if world.stat(probed) == .directory && a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }
                     continue
                 }
                 if a.cost.openat > 0 { steps.append(.open(a.path, a.origin)) }

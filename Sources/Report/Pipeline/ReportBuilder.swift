@@ -351,8 +351,7 @@ public struct ReportBuilder {
         // An audit-only what-if: its start-up made the fixed program's lookups (audit-lib/README.md, "What-if").
         let whatIf = auditOnly ? ReportBuilder.whatIfTransform(analysis.trace) : nil
         // Only the recorded program's image is answered (the map names it); the programs it runs are not.
-        let audited = analysis.processes.filter(\.audited)
-        let answeredImage = (audited.first { $0.image == analysis.trace.meta(.program) } ?? audited.first)?.image
+        let answeredImage = whatIf == nil ? nil : WhatIfSummary.answeredProcess(analysis)?.image
         if whatIf != nil && sims.contains(where: { $0 != nil }) { pricing.modeledWhatIf += groups[g].count }
         for (pi, sim) in sims.enumerated() {
             if let sim { pricing.modelCheck.add(sim.check(analysis.processes[pi]), times: groups[g].count) } else { pricing.modelCheck.unsimulated += groups[g].count }

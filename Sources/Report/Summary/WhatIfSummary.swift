@@ -25,9 +25,7 @@ public struct WhatIfSummary: Sendable, Equatable {
         guard let description = trace.meta(.whatIf) else { return nil }
         self.description = description
         entries = trace.meta(.whatIfEntries).flatMap { Int($0) }
-        let program = trace.meta(.program)
-        let audited = analysis.processes.filter(\.audited)
-        let root = audited.first { $0.image == program } ?? audited.first
+        let root = WhatIfSummary.answeredProcess(analysis)
         image = root?.image ?? ""
         let paths = Set(trace.metaAll(.whatIfPath))
         answered = 0
@@ -35,6 +33,13 @@ public struct WhatIfSummary: Sendable, Equatable {
         for s in root?.searches ?? [] {
             if !s.isAbsolute { ranNormally += 1 } else if paths.contains(s.name) { answered += 1 }
         }
+    }
+
+    /// The process whose image the map answered: the recorded program's
+    /// (the root's), else the first audited one.
+    static func answeredProcess(_ analysis: TraceAnalysis) -> ProcessAnalysis? {
+        let audited = analysis.processes.filter(\.audited)
+        return audited.first { $0.image == analysis.trace.meta(.program) } ?? audited.first
     }
 
     /// The scenario's name (the description's first word).
